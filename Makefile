@@ -1,0 +1,38 @@
+# `make demo` and `make test` are the whole set-up on a fresh machine: each creates
+# .venv from requirements.txt when it is missing (or older than the pins).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-requirements
+
+DEMO_CONFIG := config.demo_googlenet_config
+DEMO_OUT    := output/demo
+
+.PHONY: venv demo test lint bench clean-demo
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) build_demo_dataset.py --config $(DEMO_CONFIG)
+	$(PY) build_imagenet.py --config $(DEMO_CONFIG)
+	$(PY) train_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet
+	$(PY) test_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet --epoch last
+	$(PY) plot_log.py --checkpoints $(DEMO_OUT) --prefix googlenet
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean-demo:
+	rm -rf datasets/digits $(DEMO_OUT)
