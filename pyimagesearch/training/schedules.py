@@ -121,13 +121,16 @@ def build_lr_scheduler(spec: ScheduleSpec, updates_per_epoch: int) -> mx.lr_sche
     schedule = spec.schedule
     warmup = {}
     if spec.warmup is not None:
-        warmup = {"warmup_steps": spec.warmup.updates, "warmup_begin_lr": spec.warmup.begin_lr,
-                  "warmup_mode": spec.warmup.mode}
+        # MXNet warms up while num_update < warmup_steps, and counts updates from 1.
+        warmup = {"warmup_steps": spec.warmup.updates + 1,
+                  "warmup_begin_lr": spec.warmup.begin_lr, "warmup_mode": spec.warmup.mode}
     if isinstance(schedule, EpochTable):
         if warmup:
             raise ValueError("a warm-up is not supported with an epoch table; use MultiStep")
         table = dict(schedule.table)
-        if table.get(0) != spec.base_lr:
+        if 0 not in table:
+            raise ValueError(f"learning-rate table {table} must start at epoch 0")
+        if table[0] != spec.base_lr:
             raise ValueError(f"learning-rate table {table} must start at base_lr {spec.base_lr}")
         scheduler: mx.lr_scheduler.LRScheduler = EpochTableScheduler(table, updates_per_epoch)
     elif isinstance(schedule, StepDecay):

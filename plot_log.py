@@ -1,0 +1,12 @@
+"""Plot rank-1, rank-5 and loss of a whole run, restarts stitched and marked.
+
+    python plot_log.py --checkpoints output/checkpoints --prefix googlenet
+    python plot_log.py --logs training_0.log training_25.log --prefix book_googlenet
+"""
+
+import sys
+
+from pyimagesearch.plots import plot_main
+
+if __name__ == "__main__":
+    sys.exit(plot_main())

@@ -1,0 +1,171 @@
+"""Record iterators for training and evaluation, and the checks made before creating them.
+
+MXNet's C++ iterator aborts the process on some bad inputs and cannot be caught from
+Python, so everything that can be checked from Python (files present, manifest counts,
+mean, image size against the crop) is checked first, with a message that says what to
+rebuild.
+
+A new training iterator is created for every epoch with seeds derived from the epoch:
+a re-created ``ImageRecordIter`` replays its first shuffle, so seeding by epoch is what
+makes a resumed run see the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import mxnet as mx
+
+from pyimagesearch.config import ConfigError, config_name
+
+logger = logging.getLogger(__name__)
+
+# The keys of AUGMENTATION that are passed to ImageRecordIter as they are.
+AUGMENTATION_KEYS = frozenset({
+    "rand_crop", "rand_mirror", "max_rotate_angle", "max_shear_ratio", "max_aspect_ratio",
+    "min_aspect_ratio", "random_resized_crop", "min_random_area", "max_random_area",
+    "max_random_scale", "min_random_scale", "brightness", "contrast", "saturation",
+    "pca_noise", "random_h", "random_s", "random_l", "pad", "fill_value", "inter_method",
+})
+SPLITS = ("train", "val", "test")
+
+
+class DataError(RuntimeError):
+    """Records, their manifest or the mean are missing or do not fit the config."""
+
+
+@dataclass(frozen=True)
+class RecordSplit:
+    rec: str
+    idx: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the training core needs to know about a built dataset."""
+
+    splits: dict[str, RecordSplit]
+    mean: dict[str, float]
+    image_size: int
+    manifest_file: str
+    manifest: dict[str, Any]
+
+
+def _rebuild_hint(config: ModuleType) -> str:
+    return f"build it with: python build_imagenet.py --config {config_name(config)}"
+
+
+def _load_mean(path: str, config: ModuleType) -> dict[str, float]:
+    try:
+        with open(path) as handle:
+            mean = json.load(handle)
+        return {channel: float(mean[channel]) for channel in ("R", "G", "B")}
+    except FileNotFoundError:
+        raise DataError(f"mean file {path} is missing; {_rebuild_hint(config)}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"mean file {path} is not a JSON object with numbers R, G, B ({exc}); "
+                        f"{_rebuild_hint(config)}") from exc
+
+
+def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
+    """Check that the records of ``splits`` exist and suit the config, before any C++ iterator.
+
+    The manifest written by ``build_imagenet.py`` gives the record counts (the number of
+    updates per epoch depends on them) and the size images were stored at.
+    """
+    from pyimagesearch.data.manifest import load_manifest, manifest_path
+
+    manifest_file = str(manifest_path(config))
+    try:
+        manifest = load_manifest(config)
+    except FileNotFoundError:
+        raise DataError(f"dataset manifest {manifest_file} is missing; "
+                        f"{_rebuild_hint(config)}") from None
+    except Exception as exc:
+        raise DataError(f"{exc}; {_rebuild_hint(config)}") from exc
+    records = {"train": (config.TRAIN_MX_REC, "TRAIN_MX_REC"),
+               "val": (config.VAL_MX_REC, "VAL_MX_REC"),
+               "test": (config.TEST_MX_REC, "TEST_MX_REC")}
+    found: dict[str, RecordSplit] = {}
+    for split in splits:
+        rec, field = records[split]
+        idx = str(Path(rec).with_suffix(".idx"))
+        for path in (rec, idx):
+            if not Path(path).is_file():
+                raise DataError(f"{split} records {path} ({field}) are missing; "
+                                f"{_rebuild_hint(config)}")
+        try:
+            count = int(manifest["splits"][split]["written"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{manifest_file} has no record count for split {split!r}; "
+                            f"{_rebuild_hint(config)}") from None
+        if count < 1:
+            raise DataError(f"{split} records {rec} are empty; {_rebuild_hint(config)}")
+        found[split] = RecordSplit(rec=rec, idx=idx, count=count)
+    image_size = int(manifest.get("resize", 0))
+    if image_size < config.INPUT_SIZE:
+        raise DataError(
+            f"records in {Path(manifest_file).parent} store images with shorter side "
+            f"{image_size} px, smaller than the {config.INPUT_SIZE} px crop (INPUT_SIZE); "
+            f"rebuild them with RESIZE >= {config.INPUT_SIZE}: python build_imagenet.py "
+            f"--config {config_name(config)}")
+    mean = _load_mean(config.DATASET_MEAN, config)
+    return DatasetInfo(splits=found, mean=mean, image_size=image_size,
+                       manifest_file=manifest_file, manifest=manifest)
+
+
+def augmentation(config: ModuleType) -> dict[str, Any]:
+    settings = dict(getattr(config, "AUGMENTATION", {}))
+    unknown = sorted(set(settings) - AUGMENTATION_KEYS)
+    if unknown:
+        raise ConfigError(f"config {config_name(config)}: unknown AUGMENTATION keys {unknown}; "
+                          f"known: {sorted(AUGMENTATION_KEYS)}")
+    return settings
+
+
+def updates_per_epoch(num_records: int, batch_size: int) -> int:
+    """Batches in one epoch: the last one is topped up by wrapping around (round_batch)."""
+    return math.ceil(num_records / batch_size)
+
+
+def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType,
+            batch_size: int) -> dict[str, Any]:
+    size = config.INPUT_SIZE
+    return {
+        "path_imgrec": split.rec, "path_imgidx": split.idx,
+        "data_shape": (3, size, size), "batch_size": batch_size,
+        "mean_r": info.mean["R"], "mean_g": info.mean["G"], "mean_b": info.mean["B"],
+        "preprocess_threads": int(getattr(config, "DECODE_THREADS", 2)),
+        # round_batch fills the last batch with images from the start of the set and
+        # reports how many in batch.pad, instead of uninitialised memory.
+        "round_batch": True,
+        "verbose": False,
+    }
+
+
+def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, epoch: int,
+                      seed: int, num_parts: int = 1, part_index: int = 0) -> mx.io.DataIter:
+    """Shuffled, augmented training batches for ``epoch`` (seeded by epoch, see module doc)."""
+    params = _common(info.splits["train"], info, config, batch_size)
+    params.update(augmentation(config))
+    params.update(shuffle=True, seed=seed + 7919 * epoch, seed_aug=seed + 104729 * epoch,
+                  num_parts=num_parts, part_index=part_index)
+    return mx.io.ImageRecordIter(**params)
+
+
+def evaluation_iterator(config: ModuleType, info: DatasetInfo, split: str,
+                        batch_size: int) -> mx.io.DataIter:
+    """Center-cropped, un-augmented batches in record order (``batch.pad`` marks wrap-around)."""
+    if split not in info.splits:
+        raise DataError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
+    params = _common(info.splits[split], info, config, batch_size)
+    params.update(shuffle=False)
+    # Padding settings (CIFAR's 4-pixel pad) belong to the random crop only.
+    return mx.io.ImageRecordIter(**params)

@@ -1,0 +1,55 @@
+"""Rank-1 / rank-5 / cross-entropy of a network on a record split, counting exactly N images."""
+
+from __future__ import annotations
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from pyimagesearch.training.metrics import MetricTotals, batch_sums
+
+
+class EvaluationError(RuntimeError):
+    """The number of images scored differs from the number the records hold."""
+
+
+def split_batch(batch: mx.io.DataBatch, contexts: list[mx.Context]
+                ) -> tuple[list[mx.nd.NDArray], list[mx.nd.NDArray]]:
+    data = gluon.utils.split_and_load(batch.data[0], contexts, even_split=False)
+    labels = gluon.utils.split_and_load(batch.label[0], contexts, even_split=False)
+    return data, labels
+
+
+def evaluate(net: gluon.Block, data_iter: mx.io.DataIter, contexts: list[mx.Context],
+             num_images: int | None = None) -> dict[str, float]:
+    """Score ``net`` on every image of a freshly created ``data_iter`` once.
+
+    The iterator must be new: ``ImageRecordIter.reset()`` drops the batch it already
+    prefetched, and after a wrapped last batch the next pass starts mid-set. It tops up
+    its last batch by wrapping around and reports how many rows are such padding
+    (``batch.pad``); those rows are run (the batch shape stays static) but not scored.
+    When ``num_images`` is given the count must match it exactly.
+    """
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    totals = MetricTotals()
+    pending: list[mx.nd.NDArray] = []
+    for batch in data_iter:
+        data, labels = split_batch(batch, contexts)
+        valid_total = batch.data[0].shape[0] - (batch.pad or 0)
+        offset = 0
+        for x, y in zip(data, labels):
+            valid = int(np.clip(valid_total - offset, 0, x.shape[0]))
+            offset += x.shape[0]
+            if valid == 0:
+                continue
+            outputs = net(x)
+            pending.append(batch_sums(outputs, y, loss_fn(outputs, y), valid))
+            totals.count += valid
+    for sums in pending:
+        totals.sums += sums.asnumpy()
+    if num_images is not None and totals.count != num_images:
+        raise EvaluationError(f"scored {totals.count} images where the records hold "
+                              f"{num_images}")
+    result = totals.result()
+    result["images"] = totals.count
+    return result

@@ -1,0 +1,206 @@
+"""Per-epoch checkpoints: MXNet's standard files plus optimizer state and a JSON manifest.
+
+For epoch N, in the checkpoint folder:
+
+- ``NAME-symbol.json`` and ``NAME-%04d.params``, exactly what ``HybridBlock.export``
+  writes, so ``mx.model.load_checkpoint``, ``gluon.SymbolBlock.imports`` and MXNet's
+  ONNX exporter read them;
+- ``NAME-%04d.states``, the optimizer's arrays (see ``optimizers``, no pickle);
+- ``NAME-%04d.json``, the manifest: epoch, update count, learning rate, metrics, the
+  config snapshot, and every file with its size and SHA-256.
+
+Every file is written under a temporary name in the same folder, flushed to disk and
+renamed into place; the manifest goes last, so a checkpoint without its manifest (a
+crash mid-save) is never taken for a complete one. Checkpoint N holds the weights after
+N epochs, which is where ``--start-epoch N`` resumes, as in the book.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+from pyimagesearch.training.optimizers import load_optimizer_state, save_optimizer_state
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupt or does not fit the run."""
+
+
+def _paths(folder: Path, prefix: str, epoch: int) -> dict[str, Path]:
+    return {
+        "symbol": folder / f"{prefix}-symbol.json",
+        "params": folder / f"{prefix}-{epoch:04d}.params",
+        "states": folder / f"{prefix}-{epoch:04d}.states",
+        "manifest": folder / f"{prefix}-{epoch:04d}.json",
+    }
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _commit(temporary: Path, final: Path) -> None:
+    _fsync_file(temporary)
+    os.replace(temporary, final)
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
+
+
+def check_finite(net: gluon.Block) -> list[str]:
+    """Names of parameters holding NaN or infinity (checked on the first device's copy)."""
+    return [name for name, param in net.collect_params().items()
+            if not np.isfinite(param.list_data()[0].asnumpy()).all()]
+
+
+def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str | Path,
+                    prefix: str, epoch: int, info: dict[str, Any]) -> Path:
+    """Write checkpoint ``epoch`` atomically; return its manifest path.
+
+    ``net`` must be hybridized and have run forward once (``export`` needs the graph).
+    Refuses to save non-finite weights: a broken checkpoint would poison every resume.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    broken = check_finite(net)
+    if broken:
+        raise CheckpointError(f"not saving epoch {epoch}: non-finite values in "
+                              f"{', '.join(broken[:5])}")
+    final = _paths(folder, prefix, epoch)
+    stem = folder / f".{prefix}.tmp{os.getpid()}"
+    temporary = _paths(stem.parent, stem.name, epoch)
+    try:
+        net.export(str(stem), epoch=epoch)
+        counters = save_optimizer_state(trainer, str(temporary["states"]))
+        for kind in ("symbol", "params", "states"):
+            _commit(temporary[kind], final[kind])
+        manifest = {
+            "format": FORMAT_VERSION,
+            "epoch": epoch,
+            "prefix": prefix,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "optimizer_state": counters,
+            "files": {kind: _file_entry(final[kind]) for kind in ("symbol", "params", "states")},
+            **info,
+        }
+        with open(temporary["manifest"], "w") as handle:
+            json.dump(manifest, handle, indent=2, sort_keys=True)
+        _commit(temporary["manifest"], final["manifest"])
+        _fsync_dir(folder)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+    return final["manifest"]
+
+
+def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
+    """Epochs with a complete checkpoint (a manifest and every file it names)."""
+    folder = Path(folder)
+    epochs = []
+    for manifest in folder.glob(f"{prefix}-[0-9][0-9][0-9][0-9].json"):
+        epoch = int(manifest.stem.rsplit("-", 1)[1])
+        if all(path.exists() for path in _paths(folder, prefix, epoch).values()):
+            epochs.append(epoch)
+    return sorted(epochs)
+
+
+def latest_checkpoint(folder: str | Path, prefix: str) -> int | None:
+    epochs = list_checkpoints(folder, prefix)
+    return epochs[-1] if epochs else None
+
+
+def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
+    """``epoch`` as a number, where ``"last"`` means the newest complete checkpoint."""
+    if str(epoch) == "last":
+        latest = latest_checkpoint(folder, prefix)
+        if latest is None:
+            raise CheckpointError(f"no complete checkpoint of {prefix!r} in {folder}")
+        return latest
+    return int(epoch)
+
+
+def read_manifest(folder: str | Path, prefix: str, epoch: int,
+                  verify: bool = True) -> dict[str, Any]:
+    """The manifest of checkpoint ``epoch``, its files checked against their SHA-256."""
+    folder = Path(folder)
+    paths = _paths(folder, prefix, epoch)
+    if not paths["manifest"].exists():
+        existing = list_checkpoints(folder, prefix)
+        listing = ", ".join(str(e) for e in existing) if existing else "none"
+        raise CheckpointError(f"no checkpoint {paths['manifest'].name} in {folder}; "
+                              f"complete checkpoints of {prefix!r} there: {listing}")
+    try:
+        with open(paths["manifest"]) as handle:
+            manifest = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{paths['manifest']}: unreadable manifest ({exc})") from exc
+    if verify:
+        for kind, entry in manifest["files"].items():
+            path = folder / entry["file"]
+            if not path.exists():
+                raise CheckpointError(f"{paths['manifest']}: {kind} file {path} is missing")
+            if path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+                raise CheckpointError(f"{path} does not match its checksum in "
+                                      f"{paths['manifest'].name}: the file changed or is "
+                                      f"damaged")
+    return manifest
+
+
+def load_exported_params(net: gluon.Block, path: str | Path) -> None:
+    """Load an ``export``-ed ``.params`` file (``arg:``/``aux:`` names) into a Gluon block."""
+    try:
+        saved = mx.nd.load(str(path))
+    except mx.base.MXNetError as exc:
+        raise CheckpointError(f"{path}: not a readable parameter file ({exc})") from exc
+    arrays = {name.split(":", 1)[-1]: array for name, array in saved.items()}
+    params = net.collect_params()
+    missing = sorted(set(params.keys()) - set(arrays))
+    extra = sorted(set(arrays) - set(params.keys()))
+    if missing or extra:
+        raise CheckpointError(
+            f"{path} does not fit this network: missing {missing[:3]}, unexpected {extra[:3]} "
+            f"(was it written for another model or NUM_CLASSES?)")
+    for name, param in params.items():
+        if param.shape != arrays[name].shape:
+            raise CheckpointError(f"{path}: {name} has shape {arrays[name].shape}, "
+                                  f"the network needs {param.shape}")
+        param.set_data(arrays[name])
+
+
+def restore_checkpoint(net: gluon.Block, trainer: gluon.Trainer, folder: str | Path,
+                       prefix: str, epoch: int) -> dict[str, Any]:
+    """Load weights and optimizer state of checkpoint ``epoch``; return its manifest."""
+    manifest = read_manifest(folder, prefix, epoch)
+    paths = _paths(Path(folder), prefix, epoch)
+    load_exported_params(net, paths["params"])
+    load_optimizer_state(trainer, str(paths["states"]), manifest["optimizer_state"])
+    return manifest

@@ -1,0 +1,89 @@
+"""The command line of every ``train_*.py`` script, and how its failures are reported.
+
+``python train_googlenet.py --checkpoints out --prefix googlenet --start-epoch 30``:
+the book's flags, plus ``--lr`` (set the rate by hand from the start epoch on) and
+``--end-epoch``. Expected failures (bad config, missing records or checkpoint, a
+diverged loss, a signal) print one clear message and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.data.iterators import DataError
+from pyimagesearch.training.checkpoints import CheckpointError
+from pyimagesearch.training.experiment import RunRequest, train
+from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
+from pyimagesearch.training.optimizers import StateError
+
+EXIT_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def build_parser(description: str, default_config: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("-c", "--checkpoints", required=True,
+                        help="folder of the run's checkpoints and logs")
+    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
+    parser.add_argument("-s", "--start-epoch", type=int, default=0,
+                        help="0 trains from scratch; N resumes from checkpoint N")
+    parser.add_argument("--end-epoch", type=int, default=None,
+                        help="train up to this epoch (default: the recipe's num_epochs)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate from the start epoch on, replacing the schedule "
+                             "(the book's manual drop); kept by later resumes")
+    parser.add_argument("--config", default=default_config,
+                        help=f"config module or .py path (default {default_config})")
+    parser.add_argument("--cpu-contexts", type=int, default=1,
+                        help="without GPUs, split each batch over this many CPU contexts")
+    return parser
+
+
+def _resume_command(argv: list[str], epoch: int) -> str:
+    """The command line that was run, with ``--start-epoch`` set to ``epoch``."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-s", "--start-epoch", "--lr"):
+            skip = True
+            continue
+        if arg.startswith(("--start-epoch=", "--lr=")):
+            continue
+        kept.append(arg)
+    return shlex.join([sys.executable, sys.argv[0], *kept, "--start-epoch", str(epoch)])
+
+
+def train_main(argv: list[str] | None, description: str, default_config: str) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(description, default_config).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    request = RunRequest(checkpoints=args.checkpoints, prefix=args.prefix,
+                         start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
+                         cpu_contexts=args.cpu_contexts)
+    try:
+        config = load_config(args.config)
+        record = train(config, request)
+    except TrainingInterrupted as exc:
+        print(f"[INFO] stopped: {exc}", file=sys.stderr)
+        if exc.resume_epoch is not None:
+            print(f"[INFO] resume with: {_resume_command(argv, exc.resume_epoch)}",
+                  file=sys.stderr)
+        return exc.exit_code
+    except TrainingDiverged as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ConfigError, DataError, CheckpointError, StateError) as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    val = record.get("val", {})
+    print(f"[INFO] finished epoch {record.get('epoch')}: validation rank-1 "
+          f"{val.get('accuracy', float('nan')):.4f}, rank-5 "
+          f"{val.get('top_k_accuracy_5', float('nan')):.4f}; checkpoints in {args.checkpoints}")
+    return 0

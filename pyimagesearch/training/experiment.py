@@ -1,0 +1,168 @@
+"""One training run from a config: data, devices, network, optimizer, resume, then ``fit``.
+
+This is the table of contents every ``train_*.py`` script calls; networks differ only in
+their config (``MODEL``, ``MODEL_PARAMS``, ``RECIPE``, sizes).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import mxnet as mx
+from mxnet import gluon
+
+from pyimagesearch.config import ConfigError, config_name, config_snapshot, require
+from pyimagesearch.data.iterators import (
+    dataset_info,
+    evaluation_iterator,
+    training_iterator,
+    updates_per_epoch,
+)
+from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.training.checkpoints import (
+    CheckpointError,
+    list_checkpoints,
+    read_manifest,
+    restore_checkpoint,
+)
+from pyimagesearch.training.devices import describe_contexts, select_contexts
+from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
+from pyimagesearch.training.loop import TrainingSetup, fit
+from pyimagesearch.training.optimizers import create_optimizer
+from pyimagesearch.training.schedules import LROverride, lr_at_epoch_start
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_FIELDS = ("TRAIN_MX_REC", "VAL_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE",
+                   "BATCH_SIZE", "NUM_DEVICES", "MODEL", "RECIPE")
+# What must not change between a checkpoint and the run resuming from it.
+IDENTITY_FIELDS = ("model", "num_classes", "input_size", "batch_size", "updates_per_epoch",
+                   "optimizer")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The run-specific values of the command line."""
+
+    checkpoints: str
+    prefix: str
+    start_epoch: int = 0
+    end_epoch: int | None = None
+    lr: float | None = None
+    cpu_contexts: int = 1
+
+
+def build_network(config: ModuleType, contexts: list[mx.Context], seed: int
+                  ) -> gluon.HybridBlock:
+    net = get_model(config.MODEL, num_classes=config.NUM_CLASSES,
+                    **dict(getattr(config, "MODEL_PARAMS", {})))
+    mx.random.seed(seed)
+    # Xavier as in the book's scripts; BN makes the choice of scale non-critical.
+    net.initialize(mx.init.Xavier(), ctx=contexts)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def _identity(config: ModuleType, batch_size: int, per_epoch: int) -> dict[str, Any]:
+    return {"model": config.MODEL, "num_classes": config.NUM_CLASSES,
+            "input_size": config.INPUT_SIZE, "batch_size": batch_size,
+            "updates_per_epoch": per_epoch, "optimizer": config.RECIPE.optimizer}
+
+
+def check_start(request: RunRequest) -> dict[str, Any] | None:
+    """Fail at once on an impossible start; return the manifest to resume from, if any."""
+    existing = list_checkpoints(request.checkpoints, request.prefix)
+    if request.start_epoch == 0:
+        if existing:
+            raise CheckpointError(
+                f"{request.checkpoints} already holds checkpoints of {request.prefix!r} "
+                f"(epochs {', '.join(map(str, existing))}); resume with --start-epoch "
+                f"{existing[-1]}, or pick another --checkpoints folder or --prefix")
+        return None
+    return read_manifest(request.checkpoints, request.prefix, request.start_epoch)
+
+
+def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | None = None,
+          console: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run as the config and the request say; return the last epoch's record."""
+    require(config, *REQUIRED_FIELDS)
+    recipe = config.RECIPE
+    end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
+    if request.start_epoch >= end_epoch:
+        raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
+                          f"{end_epoch}; pass a larger --end-epoch")
+    resumed = check_start(request)
+    info = dataset_info(config, ("train", "val"))
+    contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
+    batch_size = config.BATCH_SIZE * len(contexts)
+    per_epoch = updates_per_epoch(info.splits["train"].count, batch_size)
+    identity = _identity(config, batch_size, per_epoch)
+    seed = int(getattr(config, "SEED", 0))
+
+    overrides = tuple(LROverride(**o) for o in (resumed or {}).get("lr_overrides", []))
+    if request.lr is not None:
+        overrides = (*[o for o in overrides if o.epoch < request.start_epoch],
+                     LROverride(request.start_epoch, request.lr))
+    net = build_network(config, contexts, seed)
+    trainer = gluon.Trainer(net.collect_params(),
+                            create_optimizer(recipe, per_epoch, overrides),
+                            kvstore=getattr(config, "KVSTORE", "device"),
+                            update_on_kvstore=False)
+    if resumed is not None:
+        changed = {key: (resumed.get("identity", {}).get(key), value)
+                   for key, value in identity.items()
+                   if resumed.get("identity", {}).get(key) != value}
+        if changed:
+            details = "; ".join(f"{k}: checkpoint {old!r}, now {new!r}"
+                                for k, (old, new) in changed.items())
+            raise CheckpointError(f"cannot resume epoch {request.start_epoch} of "
+                                  f"{request.prefix!r}: the run changed ({details})")
+        restore_checkpoint(net, trainer, request.checkpoints, request.prefix,
+                           request.start_epoch)
+
+    Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
+    log = TrainingLog(log_path(request.checkpoints, request.start_epoch), console=console)
+    try:
+        spec = recipe.schedule_spec(overrides)
+        log.start(request.start_epoch, f"config={config_name(config)} prefix={request.prefix}")
+        log.info(f"Devices: {describe_contexts(contexts)}; batch {batch_size} "
+                 f"({config.BATCH_SIZE} per device), {per_epoch} updates per epoch")
+        log.info(f"Network: {config.MODEL}, {count_trainable_parameters(net):,} trainable "
+                 f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes")
+        log.info(f"Data: {info.splits['train'].count} training and "
+                 f"{info.splits['val'].count} validation images ({info.manifest_file})")
+        log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {recipe.base_lr:g}); "
+                 f"epochs {request.start_epoch}..{end_epoch - 1}")
+        if resumed is not None:
+            log.info(f"Resumed from epoch {request.start_epoch}: update "
+                     f"{resumed['optimizer_state']['num_update']}")
+        if request.lr is not None:
+            log.info(f"Learning rate set by hand to {request.lr:g} from epoch "
+                     f"{request.start_epoch} on (--lr)")
+        description = {
+            "identity": identity,
+            "config": config_snapshot(config),
+            "seed": seed,
+            "contexts": [str(c) for c in contexts],
+            "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
+            "dataset": {"manifest": info.manifest_file,
+                        "counts": {k: v.count for k, v in info.splits.items()}},
+        }
+        setup = TrainingSetup(net=net, trainer=trainer, contexts=contexts,
+                              batch_size=batch_size, log=log,
+                              log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed)
+        return fit(
+            setup, request.start_epoch, end_epoch,
+            make_train_iter=lambda epoch: training_iterator(config, info, batch_size, epoch, seed),
+            make_val_iter=lambda: evaluation_iterator(config, info, "val", batch_size),
+            val_images=info.splits["val"].count,
+            lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
+            checkpoint=description,
+            metrics_path=str(metrics_jsonl_path(request.checkpoints, request.prefix)),
+            checkpoints=request.checkpoints, prefix=request.prefix)
+    finally:
+        log.close()

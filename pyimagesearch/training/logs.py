@@ -1,0 +1,236 @@
+"""Training logs in MXNet's ``Module.fit`` format: written here, and parsed here.
+
+One module owns the format both ways (with a round-trip test), so the plots read
+exactly what training writes -- and also the logs of the book's original ``mx.model``
+code, whose lines carry a ``INFO:root:`` prefix from ``logging.basicConfig``.
+
+Each start of a run writes its own ``training_<start epoch>.log`` (a repeated start
+gets ``training_<start>.<k>.log``), never overwriting an earlier one. A machine record,
+``<prefix>-metrics.jsonl``, gets one JSON line per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pyimagesearch.training.metrics import METRIC_NAMES
+
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
+_BATCH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\s+Speed: " + _NUMBER + r" samples/sec(.*)$")
+_PAIR = re.compile(r"([\w-]+)=" + _NUMBER)
+_EPOCH_METRIC = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([\w-]+)=" + _NUMBER + r"\s*$")
+_TIME = re.compile(r"Epoch\[(\d+)\] Time cost=" + _NUMBER)
+_LR = re.compile(r"Epoch\[(\d+)\] Learning-rate=" + _NUMBER)
+_START = re.compile(r"Start: epoch (\d+) at (\S+)")
+_NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")
+
+
+def log_path(checkpoints: str | Path, start_epoch: int) -> Path:
+    """The log file for a run starting at ``start_epoch`` that overwrites no earlier one."""
+    folder = Path(checkpoints)
+    path = folder / f"training_{start_epoch}.log"
+    repeat = 2
+    while path.exists():
+        path = folder / f"training_{start_epoch}.{repeat}.log"
+        repeat += 1
+    return path
+
+
+class TrainingLog:
+    """Writes the lines of one start of a run to its log file and to the console."""
+
+    def __init__(self, path: str | Path, console: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A private logger per file: several runs in one process (tests) never mix lines.
+        self.logger = logging.getLogger(f"pyimagesearch.run.{self.path.resolve()}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self._handlers: list[logging.Handler] = [logging.FileHandler(self.path, mode="x")]
+        if console:
+            self._handlers.append(logging.StreamHandler(sys.stdout))
+        for handler in self._handlers:
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(handler)
+
+    def close(self) -> None:
+        for handler in self._handlers:
+            self.logger.removeHandler(handler)
+            handler.close()
+
+    def info(self, message: str) -> None:
+        self.logger.info(message)
+
+    def warning(self, message: str) -> None:
+        self.logger.warning(message)
+
+    def start(self, epoch: int, description: str) -> None:
+        stamp = datetime.now().astimezone().isoformat(timespec="microseconds")
+        self.info(f"Start: epoch {epoch} at {stamp} {description}")
+
+    def batch(self, epoch: int, batch: int, speed: float, metrics: dict[str, float]) -> None:
+        values = "\t".join(f"{name}={metrics[name]:f}" for name in METRIC_NAMES)
+        self.info(f"Epoch[{epoch}] Batch [{batch}]\tSpeed: {speed:.2f} samples/sec\t{values}")
+
+    def learning_rate(self, epoch: int, lr: float) -> None:
+        self.info(f"Epoch[{epoch}] Learning-rate={lr:g}")
+
+    def epoch_metrics(self, epoch: int, kind: str, metrics: dict[str, float]) -> None:
+        for name in METRIC_NAMES:
+            self.info(f"Epoch[{epoch}] {kind}-{name}={metrics[name]:f}")
+
+    def time_cost(self, epoch: int, seconds: float) -> None:
+        self.info(f"Epoch[{epoch}] Time cost={seconds:.3f}")
+
+
+@dataclass
+class EpochRecord:
+    train: dict[str, float] = field(default_factory=dict)
+    val: dict[str, float] = field(default_factory=dict)
+    time: float | None = None
+    lr: float | None = None
+
+
+@dataclass
+class ParsedLog:
+    """One log file: the epochs it trained and its per-batch lines."""
+
+    path: Path
+    start_epoch: int
+    started_at: str | None
+    epochs: dict[int, EpochRecord]
+    batches: list[tuple[int, int, float, dict[str, float]]]
+
+
+def _float(text: str) -> float:
+    return float(text)  # float() reads 1.5e-05, nan and inf correctly
+
+
+def parse_log(path: str | Path) -> ParsedLog:
+    """Parse a ``training_*.log`` of ours or of the book's ``mx.model`` code.
+
+    Lines that do not match (a truncated last line, other messages) are skipped.
+    """
+    path = Path(path)
+    name = _NAME.search(path.name)
+    start_epoch = int(name.group(1)) if name else 0
+    started_at = None
+    epochs: dict[int, EpochRecord] = {}
+    batches: list[tuple[int, int, float, dict[str, float]]] = []
+    with open(path, errors="replace") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
+        if (match := _EPOCH_METRIC.search(line)) is not None:
+            record = epochs.setdefault(int(match.group(1)), EpochRecord())
+            target = record.train if match.group(2) == "Train" else record.val
+            target[match.group(3)] = _float(match.group(4))
+        elif (match := _BATCH.search(line)) is not None:
+            metrics = {key: _float(value) for key, value in _PAIR.findall(match.group(4))}
+            batches.append((int(match.group(1)), int(match.group(2)), _float(match.group(3)),
+                            metrics))
+        elif (match := _TIME.search(line)) is not None:
+            epochs.setdefault(int(match.group(1)), EpochRecord()).time = _float(match.group(2))
+        elif (match := _LR.search(line)) is not None:
+            epochs.setdefault(int(match.group(1)), EpochRecord()).lr = _float(match.group(2))
+        elif (match := _START.search(line)) is not None:
+            start_epoch, started_at = int(match.group(1)), match.group(2)
+    return ParsedLog(path=path, start_epoch=start_epoch, started_at=started_at,
+                     epochs=epochs, batches=batches)
+
+
+@dataclass
+class Restart:
+    epoch: int
+    lr: float | None
+    path: Path
+
+
+@dataclass
+class RunHistory:
+    """A whole run over its restarts: one record per epoch, and where each start began."""
+
+    epochs: dict[int, EpochRecord]
+    restarts: list[Restart]
+
+
+def _repeat(log: ParsedLog) -> int:
+    match = _NAME.search(log.path.name)
+    return int(match.group(2) or 1) if match else 0
+
+
+def _order(logs: list[ParsedLog]) -> list[ParsedLog]:
+    if all(log.started_at for log in logs):
+        return sorted(logs, key=lambda log: (log.started_at, _repeat(log)))
+    # The book's logs carry no start time: order by start epoch, then repeat number.
+    return sorted(logs, key=lambda log: (log.start_epoch, _repeat(log)))
+
+
+def stitch_logs(paths: list[str | Path]) -> RunHistory:
+    """Stitch the logs of one run: a later start replaces every epoch from its start on."""
+    epochs: dict[int, EpochRecord] = {}
+    restarts: list[Restart] = []
+    for log in _order([parse_log(p) for p in paths]):
+        for epoch in [e for e in epochs if e >= log.start_epoch]:
+            del epochs[epoch]
+        epochs.update(log.epochs)
+        first = log.epochs.get(log.start_epoch)
+        restarts.append(Restart(log.start_epoch, first.lr if first else None, log.path))
+    return RunHistory(epochs=dict(sorted(epochs.items())), restarts=restarts)
+
+
+def run_logs(checkpoints: str | Path) -> list[Path]:
+    return sorted(Path(checkpoints).glob("training_*.log"))
+
+
+def metrics_jsonl_path(checkpoints: str | Path, prefix: str) -> Path:
+    return Path(checkpoints) / f"{prefix}-metrics.jsonl"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    return value
+
+
+def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one epoch's JSON line, flushed to disk before training goes on."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(_json_safe(record), sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The JSONL records of a run, one per epoch, stitched over restarts like the logs.
+
+    Records carry ``run`` (the start's time stamp) and ``start_epoch``; a truncated last
+    line (a crash mid-write) is ignored.
+    """
+    by_epoch: dict[int, dict[str, Any]] = {}
+    current_run = None
+    with open(path) as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+                epoch, run = int(record["epoch"]), record.get("run")
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if run != current_run:
+                # A new start abandons whatever the run had from its start epoch on.
+                start = int(record.get("start_epoch", epoch))
+                for stale in [e for e in by_epoch if e >= start]:
+                    del by_epoch[stale]
+                current_run = run
+            by_epoch[epoch] = record
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]

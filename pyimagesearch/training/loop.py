@@ -1,0 +1,198 @@
+"""The training loop shared by every network: one epoch of updates, and the epochs of a run.
+
+``train_epoch`` returns numbers and decides nothing; ``fit`` is the one place that
+logs, validates, checkpoints and stops. Batches are split over the contexts with
+``split_and_load`` and the gradients aggregated by the trainer's kvstore, so one GPU,
+several GPUs and several CPU contexts run the same code.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from pyimagesearch.evaluation.evaluate import evaluate, split_batch
+from pyimagesearch.training.checkpoints import save_checkpoint
+from pyimagesearch.training.logs import TrainingLog, append_metrics
+from pyimagesearch.training.metrics import MetricTotals, batch_sums
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM arrived; the run stopped after the current step."""
+
+    def __init__(self, signum: int, epoch: int, batch: int, resume_epoch: int | None) -> None:
+        self.signum, self.epoch, self.batch, self.resume_epoch = signum, epoch, batch, resume_epoch
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received during epoch {epoch}, batch {batch}; "
+                         + (f"the last complete checkpoint is epoch {resume_epoch}"
+                            if resume_epoch is not None else "no checkpoint was written yet"))
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; no checkpoint of these weights is written."""
+
+    def __init__(self, epoch: int, batch: int, loss: float, resume_epoch: int | None) -> None:
+        self.epoch, self.batch, self.loss, self.resume_epoch = epoch, batch, loss, resume_epoch
+        super().__init__(
+            f"loss is {loss} at epoch {epoch}, batch {batch}: training stopped without saving "
+            f"these weights; " + (f"the last good checkpoint is epoch {resume_epoch} "
+                                  f"(resume from it with a lower --lr)"
+                                  if resume_epoch is not None else "no checkpoint was written"))
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never torn."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # a second Ctrl-C: the user means it
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopFlag]:
+    flag = StopFlag()
+    previous = {sig: signal.signal(sig, flag) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class EpochProgress:
+    """Where the loop is, for messages about interruptions and divergence."""
+
+    epoch: int
+    batch: int = 0
+    samples: int = 0
+
+
+@dataclass
+class TrainingSetup:
+    """What the loop trains, and how."""
+
+    net: gluon.HybridBlock
+    trainer: gluon.Trainer
+    contexts: list[mx.Context]
+    batch_size: int
+    log: TrainingLog
+    log_interval: int
+    seed: int
+    loss_fn: gluon.loss.Loss = field(default_factory=gluon.loss.SoftmaxCrossEntropyLoss)
+
+
+def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
+                stop: StopFlag, progress: EpochProgress) -> dict[str, float]:
+    """One pass over ``data_iter``; returns the epoch's rank-1, rank-5 and loss.
+
+    The host reads each batch's three sums one batch late: by then the device has them
+    and already works on the next batch, so the read stalls nothing, and it is what
+    bounds how far Python runs ahead of the engine.
+    """
+    totals, interval = MetricTotals(), MetricTotals()
+    previous: tuple[int, list[mx.nd.NDArray], int] | None = None
+    interval_start = time.perf_counter()
+
+    def account(batch_index: int, sums: list[mx.nd.NDArray], count: int) -> None:
+        values = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
+        if not math.isfinite(values[2]):
+            raise TrainingDiverged(epoch, batch_index, float(values[2]), None)
+        totals.add(values, count)
+        interval.add(values, count)
+
+    for batch_index, batch in enumerate(data_iter):
+        progress.batch = batch_index
+        data, labels = split_batch(batch, setup.contexts)
+        with autograd.record():
+            outputs = [setup.net(x) for x in data]
+            losses = [setup.loss_fn(out, y) for out, y in zip(outputs, labels)]
+        autograd.backward(losses)
+        setup.trainer.step(setup.batch_size)
+        sums = [batch_sums(out.detach(), y, loss.detach())
+                for out, y, loss in zip(outputs, labels, losses)]
+        if previous is not None:
+            account(*previous)
+        previous = (batch_index, sums, batch.data[0].shape[0])
+        progress.samples += batch.data[0].shape[0]
+        if (batch_index + 1) % setup.log_interval == 0:
+            account(*previous)
+            previous = None
+            elapsed = time.perf_counter() - interval_start
+            setup.log.batch(epoch, batch_index + 1, interval.count / max(elapsed, 1e-9),
+                            interval.result())
+            interval.reset()
+            interval_start = time.perf_counter()
+        if stop.signum is not None:
+            raise TrainingInterrupted(stop.signum, epoch, batch_index, None)
+    if previous is not None:
+        account(*previous)
+    return totals.result()
+
+
+def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
+        make_train_iter: Callable[[int], mx.io.DataIter],
+        make_val_iter: Callable[[], mx.io.DataIter],
+        val_images: int, lr_at: Callable[[int], float], checkpoint: dict[str, Any],
+        metrics_path: str, checkpoints: str, prefix: str) -> dict[str, Any]:
+    """Train epochs ``start_epoch .. end_epoch - 1``, validating and checkpointing each.
+
+    ``checkpoint`` is the run's description merged into every checkpoint manifest.
+    Returns the last epoch's metrics record.
+    """
+    record: dict[str, Any] = {}
+    last_saved = start_epoch if start_epoch > 0 else None
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S") + f"-{id(setup):x}"
+    with stop_on_signals() as stop:
+        for epoch in range(start_epoch, end_epoch):
+            progress = EpochProgress(epoch)
+            lr = lr_at(epoch)
+            setup.log.learning_rate(epoch, lr)
+            # Dropout and any other randomness are seeded by epoch, so a resumed run
+            # draws what the uninterrupted run drew.
+            mx.random.seed(setup.seed + 1000 * epoch)
+            np.random.seed(setup.seed + 1000 * epoch)
+            train_iter = make_train_iter(epoch)
+            tic = time.time()
+            try:
+                train_metrics = train_epoch(setup, train_iter, epoch, stop, progress)
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(exc.epoch, exc.batch, exc.loss, last_saved) from None
+            except TrainingInterrupted as exc:
+                raise TrainingInterrupted(exc.signum, exc.epoch, exc.batch, last_saved) from None
+            seconds = time.time() - tic
+            setup.log.epoch_metrics(epoch, "Train", train_metrics)
+            setup.log.time_cost(epoch, seconds)
+            val_metrics = evaluate(setup.net, make_val_iter(), setup.contexts, val_images)
+            val_metrics.pop("images")
+            setup.log.epoch_metrics(epoch, "Validation", val_metrics)
+            num_update = int(setup.trainer.optimizer.num_update)
+            record = {"epoch": epoch, "start_epoch": start_epoch, "run": run_id, "lr": lr,
+                      "train": train_metrics, "val": val_metrics, "time": seconds,
+                      "num_update": num_update, "samples_per_sec": progress.samples / seconds}
+            save_checkpoint(setup.net, setup.trainer, checkpoints, prefix, epoch + 1,
+                            {**checkpoint, "lr": lr, "num_update": num_update,
+                             "metrics": {"train": train_metrics, "val": val_metrics},
+                             "epoch_seconds": seconds})
+            last_saved = epoch + 1
+            append_metrics(metrics_path, record)
+            if stop.signum is not None:
+                raise TrainingInterrupted(stop.signum, epoch, progress.batch, last_saved)
+    return record
