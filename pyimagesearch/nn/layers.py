@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import mxnet as mx
+from mxnet import gluon
 from mxnet.gluon import nn
 
 
@@ -11,16 +13,44 @@ class ConvBNAct(nn.HybridSequential):
     ``in_channels`` is given so shapes are known at ``initialize()`` (no deferred init);
     the convolution has no bias because BN's beta takes its place. ``activation=None``
     leaves the activation out (a residual branch's last unit before scaling).
+    ``bn_scale=False`` fixes BN's gamma at 1 and stops training it (``grad_req='null'``),
+    as in Google's released Inception-ResNet-v2, whose batch norms have no scale.
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int | tuple[int, int],
                  strides: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                  activation: str | None = "relu", bn_epsilon: float = 1e-5,
-                 **kwargs) -> None:
+                 bn_scale: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
             self.add(nn.Conv2D(channels, kernel_size, strides=strides, padding=padding,
                                use_bias=False, in_channels=in_channels))
-            self.add(nn.BatchNorm(in_channels=channels, epsilon=bn_epsilon))
+            self.add(nn.BatchNorm(in_channels=channels, epsilon=bn_epsilon, scale=bn_scale))
             if activation is not None:
                 self.add(nn.Activation(activation))
+
+
+def summarize(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> str:
+    """A printable table of ``net``'s stages: output shape and trainable parameters of each.
+
+    The stages are the children of ``net.features`` followed by ``net.output``, the layout
+    every network in this package follows. Shapes come from symbolic shape inference, so
+    nothing is computed and ``net`` need not be initialized.
+    """
+    from pyimagesearch.nn import count_trainable_parameters  # the package imports us lazily
+
+    stages = [net.features[i] for i in range(len(net.features))] + [net.output]
+    rows = []
+    x = mx.sym.var("data")
+    for stage in stages:
+        x = stage(x)
+        _, (shape,), _ = x.infer_shape(data=data_shape)
+        name = stage.name[len(net.prefix):] if stage.name.startswith(net.prefix) else stage.name
+        rows.append((name or type(stage).__name__.lower(), "x".join(map(str, shape)),
+                     count_trainable_parameters(stage)))
+    width = max(len(row[0]) for row in rows) + 2
+    lines = [f"{type(net).__name__} on input {'x'.join(map(str, data_shape))}",
+             f"{'stage':<{width}}{'output':>18}{'parameters':>14}"]
+    lines += [f"{name:<{width}}{shape:>18}{count:>14,}" for name, shape, count in rows]
+    lines.append(f"trainable parameters: {count_trainable_parameters(net):,}")
+    return "\n".join(lines)

@@ -1,0 +1,282 @@
+"""Inception-ResNet-v2 in the layout of Google's released weights.
+
+Szegedy, Ioffe, Vanhoucke & Alemi, "Inception-v4, Inception-ResNet and the Impact of Residual
+Connections on Learning", AAAI 2017 (arXiv:1602.07261), Figures 15-19, and the graph of the
+weights Google released with TF-slim (``inception_resnet_v2_2016_08_30``; Keras'
+``InceptionResNetV2`` has the same layout). Where the two differ this module follows the
+released graph, so that its parameter count (55,813,192 trainable at 1000 classes) and its
+layer shapes match the weights everyone compares against. The choices:
+
+Stem
+    The paper's Figure 3 (shared with Inception-v4) ends in 384 channels at 35x35. The
+    released graph uses a simpler stem: conv 3x3/2 32, 3x3 32, 3x3 64, max pool 3x3/2,
+    1x1 80, 3x3 192, max pool 3x3/2, then an Inception block ``mixed_5b`` with branches
+    1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool 3x3 -> 1x1 64,
+    i.e. 320 channels at 35x35. This module implements the released stem.
+Widths that do not add up in the paper
+    Each residual block's last 1x1 convolution must restore its input width. With the
+    paper's 384-channel stem, Reduction-A (k, l, m, n = 256, 256, 384, 384) outputs
+    384 + n + m = 1152 channels, so Figure 17's "1154" for Inception-ResNet-B is a typo for
+    1152. Reduction-B (Figure 18: 3x3/2 384 | 3x3/2 288 | 3x3 288 -> 3x3/2 320 | max pool)
+    then outputs 1152 + 384 + 288 + 320 = 2144 channels, while Figure 19 gives
+    Inception-ResNet-C 2048 (Torch reproductions that keep 2048 depart from Figure 18 to get
+    it). With the released 320-channel stem everything adds up: Reduction-A gives
+    320 + 384 + 384 = 1088 (Inception-ResNet-B's last 1x1 is 1088 wide), Reduction-B gives
+    1088 + 384 + 288 + 320 = 2080 (Inception-ResNet-C's last 1x1 is 2080 wide). This module
+    uses the released widths, 1088 and 2080, and keeps Figure 18's branch widths.
+Residual branches
+    Each ends in a 1x1 convolution with bias and without BN or ReLU ("1x1 Conv, Linear" in
+    the figures), scaled by the block type's residual scale (Section 3.3 suggests 0.1 to
+    0.3; the released graph uses 0.17, 0.10, 0.20) before the addition, then ReLU. The last
+    Inception-ResNet-C block is released with scale 1.0 and no ReLU after the addition; so it
+    is here (``final_scale``).
+Batch normalization
+    After every convolution except the residual branches' last one. As released, BN has no
+    learned scale (gamma fixed at 1, not trained: ReLU follows, and the next convolution can
+    absorb a scale) and epsilon 0.001.
+Head
+    A 1x1 convolution to 1536 channels (``conv2d_7b``, from the released graph), global
+    average pooling (8x8 at 299 px), dropout 0.2 (keep probability 0.8), dense.
+Block counts
+    The paper's Figure 15 repeats the residual blocks 5, 10, 5 times (``PAPER_BLOCKS``); the
+    released weights repeat them 10, 20, 10 times (``RELEASED_BLOCKS``, the default).
+"""
+
+from __future__ import annotations
+
+from mxnet.gluon import nn
+
+from pyimagesearch.nn.layers import ConvBNAct, summarize
+
+# The tables. A convolution is (channels, kernel[, stride, padding]); kernel is an int or
+# (height, width); stride defaults to 1 and padding to "same" (kernel // 2), as unmarked layers
+# in the paper's figures; "V" (valid) layers give padding 0. A pooling is
+# ("max" | "avg", kernel, stride, padding). A branch is a chain of these; a block is a tuple of
+# branches whose outputs are concatenated.
+
+# Deviation: the released stem (Conv2d_1a_3x3 .. MaxPool_5a_3x3 + mixed_5b), not Figure 3.
+STEM = (
+    (32, 3, 2, 0),
+    (32, 3, 1, 0),
+    (64, 3),
+    ("max", 3, 2, 0),
+    (80, 1, 1, 0),
+    (192, 3, 1, 0),
+    ("max", 3, 2, 0),
+)
+STEM_NAMES = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a",
+              "maxpool_5a")
+
+MIXED_5B = (  # released graph: the stem's last block, 320 channels
+    ((96, 1),),
+    ((48, 1), (64, 5)),
+    ((64, 1), (96, 3), (96, 3)),
+    (("avg", 3, 1, 1), (64, 1)),
+)
+
+BLOCK35 = (  # Inception-ResNet-A, Figure 16; closed by a 1x1 back to the input width
+    ((32, 1),),
+    ((32, 1), (32, 3)),
+    ((32, 1), (48, 3), (64, 3)),
+)
+
+REDUCTION_A = (  # Figure 7 with k, l, m, n = 256, 256, 384, 384 (Table 1)
+    ((384, 3, 2, 0),),
+    ((256, 1), (256, 3), (384, 3, 2, 0)),
+    (("max", 3, 2, 0),),
+)
+
+BLOCK17 = (  # Inception-ResNet-B, Figure 17
+    ((192, 1),),
+    ((128, 1), (160, (1, 7)), (192, (7, 1))),
+)
+
+REDUCTION_B = (  # Figure 18
+    ((256, 1), (384, 3, 2, 0)),
+    ((256, 1), (288, 3, 2, 0)),
+    ((256, 1), (288, 3), (320, 3, 2, 0)),
+    (("max", 3, 2, 0),),
+)
+
+BLOCK8 = (  # Inception-ResNet-C, Figure 19
+    ((192, 1),),
+    ((192, 1), (224, (1, 3)), (256, (3, 1))),
+)
+
+FINAL_CHANNELS = 1536  # released graph: Conv2d_7b_1x1
+
+PAPER_BLOCKS = (5, 10, 5)  # Figure 15: Inception-ResNet-A, -B, -C repeats
+RELEASED_BLOCKS = (10, 20, 10)  # Google's released weights
+RELEASED_SCALES = (0.17, 0.10, 0.20)  # residual scales of block35, block17, block8
+
+BN_EPSILON = 1e-3  # released graph
+BN_SCALE = False  # Deviation from Gluon's default, as released: no trained gamma
+
+
+def _conv(in_channels: int, spec: tuple, prefix: str) -> tuple[ConvBNAct, int]:
+    channels, kernel, *rest = spec
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    stride, padding = rest if rest else (1, (kh // 2, kw // 2))
+    return ConvBNAct(in_channels, channels, (kh, kw), stride, padding, bn_epsilon=BN_EPSILON,
+                     bn_scale=BN_SCALE, prefix=prefix), channels
+
+
+def _layer(in_channels: int, spec: tuple, prefix: str) -> tuple[nn.HybridBlock, int]:
+    """A convolution or pooling from its table entry, and its output channels."""
+    if spec[0] == "max":
+        return nn.MaxPool2D(*spec[1:], prefix=prefix), in_channels
+    if spec[0] == "avg":
+        # TF "same" average pooling divides by the number of real (unpadded) inputs.
+        return nn.AvgPool2D(*spec[1:], count_include_pad=False, prefix=prefix), in_channels
+    return _conv(in_channels, spec, prefix)
+
+
+class Mixed(nn.HybridBlock):
+    """Parallel branches, each a chain of table entries, concatenated along channels.
+
+    Every non-residual block of the network is one of these: ``mixed_5b`` (the stem's last
+    block), Reduction-A and Reduction-B; the residual blocks wrap one.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input.
+    branches : tuple
+        The block's table (see the module's table format).
+    """
+
+    def __init__(self, in_channels: int, branches: tuple, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.out_channels = 0
+        with self.name_scope():
+            self.branches = []
+            for b, chain in enumerate(branches):
+                branch = nn.HybridSequential(prefix=f"branch{b}_")
+                channels = in_channels
+                with branch.name_scope():
+                    for i, spec in enumerate(chain):
+                        layer, channels = _layer(channels, spec, prefix=f"{i}_")
+                        branch.add(layer)
+                self.register_child(branch)
+                self.branches.append(branch)
+                self.out_channels += channels
+
+    def hybrid_forward(self, F, x):
+        return F.concat(*[branch(x) for branch in self.branches], dim=1)
+
+
+class InceptionResNetBlock(nn.HybridBlock):
+    """An Inception-ResNet block (Figures 16, 17, 19): ``x + scale * up(branches(x))``, ReLU.
+
+    ``up`` is a 1x1 convolution back to ``in_channels``, with bias and without BN or
+    activation, as released. ``scale`` is stored (``self.scale``) and baked into the graph.
+
+    Parameters
+    ----------
+    in_channels : int
+        Channels of the input and of the output.
+    branches : tuple
+        The block's table (``BLOCK35``, ``BLOCK17`` or ``BLOCK8``).
+    scale : float
+        Residual scale (Section 3.3 of the paper).
+    activation : bool
+        ReLU after the addition; the released graph leaves it out of the very last block.
+    """
+
+    def __init__(self, in_channels: int, branches: tuple, scale: float,
+                 activation: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+        self.activation = activation
+        with self.name_scope():
+            self.mixed = Mixed(in_channels, branches, prefix="")
+            # back to the input width: 1088 and 2080 in the released layout, where the paper's
+            # figures print 1154 and 2048 (see the module docstring); bias, no BN, as released
+            self.up = nn.Conv2D(in_channels, 1, use_bias=True, in_channels=self.mixed.out_channels,
+                                prefix="up_")
+
+    def hybrid_forward(self, F, x):
+        out = x + self.scale * self.up(self.mixed(x))
+        return F.relu(out) if self.activation else out
+
+
+class InceptionResNetV2(nn.HybridBlock):
+    """Inception-ResNet-v2 (Szegedy et al. 2016, arXiv:1602.07261), released layout.
+
+    ``features``: stem, ``mixed_5b``, ``blocks[0]`` x block35, ``mixed_6a`` (Reduction-A),
+    ``blocks[1]`` x block17, ``mixed_7a`` (Reduction-B), ``blocks[2]`` x block8 (the last one
+    with ``final_scale`` and no ReLU), ``conv2d_7b`` and global average pooling; ``output``:
+    dropout and dense. Output: ``(batch, num_classes)`` logits. The smallest input that
+    works is 75 px; the paper's is 299 px.
+
+    Parameters
+    ----------
+    num_classes : int
+        Width of the classifier.
+    blocks : tuple of 3 int
+        Repeats of Inception-ResNet-A, -B, -C: ``RELEASED_BLOCKS`` or ``PAPER_BLOCKS``.
+    scales : tuple of 3 float
+        Residual scales of the three block types.
+    dropout : float
+        Dropout rate before the classifier (0.2, i.e. keep probability 0.8).
+    in_channels : int
+        Channels of the input images.
+    final_scale : float
+        Residual scale of the last Inception-ResNet-C block (1.0 as released).
+    prefix : str
+        Name prefix of every parameter; fixed so checkpoints load by name in any process.
+    """
+
+    def __init__(self, num_classes: int = 1000, blocks: tuple[int, int, int] = RELEASED_BLOCKS,
+                 scales: tuple[float, float, float] = RELEASED_SCALES, dropout: float = 0.2,
+                 in_channels: int = 3, final_scale: float = 1.0,
+                 prefix: str = "inception_resnet_v2_", params=None) -> None:
+        super().__init__(prefix=prefix, params=params)
+        blocks, scales = tuple(blocks), tuple(scales)
+        if len(blocks) != 3 or any(not isinstance(n, int) or n < 1 for n in blocks):
+            raise ValueError(f"blocks must be three positive ints (e.g. {RELEASED_BLOCKS} "
+                             f"released, {PAPER_BLOCKS} paper), got {blocks}")
+        if len(scales) != 3:
+            raise ValueError(f"scales must be three floats (e.g. {RELEASED_SCALES}), got {scales}")
+        self._in_channels = in_channels
+        channels = in_channels
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="features_")
+            for name, spec in zip(STEM_NAMES, STEM):
+                layer, channels = _layer(channels, spec, prefix=f"{name}_")
+                self.features.add(layer)
+            channels = self._add_mixed(channels, MIXED_5B, "mixed_5b_")
+            channels = self._add_residual(channels, BLOCK35, "block35", blocks[0], scales[0])
+            channels = self._add_mixed(channels, REDUCTION_A, "mixed_6a_")
+            channels = self._add_residual(channels, BLOCK17, "block17", blocks[1], scales[1])
+            channels = self._add_mixed(channels, REDUCTION_B, "mixed_7a_")
+            channels = self._add_residual(channels, BLOCK8, "block8", blocks[2] - 1, scales[2])
+            # As released: the last block8 has its own scale and no ReLU after the addition.
+            self.features.add(InceptionResNetBlock(channels, BLOCK8, final_scale,
+                                                   activation=False,
+                                                   prefix=f"block8_{blocks[2]}_"))
+            conv, channels = _conv(channels, (FINAL_CHANNELS, 1), prefix="conv2d_7b_")
+            self.features.add(conv, nn.GlobalAvgPool2D(prefix="global_pool_"))
+            self.output = nn.HybridSequential(prefix="output_")
+            with self.output.name_scope():
+                self.output.add(nn.Dropout(dropout),
+                                nn.Dense(num_classes, in_units=channels, prefix="logits_"))
+
+    def _add_mixed(self, in_channels: int, table: tuple, prefix: str) -> int:
+        block = Mixed(in_channels, table, prefix=prefix)
+        self.features.add(block)
+        return block.out_channels
+
+    def _add_residual(self, channels: int, table: tuple, name: str, count: int,
+                      scale: float) -> int:
+        for i in range(1, count + 1):
+            self.features.add(InceptionResNetBlock(channels, table, scale,
+                                                   prefix=f"{name}_{i}_"))
+        return channels
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
+
+    def describe(self, input_size: int = 299) -> str:
+        """Stage-by-stage output shapes and parameter counts, for the training log."""
+        return summarize(self, (1, self._in_channels, input_size, input_size))

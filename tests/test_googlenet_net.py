@@ -1,0 +1,124 @@
+"""GoogLeNet against Table 1 of Szegedy et al. 2014, plus the Gluon contract every network keeps."""
+
+from __future__ import annotations
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+
+from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.nn import googlenet as module
+from pyimagesearch.nn.googlenet import GoogLeNet
+
+# Table 1 of the paper, restated here so the test does not trust the module's copy:
+# name, #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj
+TABLE_1 = (
+    ("3a", 64, 96, 128, 16, 32, 32),
+    ("3b", 128, 128, 192, 32, 96, 64),
+    ("4a", 192, 96, 208, 16, 48, 64),
+    ("4b", 160, 112, 224, 24, 64, 64),
+    ("4c", 128, 128, 256, 24, 64, 64),
+    ("4d", 112, 144, 288, 32, 64, 64),
+    ("4e", 256, 160, 320, 32, 128, 128),
+    ("5a", 256, 160, 320, 32, 128, 128),
+    ("5b", 384, 192, 384, 48, 128, 128),
+)
+
+
+def expected_parameters(num_classes: int, in_channels: int = 3) -> int:
+    """Conv weights (no bias) + BN gamma and beta per convolution, dense weight + bias."""
+
+    def conv(cin: int, cout: int, k: int) -> int:
+        return cin * cout * k * k + 2 * cout
+
+    total = conv(in_channels, 64, 7) + conv(64, 64, 1) + conv(64, 192, 3)
+    channels = 192
+    for _, n1, r3, n3, r5, n5, proj in TABLE_1:
+        total += (conv(channels, n1, 1) + conv(channels, r3, 1) + conv(r3, n3, 3)
+                  + conv(channels, r5, 1) + conv(r5, n5, 5) + conv(channels, proj, 1))
+        channels = n1 + n3 + n5 + proj
+    assert channels == 1024  # Table 1: 5b's output
+    return total + channels * num_classes + num_classes
+
+
+def _net(num_classes: int = 10, **kwargs) -> GoogLeNet:
+    mx.random.seed(0)
+    net = GoogLeNet(num_classes=num_classes, **kwargs)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    return net
+
+
+def _images(batch: int, size: int, seed: int = 0) -> mx.nd.NDArray:
+    return mx.nd.array(np.random.RandomState(seed).randn(batch, 3, size, size))
+
+
+def test_table_is_the_papers():
+    assert module.INCEPTION == TABLE_1
+    assert list(module.POOL_AFTER) == ["3b", "4e"]
+
+
+@pytest.mark.parametrize("num_classes", [1000, 10])
+def test_trainable_parameters_match_table(num_classes):
+    net = GoogLeNet(num_classes=num_classes)
+    assert count_trainable_parameters(net) == expected_parameters(num_classes)
+
+
+def test_parameter_count_pinned():
+    assert expected_parameters(1000) == 7_005_832
+    assert expected_parameters(10) == 5_991_082
+
+
+def test_five_by_five_branch_is_true_5x5():
+    net = GoogLeNet(num_classes=10)
+    shapes = {name: p.shape for name, p in net.collect_params().items()}
+    for name, *_, n5, _ in TABLE_1:
+        assert shapes[f"googlenet_inception{name}_5x5_conv_conv0_weight"][0] == n5
+        assert shapes[f"googlenet_inception{name}_5x5_conv_conv0_weight"][2:] == (5, 5)
+
+
+@pytest.mark.parametrize("size", [32, 64, 224])
+def test_forward_shape_any_size_from_32(size):
+    net = _net(num_classes=10)
+    out = net(_images(1, size))
+    assert out.shape == (1, 10)
+    assert np.isfinite(out.asnumpy()).all()
+
+
+def test_every_parameter_gets_a_gradient():
+    net = _net(num_classes=10)
+    x, y = _images(2, 32), mx.nd.array([1, 7])
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    assert np.isfinite(loss.asnumpy()).all()
+    trainable = {n: p for n, p in net.collect_params().items() if p.grad_req != "null"}
+    dead = [n for n, p in trainable.items() if not np.abs(p.grad().asnumpy()).sum() > 0]
+    assert not dead
+
+
+@pytest.mark.filterwarnings("ignore:Cannot decide type")  # SymbolBlock.imports, MXNet 1.9
+def test_hybridized_matches_imperative_and_export_round_trips(tmp_path):
+    net = _net(num_classes=10)
+    x = _images(2, 64, seed=1)
+    imperative = net(x).asnumpy()
+    net.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+    net.export(str(tmp_path / "googlenet"), epoch=3)
+    imported = gluon.SymbolBlock.imports(str(tmp_path / "googlenet-symbol.json"), ["data"],
+                                         str(tmp_path / "googlenet-0003.params"))
+    np.testing.assert_allclose(imported(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+
+
+def test_parameter_names_are_deterministic():
+    first, second = GoogLeNet(num_classes=10), GoogLeNet(num_classes=10)
+    assert list(first.collect_params()) == list(second.collect_params())
+    assert all(name.startswith("googlenet_") for name in first.collect_params())
+
+
+def test_registry_and_describe():
+    net = get_model("googlenet", num_classes=10)
+    assert isinstance(net, GoogLeNet)
+    text = net.describe(224)
+    assert f"{expected_parameters(10):,}" in text
+    assert "inception5b" in text and "1x1024x7x7" in text
