@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,8 +34,12 @@ def load_standard_checkpoint(checkpoints: str, prefix: str, epoch: int,
     """The network of checkpoint ``epoch`` as a hybridized SymbolBlock on ``contexts``."""
     read_manifest(checkpoints, prefix, epoch)  # files present and matching their checksums
     folder = Path(checkpoints)
-    net = gluon.SymbolBlock.imports(str(folder / f"{prefix}-symbol.json"), ["data"],
-                                    str(folder / f"{prefix}-{epoch:04d}.params"), ctx=contexts)
+    with warnings.catch_warnings():
+        # The exported graph leaves the input's dtype open; float32 is what it gets.
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        net = gluon.SymbolBlock.imports(str(folder / f"{prefix}-symbol.json"), ["data"],
+                                        str(folder / f"{prefix}-{epoch:04d}.params"),
+                                        ctx=contexts)
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 

@@ -92,10 +92,10 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     require(config, *REQUIRED_FIELDS)
     recipe = config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
+    resumed = check_start(request)
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
                           f"{end_epoch}; pass a larger --end-epoch")
-    resumed = check_start(request)
     info = dataset_info(config, ("train", "val"))
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
     batch_size = config.BATCH_SIZE * len(contexts)
