@@ -1,0 +1,401 @@
+"""Read the ILSVRC2015 CLS-LOC devkit into (path, label) lists, as the book's ImageNetHelper.
+
+The raw tree (see DESIGN.md)::
+
+    Data/CLS-LOC/train/<wnid>/<wnid>_<n>.JPEG
+    Data/CLS-LOC/val/ILSVRC2012_val_<8 digits>.JPEG
+    ImageSets/CLS-LOC/train_cls.txt      "<wnid>/<wnid>_<n> <running index>"
+    ImageSets/CLS-LOC/val.txt            "ILSVRC2012_val_<8 digits> <running index>"
+    devkit/data/map_clsloc.txt           "<wnid> <1-based class id> <human name>"
+    devkit/data/ILSVRC2015_clsloc_validation_ground_truth.txt   1-based class id per line
+    devkit/data/ILSVRC2015_clsloc_validation_blacklist.txt      1-based val indices to drop
+
+Differences from the book's helper: paths are returned relative to ``IMAGES_PATH`` with
+``/`` separators (MXNet ``.lst`` files name images relative to a root, so a dataset folder
+can move), every devkit file is validated with errors that name the file and line, the
+label order is selectable (``LABEL_ORDER``), and the test split is carved out here,
+stratified and seeded, instead of in the build script with scikit-learn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from pyimagesearch.config import ConfigError, config_name, require
+
+logger = logging.getLogger(__name__)
+
+LABEL_ORDERS = ("map_clsloc", "sorted_wnid")
+
+_WNID = re.compile(r"n\d{8}")
+_TRAIN_ENTRY = re.compile(r"(n\d{8})/(\S+)")
+
+_REQUIRED_FIELDS = ("IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
+                    "VAL_BLACKLIST", "NUM_CLASSES")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or malformed; the message names the file (and line).
+
+    Attributes
+    ----------
+    path : str or None
+        The offending file.
+    line : int or None
+        1-based line number within ``path`` where the problem is.
+    reason : str
+        The message without the file and line.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None,
+                 line: int | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.reason = message
+        where = ""
+        if path is not None:
+            where = f"{path}, line {line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One ILSVRC class: WordNet id, 0-based training label, devkit name and class id."""
+
+    wnid: str
+    label: int
+    name: str
+    class_id: int
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"wnid": self.wnid, "label": self.label, "name": self.name,
+                "class_id": self.class_id}
+
+
+@dataclass(frozen=True)
+class TestSplit:
+    """The training set after the book's test split is carved out of it."""
+
+    train_paths: list[str]
+    train_labels: list[int]
+    test_paths: list[str]
+    test_labels: list[int]
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's contents."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (1-based line number, stripped text) for every line of a devkit file.
+
+    Trailing blank lines are tolerated (every real file ends with a newline); a blank
+    line in the middle is an error, because the ground truth is aligned by position.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        raise DatasetError("file not found", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"cannot be read ({exc})", path) from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            raise DatasetError("blank line", path, number)
+        yield number, text
+
+
+def _parse_int(text: str, what: str, path: str | Path, line: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DatasetError(f"{what} is not an integer: {text!r}", path, line) from None
+
+
+class ImageNetHelper:
+    """Turn an ILSVRC2015 devkit into training, validation and test (path, label) lists.
+
+    Parameters
+    ----------
+    config : module
+        A config module with ``IMAGES_PATH``, ``WORD_IDS``, ``TRAIN_LIST``, ``VAL_LIST``,
+        ``VAL_LABELS``, ``VAL_BLACKLIST``, ``NUM_CLASSES`` and optionally
+        ``LABEL_ORDER`` (default ``"map_clsloc"``), ``NUM_TEST_IMAGES`` and
+        ``TEST_SPLIT_SEED``.
+
+    Attributes
+    ----------
+    classes : list of ClassInfo
+        Every class, ordered by label.
+    label_mappings : dict
+        WordNet id -> 0-based label (the book's ``labelMappings``).
+    """
+
+    def __init__(self, config: ModuleType) -> None:
+        require(config, *_REQUIRED_FIELDS)
+        self.config = config
+        self.label_order = getattr(config, "LABEL_ORDER", "map_clsloc")
+        if self.label_order not in LABEL_ORDERS:
+            raise ConfigError(f"config {config_name(config)}: LABEL_ORDER must be one of "
+                              f"{', '.join(LABEL_ORDERS)}, not {self.label_order!r}")
+        self.classes = self._read_class_map()
+        self.label_mappings = {info.wnid: info.label for info in self.classes}
+        self._label_of_class_id = {info.class_id: info.label for info in self.classes}
+
+    # --- the class map ---------------------------------------------------------------
+    def _read_class_map(self) -> list[ClassInfo]:
+        path = self.config.WORD_IDS
+        num_classes = int(self.config.NUM_CLASSES)
+        rows: list[tuple[str, int, str]] = []
+        wnid_line: dict[str, int] = {}
+        id_line: dict[int, int] = {}
+        for number, text in _numbered_lines(path):
+            fields = text.split(maxsplit=2)
+            if len(fields) != 3:
+                raise DatasetError("expected '<wnid> <class id> <name>'", path, number)
+            wnid, raw_id, name = fields
+            if not _WNID.fullmatch(wnid):
+                raise DatasetError(f"not a WordNet id: {wnid!r}", path, number)
+            class_id = _parse_int(raw_id, "class id", path, number)
+            if not 1 <= class_id <= num_classes:
+                raise DatasetError(f"class id {class_id} is outside 1..{num_classes} "
+                                   f"(NUM_CLASSES)", path, number)
+            if wnid in wnid_line:
+                raise DatasetError(f"WordNet id {wnid} duplicated (first at line "
+                                   f"{wnid_line[wnid]})", path, number)
+            if class_id in id_line:
+                raise DatasetError(f"class id {class_id} duplicated (first at line "
+                                   f"{id_line[class_id]})", path, number)
+            wnid_line[wnid] = number
+            id_line[class_id] = number
+            rows.append((wnid, class_id, name))
+        if len(rows) != num_classes:
+            raise DatasetError(f"lists {len(rows)} classes but NUM_CLASSES is {num_classes}",
+                               path)
+
+        if self.label_order == "map_clsloc":
+            # The book: label = class id - 1, i.e. map_clsloc.txt's own order.
+            label_of = {wnid: class_id - 1 for wnid, class_id, _ in rows}
+        else:
+            label_of = {wnid: rank for rank, wnid in enumerate(sorted(wnid_line))}
+        classes = [ClassInfo(wnid, label_of[wnid], name, class_id)
+                   for wnid, class_id, name in rows]
+        return sorted(classes, key=lambda info: info.label)
+
+    def build_class_labels(self) -> dict[str, int]:
+        """WordNet id -> 0-based label, in the configured ``LABEL_ORDER``."""
+        return dict(self.label_mappings)
+
+    # --- training and validation lists -----------------------------------------------
+    def build_training_set(self) -> tuple[list[str], list[int]]:
+        """Every image that ``train_cls.txt`` lists, with its label.
+
+        Returns
+        -------
+        paths : list of str
+            ``train/<wnid>/<wnid>_<n>.JPEG``, relative to ``IMAGES_PATH``.
+        labels : list of int
+            0-based labels.
+        """
+        path = self.config.TRAIN_LIST
+        paths: list[str] = []
+        labels: list[int] = []
+        seen: dict[str, int] = {}
+        for number, text in _numbered_lines(path):
+            fields = text.split()
+            if len(fields) != 2:
+                raise DatasetError("expected '<wnid>/<image id> <running index>'", path, number)
+            match = _TRAIN_ENTRY.fullmatch(fields[0])
+            if match is None:
+                raise DatasetError(f"expected '<wnid>/<image id>', got {fields[0]!r}",
+                                   path, number)
+            _parse_int(fields[1], "running index", path, number)
+            wnid = match.group(1)
+            if wnid not in self.label_mappings:
+                raise DatasetError(f"unknown WordNet id {wnid} (not in "
+                                   f"{Path(self.config.WORD_IDS).name})", path, number)
+            if fields[0] in seen:
+                raise DatasetError(f"{fields[0]} duplicated (first at line {seen[fields[0]]})",
+                                   path, number)
+            seen[fields[0]] = number
+            paths.append(f"train/{fields[0]}.JPEG")
+            labels.append(self.label_mappings[wnid])
+        return paths, labels
+
+    def read_validation_labels(self) -> list[int]:
+        """0-based label of every validation image, in ``val.txt`` order."""
+        path = self.config.VAL_LABELS
+        labels = []
+        for number, text in _numbered_lines(path):
+            class_id = _parse_int(text, "class id", path, number)
+            if class_id not in self._label_of_class_id:
+                raise DatasetError(f"class id {class_id} is outside 1..{len(self.classes)}",
+                                   path, number)
+            labels.append(self._label_of_class_id[class_id])
+        return labels
+
+    def read_validation_names(self) -> list[str]:
+        """Image names from ``val.txt``; the running index must count 1, 2, 3, ...
+
+        The ground truth and the blacklist refer to validation images by position, so a
+        list that skips or repeats an index would silently misalign every label after it.
+        """
+        path = self.config.VAL_LIST
+        names = []
+        seen: dict[str, int] = {}
+        for number, text in _numbered_lines(path):
+            fields = text.split()
+            if len(fields) != 2:
+                raise DatasetError("expected '<image name> <running index>'", path, number)
+            name, raw_index = fields
+            index = _parse_int(raw_index, "running index", path, number)
+            if index != number:
+                raise DatasetError(f"running index {index} where {number} was expected",
+                                   path, number)
+            if "/" in name or "\\" in name:
+                raise DatasetError(f"image name contains a folder: {name!r}", path, number)
+            if name in seen:
+                raise DatasetError(f"{name} duplicated (first at line {seen[name]})",
+                                   path, number)
+            seen[name] = number
+            names.append(name)
+        return names
+
+    def read_blacklist(self, num_val: int) -> set[int]:
+        """1-based validation indices to drop; each must lie in ``1..num_val``."""
+        path = self.config.VAL_BLACKLIST
+        indices: dict[int, int] = {}
+        for number, text in _numbered_lines(path):
+            index = _parse_int(text, "validation index", path, number)
+            if not 1 <= index <= num_val:
+                raise DatasetError(f"validation index {index} is outside 1..{num_val}",
+                                   path, number)
+            if index in indices:
+                raise DatasetError(f"validation index {index} duplicated (first at line "
+                                   f"{indices[index]})", path, number)
+            indices[index] = number
+        return set(indices)
+
+    def build_validation_set(self) -> tuple[list[str], list[int]]:
+        """Validation images and labels from the ground truth, minus the blacklist.
+
+        Returns
+        -------
+        paths : list of str
+            ``val/ILSVRC2012_val_<8 digits>.JPEG``, relative to ``IMAGES_PATH``.
+        labels : list of int
+            0-based labels.
+        """
+        names = self.read_validation_names()
+        labels = self.read_validation_labels()
+        if len(labels) != len(names):
+            raise DatasetError(f"has {len(labels)} labels but {self.config.VAL_LIST} lists "
+                               f"{len(names)} images", self.config.VAL_LABELS)
+        blacklist = self.read_blacklist(len(names))
+        kept = [(f"val/{name}.JPEG", label)
+                for position, (name, label) in enumerate(zip(names, labels), start=1)
+                if position not in blacklist]
+        logger.debug("validation: %d images, %d blacklisted", len(names), len(blacklist))
+        return [path for path, _ in kept], [label for _, label in kept]
+
+    # --- the book's test split -------------------------------------------------------
+    def split_test_set(self, paths: Sequence[str], labels: Sequence[int],
+                       num_test: int | None = None, seed: int | None = None) -> TestSplit:
+        """Carve a stratified, seeded test split out of the training set.
+
+        Each class gives up a share of ``num_test`` proportional to its size (largest
+        remainders get the rounding; no class gives up its last image), and which images
+        go is drawn with ``numpy.random.RandomState(seed)``. Both halves keep the input
+        order, so the split depends only on the lists, ``num_test`` and ``seed``.
+
+        Parameters
+        ----------
+        paths, labels : sequences
+            The training set (from :meth:`build_training_set`).
+        num_test : int, optional
+            Defaults to the config's ``NUM_TEST_IMAGES``.
+        seed : int, optional
+            Defaults to the config's ``TEST_SPLIT_SEED`` (42 if absent).
+        """
+        if num_test is None:
+            require(self.config, "NUM_TEST_IMAGES")
+            num_test = int(self.config.NUM_TEST_IMAGES)
+        if seed is None:
+            seed = int(getattr(self.config, "TEST_SPLIT_SEED", 42))
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        members: dict[int, list[int]] = {}
+        for position, label in enumerate(labels):
+            members.setdefault(int(label), []).append(position)
+        capacity = sum(len(group) - 1 for group in members.values())
+        if not 0 <= num_test <= capacity:
+            raise ConfigError(f"NUM_TEST_IMAGES={num_test} cannot be carved out of "
+                              f"{len(paths)} training images in {len(members)} classes "
+                              f"(at most {capacity}, leaving one per class)")
+
+        quotas = _allocate(num_test, {label: len(group) for label, group in members.items()})
+        rng = np.random.RandomState(seed)
+        chosen = np.zeros(len(paths), dtype=bool)
+        for label in sorted(members):
+            group = members[label]
+            picks = rng.permutation(len(group))[:quotas[label]]
+            chosen[[group[i] for i in picks]] = True
+        return TestSplit(
+            train_paths=[p for p, c in zip(paths, chosen) if not c],
+            train_labels=[int(lb) for lb, c in zip(labels, chosen) if not c],
+            test_paths=[p for p, c in zip(paths, chosen) if c],
+            test_labels=[int(lb) for lb, c in zip(labels, chosen) if c],
+        )
+
+    # --- provenance ------------------------------------------------------------------
+    def source_files(self) -> dict[str, str]:
+        """The devkit lists this helper reads, by config field name."""
+        return {name: str(getattr(self.config, name))
+                for name in ("WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
+                             "VAL_BLACKLIST")}
+
+    def fingerprints(self) -> dict[str, dict[str, str]]:
+        """SHA-256 of every devkit list, so a dataset records exactly what it came from."""
+        return {name: {"path": path, "sha256": sha256_file(path)}
+                for name, path in self.source_files().items()}
+
+
+def _allocate(total: int, sizes: dict[int, int]) -> dict[int, int]:
+    """Split ``total`` over classes in proportion to ``sizes`` (largest remainder method).
+
+    A class never gets all of its members: at least one stays for training.
+    """
+    count = sum(sizes.values())
+    exact = {label: total * size / count for label, size in sizes.items()}
+    quotas = {label: min(int(share), sizes[label] - 1) for label, share in exact.items()}
+    left = total - sum(quotas.values())
+    # Largest fractional share first, then the lower label: deterministic tie-breaking.
+    order = sorted(sizes, key=lambda label: (quotas[label] - exact[label], label))
+    while left > 0:
+        progressed = False
+        for label in order:
+            if left == 0:
+                break
+            if quotas[label] < sizes[label] - 1:
+                quotas[label] += 1
+                left -= 1
+                progressed = True
+        if not progressed:  # pragma: no cover - excluded by the capacity check
+            raise ValueError("test split larger than the training set allows")
+    return quotas
