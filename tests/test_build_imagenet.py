@@ -44,7 +44,8 @@ from pyimagesearch.data.records import (
     read_image_file,
     resize_shorter,
 )
-from pyimagesearch.utils.imagenethelper import DatasetError, sha256_file
+from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.utils.imagenethelper import DatasetError
 
 RESIZE, INPUT_SIZE = 32, 28
 SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),

@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from pyimagesearch.config import config_name, require
+from pyimagesearch.utils.files import atomic_write_text
 from pyimagesearch.utils.imagenethelper import DatasetError
 
 MANIFEST_NAME = "manifest.json"
@@ -49,17 +50,7 @@ def manifest_path(config: ModuleType) -> Path:
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest`` atomically: a temporary file, flushed, then renamed into place."""
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -52,7 +52,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from pyimagesearch.config import ConfigError, config_name, require
 from pyimagesearch.data.lists import ListEntry, make_entries, write_list
 from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path, write_manifest
-from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper, sha256_file
+from pyimagesearch.utils.files import fsync_path, sha256_file
+from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
 
 logger = logging.getLogger(__name__)
 
@@ -465,14 +466,6 @@ def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
     return removed
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class _Staging:
     """Temporary files that become a dataset only all together, when committed."""
 
@@ -488,14 +481,14 @@ class _Staging:
 
     def commit(self, manifest_file: Path, manifest: dict[str, Any]) -> None:
         for temporary, _ in self.pending:
-            _fsync(temporary)
+            fsync_path(temporary)
         # Drop the old manifest first: if we die half-way through the renames, the folder
         # has no manifest and reads as incomplete rather than as a mix of two builds.
         manifest_file.unlink(missing_ok=True)
         for temporary, final in self.pending:
             os.replace(temporary, final)
         for folder in {final.parent for _, final in self.pending}:
-            _fsync(folder)
+            fsync_path(folder)
         self.pending.clear()
         write_manifest(manifest_file, manifest)
 

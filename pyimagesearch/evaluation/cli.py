@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +24,7 @@ from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_ite
 from pyimagesearch.evaluation.evaluate import EvaluationError, evaluate
 from pyimagesearch.training.checkpoints import CheckpointError, read_manifest, resolve_epoch
 from pyimagesearch.training.devices import select_contexts
+from pyimagesearch.utils.files import atomic_write_text
 
 EXIT_ERROR = 2
 
@@ -55,10 +55,8 @@ def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch
     result = evaluate(net, evaluation_iterator(config, info, split, batch_size), contexts,
                       info.splits[split].count)
     result.update(epoch=epoch, split=split, records=info.splits[split].rec)
-    output = Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}.json"
-    temporary = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    temporary.write_text(json.dumps(result, indent=2, sort_keys=True))
-    os.replace(temporary, output)
+    atomic_write_text(Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}.json",
+                      json.dumps(result, indent=2, sort_keys=True))
     return result
 
 

@@ -17,7 +17,6 @@ N epochs, which is where ``--start-epoch N`` resumes, as in the book.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -29,6 +28,7 @@ import numpy as np
 from mxnet import gluon
 
 from pyimagesearch.training.optimizers import load_optimizer_state, save_optimizer_state
+from pyimagesearch.utils.files import atomic_write_text, commit_file, fsync_path, sha256_file
 
 FORMAT_VERSION = 1
 
@@ -46,34 +46,8 @@ def _paths(folder: Path, prefix: str, epoch: int) -> dict[str, Path]:
     }
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _commit(temporary: Path, final: Path) -> None:
-    _fsync_file(temporary)
-    os.replace(temporary, final)
-
-
 def _file_entry(path: Path) -> dict[str, Any]:
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)}
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
 def check_finite(net: gluon.Block) -> list[str]:
@@ -102,7 +76,7 @@ def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str 
         net.export(str(stem), epoch=epoch)
         counters = save_optimizer_state(trainer, str(temporary["states"]))
         for kind in ("symbol", "params", "states"):
-            _commit(temporary[kind], final[kind])
+            commit_file(temporary[kind], final[kind])
         manifest = {
             "format": FORMAT_VERSION,
             "epoch": epoch,
@@ -112,10 +86,9 @@ def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str 
             "files": {kind: _file_entry(final[kind]) for kind in ("symbol", "params", "states")},
             **info,
         }
-        with open(temporary["manifest"], "w") as handle:
-            json.dump(manifest, handle, indent=2, sort_keys=True)
-        _commit(temporary["manifest"], final["manifest"])
-        _fsync_dir(folder)
+        fsync_path(folder)
+        # Last: the manifest is what makes the checkpoint count as complete.
+        atomic_write_text(final["manifest"], json.dumps(manifest, indent=2, sort_keys=True))
     finally:
         for path in temporary.values():
             path.unlink(missing_ok=True)
@@ -168,7 +141,7 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int,
             path = folder / entry["file"]
             if not path.exists():
                 raise CheckpointError(f"{paths['manifest']}: {kind} file {path} is missing")
-            if path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+            if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
                 raise CheckpointError(f"{path} does not match its checksum in "
                                       f"{paths['manifest'].name}: the file changed or is "
                                       f"damaged")

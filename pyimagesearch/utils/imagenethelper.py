@@ -19,7 +19,6 @@ stratified and seeded, instead of in the build script with scikit-learn.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -30,6 +29,7 @@ from types import ModuleType
 import numpy as np
 
 from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.utils.files import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +88,6 @@ class TestSplit:
     train_labels: list[int]
     test_paths: list[str]
     test_labels: list[int]
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's contents."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:

@@ -1,0 +1,48 @@
+"""Files that are never seen half-written: checksums, fsync, write-then-rename.
+
+Datasets and checkpoints both follow one rule: write under a temporary name in the
+same folder, flush to disk, then rename into place (atomic on POSIX), so a crash
+leaves either the old file or the new one, never a torn one under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks (record files run to hundreds of GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file's data, or a folder's entries (after a rename), to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def commit_file(temporary: str | Path, final: str | Path) -> None:
+    """Flush ``temporary`` and rename it to ``final`` (same folder, so the rename is atomic)."""
+    fsync_path(temporary)
+    os.replace(temporary, final)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, flushed, then renamed."""
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        commit_file(temporary, path)
+        fsync_path(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
