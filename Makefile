@@ -27,9 +27,12 @@ test: lint
 demo: $(STAMP)
 	$(PY) build_demo_dataset.py --config $(DEMO_CONFIG)
 	$(PY) build_imagenet.py --config $(DEMO_CONFIG)
+	rm -rf $(DEMO_OUT)
 	$(PY) train_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet
-	$(PY) test_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet --epoch last
 	$(PY) plot_log.py --checkpoints $(DEMO_OUT) --prefix googlenet
+	$(PY) test_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet \
+		--epoch last --require-rank1 0.90
+	@echo "demo done: checkpoints, logs and curves (googlenet_*.png) are in $(DEMO_OUT)/"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

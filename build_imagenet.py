@@ -15,8 +15,8 @@ import logging
 import sys
 
 from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.data.build import StrictBuildError, build_dataset, format_summary
 from pyimagesearch.data.manifest import manifest_path
-from pyimagesearch.data.records import StrictBuildError, build_dataset, format_summary
 from pyimagesearch.utils.imagenethelper import DatasetError
 
 

@@ -41,8 +41,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pyimagesearch.config import load_config
+from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.lists import read_list
-from pyimagesearch.data.records import build_dataset, pack_records
+from pyimagesearch.data.records import pack_records
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 # MXNet is imported inside the functions that use it: the packer's worker processes are

@@ -276,7 +276,7 @@ def tiny_dataset_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Built once per session (about a second); treat it as read-only.
     """
     from pyimagesearch.config import load_config
-    from pyimagesearch.data.records import build_dataset
+    from pyimagesearch.data.build import build_dataset
 
     root = tmp_path_factory.mktemp("tiny_dataset")
     tree = make_ilsvrc_tree(root / "ILSVRC2015", classes=4, train_per_class=10,

@@ -33,17 +33,17 @@ from conftest import (
 
 import build_imagenet
 from pyimagesearch.config import load_config
-from pyimagesearch.data import records
-from pyimagesearch.data.lists import read_list
-from pyimagesearch.data.manifest import SPLITS, load_manifest, manifest_path
-from pyimagesearch.data.records import (
+from pyimagesearch.data import build, records
+from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.images import (
     UnreadableImage,
-    build_dataset,
     decode_image,
-    load_mean,
     read_image_file,
     resize_shorter,
 )
+from pyimagesearch.data.lists import read_list
+from pyimagesearch.data.manifest import SPLITS, load_manifest, manifest_path
+from pyimagesearch.data.mean import load_mean
 from pyimagesearch.utils.files import sha256_file
 from pyimagesearch.utils.imagenethelper import DatasetError
 
@@ -334,7 +334,7 @@ def _fail_writing_the_mean(monkeypatch):
     def failing(path, mean):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(records, "write_mean", failing)
+    monkeypatch.setattr(build, "write_mean", failing)
 
 
 @pytest.mark.parametrize("sabotage", [_fail_on_third_image, _fail_writing_the_mean])

@@ -19,8 +19,8 @@ from sklearn.datasets import load_digits
 import build_demo_dataset
 from pyimagesearch.config import load_config
 from pyimagesearch.data import demo_dataset
+from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.demo_dataset import DIGIT_CLASSES, write_demo_dataset
-from pyimagesearch.data.records import build_dataset
 from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
 
 DEMO_FIELDS = {"NUM_CLASSES": 10, "NUM_TEST_IMAGES": 300, "RESIZE": 64, "INPUT_SIZE": 56,

@@ -98,6 +98,11 @@ def test_evaluation_scores_exactly_the_test_images(tiny_config, tmp_path, capsys
     result = json.loads((tmp_path / "net-0001-test.json").read_text())
     assert result["images"] == 8  # NUM_TEST_IMAGES, though a batch holds 8 and wraps
     assert 0.0 <= result["accuracy"] <= result["top_k_accuracy_5"] <= 1.0
+    # The demo's success check: a rank-1 below the requirement fails the command.
+    assert test_googlenet.main(["--config", tiny_config, "--checkpoints", str(tmp_path),
+                                "--prefix", "net", "--epoch", "1",
+                                "--require-rank1", "1.01"]) == 4
+    assert "below the required 1.0100" in capsys.readouterr().err
 
 
 def test_plot_log_stitches_a_restart(tiny_config, tmp_path, capsys):

@@ -12,7 +12,6 @@ makes a resumed run see the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from typing import Any
 import mxnet as mx
 
 from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.data.mean import load_mean
+from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class DatasetInfo:
     image_size: int
     manifest_file: str
     manifest: dict[str, Any]
+    # A per-pixel mean (MXNet .nd file, CIFAR's preprocessing) replaces the channel mean.
+    mean_image: str | None = None
 
 
 def _rebuild_hint(config: ModuleType) -> str:
@@ -64,14 +67,9 @@ def _rebuild_hint(config: ModuleType) -> str:
 
 def _load_mean(path: str, config: ModuleType) -> dict[str, float]:
     try:
-        with open(path) as handle:
-            mean = json.load(handle)
-        return {channel: float(mean[channel]) for channel in ("R", "G", "B")}
-    except FileNotFoundError:
-        raise DataError(f"mean file {path} is missing; {_rebuild_hint(config)}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"mean file {path} is not a JSON object with numbers R, G, B ({exc}); "
-                        f"{_rebuild_hint(config)}") from exc
+        return load_mean(path)
+    except DatasetError as exc:
+        raise DataError(f"{exc}; {_rebuild_hint(config)}") from None
 
 
 def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
@@ -117,8 +115,13 @@ def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> Datase
             f"rebuild them with RESIZE >= {config.INPUT_SIZE}: python build_imagenet.py "
             f"--config {config_name(config)}")
     mean = _load_mean(config.DATASET_MEAN, config)
+    mean_image = getattr(config, "MEAN_IMAGE", None)
+    if mean_image is not None and not Path(mean_image).is_file():
+        # ImageRecordIter would quietly compute and write a mean image of its own.
+        raise DataError(f"per-pixel mean image {mean_image} (MEAN_IMAGE) is missing; "
+                        f"{_rebuild_hint(config)}")
     return DatasetInfo(splits=found, mean=mean, image_size=image_size,
-                       manifest_file=manifest_file, manifest=manifest)
+                       manifest_file=manifest_file, manifest=manifest, mean_image=mean_image)
 
 
 def augmentation(config: ModuleType) -> dict[str, Any]:
@@ -138,10 +141,13 @@ def updates_per_epoch(num_records: int, batch_size: int) -> int:
 def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType,
             batch_size: int) -> dict[str, Any]:
     size = config.INPUT_SIZE
+    if info.mean_image is not None:
+        mean = {"mean_img": info.mean_image}
+    else:
+        mean = {"mean_r": info.mean["R"], "mean_g": info.mean["G"], "mean_b": info.mean["B"]}
     return {
         "path_imgrec": split.rec, "path_imgidx": split.idx,
-        "data_shape": (3, size, size), "batch_size": batch_size,
-        "mean_r": info.mean["R"], "mean_g": info.mean["G"], "mean_b": info.mean["B"],
+        "data_shape": (3, size, size), "batch_size": batch_size, **mean,
         "preprocess_threads": int(getattr(config, "DECODE_THREADS", 2)),
         # round_batch fills the last batch with images from the start of the set and
         # reports how many in batch.pad, instead of uninitialised memory.

@@ -27,6 +27,7 @@ from pyimagesearch.training.devices import select_contexts
 from pyimagesearch.utils.files import atomic_write_text
 
 EXIT_ERROR = 2
+EXIT_BELOW_TARGET = 4
 
 
 def load_standard_checkpoint(checkpoints: str, prefix: str, epoch: int,
@@ -72,6 +73,8 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help="records to score (default: the test split carved from train)")
     parser.add_argument("--cpu-contexts", type=int, default=1,
                         help="without GPUs, split each batch over this many CPU contexts")
+    parser.add_argument("--require-rank1", type=float, default=None, metavar="FRACTION",
+                        help="exit non-zero when rank-1 is below this (e.g. 0.90 for the demo)")
     return parser
 
 
@@ -89,4 +92,8 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
     print(f"[INFO] rank-1: {100 * result['accuracy']:.2f}%")
     print(f"[INFO] rank-5: {100 * result['top_k_accuracy_5']:.2f}%")
     print(f"[INFO] loss: {result['cross-entropy']:.4f}")
+    if args.require_rank1 is not None and result["accuracy"] < args.require_rank1:
+        print(f"[ERROR] rank-1 {result['accuracy']:.4f} is below the required "
+              f"{args.require_rank1:.4f}", file=sys.stderr)
+        return EXIT_BELOW_TARGET
     return 0

@@ -12,6 +12,8 @@ import argparse
 import logging
 import shlex
 import sys
+from collections.abc import Callable
+from types import ModuleType
 
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.iterators import DataError
@@ -40,6 +42,8 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help=f"config module or .py path (default {default_config})")
     parser.add_argument("--cpu-contexts", type=int, default=1,
                         help="without GPUs, split each batch over this many CPU contexts")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random seed of the run (default: the config's SEED)")
     return parser
 
 
@@ -60,15 +64,12 @@ def _resume_command(argv: list[str], epoch: int) -> str:
     return shlex.join([sys.executable, sys.argv[0], *kept, "--start-epoch", str(epoch)])
 
 
-def train_main(argv: list[str] | None, description: str, default_config: str) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(description, default_config).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    request = RunRequest(checkpoints=args.checkpoints, prefix=args.prefix,
-                         start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
-                         cpu_contexts=args.cpu_contexts)
+ModelArguments = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], dict]]
+
+
+def run_and_report(config: ModuleType, request: RunRequest, argv: list[str]) -> int:
+    """Train as ``request`` says; turn the expected failures into a message and exit code."""
     try:
-        config = load_config(args.config)
         record = train(config, request)
     except TrainingInterrupted as exc:
         print(f"[INFO] stopped: {exc}", file=sys.stderr)
@@ -85,5 +86,31 @@ def train_main(argv: list[str] | None, description: str, default_config: str) ->
     val = record.get("val", {})
     print(f"[INFO] finished epoch {record.get('epoch')}: validation rank-1 "
           f"{val.get('accuracy', float('nan')):.4f}, rank-5 "
-          f"{val.get('top_k_accuracy_5', float('nan')):.4f}; checkpoints in {args.checkpoints}")
+          f"{val.get('top_k_accuracy_5', float('nan')):.4f}; checkpoints in "
+          f"{request.checkpoints}")
     return 0
+
+
+def train_main(argv: list[str] | None, description: str, default_config: str,
+               model_arguments: ModelArguments | None = None) -> int:
+    """The whole command: parse, load the config, train, report.
+
+    ``model_arguments`` lets a script add network options (CIFAR's ``--depth``): it adds
+    them to the parser and returns a function from the parsed arguments to constructor
+    arguments.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(description, default_config)
+    to_model_params = model_arguments(parser) if model_arguments else (lambda args: {})
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    request = RunRequest(checkpoints=args.checkpoints, prefix=args.prefix,
+                         start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
+                         cpu_contexts=args.cpu_contexts, model_params=to_model_params(args),
+                         seed=args.seed)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return run_and_report(config, request, argv)

@@ -7,7 +7,7 @@ their config (``MODEL``, ``MODEL_PARAMS``, ``RECIPE``, sizes).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,15 +33,13 @@ from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.optimizers import create_optimizer
+from pyimagesearch.training.recipes import Recipe
 from pyimagesearch.training.schedules import LROverride, lr_at_epoch_start
 
 logger = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("TRAIN_MX_REC", "VAL_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE",
                    "BATCH_SIZE", "NUM_DEVICES", "MODEL", "RECIPE")
-# What must not change between a checkpoint and the run resuming from it.
-IDENTITY_FIELDS = ("model", "num_classes", "input_size", "batch_size", "updates_per_epoch",
-                   "optimizer")
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,24 @@ class RunRequest:
     end_epoch: int | None = None
     lr: float | None = None
     cpu_contexts: int = 1
+    # Run-specific network arguments and seed (CIFAR's --depth/--variant, --seed), merged
+    # over the config's MODEL_PARAMS and SEED.
+    model_params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    # A recipe chosen for this run (e.g. CIFAR's warm-up for the 110-layer net).
+    recipe: Recipe | None = None
 
 
-def build_network(config: ModuleType, contexts: list[mx.Context], seed: int
-                  ) -> gluon.HybridBlock:
-    net = get_model(config.MODEL, num_classes=config.NUM_CLASSES,
-                    **dict(getattr(config, "MODEL_PARAMS", {})))
+def model_params(config: ModuleType, overrides: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Constructor arguments of the config's network, with run-specific overrides."""
+    return {"num_classes": config.NUM_CLASSES, **dict(getattr(config, "MODEL_PARAMS", {})),
+            **(overrides or {})}
+
+
+def build_network(config: ModuleType, contexts: list[mx.Context], seed: int,
+                  overrides: dict[str, Any] | None = None) -> gluon.HybridBlock:
+    net = get_model(config.MODEL, **model_params(config, overrides))
     mx.random.seed(seed)
     # Xavier as in the book's scripts; BN makes the choice of scale non-critical.
     net.initialize(mx.init.Xavier(), ctx=contexts)
@@ -67,10 +77,12 @@ def build_network(config: ModuleType, contexts: list[mx.Context], seed: int
     return net
 
 
-def _identity(config: ModuleType, batch_size: int, per_epoch: int) -> dict[str, Any]:
-    return {"model": config.MODEL, "num_classes": config.NUM_CLASSES,
+def _identity(config: ModuleType, recipe: Recipe, batch_size: int, per_epoch: int,
+              params: dict[str, Any]) -> dict[str, Any]:
+    """What must not change between a checkpoint and the run resuming from it."""
+    return {"model": config.MODEL, "model_params": params,
             "input_size": config.INPUT_SIZE, "batch_size": batch_size,
-            "updates_per_epoch": per_epoch, "optimizer": config.RECIPE.optimizer}
+            "updates_per_epoch": per_epoch, "optimizer": recipe.optimizer}
 
 
 def check_start(request: RunRequest) -> dict[str, Any] | None:
@@ -90,7 +102,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
           console: bool = True) -> dict[str, Any]:
     """Train (or resume) a run as the config and the request say; return the last epoch's record."""
     require(config, *REQUIRED_FIELDS)
-    recipe = config.RECIPE
+    recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
     resumed = check_start(request)
     if request.start_epoch >= end_epoch:
@@ -100,14 +112,15 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
     batch_size = config.BATCH_SIZE * len(contexts)
     per_epoch = updates_per_epoch(info.splits["train"].count, batch_size)
-    identity = _identity(config, batch_size, per_epoch)
-    seed = int(getattr(config, "SEED", 0))
+    params = model_params(config, request.model_params)
+    identity = _identity(config, recipe, batch_size, per_epoch, params)
+    seed = request.seed if request.seed is not None else int(getattr(config, "SEED", 0))
 
     overrides = tuple(LROverride(**o) for o in (resumed or {}).get("lr_overrides", []))
     if request.lr is not None:
         overrides = (*[o for o in overrides if o.epoch < request.start_epoch],
                      LROverride(request.start_epoch, request.lr))
-    net = build_network(config, contexts, seed)
+    net = build_network(config, contexts, seed, request.model_params)
     trainer = gluon.Trainer(net.collect_params(),
                             create_optimizer(recipe, per_epoch, overrides),
                             kvstore=getattr(config, "KVSTORE", "device"),
@@ -133,6 +146,8 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                  f"({config.BATCH_SIZE} per device), {per_epoch} updates per epoch")
         log.info(f"Network: {config.MODEL}, {count_trainable_parameters(net):,} trainable "
                  f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes")
+        if hasattr(net, "describe"):
+            log.info(net.describe(config.INPUT_SIZE))
         log.info(f"Data: {info.splits['train'].count} training and "
                  f"{info.splits['val'].count} validation images ({info.manifest_file})")
         log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {recipe.base_lr:g}); "

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import mxnet as mx
 import numpy as np
@@ -86,6 +86,30 @@ class EpochProgress:
 
 
 @dataclass
+class StepContext:
+    """What an observer sees after an update: the step's inputs and losses, the network."""
+
+    epoch: int
+    batch: int
+    net: gluon.HybridBlock
+    trainer: gluon.Trainer
+    data: list[mx.nd.NDArray]
+    losses: list[mx.nd.NDArray]
+    log: TrainingLog
+
+
+class StepObserver(Protocol):
+    """Runs after every ``interval``-th update (health checks and the like).
+
+    It may log, or raise ``TrainingDiverged`` to stop the run; it must not update weights.
+    """
+
+    interval: int
+
+    def observe(self, step: StepContext) -> None: ...
+
+
+@dataclass
 class TrainingSetup:
     """What the loop trains, and how."""
 
@@ -97,6 +121,7 @@ class TrainingSetup:
     log_interval: int
     seed: int
     loss_fn: gluon.loss.Loss = field(default_factory=gluon.loss.SoftmaxCrossEntropyLoss)
+    observers: list[StepObserver] = field(default_factory=list)
 
 
 def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
@@ -132,6 +157,10 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             account(*previous)
         previous = (batch_index, sums, batch.data[0].shape[0])
         progress.samples += batch.data[0].shape[0]
+        for observer in setup.observers:
+            if (batch_index + 1) % observer.interval == 0:
+                observer.observe(StepContext(epoch, batch_index, setup.net, setup.trainer,
+                                             data, losses, setup.log))
         if (batch_index + 1) % setup.log_interval == 0:
             account(*previous)
             previous = None
