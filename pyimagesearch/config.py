@@ -64,6 +64,11 @@ def config_name(config: ModuleType) -> str:
     return getattr(config, "__file__", None) or config.__name__
 
 
+def config_snapshot_value(value: Any) -> Any:
+    """One config value as JSON-ready data (dataclasses become dicts with their type)."""
+    return _to_json(value)
+
+
 def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {"__type__": type(value).__name__, **_to_json(dataclasses.asdict(value))}

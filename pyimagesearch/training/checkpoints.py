@@ -27,7 +27,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from pyimagesearch.training.optimizers import load_optimizer_state, save_optimizer_state
+from pyimagesearch.training.optimizers import save_optimizer_state
 from pyimagesearch.utils.files import atomic_write_text, commit_file, fsync_path, sha256_file
 
 FORMAT_VERSION = 1
@@ -37,7 +37,9 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete, corrupt or does not fit the run."""
 
 
-def _paths(folder: Path, prefix: str, epoch: int) -> dict[str, Path]:
+def checkpoint_paths(folder: str | Path, prefix: str, epoch: int) -> dict[str, Path]:
+    """The four files of checkpoint ``epoch``."""
+    folder = Path(folder)
     return {
         "symbol": folder / f"{prefix}-symbol.json",
         "params": folder / f"{prefix}-{epoch:04d}.params",
@@ -50,8 +52,15 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 
-def check_finite(net: gluon.Block) -> list[str]:
-    """Names of parameters holding NaN or infinity (checked on the first device's copy)."""
+def nonfinite_weights(net: gluon.Block) -> list[str]:
+    """Names of parameters holding NaN or infinity, on the first device's copy.
+
+    One fused reduction answers the common case; names are looked up only when it fails.
+    """
+    arrays = [p.list_data()[0] for p in net.collect_params().values()]
+    total = mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays)).sum().asscalar()
+    if np.isfinite(total):
+        return []
     return [name for name, param in net.collect_params().items()
             if not np.isfinite(param.list_data()[0].asnumpy()).all()]
 
@@ -65,34 +74,45 @@ def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str 
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    broken = check_finite(net)
+    broken = nonfinite_weights(net)
     if broken:
         raise CheckpointError(f"not saving epoch {epoch}: non-finite values in "
                               f"{', '.join(broken[:5])}")
-    final = _paths(folder, prefix, epoch)
+    final = checkpoint_paths(folder, prefix, epoch)
     stem = folder / f".{prefix}.tmp{os.getpid()}"
-    temporary = _paths(stem.parent, stem.name, epoch)
+    temporary = checkpoint_paths(stem.parent, stem.name, epoch)
     try:
-        net.export(str(stem), epoch=epoch)
-        counters = save_optimizer_state(trainer, str(temporary["states"]))
-        for kind in ("symbol", "params", "states"):
-            commit_file(temporary[kind], final[kind])
-        manifest = {
-            "format": FORMAT_VERSION,
-            "epoch": epoch,
-            "prefix": prefix,
-            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "optimizer_state": counters,
-            "files": {kind: _file_entry(final[kind]) for kind in ("symbol", "params", "states")},
-            **info,
-        }
-        fsync_path(folder)
-        # Last: the manifest is what makes the checkpoint count as complete.
-        atomic_write_text(final["manifest"], json.dumps(manifest, indent=2, sort_keys=True))
+        _write_checkpoint(net, trainer, folder, prefix, epoch, info, final, stem, temporary)
+    except (OSError, mx.base.MXNetError) as exc:
+        raise CheckpointError(
+            f"could not write checkpoint {epoch} of {prefix!r} in {folder} ({exc}); it is not "
+            f"marked complete and the earlier checkpoints are untouched -- is the disk full?"
+        ) from exc
     finally:
         for path in temporary.values():
             path.unlink(missing_ok=True)
     return final["manifest"]
+
+
+def _write_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: Path, prefix: str,
+                      epoch: int, info: dict[str, Any], final: dict[str, Path], stem: Path,
+                      temporary: dict[str, Path]) -> None:
+    net.export(str(stem), epoch=epoch)
+    counters = save_optimizer_state(trainer, str(temporary["states"]))
+    for kind in ("symbol", "params", "states"):
+        commit_file(temporary[kind], final[kind])
+    manifest = {
+        "format": FORMAT_VERSION,
+        "epoch": epoch,
+        "prefix": prefix,
+        "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "optimizer_state": counters,
+        "files": {kind: _file_entry(final[kind]) for kind in ("symbol", "params", "states")},
+        **info,
+    }
+    fsync_path(folder)
+    # Last: the manifest is what makes the checkpoint count as complete.
+    atomic_write_text(final["manifest"], json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
@@ -101,7 +121,7 @@ def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
     epochs = []
     for manifest in folder.glob(f"{prefix}-[0-9][0-9][0-9][0-9].json"):
         epoch = int(manifest.stem.rsplit("-", 1)[1])
-        if all(path.exists() for path in _paths(folder, prefix, epoch).values()):
+        if all(path.exists() for path in checkpoint_paths(folder, prefix, epoch).values()):
             epochs.append(epoch)
     return sorted(epochs)
 
@@ -121,11 +141,11 @@ def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
     return int(epoch)
 
 
-def read_manifest(folder: str | Path, prefix: str, epoch: int,
-                  verify: bool = True) -> dict[str, Any]:
-    """The manifest of checkpoint ``epoch``, its files checked against their SHA-256."""
+def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = True,
+                  skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The manifest of checkpoint ``epoch``, its files (but ``skip``) checked by SHA-256."""
     folder = Path(folder)
-    paths = _paths(folder, prefix, epoch)
+    paths = checkpoint_paths(folder, prefix, epoch)
     if not paths["manifest"].exists():
         existing = list_checkpoints(folder, prefix)
         listing = ", ".join(str(e) for e in existing) if existing else "none"
@@ -138,6 +158,8 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int,
         raise CheckpointError(f"{paths['manifest']}: unreadable manifest ({exc})") from exc
     if verify:
         for kind, entry in manifest["files"].items():
+            if kind in skip:
+                continue
             path = folder / entry["file"]
             if not path.exists():
                 raise CheckpointError(f"{paths['manifest']}: {kind} file {path} is missing")
@@ -167,13 +189,3 @@ def load_exported_params(net: gluon.Block, path: str | Path) -> None:
             raise CheckpointError(f"{path}: {name} has shape {arrays[name].shape}, "
                                   f"the network needs {param.shape}")
         param.set_data(arrays[name])
-
-
-def restore_checkpoint(net: gluon.Block, trainer: gluon.Trainer, folder: str | Path,
-                       prefix: str, epoch: int) -> dict[str, Any]:
-    """Load weights and optimizer state of checkpoint ``epoch``; return its manifest."""
-    manifest = read_manifest(folder, prefix, epoch)
-    paths = _paths(Path(folder), prefix, epoch)
-    load_exported_params(net, paths["params"])
-    load_optimizer_state(trainer, str(paths["states"]), manifest["optimizer_state"])
-    return manifest

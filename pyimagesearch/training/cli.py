@@ -44,6 +44,12 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help="without GPUs, split each batch over this many CPU contexts")
     parser.add_argument("--seed", type=int, default=None,
                         help="random seed of the run (default: the config's SEED)")
+    parser.add_argument("--override", action="store_true",
+                        help="resume even though the config, dataset or recipe differ from "
+                             "the checkpoint's (the differences are logged)")
+    parser.add_argument("--reset-optimizer", action="store_true",
+                        help="resume without the checkpoint's optimizer state (momentum "
+                             "starts from zero; the schedule continues)")
     return parser
 
 
@@ -107,7 +113,8 @@ def train_main(argv: list[str] | None, description: str, default_config: str,
     request = RunRequest(checkpoints=args.checkpoints, prefix=args.prefix,
                          start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
                          cpu_contexts=args.cpu_contexts, model_params=to_model_params(args),
-                         seed=args.seed)
+                         seed=args.seed, override=args.override,
+                         reset_optimizer=args.reset_optimizer)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

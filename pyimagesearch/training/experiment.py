@@ -15,25 +15,29 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.config import ConfigError, config_name, config_snapshot, require
+from pyimagesearch.config import (
+    ConfigError,
+    config_name,
+    config_snapshot,
+    config_snapshot_value,
+    require,
+)
 from pyimagesearch.data.iterators import (
+    DatasetInfo,
     dataset_info,
     evaluation_iterator,
     training_iterator,
     updates_per_epoch,
 )
 from pyimagesearch.nn import count_trainable_parameters, get_model
-from pyimagesearch.training.checkpoints import (
-    CheckpointError,
-    list_checkpoints,
-    read_manifest,
-    restore_checkpoint,
-)
+from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.training.devices import describe_contexts, select_contexts
+from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.optimizers import create_optimizer
 from pyimagesearch.training.recipes import Recipe
+from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
 from pyimagesearch.training.schedules import LROverride, lr_at_epoch_start
 
 logger = logging.getLogger(__name__)
@@ -58,6 +62,13 @@ class RunRequest:
     seed: int | None = None
     # A recipe chosen for this run (e.g. CIFAR's warm-up for the 110-layer net).
     recipe: Recipe | None = None
+    override: bool = False          # resume although the run's description changed
+    reset_optimizer: bool = False   # resume with fresh momentum (missing/damaged .states)
+
+    @property
+    def start(self) -> StartRequest:
+        return StartRequest(self.checkpoints, self.prefix, self.start_epoch,
+                            self.reset_optimizer)
 
 
 def model_params(config: ModuleType, overrides: dict[str, Any] | None = None
@@ -85,17 +96,11 @@ def _identity(config: ModuleType, recipe: Recipe, batch_size: int, per_epoch: in
             "updates_per_epoch": per_epoch, "optimizer": recipe.optimizer}
 
 
-def check_start(request: RunRequest) -> dict[str, Any] | None:
-    """Fail at once on an impossible start; return the manifest to resume from, if any."""
-    existing = list_checkpoints(request.checkpoints, request.prefix)
-    if request.start_epoch == 0:
-        if existing:
-            raise CheckpointError(
-                f"{request.checkpoints} already holds checkpoints of {request.prefix!r} "
-                f"(epochs {', '.join(map(str, existing))}); resume with --start-epoch "
-                f"{existing[-1]}, or pick another --checkpoints folder or --prefix")
-        return None
-    return read_manifest(request.checkpoints, request.prefix, request.start_epoch)
+def dataset_fingerprint(info: DatasetInfo) -> dict[str, Any]:
+    """What identifies the training data: record counts and the training records' hash."""
+    train = info.manifest.get("splits", {}).get("train", {})
+    return {"counts": {split: records.count for split, records in info.splits.items()},
+            "train_rec_sha256": train.get("rec_sha256")}
 
 
 def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | None = None,
@@ -104,7 +109,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     require(config, *REQUIRED_FIELDS)
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
-    resumed = check_start(request)
+    resumed = check_start(request.start)
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
                           f"{end_epoch}; pass a larger --end-epoch")
@@ -125,17 +130,28 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                             create_optimizer(recipe, per_epoch, overrides),
                             kvstore=getattr(config, "KVSTORE", "device"),
                             update_on_kvstore=False)
+    description = {
+        "identity": identity,
+        "config": config_snapshot(config),
+        "seed": seed,
+        "recipe": config_snapshot_value(recipe),
+        "dataset_fingerprint": dataset_fingerprint(info),
+        "contexts": [str(c) for c in contexts],
+        "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
+        "dataset": {"manifest": info.manifest_file,
+                    "counts": {k: v.count for k, v in info.splits.items()}},
+    }
+    differences: list[str] = []
+    restored = None
     if resumed is not None:
-        changed = {key: (resumed.get("identity", {}).get(key), value)
-                   for key, value in identity.items()
-                   if resumed.get("identity", {}).get(key) != value}
-        if changed:
-            details = "; ".join(f"{k}: checkpoint {old!r}, now {new!r}"
-                                for k, (old, new) in changed.items())
-            raise CheckpointError(f"cannot resume epoch {request.start_epoch} of "
-                                  f"{request.prefix!r}: the run changed ({details})")
-        restore_checkpoint(net, trainer, request.checkpoints, request.prefix,
-                           request.start_epoch)
+        differences = run_differences(resumed, description)
+        if differences and not request.override:
+            raise CheckpointError(
+                f"cannot resume epoch {request.start_epoch} of {request.prefix!r}: the run "
+                f"differs from the checkpoint's ({'; '.join(differences[:8])}"
+                f"{'; ...' if len(differences) > 8 else ''}); pass --override to resume "
+                f"anyway (the schedule is then rebuilt at the restored update count)")
+        restored = restore(net, trainer, request.start, resumed)
 
     Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
     log = TrainingLog(log_path(request.checkpoints, request.start_epoch), console=console)
@@ -152,24 +168,20 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                  f"{info.splits['val'].count} validation images ({info.manifest_file})")
         log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {recipe.base_lr:g}); "
                  f"epochs {request.start_epoch}..{end_epoch - 1}")
-        if resumed is not None:
-            log.info(f"Resumed from epoch {request.start_epoch}: update "
-                     f"{resumed['optimizer_state']['num_update']}")
+        if restored is not None:
+            log.info(f"Resumed from epoch {request.start_epoch}: {restored}")
+        for difference in differences:
+            log.warning(f"Override (--override): {difference}")
         if request.lr is not None:
             log.info(f"Learning rate set by hand to {request.lr:g} from epoch "
                      f"{request.start_epoch} on (--lr)")
-        description = {
-            "identity": identity,
-            "config": config_snapshot(config),
-            "seed": seed,
-            "contexts": [str(c) for c in contexts],
-            "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
-            "dataset": {"manifest": info.manifest_file,
-                        "counts": {k: v.count for k, v in info.splits.items()}},
-        }
-        setup = TrainingSetup(net=net, trainer=trainer, contexts=contexts,
-                              batch_size=batch_size, log=log,
-                              log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed)
+        log.info(describe_health(health_settings(config)))
+        setup = TrainingSetup(
+            net=net, trainer=trainer, contexts=contexts, batch_size=batch_size, log=log,
+            log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed,
+            observers=observers_from_config(config),
+            max_nonfinite_steps=int(getattr(config, "MAX_NONFINITE_STEPS", 3)),
+            weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)))
         return fit(
             setup, request.start_epoch, end_epoch,
             make_train_iter=lambda epoch: training_iterator(config, info, batch_size, epoch, seed),

@@ -21,7 +21,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from pyimagesearch.evaluation.evaluate import evaluate, split_batch
-from pyimagesearch.training.checkpoints import save_checkpoint
+from pyimagesearch.training.checkpoints import nonfinite_weights, save_checkpoint
 from pyimagesearch.training.logs import TrainingLog, append_metrics
 from pyimagesearch.training.metrics import MetricTotals, batch_sums
 
@@ -42,12 +42,17 @@ class TrainingInterrupted(Exception):
 
 
 class TrainingDiverged(Exception):
-    """The loss became NaN or infinite; no checkpoint of these weights is written."""
+    """Training produced non-finite numbers; no checkpoint of these weights is written.
 
-    def __init__(self, epoch: int, batch: int, loss: float, resume_epoch: int | None) -> None:
-        self.epoch, self.batch, self.loss, self.resume_epoch = epoch, batch, loss, resume_epoch
+    ``cause`` says what: a loss value (float) or a sentence ("parameter x is NaN").
+    """
+
+    def __init__(self, epoch: int, batch: int, cause: str | float,
+                 resume_epoch: int | None) -> None:
+        self.epoch, self.batch, self.cause, self.resume_epoch = epoch, batch, cause, resume_epoch
+        reason = f"loss is {cause}" if isinstance(cause, float) else cause
         super().__init__(
-            f"loss is {loss} at epoch {epoch}, batch {batch}: training stopped without saving "
+            f"{reason} at epoch {epoch}, batch {batch}: training stopped without saving "
             f"these weights; " + (f"the last good checkpoint is epoch {resume_epoch} "
                                   f"(resume from it with a lower --lr)"
                                   if resume_epoch is not None else "no checkpoint was written"))
@@ -83,6 +88,8 @@ class EpochProgress:
     epoch: int
     batch: int = 0
     samples: int = 0
+    skipped: int = 0
+    lr: float | None = None  # the rate the epoch's first update really used
 
 
 @dataclass
@@ -122,27 +129,34 @@ class TrainingSetup:
     seed: int
     loss_fn: gluon.loss.Loss = field(default_factory=gluon.loss.SoftmaxCrossEntropyLoss)
     observers: list[StepObserver] = field(default_factory=list)
+    # A step whose loss or gradient is not finite is skipped; this many in a row stop the run.
+    max_nonfinite_steps: int = 3
+    # Every this many updates all weights are checked finite: on the CPU, ReLU turns NaN
+    # into 0 and max pooling into -3.4e38, so a NaN weight can hide behind a finite loss.
+    weight_check_interval: int = 100
+
+
+def _trainable(net: gluon.Block) -> list[gluon.Parameter]:
+    return [p for p in net.collect_params().values() if p.grad_req != "null"]
+
+
+def _sum_of_squares(arrays: list[mx.nd.NDArray]) -> mx.nd.NDArray:
+    return mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays)).sum()
 
 
 def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
                 stop: StopFlag, progress: EpochProgress) -> dict[str, float]:
     """One pass over ``data_iter``; returns the epoch's rank-1, rank-5 and loss.
 
-    The host reads each batch's three sums one batch late: by then the device has them
-    and already works on the next batch, so the read stalls nothing, and it is what
-    bounds how far Python runs ahead of the engine.
+    Before each update the host reads four numbers per device, reduced on the device:
+    rank-1 hits, rank-5 hits, loss sum and the squared gradient norm. A step whose loss or
+    gradient is not finite is not applied (counted, logged); ``max_nonfinite_steps`` in a
+    row stop the run. That read is the loop's one host sync per step.
     """
     totals, interval = MetricTotals(), MetricTotals()
-    previous: tuple[int, list[mx.nd.NDArray], int] | None = None
     interval_start = time.perf_counter()
-
-    def account(batch_index: int, sums: list[mx.nd.NDArray], count: int) -> None:
-        values = np.sum([s.asnumpy() for s in sums], axis=0, dtype=np.float64)
-        if not math.isfinite(values[2]):
-            raise TrainingDiverged(epoch, batch_index, float(values[2]), None)
-        totals.add(values, count)
-        interval.add(values, count)
-
+    params = _trainable(setup.net)
+    consecutive = 0
     for batch_index, batch in enumerate(data_iter):
         progress.batch = batch_index
         data, labels = split_batch(batch, setup.contexts)
@@ -150,20 +164,41 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             outputs = [setup.net(x) for x in data]
             losses = [setup.loss_fn(out, y) for out, y in zip(outputs, labels)]
         autograd.backward(losses)
-        setup.trainer.step(setup.batch_size)
-        sums = [batch_sums(out.detach(), y, loss.detach())
-                for out, y, loss in zip(outputs, labels, losses)]
-        if previous is not None:
-            account(*previous)
-        previous = (batch_index, sums, batch.data[0].shape[0])
-        progress.samples += batch.data[0].shape[0]
-        for observer in setup.observers:
-            if (batch_index + 1) % observer.interval == 0:
-                observer.observe(StepContext(epoch, batch_index, setup.net, setup.trainer,
-                                             data, losses, setup.log))
+        checks = [mx.nd.concat(batch_sums(out.detach(), y, loss.detach()),
+                               _sum_of_squares([p.grad(ctx) for p in params]).reshape((1,)),
+                               dim=0)
+                  for out, y, loss, ctx in zip(outputs, labels, losses, setup.contexts)]
+        values = np.sum([c.asnumpy() for c in checks], axis=0, dtype=np.float64)
+        if not np.isfinite(values[2:]).all():
+            consecutive += 1
+            progress.skipped += 1
+            setup.log.warning(
+                f"Epoch[{epoch}] Batch [{batch_index}]\tSkipped: loss sum={values[2]:g} "
+                f"grad-norm={math.sqrt(values[3]) if values[3] >= 0 else values[3]:g} "
+                f"({consecutive} in a row)")
+            if consecutive >= setup.max_nonfinite_steps:
+                raise TrainingDiverged(epoch, batch_index,
+                                       f"{consecutive} steps in a row with a non-finite loss "
+                                       f"or gradient (loss sum {values[2]:g})", None)
+        else:
+            consecutive = 0
+            setup.trainer.step(setup.batch_size)
+            if progress.lr is None:
+                progress.lr = float(setup.trainer.learning_rate)
+            count = batch.data[0].shape[0]
+            totals.add(values[:3], count)
+            interval.add(values[:3], count)
+            progress.samples += count
+            updates = int(setup.trainer.optimizer.num_update)
+            if updates % setup.weight_check_interval == 0 and \
+                    (broken := nonfinite_weights(setup.net)):
+                raise TrainingDiverged(epoch, batch_index,
+                                       f"weights {', '.join(broken[:3])} are not finite", None)
+            for observer in setup.observers:
+                if (batch_index + 1) % observer.interval == 0:
+                    observer.observe(StepContext(epoch, batch_index, setup.net, setup.trainer,
+                                                 data, losses, setup.log))
         if (batch_index + 1) % setup.log_interval == 0:
-            account(*previous)
-            previous = None
             elapsed = time.perf_counter() - interval_start
             setup.log.batch(epoch, batch_index + 1, interval.count / max(elapsed, 1e-9),
                             interval.result())
@@ -171,8 +206,6 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             interval_start = time.perf_counter()
         if stop.signum is not None:
             raise TrainingInterrupted(stop.signum, epoch, batch_index, None)
-    if previous is not None:
-        account(*previous)
     return totals.result()
 
 
@@ -196,14 +229,15 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
             setup.log.learning_rate(epoch, lr)
             # Dropout and any other randomness are seeded by epoch, so a resumed run
             # draws what the uninterrupted run drew.
-            mx.random.seed(setup.seed + 1000 * epoch)
-            np.random.seed(setup.seed + 1000 * epoch)
+            epoch_seed = (setup.seed * 100003 + epoch) % 2**31
+            mx.random.seed(epoch_seed)
+            np.random.seed(epoch_seed)
             train_iter = make_train_iter(epoch)
             tic = time.time()
             try:
                 train_metrics = train_epoch(setup, train_iter, epoch, stop, progress)
             except TrainingDiverged as exc:
-                raise TrainingDiverged(exc.epoch, exc.batch, exc.loss, last_saved) from None
+                raise TrainingDiverged(exc.epoch, exc.batch, exc.cause, last_saved) from None
             except TrainingInterrupted as exc:
                 raise TrainingInterrupted(exc.signum, exc.epoch, exc.batch, last_saved) from None
             seconds = time.time() - tic
@@ -213,9 +247,14 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
             val_metrics.pop("images")
             setup.log.epoch_metrics(epoch, "Validation", val_metrics)
             num_update = int(setup.trainer.optimizer.num_update)
-            record = {"epoch": epoch, "start_epoch": start_epoch, "run": run_id, "lr": lr,
+            if progress.lr is not None and not math.isclose(progress.lr, lr, rel_tol=1e-6):
+                setup.log.warning(f"Epoch[{epoch}] the first update used learning rate "
+                                  f"{progress.lr:g}, the schedule says {lr:g}")
+            record = {"epoch": epoch, "start_epoch": start_epoch, "run": run_id,
+                      "lr": progress.lr if progress.lr is not None else lr,
                       "train": train_metrics, "val": val_metrics, "time": seconds,
-                      "num_update": num_update, "samples_per_sec": progress.samples / seconds}
+                      "num_update": num_update, "samples_per_sec": progress.samples / seconds,
+                      "skipped_steps": progress.skipped}
             save_checkpoint(setup.net, setup.trainer, checkpoints, prefix, epoch + 1,
                             {**checkpoint, "lr": lr, "num_update": num_update,
                              "metrics": {"train": train_metrics, "val": val_metrics},

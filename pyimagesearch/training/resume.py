@@ -1,0 +1,106 @@
+"""Starting and resuming a run: what must hold before any work, and what a checkpoint restores.
+
+A resume is refused when the run it would continue is not the run that was saved: a
+different config, dataset, network, batch, seed or recipe would make "epoch 31" mean
+something else. ``--override`` accepts the differences (they are logged); the schedule
+is then rebuilt from the new recipe at the restored update count, so a new learning
+rate applies from the very next step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mxnet import gluon
+
+from pyimagesearch.training.checkpoints import (
+    CheckpointError,
+    checkpoint_paths,
+    list_checkpoints,
+    load_exported_params,
+    read_manifest,
+)
+from pyimagesearch.training.optimizers import load_optimizer_state
+
+# Settings that change how a run is watched or fed, not what it computes.
+OPERATIONAL_FIELDS = frozenset({"LOG_INTERVAL", "DECODE_THREADS", "BUILD_THREADS", "HEALTH",
+                                "BUILD_WORKER_TIMEOUT", "MAX_NONFINITE_STEPS",
+                                "WEIGHT_CHECK_INTERVAL", "__source__"})
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    checkpoints: str
+    prefix: str
+    start_epoch: int
+    reset_optimizer: bool = False
+
+
+def check_start(request: StartRequest) -> dict[str, Any] | None:
+    """Fail at once on an impossible start; return the manifest to resume from, if any.
+
+    With ``reset_optimizer`` a missing or damaged ``.states`` file is accepted.
+    """
+    existing = list_checkpoints(request.checkpoints, request.prefix)
+    if request.start_epoch == 0:
+        if existing:
+            raise CheckpointError(
+                f"{request.checkpoints} already holds checkpoints of {request.prefix!r} "
+                f"(epochs {', '.join(map(str, existing))}); resume with --start-epoch "
+                f"{existing[-1]}, or pick another --checkpoints folder or --prefix")
+        return None
+    skip = ("states",) if request.reset_optimizer else ()
+    try:
+        return read_manifest(request.checkpoints, request.prefix, request.start_epoch,
+                             skip=skip)
+    except CheckpointError as exc:
+        if "states" in str(exc) and not request.reset_optimizer:
+            raise CheckpointError(f"{exc}; to resume with fresh optimizer state (momentum "
+                                  f"from zero) pass --reset-optimizer") from None
+        raise
+
+
+def _canonical(value: Any) -> Any:
+    """JSON round trip, so values read from a checkpoint compare equal to live ones."""
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Human-readable differences between a checkpoint's description of its run and ours."""
+    differences = []
+    for key in ("identity", "seed", "recipe", "dataset_fingerprint"):
+        old, new = _canonical(saved.get(key)), _canonical(current.get(key))
+        if isinstance(old, dict) and isinstance(new, dict):
+            for name in sorted(set(old) | set(new)):
+                if old.get(name) != new.get(name):
+                    differences.append(f"{key}.{name}: checkpoint {old.get(name)!r}, "
+                                       f"now {new.get(name)!r}")
+        elif old != new:
+            differences.append(f"{key}: checkpoint {old!r}, now {new!r}")
+    old_config, new_config = _canonical(saved.get("config", {})), _canonical(current["config"])
+    for name in sorted((set(old_config) | set(new_config)) - OPERATIONAL_FIELDS):
+        if old_config.get(name) != new_config.get(name):
+            differences.append(f"config {name}: checkpoint {old_config.get(name)!r}, "
+                               f"now {new_config.get(name)!r}")
+    return differences
+
+
+def restore(net: gluon.Block, trainer: gluon.Trainer, request: StartRequest,
+            manifest: dict[str, Any]) -> str:
+    """Load checkpoint weights and optimizer state; return a line saying what was restored."""
+    paths = checkpoint_paths(request.checkpoints, request.prefix, request.start_epoch)
+    load_exported_params(net, paths["params"])
+    num_update = int(manifest["num_update"])
+    if request.reset_optimizer:
+        optimizer = trainer.optimizer
+        # Per-parameter counts start at the restored update count, so the schedule (a
+        # function of the update count) continues where it was; only the momentum or
+        # moment buffers start from zero.
+        optimizer.begin_num_update = num_update
+        optimizer.num_update = num_update
+        return (f"optimizer state reset (--reset-optimizer): momentum/moment buffers start "
+                f"from zero; the learning-rate schedule continues at update {num_update}")
+    load_optimizer_state(trainer, str(paths["states"]), manifest["optimizer_state"])
+    return f"weights and optimizer state restored at update {num_update}"
