@@ -18,6 +18,7 @@ from types import ModuleType
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.iterators import DataError
 from pyimagesearch.training.checkpoints import CheckpointError
+from pyimagesearch.training.distribution import KVSTORE_TYPES
 from pyimagesearch.training.experiment import RunRequest, train
 from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
 from pyimagesearch.training.optimizers import StateError
@@ -47,6 +48,9 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
     parser.add_argument("--override", action="store_true",
                         help="resume even though the config, dataset or recipe differ from "
                              "the checkpoint's (the differences are logged)")
+    parser.add_argument("--kvstore", choices=KVSTORE_TYPES, default=None,
+                        help="how gradients are aggregated (default: the config's KVSTORE, "
+                             "else 'device'); dist_* need launch_distributed.py")
     parser.add_argument("--reset-optimizer", action="store_true",
                         help="resume without the checkpoint's optimizer state (momentum "
                              "starts from zero; the schedule continues)")
@@ -89,7 +93,11 @@ def run_and_report(config: ModuleType, request: RunRequest, argv: list[str]) -> 
     except (ConfigError, DataError, CheckpointError, StateError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
-    val = record.get("val", {})
+    val = record.get("val")
+    if val is None:  # a distributed run's other workers do not validate
+        print(f"[INFO] finished epoch {record.get('epoch')} (worker 0 validates and saves "
+              f"checkpoints in {request.checkpoints})")
+        return 0
     print(f"[INFO] finished epoch {record.get('epoch')}: validation rank-1 "
           f"{val.get('accuracy', float('nan')):.4f}, rank-5 "
           f"{val.get('top_k_accuracy_5', float('nan')):.4f}; checkpoints in "
@@ -114,7 +122,7 @@ def train_main(argv: list[str] | None, description: str, default_config: str,
                          start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
                          cpu_contexts=args.cpu_contexts, model_params=to_model_params(args),
                          seed=args.seed, override=args.override,
-                         reset_optimizer=args.reset_optimizer)
+                         reset_optimizer=args.reset_optimizer, kvstore=args.kvstore)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

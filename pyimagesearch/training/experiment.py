@@ -14,6 +14,7 @@ from typing import Any
 
 import mxnet as mx
 from mxnet import gluon
+from mxnet.contrib import amp
 
 from pyimagesearch.config import (
     ConfigError,
@@ -27,11 +28,15 @@ from pyimagesearch.data.iterators import (
     dataset_info,
     evaluation_iterator,
     training_iterator,
-    updates_per_epoch,
 )
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.training.devices import describe_contexts, select_contexts
+from pyimagesearch.training.distribution import (
+    create_cluster,
+    scaled_schedule,
+    worker_updates_per_epoch,
+)
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
 from pyimagesearch.training.loop import TrainingSetup, fit
@@ -64,6 +69,7 @@ class RunRequest:
     recipe: Recipe | None = None
     override: bool = False          # resume although the run's description changed
     reset_optimizer: bool = False   # resume with fresh momentum (missing/damaged .states)
+    kvstore: str | None = None      # the config's KVSTORE unless given
 
     @property
     def start(self) -> StartRequest:
@@ -103,6 +109,20 @@ def dataset_fingerprint(info: DatasetInfo) -> dict[str, Any]:
             "train_rec_sha256": train.get("rec_sha256")}
 
 
+def _precision(config: ModuleType, contexts: list[mx.Context]) -> str:
+    """``DTYPE``: float32, or float16 with MXNet's automatic mixed precision on GPUs."""
+    dtype = getattr(config, "DTYPE", "float32")
+    if dtype not in ("float32", "float16"):
+        raise ConfigError(f"config {config_name(config)}: DTYPE must be 'float32' or "
+                          f"'float16', not {dtype!r}")
+    if dtype == "float16" and contexts[0].device_type != "gpu":
+        raise ConfigError(
+            f"config {config_name(config)}: DTYPE = 'float16' trains with mixed precision "
+            f"(mx.contrib.amp), which needs GPUs with float16 arithmetic; this run is on "
+            f"{contexts[0]}. Set DTYPE = 'float32' for CPU training.")
+    return dtype
+
+
 def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | None = None,
           console: bool = True) -> dict[str, Any]:
     """Train (or resume) a run as the config and the request say; return the last epoch's record."""
@@ -115,8 +135,12 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                           f"{end_epoch}; pass a larger --end-epoch")
     info = dataset_info(config, ("train", "val"))
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
-    batch_size = config.BATCH_SIZE * len(contexts)
-    per_epoch = updates_per_epoch(info.splits["train"].count, batch_size)
+    dtype = _precision(config, contexts)
+    cluster = create_cluster(request.kvstore or getattr(config, "KVSTORE", "device"), contexts)
+    local_batch = config.BATCH_SIZE * len(contexts)
+    batch_size = local_batch * cluster.num_workers
+    per_epoch = worker_updates_per_epoch(info.splits["train"].count, cluster.num_workers,
+                                         local_batch)
     params = model_params(config, request.model_params)
     identity = _identity(config, recipe, batch_size, per_epoch, params)
     seed = request.seed if request.seed is not None else int(getattr(config, "SEED", 0))
@@ -125,11 +149,15 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     if request.lr is not None:
         overrides = (*[o for o in overrides if o.epoch < request.start_epoch],
                      LROverride(request.start_epoch, request.lr))
+    spec = scaled_schedule(config, recipe.schedule_spec(overrides), cluster, per_epoch)
+    if dtype == "float16":
+        amp.init()  # before the network is built: AMP rewrites the operators it creates
     net = build_network(config, contexts, seed, request.model_params)
-    trainer = gluon.Trainer(net.collect_params(),
-                            create_optimizer(recipe, per_epoch, overrides),
-                            kvstore=getattr(config, "KVSTORE", "device"),
-                            update_on_kvstore=False)
+    trainer = gluon.Trainer(net.collect_params(), create_optimizer(recipe, per_epoch, spec),
+                            kvstore=cluster.kvstore,
+                            update_on_kvstore=cluster.updates_on_servers)
+    if dtype == "float16":
+        amp.init_trainer(trainer)
     description = {
         "identity": identity,
         "config": config_snapshot(config),
@@ -137,6 +165,8 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
         "recipe": config_snapshot_value(recipe),
         "dataset_fingerprint": dataset_fingerprint(info),
         "contexts": [str(c) for c in contexts],
+        "kvstore": cluster.kind,
+        "workers": cluster.num_workers,
         "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
         "dataset": {"manifest": info.manifest_file,
                     "counts": {k: v.count for k, v in info.splits.items()}},
@@ -154,19 +184,25 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
         restored = restore(net, trainer, request.start, resumed)
 
     Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
-    log = TrainingLog(log_path(request.checkpoints, request.start_epoch), console=console)
+    path = log_path(request.checkpoints, request.start_epoch,
+                    worker=None if cluster.is_main else cluster.rank)
+    log = TrainingLog(path, console=console)
     try:
-        spec = recipe.schedule_spec(overrides)
         log.start(request.start_epoch, f"config={config_name(config)} prefix={request.prefix}")
         log.info(f"Devices: {describe_contexts(contexts)}; batch {batch_size} "
                  f"({config.BATCH_SIZE} per device), {per_epoch} updates per epoch")
+        if cluster.distributed or len(contexts) > 1:
+            log.info(f"Gradients: kvstore {cluster.kind}, worker {cluster.rank} of "
+                     f"{cluster.num_workers}, reading part {cluster.rank + 1} of "
+                     f"{cluster.num_workers} of the training records")
         log.info(f"Network: {config.MODEL}, {count_trainable_parameters(net):,} trainable "
-                 f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes")
+                 f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes, "
+                 f"{dtype}")
         if hasattr(net, "describe"):
             log.info(net.describe(config.INPUT_SIZE))
         log.info(f"Data: {info.splits['train'].count} training and "
                  f"{info.splits['val'].count} validation images ({info.manifest_file})")
-        log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {recipe.base_lr:g}); "
+        log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {spec.base_lr:g}); "
                  f"epochs {request.start_epoch}..{end_epoch - 1}")
         if restored is not None:
             log.info(f"Resumed from epoch {request.start_epoch}: {restored}")
@@ -177,15 +213,22 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                      f"{request.start_epoch} on (--lr)")
         log.info(describe_health(health_settings(config)))
         setup = TrainingSetup(
-            net=net, trainer=trainer, contexts=contexts, batch_size=batch_size, log=log,
-            log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed,
+            net=net, trainer=trainer, contexts=contexts,
+            # Gradients summed over every worker's batch are normalised by the global batch;
+            # dist_async applies each worker's push on its own.
+            batch_size=local_batch if cluster.updates_on_servers else batch_size,
+            log=log, log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed,
             observers=observers_from_config(config),
             max_nonfinite_steps=int(getattr(config, "MAX_NONFINITE_STEPS", 3)),
-            weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)))
+            weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)),
+            max_batches=per_epoch if cluster.distributed else None,
+            is_main=cluster.is_main, mixed_precision=dtype == "float16")
         return fit(
             setup, request.start_epoch, end_epoch,
-            make_train_iter=lambda epoch: training_iterator(config, info, batch_size, epoch, seed),
-            make_val_iter=lambda: evaluation_iterator(config, info, "val", batch_size),
+            make_train_iter=lambda epoch: training_iterator(
+                config, info, local_batch, epoch, seed, num_parts=cluster.num_workers,
+                part_index=cluster.rank),
+            make_val_iter=lambda: evaluation_iterator(config, info, "val", local_batch),
             val_images=info.splits["val"].count,
             lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
             checkpoint=description,

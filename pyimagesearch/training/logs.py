@@ -34,13 +34,18 @@ _START = re.compile(r"Start: epoch (\d+) at (\S+)")
 _NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")
 
 
-def log_path(checkpoints: str | Path, start_epoch: int) -> Path:
-    """The log file for a run starting at ``start_epoch`` that overwrites no earlier one."""
+def log_path(checkpoints: str | Path, start_epoch: int, worker: int | None = None) -> Path:
+    """The log file for a run starting at ``start_epoch`` that overwrites no earlier one.
+
+    Workers other than 0 of a distributed run log to ``worker<k>-training_<start>.log``,
+    which the run's plots (``training_*.log``) leave out.
+    """
     folder = Path(checkpoints)
-    path = folder / f"training_{start_epoch}.log"
+    stem = f"training_{start_epoch}" if worker is None else f"worker{worker}-training_{start_epoch}"
+    path = folder / f"{stem}.log"
     repeat = 2
     while path.exists():
-        path = folder / f"training_{start_epoch}.{repeat}.log"
+        path = folder / f"{stem}.{repeat}.log"
         repeat += 1
     return path
 

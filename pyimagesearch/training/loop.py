@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
+from mxnet.contrib import amp
 
 from pyimagesearch.evaluation.evaluate import evaluate, split_batch
 from pyimagesearch.training.checkpoints import nonfinite_weights, save_checkpoint
@@ -134,6 +135,13 @@ class TrainingSetup:
     # Every this many updates all weights are checked finite: on the CPU, ReLU turns NaN
     # into 0 and max pooling into -3.4e38, so a NaN weight can hide behind a finite loss.
     weight_check_interval: int = 100
+    # Distributed runs: every worker stops after the same number of batches (or the
+    # synchronous kvstore would wait forever), and only worker 0 validates and saves.
+    max_batches: int | None = None
+    is_main: bool = True
+    # float16 through mx.contrib.amp: its loss scaler handles overflowing gradients.
+    mixed_precision: bool = False
+    updates: int = 0  # updates applied so far in the run (also when the servers apply them)
 
 
 def _trainable(net: gluon.Block) -> list[gluon.Parameter]:
@@ -144,32 +152,51 @@ def _sum_of_squares(arrays: list[mx.nd.NDArray]) -> mx.nd.NDArray:
     return mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays)).sum()
 
 
+def _backward(setup: TrainingSetup, losses: list[mx.nd.NDArray]) -> None:
+    if setup.mixed_precision:
+        with amp.scale_loss(losses, setup.trainer) as scaled:
+            autograd.backward(scaled)
+    else:
+        autograd.backward(losses)
+
+
 def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
                 stop: StopFlag, progress: EpochProgress) -> dict[str, float]:
     """One pass over ``data_iter``; returns the epoch's rank-1, rank-5 and loss.
 
-    Before each update the host reads four numbers per device, reduced on the device:
-    rank-1 hits, rank-5 hits, loss sum and the squared gradient norm. A step whose loss or
-    gradient is not finite is not applied (counted, logged); ``max_nonfinite_steps`` in a
-    row stop the run. That read is the loop's one host sync per step.
+    Gradients are aggregated first (over devices and workers); then the host reads four
+    numbers per device, reduced on the device: rank-1 hits, rank-5 hits, loss sum and the
+    squared norm of the aggregated gradient. A step whose loss or gradient is not finite
+    is not applied (counted, logged) -- every worker sees the same aggregated gradient,
+    so all skip together; ``max_nonfinite_steps`` in a row stop the run. That read is
+    the loop's one host sync per step.
     """
     totals, interval = MetricTotals(), MetricTotals()
     interval_start = time.perf_counter()
     params = _trainable(setup.net)
+    on_servers = setup.trainer._update_on_kvstore
     consecutive = 0
     for batch_index, batch in enumerate(data_iter):
+        if setup.max_batches is not None and batch_index >= setup.max_batches:
+            break
         progress.batch = batch_index
         data, labels = split_batch(batch, setup.contexts)
         with autograd.record():
             outputs = [setup.net(x) for x in data]
             losses = [setup.loss_fn(out, y) for out, y in zip(outputs, labels)]
-        autograd.backward(losses)
+        _backward(setup, losses)
+        if not on_servers:
+            setup.trainer.allreduce_grads()
         checks = [mx.nd.concat(batch_sums(out.detach(), y, loss.detach()),
                                _sum_of_squares([p.grad(ctx) for p in params]).reshape((1,)),
                                dim=0)
                   for out, y, loss, ctx in zip(outputs, labels, losses, setup.contexts)]
         values = np.sum([c.asnumpy() for c in checks], axis=0, dtype=np.float64)
-        if not np.isfinite(values[2:]).all():
+        # Aggregated gradients are the same on every device: one device's norm is the norm.
+        values[3] = checks[0][3].asscalar() if not on_servers else values[3]
+        # AMP's scaled gradients overflow by design; its loss scaler skips those steps.
+        gradient_ok = setup.mixed_precision or math.isfinite(values[3])
+        if not (math.isfinite(values[2]) and gradient_ok):
             consecutive += 1
             progress.skipped += 1
             setup.log.warning(
@@ -182,15 +209,18 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
                                        f"or gradient (loss sum {values[2]:g})", None)
         else:
             consecutive = 0
-            setup.trainer.step(setup.batch_size)
+            if on_servers:
+                setup.trainer.step(setup.batch_size)
+            else:
+                setup.trainer.update(setup.batch_size)
+            setup.updates += 1
             if progress.lr is None:
                 progress.lr = float(setup.trainer.learning_rate)
             count = batch.data[0].shape[0]
             totals.add(values[:3], count)
             interval.add(values[:3], count)
             progress.samples += count
-            updates = int(setup.trainer.optimizer.num_update)
-            if updates % setup.weight_check_interval == 0 and \
+            if setup.updates % setup.weight_check_interval == 0 and \
                     (broken := nonfinite_weights(setup.net)):
                 raise TrainingDiverged(epoch, batch_index,
                                        f"weights {', '.join(broken[:3])} are not finite", None)
@@ -222,6 +252,7 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
     record: dict[str, Any] = {}
     last_saved = start_epoch if start_epoch > 0 else None
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S") + f"-{id(setup):x}"
+    setup.updates = int(setup.trainer.optimizer.num_update)  # restored by a resume
     with stop_on_signals() as stop:
         for epoch in range(start_epoch, end_epoch):
             progress = EpochProgress(epoch)
@@ -243,10 +274,17 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
             seconds = time.time() - tic
             setup.log.epoch_metrics(epoch, "Train", train_metrics)
             setup.log.time_cost(epoch, seconds)
+            if not setup.is_main:
+                # Worker 0 validates and saves; the others go on and meet it at the next
+                # gradient exchange.
+                record = {"epoch": epoch, "train": train_metrics, "time": seconds}
+                if stop.signum is not None:
+                    raise TrainingInterrupted(stop.signum, epoch, progress.batch, None)
+                continue
             val_metrics = evaluate(setup.net, make_val_iter(), setup.contexts, val_images)
             val_metrics.pop("images")
             setup.log.epoch_metrics(epoch, "Validation", val_metrics)
-            num_update = int(setup.trainer.optimizer.num_update)
+            num_update = setup.updates
             if progress.lr is not None and not math.isclose(progress.lr, lr, rel_tol=1e-6):
                 setup.log.warning(f"Epoch[{epoch}] the first update used learning rate "
                                   f"{progress.lr:g}, the schedule says {lr:g}")

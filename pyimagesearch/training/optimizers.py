@@ -15,7 +15,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from pyimagesearch.training.recipes import Recipe
-from pyimagesearch.training.schedules import LROverride, build_lr_scheduler
+from pyimagesearch.training.schedules import ScheduleSpec, build_lr_scheduler
 
 
 class StateError(ValueError):
@@ -23,12 +23,15 @@ class StateError(ValueError):
 
 
 def create_optimizer(recipe: Recipe, updates_per_epoch: int,
-                     overrides: tuple[LROverride, ...] = ()) -> mx.optimizer.Optimizer:
-    """The recipe's optimizer with its learning-rate schedule attached."""
+                     spec: ScheduleSpec | None = None, **extra: Any) -> mx.optimizer.Optimizer:
+    """The recipe's optimizer with a learning-rate schedule attached (the recipe's own
+    unless ``spec`` is given: manual overrides, scaling with workers)."""
+    spec = spec or recipe.schedule_spec()
     params: dict[str, Any] = {
-        "learning_rate": recipe.base_lr,
+        "learning_rate": spec.base_lr,
         "wd": recipe.weight_decay,
-        "lr_scheduler": build_lr_scheduler(recipe.schedule_spec(overrides), updates_per_epoch),
+        "lr_scheduler": build_lr_scheduler(spec, updates_per_epoch),
+        **extra,
     }
     if recipe.momentum is not None:
         params["momentum"] = recipe.momentum
@@ -77,10 +80,6 @@ def _updaters(trainer: gluon.Trainer) -> list[mx.optimizer.Updater]:
         trainer._init_kvstore()
     if trainer._params_to_init:
         trainer._init_params()
-    if trainer._update_on_kvstore:
-        # Updates on the kvstore keep their state on the servers; the training core creates
-        # local-update trainers only (update_on_kvstore=False) so this is a programming error.
-        raise StateError("optimizer state lives on the kvstore (update_on_kvstore=True)")
     return trainer._updaters
 
 
@@ -90,7 +89,13 @@ def save_optimizer_state(trainer: gluon.Trainer, path: str) -> dict[str, Any]:
     Every context's updater holds the same state after synchronous updates, so the first
     one is saved and copied to every context on load.
     """
-    updater = _updaters(trainer)[0]
+    updaters = _updaters(trainer)
+    if trainer._update_on_kvstore:
+        # dist_async updates on the parameter servers, which keep the optimizer state.
+        mx.nd.save(path, {})
+        return {"optimizer": type(trainer._optimizer).__name__.lower(), "on_servers": True,
+                "num_update": 0, "index_update_count": {}}
+    updater = updaters[0]
     arrays: dict[str, mx.nd.NDArray] = {}
     for index, state in updater.states.items():
         _flatten(state, str(index), arrays)
@@ -108,6 +113,9 @@ def save_optimizer_state(trainer: gluon.Trainer, path: str) -> dict[str, Any]:
 def load_optimizer_state(trainer: gluon.Trainer, path: str, counters: dict[str, Any]) -> None:
     """Restore what :func:`save_optimizer_state` wrote into a freshly built trainer."""
     optimizer = trainer._optimizer
+    if counters.get("on_servers"):
+        raise StateError(f"{path}: the optimizer state lived on the parameter servers "
+                         f"(dist_async) and was not saved; resume with --reset-optimizer")
     expected = type(optimizer).__name__.lower()
     if counters.get("optimizer") != expected:
         raise StateError(f"{path}: saved for optimizer {counters.get('optimizer')!r}, "

@@ -10,7 +10,7 @@ the restored update count gets exactly the rate an uninterrupted run would have 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mxnet as mx
 
@@ -114,19 +114,37 @@ class ScheduleSpec:
     overrides: tuple[LROverride, ...] = ()
 
 
+class ConstantScheduler(mx.lr_scheduler.LRScheduler):
+    def __call__(self, num_update: int) -> float:
+        return self.base_lr
+
+
+class WarmupScheduler(mx.lr_scheduler.LRScheduler):
+    """The first ``updates`` updates at ``begin_lr`` (constant) or rising linearly from it
+    to the scheduled rate (linear); the schedule proper afterwards."""
+
+    def __init__(self, base: mx.lr_scheduler.LRScheduler, warmup: Warmup) -> None:
+        if warmup.mode not in ("constant", "linear"):
+            raise ValueError(f"warm-up mode must be 'constant' or 'linear', not {warmup.mode!r}")
+        super().__init__(base_lr=base.base_lr)
+        self.base, self.warmup = base, warmup
+
+    def __call__(self, num_update: int) -> float:
+        scheduled = self.base(num_update)
+        if num_update > self.warmup.updates:
+            return scheduled
+        if self.warmup.mode == "constant":
+            return self.warmup.begin_lr
+        fraction = num_update / self.warmup.updates
+        return self.warmup.begin_lr + (scheduled - self.warmup.begin_lr) * fraction
+
+
 def build_lr_scheduler(spec: ScheduleSpec, updates_per_epoch: int) -> mx.lr_scheduler.LRScheduler:
     """The MXNet scheduler for a spec, given the number of updates an epoch takes."""
     if updates_per_epoch < 1:
         raise ValueError(f"updates_per_epoch must be positive, got {updates_per_epoch}")
     schedule = spec.schedule
-    warmup = {}
-    if spec.warmup is not None:
-        # MXNet warms up while num_update < warmup_steps, and counts updates from 1.
-        warmup = {"warmup_steps": spec.warmup.updates + 1,
-                  "warmup_begin_lr": spec.warmup.begin_lr, "warmup_mode": spec.warmup.mode}
     if isinstance(schedule, EpochTable):
-        if warmup:
-            raise ValueError("a warm-up is not supported with an epoch table; use MultiStep")
         table = dict(schedule.table)
         if 0 not in table:
             raise ValueError(f"learning-rate table {table} must start at epoch 0")
@@ -139,24 +157,38 @@ def build_lr_scheduler(spec: ScheduleSpec, updates_per_epoch: int) -> mx.lr_sche
         step = schedule.every_updates or round(schedule.every_epochs * updates_per_epoch)
         scheduler = mx.lr_scheduler.FactorScheduler(
             step=max(int(step), 1), factor=schedule.factor, base_lr=spec.base_lr,
-            stop_factor_lr=0.0, **warmup)
+            stop_factor_lr=0.0)
     elif isinstance(schedule, MultiStep):
         if bool(schedule.at_updates) == bool(schedule.at_epochs):
             raise ValueError("MultiStep needs exactly one of at_updates, at_epochs")
         steps = list(schedule.at_updates) or [e * updates_per_epoch for e in schedule.at_epochs]
         scheduler = mx.lr_scheduler.MultiFactorScheduler(
-            step=steps, factor=schedule.factor, base_lr=spec.base_lr, **warmup)
+            step=steps, factor=schedule.factor, base_lr=spec.base_lr)
     elif isinstance(schedule, Constant):
-        # A MultiFactorScheduler with no reachable step is a constant rate that still
-        # honours a warm-up.
-        scheduler = mx.lr_scheduler.MultiFactorScheduler(
-            step=[2**62], factor=1.0, base_lr=spec.base_lr, **warmup)
+        scheduler = ConstantScheduler(base_lr=spec.base_lr)
     else:
         raise TypeError(f"unknown schedule {schedule!r}")
+    if spec.warmup is not None:
+        scheduler = WarmupScheduler(scheduler, spec.warmup)
     if spec.overrides:
         scheduler = OverriddenScheduler(
             scheduler, [(o.epoch * updates_per_epoch + 1, o.lr) for o in spec.overrides])
     return scheduler
+
+
+def scale_schedule(spec: ScheduleSpec, factor: float, warmup_updates: int = 0) -> ScheduleSpec:
+    """Every scheduled rate times ``factor`` (the linear scaling rule for ``factor`` times the
+    batch), optionally reached by a linear warm-up from the unscaled rate (Goyal et al. 2017).
+
+    Rates set by hand (``overrides``) are kept as given.
+    """
+    schedule = spec.schedule
+    if isinstance(schedule, EpochTable):
+        schedule = EpochTable({epoch: lr * factor for epoch, lr in schedule.table.items()})
+    warmup = spec.warmup
+    if warmup_updates > 0:
+        warmup = Warmup(updates=warmup_updates, begin_lr=spec.base_lr, mode="linear")
+    return replace(spec, base_lr=spec.base_lr * factor, schedule=schedule, warmup=warmup)
 
 
 def lr_at_epoch_start(spec: ScheduleSpec, updates_per_epoch: int, epoch: int) -> float:

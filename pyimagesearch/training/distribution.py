@@ -1,0 +1,101 @@
+"""Where gradients meet: the kvstore of a run, this process's rank, and what scales with workers.
+
+One process with several devices aggregates through a local kvstore (``device``,
+``local``, ``nccl``). Several processes (on one or many machines) use MXNet's parameter
+server (``dist_sync``, ``dist_device_sync``, ``dist_async``); the processes are started
+with the DMLC variables by ``launch_distributed.py``. In a distributed run each worker
+reads its own part of the training records, only worker 0 validates, writes checkpoints
+and the main log, and the learning rate may follow the number of workers (the linear
+scaling rule, with a gradual warm-up: Goyal et al. 2017, arXiv 1706.02677).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from types import ModuleType
+
+import mxnet as mx
+
+from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.training.schedules import ScheduleSpec, scale_schedule
+
+KVSTORE_TYPES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
+LR_SCALING = ("none", "linear")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The kvstore a Trainer gets, and this process's place among the workers."""
+
+    kvstore: str | mx.kv.KVStore
+    kind: str
+    rank: int = 0
+    num_workers: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.kind.startswith("dist")
+
+    @property
+    def updates_on_servers(self) -> bool:
+        """dist_async applies updates on the servers; the others update on the workers."""
+        return self.kind == "dist_async"
+
+
+def create_cluster(kind: str, contexts: list[mx.Context]) -> Cluster:
+    """Create the kvstore (for ``dist_*`` this joins the parameter-server cluster)."""
+    if kind not in KVSTORE_TYPES:
+        raise ConfigError(f"unknown kvstore {kind!r}; choose one of {', '.join(KVSTORE_TYPES)}")
+    if kind == "nccl":
+        features = mx.runtime.Features()
+        if not features.is_enabled("NCCL") or contexts[0].device_type != "gpu":
+            raise ConfigError("kvstore 'nccl' needs GPUs and an MXNet build with NCCL "
+                              "(mxnet-cu112 has it); use 'device' here")
+    if not kind.startswith("dist"):
+        return Cluster(kvstore=kind, kind=kind)
+    if "DMLC_ROLE" not in os.environ:
+        raise ConfigError(f"kvstore {kind!r} needs the processes of a parameter-server "
+                          f"cluster: start the run with launch_distributed.py")
+    kvstore = mx.kv.create(kind)
+    return Cluster(kvstore=kvstore, kind=kind, rank=kvstore.rank,
+                   num_workers=kvstore.num_workers)
+
+
+def worker_updates_per_epoch(num_records: int, num_workers: int, batch_size: int) -> int:
+    """Batches every worker runs per epoch: the same number on each, or sync would hang.
+
+    ImageRecordIter gives worker k the records ``[k*c, (k+1)*c)`` with ``c = ceil(N/W)``;
+    the last part is the smallest, and it sets the count (the others drop their surplus
+    batches of that epoch; with shuffling, different images each epoch).
+    """
+    share = math.ceil(num_records / num_workers)
+    smallest = num_records - share * (num_workers - 1)
+    if smallest < 1:
+        raise ConfigError(f"{num_records} training records cannot be shared by "
+                          f"{num_workers} workers")
+    return math.ceil(smallest / batch_size)
+
+
+def scaled_schedule(config: ModuleType, spec: ScheduleSpec, cluster: Cluster,
+                    updates_per_epoch: int) -> ScheduleSpec:
+    """The schedule for ``cluster``: as the recipe says, or scaled with the number of workers.
+
+    Config: ``DIST_LR_SCALING = "linear"`` multiplies every rate by the number of workers
+    (the global batch grows by that factor); ``DIST_WARMUP_EPOCHS`` reaches the scaled
+    rate by a linear ramp from the recipe's.
+    """
+    scaling = getattr(config, "DIST_LR_SCALING", "none")
+    if scaling not in LR_SCALING:
+        raise ConfigError(f"config {config_name(config)}: DIST_LR_SCALING must be one of "
+                          f"{LR_SCALING}, not {scaling!r}")
+    if scaling == "none" or cluster.num_workers == 1:
+        return spec
+    warmup_epochs = float(getattr(config, "DIST_WARMUP_EPOCHS", 0))
+    return scale_schedule(spec, cluster.num_workers,
+                          warmup_updates=round(warmup_epochs * updates_per_epoch))
