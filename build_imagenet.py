@@ -4,8 +4,10 @@
 
 Unreadable images are skipped and listed (in the summary and in the manifest);
 ``--strict`` turns any of them into a failure that writes nothing. Exit status: 0 done,
-1 ``--strict`` found unreadable images, 2 bad config or devkit files, 130 interrupted
-(in every failure case the previous complete dataset, if any, is left as it was).
+1 ``--strict`` found unreadable images, 2 bad config, devkit files or lists (an unsafe
+path, an empty split or class), 3 the build failed (an image worker died or hung, the disk
+is full, the records do not read back), 130 interrupted. In every failure case the
+previous complete dataset, if any, is left as it was (docs/faults_data.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import sys
 
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.build import StrictBuildError, build_dataset, format_summary
+from pyimagesearch.data.build import BuildError, StrictBuildError, build_dataset, format_summary
 from pyimagesearch.data.manifest import manifest_path
 from pyimagesearch.utils.imagenethelper import DatasetError
 
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted: temporary files removed, nothing replaced", file=sys.stderr)
         return 130

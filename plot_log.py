@@ -2,6 +2,9 @@
 
     python plot_log.py --checkpoints output/checkpoints --prefix googlenet
     python plot_log.py --logs training_0.log training_25.log --prefix book_googlenet
+    python plot_log.py --runs output/resnet20/seed* --prefix resnet20 --error
+
+``--runs`` overlays several runs of one setting with their mean and a min-max band.
 """
 
 import sys

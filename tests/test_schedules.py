@@ -1,5 +1,6 @@
 """Learning-rate schedules: the rate is a function of the update count, so resume is exact."""
 
+import mxnet as mx
 import pytest
 
 from pyimagesearch.training import recipes
@@ -81,3 +82,14 @@ def test_bad_schedules_are_refused():
         build_lr_scheduler(ScheduleSpec(0.1, StepDecay(0.9)), PER_EPOCH)
     with pytest.raises(ValueError, match="exactly one"):
         build_lr_scheduler(ScheduleSpec(0.1, MultiStep(0.1)), PER_EPOCH)
+
+
+def test_pure_step_schedules_agree_with_mxnets_stateful_ones():
+    factor = mx.lr_scheduler.FactorScheduler(step=7, factor=0.9, base_lr=0.05, stop_factor_lr=0)
+    multi = mx.lr_scheduler.MultiFactorScheduler(step=[10, 25, 40], factor=0.1, base_lr=0.1)
+    ours_factor = build_lr_scheduler(ScheduleSpec(0.05, StepDecay(0.9, every_updates=7)), 10)
+    ours_multi = build_lr_scheduler(ScheduleSpec(0.1, MultiStep(0.1, at_updates=(10, 25, 40))),
+                                    10)
+    for k in range(1, 60):
+        assert ours_factor(k) == pytest.approx(factor(k), rel=1e-12)
+        assert ours_multi(k) == pytest.approx(multi(k), rel=1e-12)

@@ -11,7 +11,17 @@ What this does that MXNet's ``im2rec.py`` does not:
   and never damages the previous complete dataset; the next build removes what a dead
   one left behind (:func:`remove_stale_partials`);
 * the manifest records the config, the sources' checksums, the tool versions and, per
-  split, the counts, the skipped files and the checksums of what was written.
+  split, the counts, the skipped files and the checksums of what was written;
+* faults fail the build with :class:`BuildError` (exit 3 of ``build_imagenet.py``) and
+  the previous dataset untouched: an image worker that dies or hangs
+  (``BUILD_WORKER_TIMEOUT`` seconds per chunk of at most 32 images), a full disk or a
+  file-size limit (the message names the file), records that do not read back
+  (:func:`pyimagesearch.data.verify.verify_split` runs on what was just written). Every
+  byte, manifest included, is written and flushed before the first final name is touched;
+* an empty split, or a class whose training images were all skipped, is an error naming
+  it (a class cannot be learned without examples).
+
+See ``docs/faults_data.md`` for the whole fault table.
 
 Images are read by :mod:`pyimagesearch.data.images`, packed by
 :mod:`pyimagesearch.data.records`, and the mean is written by
@@ -20,13 +30,13 @@ Images are read by :mod:`pyimagesearch.data.images`, packed by
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import platform
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -36,11 +46,22 @@ import cv2
 import numpy as np
 
 from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO
 from pyimagesearch.data.lists import ListEntry, make_entries, write_list
-from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path, write_manifest
+from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path
 from pyimagesearch.data.mean import write_mean
-from pyimagesearch.data.records import ImageWorkers, PackResult, idx_path_for, pack_records
-from pyimagesearch.utils.files import fsync_path, sha256_file
+from pyimagesearch.data.records import (
+    DEFAULT_WORKER_TIMEOUT,
+    BuildError,
+    ImageWorkers,
+    PackResult,
+    WorkerError,
+    idx_path_for,
+    naming_errors,
+    pack_records,
+)
+from pyimagesearch.data.staging import Staging, remove_stale_partials
+from pyimagesearch.utils.files import sha256_file
 from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
 
 logger = logging.getLogger(__name__)
@@ -54,7 +75,11 @@ BUILD_FIELDS = (
 _SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
                  "val": ("VAL_MX_LIST", "VAL_MX_REC"),
                  "test": ("TEST_MX_LIST", "TEST_MX_REC")}
-_PARTIAL = ".partial-"
+# What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+__all__ = ["BuildError", "StrictBuildError", "build_dataset", "check_build_config",
+           "format_summary", "make_split_lists", "remove_stale_partials"]
 
 
 class StrictBuildError(DatasetError):
@@ -75,64 +100,6 @@ class StrictBuildError(DatasetError):
         super().__init__("\n".join(lines))
 
 
-# --- writing under temporary names, committing at the end -------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
-    """Delete ``<name>.partial-<pid>`` files that a dead build left beside ``finals``."""
-    removed = []
-    for final in finals:
-        if not final.parent.is_dir():
-            continue
-        for candidate in final.parent.glob(f"{final.name}{_PARTIAL}*"):
-            pid = candidate.name.rsplit(_PARTIAL, 1)[1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                candidate.unlink(missing_ok=True)
-                removed.append(candidate)
-                logger.info("removed %s, left by an interrupted build", candidate)
-    return removed
-
-
-class _Staging:
-    """Temporary files that become a dataset only all together, when committed."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[Path, Path]] = []
-
-    def path(self, final: str | Path) -> Path:
-        final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f"{final.name}{_PARTIAL}{os.getpid()}")
-        self.pending.append((temporary, final))
-        return temporary
-
-    def commit(self, manifest_file: Path, manifest: dict[str, Any]) -> None:
-        for temporary, _ in self.pending:
-            fsync_path(temporary)
-        # Drop the old manifest first: if we die half-way through the renames, the folder
-        # has no manifest and reads as incomplete rather than as a mix of two builds.
-        manifest_file.unlink(missing_ok=True)
-        for temporary, final in self.pending:
-            os.replace(temporary, final)
-        for folder in {final.parent for _, final in self.pending}:
-            fsync_path(folder)
-        self.pending.clear()
-        write_manifest(manifest_file, manifest)
-
-    def discard(self) -> None:
-        for temporary, _ in self.pending:
-            temporary.unlink(missing_ok=True)
-        self.pending.clear()
-
-
 # --- the whole build ---------------------------------------------------------------------
 def check_build_config(config: ModuleType) -> None:
     """Refuse a config that cannot give a usable dataset, before any work starts."""
@@ -148,6 +115,12 @@ def check_build_config(config: ModuleType) -> None:
                           f"not {config.ENCODING_QUALITY}")
     if int(config.BUILD_THREADS) < 1:
         raise ConfigError(f"config {name}: BUILD_THREADS must be at least 1")
+    timeout = getattr(config, "BUILD_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT)
+    if timeout is not None and not float(timeout) > 0:
+        raise ConfigError(f"config {name}: BUILD_WORKER_TIMEOUT must be a positive number of "
+                          f"seconds (or None for no limit), not {timeout!r}")
+    if not float(getattr(config, "BUILD_MAX_ASPECT_RATIO", DEFAULT_MAX_ASPECT_RATIO)) >= 1:
+        raise ConfigError(f"config {name}: BUILD_MAX_ASPECT_RATIO must be at least 1")
     lists = [Path(getattr(config, lst)).resolve() for lst, _ in _SPLIT_FIELDS.values()]
     records = [Path(getattr(config, rec)).resolve() for _, rec in _SPLIT_FIELDS.values()]
     outputs = [*lists, *records, *map(idx_path_for, records), Path(config.DATASET_MEAN).resolve()]
@@ -196,6 +169,9 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
     train_paths, train_labels = helper.build_training_set()
     val_paths, val_labels = helper.build_validation_set()
     split = helper.split_test_set(train_paths, train_labels, seed=seed)
+    if not split.test_paths:
+        raise ConfigError(f"config {config_name(helper.config)}: NUM_TEST_IMAGES is 0, so the "
+                          f"test split would be empty (the book carves 50 per class)")
     order = np.random.RandomState(seed).permutation(len(split.train_paths))
     return {
         "train": make_entries([split.train_paths[i] for i in order],
@@ -212,7 +188,7 @@ def build_dataset(config: ModuleType, strict: bool = False) -> dict[str, Any]:
     ----------
     config : module
         A config with :data:`BUILD_FIELDS` (and optionally ``LABEL_ORDER``,
-        ``TEST_SPLIT_SEED``).
+        ``TEST_SPLIT_SEED``, ``BUILD_WORKER_TIMEOUT``, ``BUILD_MAX_ASPECT_RATIO``).
     strict : bool
         Fail (:class:`StrictBuildError`) instead of skipping unreadable files; nothing
         final-named is written then.
@@ -221,6 +197,16 @@ def build_dataset(config: ModuleType, strict: bool = False) -> dict[str, Any]:
     -------
     dict
         The manifest, as written.
+
+    Raises
+    ------
+    BuildError
+        A worker process died or hung, a file could not be written (disk full, file-size
+        limit), or the records just written do not read back. The message says whether
+        the previous dataset is untouched (it is, unless the failure came while renaming).
+    DatasetError
+        Bad devkit files, lists, an empty split or class (``StrictBuildError`` for
+        ``--strict``).
     """
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
     check_build_config(config)
@@ -238,47 +224,128 @@ def build_dataset(config: ModuleType, strict: bool = False) -> dict[str, Any]:
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
     remove_stale_partials([p for files in outputs.values() for p in files.values()]
                           + [mean_file, manifest_file])
+    previous = manifest_file.is_file()
 
-    staging = _Staging()
-    temporary: dict[str, dict[str, Path]] = {}
-    results: dict[str, PackResult] = {}
+    staging = Staging()
     try:
-        with ImageWorkers(int(config.BUILD_THREADS)) as workers:
-            for name in SPLITS:
-                temporary[name] = {kind: staging.path(path)
-                                   for kind, path in outputs[name].items()}
-                write_list(temporary[name]["lst"], entries[name])
-                results[name] = pack_records(
-                    entries[name], image_root, temporary[name]["rec"],
-                    temporary[name]["idx"], resize=int(config.RESIZE),
-                    quality=int(config.ENCODING_QUALITY), workers=workers,
-                    compute_mean=(name == "train"), description=name)
-                if strict and results[name].skipped:
-                    raise StrictBuildError({name: results[name].skipped})
-        if results["train"].written == 0:
-            raise DatasetError("no training image could be read, so there is no dataset "
-                               "(see the skipped files above)")
-        write_mean(staging.path(mean_file), results["train"].mean)
-        folder = manifest_file.resolve().parent
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "config": config_name(config),
-            "created": started_at.isoformat(timespec="seconds"),
-            "build_seconds": None,
-            **_dataset_description(config, helper),
-            "mean": results["train"].mean,
-            "mean_file": os.path.relpath(mean_file.resolve(), folder),
-            "splits": {name: _split_entry(results[name], outputs[name], temporary[name],
-                                          folder)
-                       for name in SPLITS},
-            "sources": helper.fingerprints(),
-            "tools": _tool_versions(),
-        }
-        manifest["build_seconds"] = round(time.monotonic() - started, 3)
-        staging.commit(manifest_file, manifest)
+        manifest = _build_staged(config, helper, entries, outputs, staging, strict, started,
+                                 started_at)
+    except (WorkerError, OSError) as exc:
+        raise BuildError(_failure_message(exc, staging, manifest_file, previous)) from exc
+    except BuildError as exc:  # records that do not read back
+        raise BuildError(f"{exc}; {_state_after_failure(staging, manifest_file, previous)}"
+                         ) from exc
     finally:
         staging.discard()
     return manifest
+
+
+def _build_staged(config: ModuleType, helper: ImageNetHelper,
+                  entries: dict[str, list[ListEntry]], outputs: dict[str, dict[str, Path]],
+                  staging: Staging, strict: bool, started: float,
+                  started_at: datetime) -> dict[str, Any]:
+    """Everything under temporary names, then the commit (see :class:`Staging`)."""
+    from pyimagesearch.data.verify import RecordError, verify_split
+
+    image_root = str(config.IMAGES_PATH)
+    mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
+    timeout = getattr(config, "BUILD_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT)
+    timeout = None if timeout is None else float(timeout)
+    max_aspect = float(getattr(config, "BUILD_MAX_ASPECT_RATIO", DEFAULT_MAX_ASPECT_RATIO))
+    num_classes = len(helper.classes)
+    temporary: dict[str, dict[str, Path]] = {}
+    results: dict[str, PackResult] = {}
+    with ImageWorkers(int(config.BUILD_THREADS), timeout) as workers:
+        for name in SPLITS:
+            temporary[name] = {kind: staging.path(path) for kind, path in outputs[name].items()}
+            with naming_errors(temporary[name]["lst"]):
+                write_list(temporary[name]["lst"], entries[name])
+            results[name] = pack_records(
+                entries[name], image_root, temporary[name]["rec"], temporary[name]["idx"],
+                resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY),
+                workers=workers, compute_mean=(name == "train"), description=name,
+                max_aspect_ratio=max_aspect)
+            if strict and results[name].skipped:
+                raise StrictBuildError({name: results[name].skipped})
+            _check_not_empty(name, results[name], helper)
+            try:
+                # Cheap (header walk), and it catches what no exception reports: a write
+                # that the filesystem accepted but did not keep.
+                verify_split(temporary[name]["rec"], temporary[name]["idx"],
+                             results[name].written, num_classes)
+            except RecordError as exc:
+                raise BuildError(f"the {name} records just written do not read back: "
+                                 f"{exc}") from exc
+    mean_temporary = staging.path(mean_file)
+    with naming_errors(mean_temporary):
+        write_mean(mean_temporary, results["train"].mean)
+    folder = manifest_file.resolve().parent
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "config": config_name(config),
+        "created": started_at.isoformat(timespec="seconds"),
+        "build_seconds": None,
+        **_dataset_description(config, helper),
+        "mean": results["train"].mean,
+        "mean_file": os.path.relpath(mean_file.resolve(), folder),
+        "splits": {name: _split_entry(results[name], outputs[name], temporary[name], folder)
+                   for name in SPLITS},
+        "sources": helper.fingerprints(),
+        "tools": _tool_versions(),
+    }
+    manifest["build_seconds"] = round(time.monotonic() - started, 3)
+    staging.commit(manifest_file, manifest)
+    return manifest
+
+
+def _check_not_empty(name: str, result: PackResult, helper: ImageNetHelper) -> None:
+    """No split without records; no class without a training record."""
+    if result.written == 0:
+        raise DatasetError(f"no image of the {name} split could be read ({result.listed} "
+                           f"listed, all skipped: see the reasons above), so there is no "
+                           f"dataset")
+    if name != "train":
+        return
+    empty = [(info, result.per_label.get(info.label, [0, 0])[0]) for info in helper.classes
+             if result.per_label.get(info.label, [0, 0])[1] == 0]
+    if empty:
+        shown = ", ".join(f"{info.wnid} (label {info.label}, {info.name!r}: {listed} listed, "
+                          f"all skipped)" for info, listed in empty[:10])
+        more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+        raise DatasetError(f"{len(empty)} class(es) would have no training record: "
+                           f"{shown}{more}; a class cannot be learned without examples "
+                           f"(see the skipped files above)")
+
+
+def _state_after_failure(staging: Staging, manifest_file: Path, previous: bool) -> str:
+    folder = manifest_file.parent
+    if staging.touched:
+        return (f"the failure came while renaming the new files into place, so the dataset "
+                f"in {folder} is incomplete (it has no manifest and will not be used); run "
+                f"the build again")
+    if previous:
+        return (f"nothing was replaced: the previous dataset in {folder} is untouched and the "
+                f"temporary files were removed")
+    return "nothing final-named was written and the temporary files were removed"
+
+
+def _failure_message(exc: BaseException, staging: Staging, manifest_file: Path,
+                     previous: bool) -> str:
+    state = _state_after_failure(staging, manifest_file, previous)
+    if not isinstance(exc, OSError):
+        return f"{exc}; {state}"
+    filename = exc.filename
+    final = staging.final_of(filename) if filename is not None else None
+    if final is not None:
+        where = f"writing {final} (as {Path(filename).name})"
+    elif filename is not None:
+        where = f"writing {filename}"
+    else:
+        where = "writing the dataset"
+    reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+    hint = (": the disk is full, or a quota or a file-size limit (ulimit -f) was reached"
+            if exc.errno in _FULL_ERRNOS else "")
+    return f"{where} failed: {reason}{hint}; {state}"
 
 
 def _dataset_description(config: ModuleType, helper: ImageNetHelper) -> dict[str, Any]:
@@ -294,6 +361,9 @@ def _dataset_description(config: ModuleType, helper: ImageNetHelper) -> dict[str
         "test_split": {"num_test_images": int(config.NUM_TEST_IMAGES),
                        "seed": int(getattr(config, "TEST_SPLIT_SEED", 42))},
         "build_threads": int(config.BUILD_THREADS),
+        # Images more elongated than this were skipped (see images.prepare_image).
+        "max_aspect_ratio": float(getattr(config, "BUILD_MAX_ASPECT_RATIO",
+                                          DEFAULT_MAX_ASPECT_RATIO)),
     }
 
 

@@ -7,7 +7,15 @@ What this does that MXNet's ``im2rec.py`` does not:
   Pillow because OpenCV accepts a truncated JPEG with only a warning;
 * every file that cannot be read (absent, empty, not an image, truncated) raises
   :class:`UnreadableImage`, whose message is the reason, so the caller can report it
-  by path.
+  by path;
+* extreme sizes are decided, not left to chance: a tiny image (1x1) is enlarged to the
+  stored size like any other; a huge JPEG (12000x12000) is decoded with DCT scaling, so it
+  costs little; an image above Pillow's decompression-bomb limit (about 179 megapixels)
+  is refused as "too large" before any pixel is decoded; and an image more elongated
+  than ``max_aspect_ratio`` (default 20:1) is refused as an "extreme aspect ratio",
+  read from the header, because resizing its shorter side would give an absurd longer
+  side (1x60000 at 256 px is 256x15,360,000, 11 GB) and squeezing it would distort it.
+  16-bit channels are scaled to 8 bits.
 
 :func:`stored_image_mean` decodes a stored JPEG as ``mx.io.ImageRecordIter``'s OpenCV
 does, so the training-set mean is that of the images as stored. Nothing here imports
@@ -32,12 +40,44 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
                   Image.DecompressionBombError)
 
 
+# Longer side / shorter side beyond which an image is refused (see the module docstring),
+# loose enough for ordinary photographs and panoramas; at RESIZE=256 the longest stored side
+# is then 5120 px. A refused image is listed with the skipped files (--strict: a failure).
+DEFAULT_MAX_ASPECT_RATIO = 20.0
+
+
 class UnreadableImage(Exception):
     """A listed file that cannot become a record; ``str(exc)`` is the reason."""
 
 
+def _open_checked(data: bytes, max_aspect_ratio: float | None) -> Image.Image:
+    """``Image.open`` with the size checks made from the header, before any decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: decided below
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnreadableImage("not an image (unrecognised format)") from None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImage(f"too large ({exc})") from None
+    except _DECODE_ERRORS as exc:
+        raise UnreadableImage(f"damaged image header ({exc})") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise UnreadableImage(f"damaged image header (size {width}x{height})")
+    if max_aspect_ratio is not None:
+        ratio = max(width, height) / min(width, height)
+        if ratio > max_aspect_ratio:
+            raise UnreadableImage(
+                f"extreme aspect ratio ({width}x{height} px, {ratio:.4g}:1, above the "
+                f"{max_aspect_ratio:g}:1 limit: its shorter side resized would make the "
+                f"longer side absurd)")
+    return image
+
+
 # --- decoding, converting, resizing, encoding (runs in the worker processes) -------------
-def decode_image(data: bytes, draft_size: int | None = None) -> np.ndarray:
+def decode_image(data: bytes, draft_size: int | None = None,
+                 max_aspect_ratio: float | None = None) -> np.ndarray:
     """Decode image bytes of any format Pillow knows into an RGB ``uint8`` array.
 
     Truncated files raise :class:`UnreadableImage` (Pillow raises on missing data unless
@@ -53,15 +93,12 @@ def decode_image(data: bytes, draft_size: int | None = None) -> np.ndarray:
         If given, a JPEG is decoded with DCT scaling (``Image.draft``) to the smallest size
         whose shorter side is still at least ``draft_size``, which is much cheaper for the
         multi-megapixel photos in ImageNet.
+    max_aspect_ratio : float, optional
+        Refuse images whose longer side exceeds the shorter one more than this.
     """
     if not data:
         raise UnreadableImage("empty file")
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnreadableImage("not an image (unrecognised format)") from None
-    except _DECODE_ERRORS as exc:
-        raise UnreadableImage(f"damaged image header ({exc})") from None
+    image = _open_checked(data, max_aspect_ratio)
     kind = image.format or "image"
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -121,7 +158,8 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
-def read_image_file(path: str | Path, draft_size: int | None = None) -> np.ndarray:
+def read_image_file(path: str | Path, draft_size: int | None = None,
+                    max_aspect_ratio: float | None = None) -> np.ndarray:
     """Read and decode one image file; :class:`UnreadableImage` says why it cannot be."""
     try:
         info = os.stat(path)
@@ -138,12 +176,17 @@ def read_image_file(path: str | Path, draft_size: int | None = None) -> np.ndarr
             data = handle.read()
     except OSError as exc:
         raise UnreadableImage(f"cannot be read ({exc.strerror or exc})") from None
-    return decode_image(data, draft_size)
+    return decode_image(data, draft_size, max_aspect_ratio)
 
 
-def prepare_image(path: str | Path, resize: int, quality: int) -> bytes:
-    """The JPEG bytes a record stores for one image file: decoded, RGB, resized, encoded."""
-    rgb = read_image_file(path, draft_size=resize)
+def prepare_image(path: str | Path, resize: int, quality: int,
+                  max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO) -> bytes:
+    """The JPEG bytes a record stores for one image file: decoded, RGB, resized, encoded.
+
+    The stored image's shorter side is ``resize`` (a smaller image is enlarged); images
+    more elongated than ``max_aspect_ratio`` raise :class:`UnreadableImage`.
+    """
+    rgb = read_image_file(path, draft_size=resize, max_aspect_ratio=max_aspect_ratio)
     return encode_jpeg(resize_shorter(rgb, resize), quality)
 
 

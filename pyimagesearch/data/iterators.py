@@ -8,10 +8,19 @@ rebuild.
 A new training iterator is created for every epoch with seeds derived from the epoch:
 a re-created ``ImageRecordIter`` replays its first shuffle, so seeding by epoch is what
 makes a resumed run see the same batches as an uninterrupted one.
+
+Augmentation is reproducible only with ``seed_aug``, and MXNet 1.9 applies it per
+image as ``seed_aug + position in the batch``: within an epoch, the image at position k
+of every batch gets the same crop, rotation and mirror draw (the shuffle puts a
+different image there each time). Without ``seed_aug`` the draws depend on which decode
+thread wins a race, so no run could be repeated. We keep ``seed_aug`` and draw it per
+(seed, epoch) from a hash, so epochs and runs get unrelated sets of draws (consecutive
+seeds would otherwise give the same draws shifted by one position).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -23,6 +32,7 @@ import mxnet as mx
 
 from pyimagesearch.config import ConfigError, config_name
 from pyimagesearch.data.mean import load_mean
+from pyimagesearch.data.verify import RecordError, verify_split
 from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -61,8 +71,14 @@ class DatasetInfo:
     mean_image: str | None = None
 
 
+def _build_command(config: ModuleType) -> str:
+    """The command that builds this config's records (``BUILD_SCRIPT``: CIFAR's differs)."""
+    script = getattr(config, "BUILD_SCRIPT", "build_imagenet.py")
+    return f"python {script} --config {config_name(config)}"
+
+
 def _rebuild_hint(config: ModuleType) -> str:
-    return f"build it with: python build_imagenet.py --config {config_name(config)}"
+    return f"build it with: {_build_command(config)}"
 
 
 def _load_mean(path: str, config: ModuleType) -> dict[str, float]:
@@ -106,14 +122,20 @@ def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> Datase
                             f"{_rebuild_hint(config)}") from None
         if count < 1:
             raise DataError(f"{split} records {rec} are empty; {_rebuild_hint(config)}")
+        # Walk .idx and record headers now: MXNet's iterator aborts the whole process on a
+        # truncated .rec and silently remaps out-of-range labels.
+        try:
+            verify_split(rec, idx, count, int(config.NUM_CLASSES),
+                         manifest_entry=manifest["splits"][split])
+        except RecordError as exc:
+            raise DataError(f"{exc}; {_rebuild_hint(config)}") from None
         found[split] = RecordSplit(rec=rec, idx=idx, count=count)
     image_size = int(manifest.get("resize", 0))
     if image_size < config.INPUT_SIZE:
         raise DataError(
             f"records in {Path(manifest_file).parent} store images with shorter side "
             f"{image_size} px, smaller than the {config.INPUT_SIZE} px crop (INPUT_SIZE); "
-            f"rebuild them with RESIZE >= {config.INPUT_SIZE}: python build_imagenet.py "
-            f"--config {config_name(config)}")
+            f"rebuild them with RESIZE >= {config.INPUT_SIZE}: {_build_command(config)}")
     mean = _load_mean(config.DATASET_MEAN, config)
     mean_image = getattr(config, "MEAN_IMAGE", None)
     if mean_image is not None and not Path(mean_image).is_file():
@@ -156,12 +178,19 @@ def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType,
     }
 
 
+def _draw_seed(seed: int, epoch: int, purpose: str) -> int:
+    """A well-spread 31-bit seed for (run seed, epoch, purpose)."""
+    digest = hashlib.sha256(f"{seed}/{epoch}/{purpose}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 1)
+
+
 def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, epoch: int,
                       seed: int, num_parts: int = 1, part_index: int = 0) -> mx.io.DataIter:
     """Shuffled, augmented training batches for ``epoch`` (seeded by epoch, see module doc)."""
     params = _common(info.splits["train"], info, config, batch_size)
     params.update(augmentation(config))
-    params.update(shuffle=True, seed=seed + 7919 * epoch, seed_aug=seed + 104729 * epoch,
+    params.update(shuffle=True, seed=_draw_seed(seed, epoch, "order"),
+                  seed_aug=_draw_seed(seed, epoch, "augmentation"),
                   num_parts=num_parts, part_index=part_index)
     return mx.io.ImageRecordIter(**params)
 

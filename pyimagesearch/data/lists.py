@@ -2,8 +2,10 @@
 
 This is the format that MXNet's ``im2rec.py`` reads and ``mx.io.ImageRecordIter``
 accepts as ``path_imglist``. Paths are relative to the image root (``IMAGES_PATH``), with
-``/`` separators. The index becomes the record's id (``IRHeader.id``), so any record can
-be traced back to its line.
+``/`` separators, and must stay inside it: an absolute path, a ``..`` component, a
+backslash or a NUL byte is refused (:func:`unsafe_path_reason`), because the path is
+joined to the root and opened. The index becomes the record's id (``IRHeader.id``), so
+any record can be traced back to its line.
 """
 
 from __future__ import annotations
@@ -22,6 +24,24 @@ class ListEntry:
     index: int
     label: int
     path: str
+
+
+def unsafe_path_reason(path: str) -> str | None:
+    """Why ``path`` may not be joined to the image root, or None if it may.
+
+    Symbolic links are not resolved: a dataset folder may legitimately be a link farm.
+    """
+    if not path:
+        return "is empty"
+    if "\0" in path:
+        return "contains a NUL byte"
+    if path.startswith("/") or (path[1:2] == ":" and path[0].isalpha()):
+        return "is absolute"
+    if "\\" in path:
+        return "contains a backslash (use '/' between folders)"
+    if ".." in path.split("/"):
+        return "leaves the image root ('..')"
+    return None
 
 
 def make_entries(paths: Sequence[str], labels: Sequence[int]) -> list[ListEntry]:
@@ -52,11 +72,13 @@ def write_list(path: str | Path, entries: Iterable[ListEntry]) -> int:
     return count
 
 
-def read_list(path: str | Path) -> list[ListEntry]:
+def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntry]:
     """Read a ``.lst`` file, rejecting malformed and duplicated lines by line number.
 
     Labels may be written as integers or as im2rec's floats (``3.000000``); they must be
-    whole, non-negative numbers because ImageNet has one class per image.
+    whole, non-negative numbers (below ``num_classes`` if given) because ImageNet has one
+    class per image. Image paths must stay inside the image root (see the module doc).
+    An empty list is an error.
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -90,6 +112,13 @@ def read_list(path: str | Path) -> list[ListEntry]:
         if not value.is_integer() or value < 0:
             raise DatasetError(f"label must be a whole number >= 0, got {label_text!r}",
                                path, number)
+        if num_classes is not None and value >= num_classes:
+            raise DatasetError(f"label {label_text} is outside 0..{num_classes - 1} "
+                               f"(NUM_CLASSES = {num_classes})", path, number)
+        reason = unsafe_path_reason(image)
+        if reason:
+            raise DatasetError(f"image path {image!r} {reason}; paths are relative to the "
+                               f"image root and must stay inside it", path, number)
         if index in index_line:
             raise DatasetError(f"index {index} duplicated (first at line {index_line[index]})",
                                path, number)
@@ -99,4 +128,6 @@ def read_list(path: str | Path) -> list[ListEntry]:
         index_line[index] = number
         path_line[image] = number
         entries.append(ListEntry(index, int(value), image))
+    if not entries:
+        raise DatasetError("list file is empty", path)
     return entries

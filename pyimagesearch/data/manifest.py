@@ -48,9 +48,13 @@ def manifest_path(config: ModuleType) -> Path:
     return Path(config.TRAIN_MX_REC).parent / MANIFEST_NAME
 
 
+def manifest_text(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2) + "\n"
+
+
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest`` atomically: a temporary file, flushed, then renamed into place."""
-    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(path, manifest_text(manifest))
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -84,12 +84,27 @@ def model_params(config: ModuleType, overrides: dict[str, Any] | None = None
             **(overrides or {})}
 
 
+INITIALIZERS = {
+    # The book's scripts: MXNet's default Xavier (uniform, average fan, magnitude 3).
+    "xavier": lambda: mx.init.Xavier(),
+    # He et al. 2015 (arXiv 1502.01852), for ReLU networks: Gaussian, fan-in, variance 2/n.
+    "msra": lambda: mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2),
+}
+
+
+def initializer(config: ModuleType) -> mx.init.Initializer:
+    name = getattr(config, "INITIALIZER", "xavier")
+    if name not in INITIALIZERS:
+        raise ConfigError(f"config {config_name(config)}: INITIALIZER must be one of "
+                          f"{sorted(INITIALIZERS)}, not {name!r}")
+    return INITIALIZERS[name]()
+
+
 def build_network(config: ModuleType, contexts: list[mx.Context], seed: int,
                   overrides: dict[str, Any] | None = None) -> gluon.HybridBlock:
     net = get_model(config.MODEL, **model_params(config, overrides))
     mx.random.seed(seed)
-    # Xavier as in the book's scripts; BN makes the choice of scale non-critical.
-    net.initialize(mx.init.Xavier(), ctx=contexts)
+    net.initialize(initializer(config), ctx=contexts)
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 

@@ -10,6 +10,7 @@ the restored update count gets exactly the rate an uninterrupted run would have 
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass, field, replace
 
 import mxnet as mx
@@ -98,10 +99,8 @@ class OverriddenScheduler(mx.lr_scheduler.LRScheduler):
         self.rates = [lr for _, lr in sorted(overrides)]
 
     def __call__(self, num_update: int) -> float:
-        # Always consult the base schedule so a stateful MXNet scheduler keeps counting.
-        scheduled = self.base(num_update)
         position = bisect.bisect_right(self.starts, num_update) - 1
-        return self.rates[position] if position >= 0 else scheduled
+        return self.rates[position] if position >= 0 else self.base(num_update)
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,32 @@ class ScheduleSpec:
     schedule: Schedule = field(default_factory=Constant)
     warmup: Warmup | None = None
     overrides: tuple[LROverride, ...] = ()
+
+
+class StepDecayScheduler(mx.lr_scheduler.LRScheduler):
+    """``base * factor ** floor((k - 1) / step)``: MXNet's FactorScheduler as a pure
+    function (that one keeps a running state and logs every change on the root logger)."""
+
+    def __init__(self, base_lr: float, step: int, factor: float) -> None:
+        super().__init__(base_lr=base_lr)
+        self.step, self.factor = step, factor
+
+    def __call__(self, num_update: int) -> float:
+        return self.base_lr * self.factor ** (max(num_update - 1, 0) // self.step)
+
+
+class MultiStepScheduler(mx.lr_scheduler.LRScheduler):
+    """``base * factor ** (number of steps below k)``: MXNet's MultiFactorScheduler as a
+    pure function."""
+
+    def __init__(self, base_lr: float, steps: list[int], factor: float) -> None:
+        if any(b <= a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 1):
+            raise ValueError(f"learning-rate steps must be increasing positive counts: {steps}")
+        super().__init__(base_lr=base_lr)
+        self.steps, self.factor = list(steps), factor
+
+    def __call__(self, num_update: int) -> float:
+        return self.base_lr * self.factor ** bisect.bisect_left(self.steps, num_update)
 
 
 class ConstantScheduler(mx.lr_scheduler.LRScheduler):
@@ -155,15 +180,12 @@ def build_lr_scheduler(spec: ScheduleSpec, updates_per_epoch: int) -> mx.lr_sche
         if (schedule.every_updates is None) == (schedule.every_epochs is None):
             raise ValueError("StepDecay needs exactly one of every_updates, every_epochs")
         step = schedule.every_updates or round(schedule.every_epochs * updates_per_epoch)
-        scheduler = mx.lr_scheduler.FactorScheduler(
-            step=max(int(step), 1), factor=schedule.factor, base_lr=spec.base_lr,
-            stop_factor_lr=0.0)
+        scheduler = StepDecayScheduler(spec.base_lr, max(int(step), 1), schedule.factor)
     elif isinstance(schedule, MultiStep):
         if bool(schedule.at_updates) == bool(schedule.at_epochs):
             raise ValueError("MultiStep needs exactly one of at_updates, at_epochs")
         steps = list(schedule.at_updates) or [e * updates_per_epoch for e in schedule.at_epochs]
-        scheduler = mx.lr_scheduler.MultiFactorScheduler(
-            step=steps, factor=schedule.factor, base_lr=spec.base_lr)
+        scheduler = MultiStepScheduler(spec.base_lr, steps, schedule.factor)
     elif isinstance(schedule, Constant):
         scheduler = ConstantScheduler(base_lr=spec.base_lr)
     else:

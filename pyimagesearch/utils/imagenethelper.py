@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 LABEL_ORDERS = ("map_clsloc", "sorted_wnid")
 
 _WNID = re.compile(r"n\d{8}")
-_TRAIN_ENTRY = re.compile(r"(n\d{8})/(\S+)")
+# "<wnid>/<image id>": exactly one folder, and an image id that is a plain file name, so
+# the path joined to IMAGES_PATH cannot leave it ("n01440764/../../etc/passwd" is refused).
+_TRAIN_ENTRY = re.compile(r"(n\d{8})/([^/\\\s]+)")
 
 _REQUIRED_FIELDS = ("IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
                     "VAL_BLACKLIST", "NUM_CLASSES")
@@ -213,9 +215,9 @@ class ImageNetHelper:
             if len(fields) != 2:
                 raise DatasetError("expected '<wnid>/<image id> <running index>'", path, number)
             match = _TRAIN_ENTRY.fullmatch(fields[0])
-            if match is None:
-                raise DatasetError(f"expected '<wnid>/<image id>', got {fields[0]!r}",
-                                   path, number)
+            if match is None or match.group(2).startswith("."):
+                raise DatasetError(f"expected '<wnid>/<image id>' (an image id naming a file "
+                                   f"in the class folder), got {fields[0]!r}", path, number)
             _parse_int(fields[1], "running index", path, number)
             wnid = match.group(1)
             if wnid not in self.label_mappings:
@@ -227,6 +229,18 @@ class ImageNetHelper:
             seen[fields[0]] = number
             paths.append(f"train/{fields[0]}.JPEG")
             labels.append(self.label_mappings[wnid])
+        if not paths:
+            raise DatasetError("lists no training images, so there is no dataset", path)
+        present = set(labels)
+        empty = [info for info in self.classes if info.label not in present]
+        if empty:
+            shown = ", ".join(f"{info.wnid} (class id {info.class_id}, {info.name!r})"
+                              for info in empty[:10])
+            more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+            raise DatasetError(
+                f"lists no training image for {len(empty)} of the {len(self.classes)} "
+                f"classes of {Path(self.config.WORD_IDS).name}: {shown}{more}; a class "
+                f"without training images cannot be learned", path)
         return paths, labels
 
     def read_validation_labels(self) -> list[int]:
@@ -259,8 +273,9 @@ class ImageNetHelper:
             if index != number:
                 raise DatasetError(f"running index {index} where {number} was expected",
                                    path, number)
-            if "/" in name or "\\" in name:
-                raise DatasetError(f"image name contains a folder: {name!r}", path, number)
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise DatasetError(f"image name must be a plain file name (no folder), got "
+                                   f"{name!r}", path, number)
             if name in seen:
                 raise DatasetError(f"{name} duplicated (first at line {seen[name]})",
                                    path, number)
@@ -303,6 +318,11 @@ class ImageNetHelper:
                 for position, (name, label) in enumerate(zip(names, labels), start=1)
                 if position not in blacklist]
         logger.debug("validation: %d images, %d blacklisted", len(names), len(blacklist))
+        if not kept:
+            raise DatasetError(f"lists no validation image that the blacklist "
+                               f"({Path(self.config.VAL_BLACKLIST).name}) leaves: "
+                               f"{len(names)} listed, {len(blacklist)} blacklisted",
+                               self.config.VAL_LIST)
         return [path for path, _ in kept], [label for _, label in kept]
 
     # --- the book's test split -------------------------------------------------------

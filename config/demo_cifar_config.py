@@ -1,0 +1,41 @@
+"""A quick CIFAR run anywhere: fake CIFAR-10 files in the official python format.
+
+``build_cifar.py --config config.demo_cifar_config`` first writes 500 training and 100
+test images (class-coloured noise, see ``pyimagesearch.data.cifar.fake_cifar_arrays``)
+into ``datasets/cifar10_fake/cifar-10-batches-py`` (or under CIFAR_DEMO_HOME), then
+converts them through the same reader, split and record writer a real download takes.
+Everything else is the paper config with a short schedule.
+"""
+
+import os
+from dataclasses import replace
+from os import path
+
+from config.cifar10_resnet_config import *  # noqa: F403
+from config.cifar10_resnet_config import RECIPE
+from pyimagesearch.training.schedules import MultiStep, Warmup
+
+_REPO = path.dirname(path.dirname(path.abspath(__file__)))
+CIFAR_HOME = os.environ.get("CIFAR_DEMO_HOME", path.join(_REPO, "datasets", "cifar10_fake"))
+CIFAR_ROOT = CIFAR_HOME
+# Not in real configs: only then does build_cifar.py write fake files.
+FAKE_CIFAR = {"images_per_batch": 100, "seed": 0, "layout": "python"}
+NUM_TRAIN_FILE_IMAGES = 500
+NUM_TEST_IMAGES = 100
+VAL_SIZE = 100
+
+MX_OUTPUT = path.join(CIFAR_HOME, "rec")
+TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
+VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
+TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
+DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
+MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
+
+BATCH_SIZE = 32
+RECIPE = replace(RECIPE, name="demo-cifar-resnet", num_epochs=6,
+                 schedule=MultiStep(factor=0.1, at_epochs=(4,)))
+RECIPE_WARMUP = replace(RECIPE, name="demo-cifar-resnet-warmup",
+                        warmup=Warmup(updates=20, begin_lr=0.01))
+RECIPES_BY_DEPTH = {110: RECIPE_WARMUP, 1202: RECIPE_WARMUP}
+LOG_INTERVAL = 5
+SEED = 1

@@ -1,0 +1,340 @@
+"""CIFAR-10/100 in the official files -> train/val/test ``.rec``/``.idx`` + means + manifest.
+
+What ``build_cifar.py`` runs. The official python or binary files are read by
+:mod:`pyimagesearch.data.cifar` (pickles through its restricted unpickler); each 32x32
+image is stored PNG-encoded, so the records decode to exactly the original pixels (JPEG
+would change them), and ``mx.io.ImageRecordIter`` then does the paper's augmentation and
+mean subtraction in its C++ threads like for ImageNet.
+
+- **Split.** ``VAL_SIZE = 5000`` holds out 5,000 training images, stratified by class
+  with ``VAL_SPLIT_SEED`` (He et al. 2016, section 4.2: the 45k/5k split). ``VAL_SIZE = 0``
+  trains on all 50,000 and validates on the test set; the val records are then a copy
+  of the test records and the manifest says so (``validation.source = "test"``).
+- **Means.** Of the training split: per channel in ``DATASET_MEAN`` (the book's
+  ``{"R", "G", "B"}`` JSON) and per pixel in ``MEAN_IMAGE``, a (3, 32, 32) RGB float32
+  array in MXNet's ``.nd`` format, which ``ImageRecordIter(mean_img=...)`` loads and
+  subtracts from every (cropped) image: the paper's "per-pixel mean subtracted".
+- **Order.** Records keep the order of the official files (already random), keyed
+  0..N-1, with ``IRHeader.id`` equal to the key as in every record set of the project;
+  the validation images are fixed by ``VAL_SPLIT_SEED`` (their indices' hash is in the
+  manifest).
+- **Nothing half-written.** Every file goes to ``<name>.partial-<pid>`` and is renamed
+  into place when all are done, the manifest last (the same discipline and names as
+  :mod:`pyimagesearch.data.build`, whose leftovers clean-up it shares).
+
+The manifest has the layout of :mod:`pyimagesearch.data.manifest` (format 1), so the
+training core's ``dataset_info`` reads its counts and image size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.data.cifar import (
+    DATASETS,
+    IMAGE_SIZE,
+    CifarSplit,
+    load_cifar,
+    locate_cifar,
+    train_val_indices,
+    write_fake_cifar,
+)
+from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path
+from pyimagesearch.data.mean import write_mean
+from pyimagesearch.data.records import RecordWriter, pack_header
+from pyimagesearch.data.staging import Staging, remove_stale_partials
+from pyimagesearch.utils.files import sha256_file
+
+logger = logging.getLogger(__name__)
+
+BUILD_FIELDS = ("CIFAR_ROOT", "CIFAR_DATASET", "NUM_CLASSES", "VAL_SIZE", "TRAIN_MX_REC",
+                "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "MEAN_IMAGE", "RESIZE",
+                "INPUT_SIZE")
+_REC_FIELDS = {"train": "TRAIN_MX_REC", "val": "VAL_MX_REC", "test": "TEST_MX_REC"}
+
+
+@dataclass(frozen=True)
+class SplitImages:
+    """One split to pack: the images, and their indices in the official file split."""
+
+    data: CifarSplit
+    source: str  # "train" or "test": the official split the images come from
+    indices: np.ndarray
+
+
+def check_cifar_config(config: ModuleType) -> None:
+    """Refuse a config that cannot give a usable CIFAR dataset, before any work."""
+    require(config, *BUILD_FIELDS)
+    name = config_name(config)
+    if config.CIFAR_DATASET not in DATASETS:
+        raise ConfigError(f"config {name}: CIFAR_DATASET must be one of {DATASETS}, got "
+                          f"{config.CIFAR_DATASET!r}")
+    if int(config.RESIZE) != IMAGE_SIZE:
+        raise ConfigError(f"config {name}: CIFAR images are stored as they are, so RESIZE "
+                          f"must be {IMAGE_SIZE}, got {config.RESIZE}")
+    if not 0 < int(config.INPUT_SIZE) <= IMAGE_SIZE:
+        raise ConfigError(f"config {name}: INPUT_SIZE must lie in 1..{IMAGE_SIZE}, got "
+                          f"{config.INPUT_SIZE}")
+    if int(config.VAL_SIZE) < 0:
+        raise ConfigError(f"config {name}: VAL_SIZE must be >= 0 (0: validate on the test "
+                          f"set), got {config.VAL_SIZE}")
+    outputs = [Path(getattr(config, f)).resolve() for f in
+               ("TRAIN_MX_REC", "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "MEAN_IMAGE")]
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError(f"config {name}: the record, mean and mean-image paths must differ")
+    if any(Path(getattr(config, f)).suffix != ".rec" for f in _REC_FIELDS.values()):
+        raise ConfigError(f"config {name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
+                          f"in .rec (the .idx goes beside them)")
+
+
+def _write_fake_if_asked(config: ModuleType) -> bool:
+    """Demo configs (``FAKE_CIFAR``) get fake files in the official format if none exist."""
+    fake = getattr(config, "FAKE_CIFAR", None)
+    if not fake:
+        return False
+    try:
+        locate_cifar(config.CIFAR_ROOT, config.CIFAR_DATASET, fake.get("layout", "python"))
+        return True  # written by an earlier build
+    except FileNotFoundError:
+        pass
+    folder = write_fake_cifar(config.CIFAR_ROOT, config.CIFAR_DATASET,
+                              fake.get("layout", "python"), int(fake["images_per_batch"]),
+                              int(fake.get("seed", 0))).folder
+    logger.info("wrote FAKE %s files (FAKE_CIFAR in the config) to %s",
+                config.CIFAR_DATASET, folder)
+    return True
+
+
+def load_splits(config: ModuleType) -> tuple[dict[str, SplitImages], dict[str, Any]]:
+    """The train/val/test images the config asks for, and how they were chosen."""
+    root, layout = config.CIFAR_ROOT, getattr(config, "CIFAR_LAYOUT", "auto")
+    dataset, label = config.CIFAR_DATASET, getattr(config, "CIFAR_LABELS", "fine")
+    train = load_cifar(root, dataset, "train", label, layout)
+    test = load_cifar(root, dataset, "test", label, layout)
+    if train.num_classes != int(config.NUM_CLASSES):
+        raise ConfigError(f"config {config_name(config)}: NUM_CLASSES is {config.NUM_CLASSES},"
+                          f" but {dataset} ({label} labels) has {train.num_classes} classes")
+    all_train = np.arange(len(train), dtype=np.int64)
+    val_size, seed = int(config.VAL_SIZE), int(getattr(config, "VAL_SPLIT_SEED", 0))
+    test_split = SplitImages(test, "test", np.arange(len(test), dtype=np.int64))
+    if val_size == 0:
+        splits = {"train": SplitImages(train, "train", all_train), "val": test_split,
+                  "test": test_split}
+        validation = {"source": "test", "size": len(test),
+                      "note": "VAL_SIZE = 0: no held-out split; the validation records are "
+                              "a copy of the test records, so validation error is test error"}
+    else:
+        train_idx, val_idx = train_val_indices(train.labels, val_size, seed)
+        splits = {"train": SplitImages(train.subset(train_idx), "train", train_idx),
+                  "val": SplitImages(train.subset(val_idx), "train", val_idx),
+                  "test": test_split}
+        validation = {"source": "train", "size": val_size, "seed": seed,
+                      "method": "pyimagesearch.data.cifar.train_val_indices (stratified)",
+                      "val_indices_sha256": hashlib.sha256(val_idx.tobytes()).hexdigest()}
+    return splits, validation
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Lossless PNG of one (32, 32, 3) RGB image, in OpenCV's BGR order as MXNet decodes."""
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError("OpenCV could not PNG-encode a 32x32 image")
+    return buffer.tobytes()
+
+
+def pack_split(split: SplitImages, rec_path: Path, idx_path: Path) -> None:
+    """Write image i as ``pack(IRHeader(0, label, i, 0), png)`` under key i.
+
+    The records are written by the project's RecordIO writer (byte-identical to MXNet's,
+    but a full disk raises instead of losing the tail), and key and header id agree, as
+    ``verify_split`` requires of every record set.
+    """
+    with RecordWriter(rec_path, idx_path) as writer:
+        for key, (image, label) in enumerate(zip(split.data.images, split.data.labels)):
+            writer.write(key, pack_header(float(label), key) + png_bytes(image))
+
+
+def channel_mean(images: np.ndarray) -> dict[str, float]:
+    """Mean of every pixel of every image, per channel: the book's mean file."""
+    red, green, blue = images.reshape(-1, 3).mean(axis=0, dtype=np.float64).tolist()
+    return {"R": red, "G": green, "B": blue}
+
+
+def pixel_mean(images: np.ndarray) -> np.ndarray:
+    """(3, 32, 32) float32 RGB mean image, the layout ImageRecordIter's ``mean_img`` wants."""
+    return images.mean(axis=0, dtype=np.float64).transpose(2, 0, 1).astype(np.float32)
+
+
+def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
+    """Save the mean image as MXNet's ``.nd`` file (one array, ``mean_img``)."""
+    import mxnet as mx
+
+    mx.nd.save(str(path), {"mean_img": mx.nd.array(mean, dtype="float32")})
+
+
+def _source_files(folder: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+
+def _tool_versions() -> dict[str, str]:
+    import mxnet as mx
+
+    return {"python": platform.python_version(), "mxnet": mx.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def build_cifar_dataset(config: ModuleType) -> dict[str, Any]:
+    """Official CIFAR files -> three ``.rec``/``.idx``, both means and the manifest.
+
+    Returns the manifest, as written. Raises ``ConfigError``, ``FileNotFoundError`` (no
+    dataset at ``CIFAR_ROOT``), ``CifarFormatError`` or ``UnsafePickleError`` (a pickle
+    that references anything but numpy arrays; nothing in it is run).
+    """
+    started, started_at = time.monotonic(), datetime.now(timezone.utc)
+    check_cifar_config(config)
+    fake = _write_fake_if_asked(config)
+    folder, layout = locate_cifar(config.CIFAR_ROOT, config.CIFAR_DATASET,
+                                  getattr(config, "CIFAR_LAYOUT", "auto"))
+    splits, validation = load_splits(config)
+    class_names = splits["train"].data.class_names
+
+    records = {name: Path(getattr(config, field)) for name, field in _REC_FIELDS.items()}
+    mean_file, mean_image = Path(config.DATASET_MEAN), Path(config.MEAN_IMAGE)
+    manifest_file = manifest_path(config)
+    finals = [p for rec in records.values() for p in (rec, rec.with_suffix(".idx"))]
+    remove_stale_partials([*finals, mean_file, mean_image, manifest_file])
+
+    staging = Staging()
+    try:
+        temporary: dict[str, dict[str, Path]] = {}
+        for name in SPLITS:
+            rec = records[name]
+            temporary[name] = {"rec": staging.path(rec),
+                               "idx": staging.path(rec.with_suffix(".idx"))}
+            pack_split(splits[name], temporary[name]["rec"], temporary[name]["idx"])
+            logger.info("%s: %d images packed", name, len(splits[name].data))
+        train_images = splits["train"].data.images
+        mean = channel_mean(train_images)
+        write_mean(staging.path(mean_file), mean)
+        mean_image_temporary = staging.path(mean_image)
+        write_mean_image(mean_image_temporary, pixel_mean(train_images))
+
+        base = manifest_file.resolve().parent
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "config": config_name(config),
+            "created": started_at.isoformat(timespec="seconds"),
+            "build_seconds": None,
+            "dataset": config.CIFAR_DATASET,
+            "fake": fake,
+            # Labels are numbered as in the official files (batches.meta / meta order).
+            "label_order": "official",
+            "label_set": getattr(config, "CIFAR_LABELS", "fine"),
+            "num_classes": len(class_names),
+            "classes": [{"label": i, "name": n} for i, n in enumerate(class_names)],
+            "resize": IMAGE_SIZE,
+            "encoding": "png",
+            "input_size": int(config.INPUT_SIZE),
+            "mean": mean,
+            "mean_file": os.path.relpath(mean_file.resolve(), base),
+            "mean_image_file": os.path.relpath(mean_image.resolve(), base),
+            "mean_image_sha256": sha256_file(mean_image_temporary),
+            "validation": validation,
+            "splits": {name: _split_entry(splits[name], records[name], temporary[name],
+                                          base, len(class_names))
+                       for name in SPLITS},
+            "sources": {"root": str(folder.resolve()), "layout": layout,
+                        "files": _source_files(folder)},
+            "tools": _tool_versions(),
+        }
+        manifest["build_seconds"] = round(time.monotonic() - started, 3)
+        staging.commit(manifest_file, manifest)
+    finally:
+        staging.discard()
+    return manifest
+
+
+def _split_entry(split: SplitImages, rec: Path, temporary: dict[str, Path], base: Path,
+                 num_classes: int) -> dict[str, Any]:
+    count = len(split.data)
+    entry: dict[str, Any] = {
+        "listed": count, "written": count, "count": count, "skipped": [],
+        "source": split.source,
+        "class_counts": np.bincount(split.data.labels, minlength=num_classes).tolist(),
+    }
+    for kind, final in (("rec", rec), ("idx", rec.with_suffix(".idx"))):
+        entry[kind] = os.path.relpath(final.resolve(), base)
+        entry[f"{kind}_bytes"] = temporary[kind].stat().st_size
+        entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
+    return entry
+
+
+def format_summary(manifest: dict[str, Any]) -> str:
+    """People's summary of a build: counts per split, where validation comes from, means."""
+    lines = [f"{manifest['dataset']}{' (FAKE data)' if manifest.get('fake') else ''}: "
+             f"{manifest['num_classes']} classes, PNG records of 32x32 images"]
+    for name in SPLITS:
+        entry = manifest["splits"][name]
+        lines.append(f"{name + ':':<6} {entry['written']} images (from the official "
+                     f"{entry['source']} split)")
+    validation = manifest["validation"]
+    if validation["source"] == "test":
+        lines.append(f"note: {validation['note']}")
+    else:
+        lines.append(f"validation: {validation['size']} training images held out, "
+                     f"stratified, seed {validation['seed']}")
+    mean = manifest["mean"]
+    lines.append(f"mean R={mean['R']:.3f} G={mean['G']:.3f} B={mean['B']:.3f}; per-pixel "
+                 f"mean image {manifest['mean_image_file']}; built in "
+                 f"{manifest['build_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def build_main(argv: list[str] | None = None,
+               default_config: str = "config.cifar10_resnet_config") -> int:
+    """``build_cifar.py``: exit 0 done, 2 bad config or CIFAR files, 130 interrupted."""
+    import argparse
+    import sys
+
+    from pyimagesearch.config import load_config
+    from pyimagesearch.data.cifar import CifarFormatError, UnsafePickleError
+    from pyimagesearch.utils.imagenethelper import DatasetError
+
+    parser = argparse.ArgumentParser(
+        description="Convert the official CIFAR-10/100 files into MXNet records.")
+    parser.add_argument("--config", default=default_config,
+                        help="config module or .py file (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        config = load_config(args.config)
+        manifest = build_cifar_dataset(config)
+    except UnsafePickleError as exc:
+        print(f"error: {exc}. Nothing in the file was run and nothing was written; "
+              f"re-download the dataset from https://www.cs.toronto.edu/~kriz/cifar.html",
+              file=sys.stderr)
+        return 2
+    except (ConfigError, DatasetError, CifarFormatError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: temporary files removed, nothing replaced", file=sys.stderr)
+        return 130
+    print(format_summary(manifest))
+    print(f"manifest: {manifest_path(config)}")
+    return 0

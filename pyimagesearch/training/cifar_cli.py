@@ -1,0 +1,175 @@
+"""The command line of ``train_cifar.py``: the CIFAR ResNet options and R runs of one setting.
+
+``python train_cifar.py --checkpoints out/resnet20 --prefix resnet20 --depth 20 --runs 5``
+trains runs with seeds ``seed .. seed+R-1`` (``--seed``, default the config's ``SEED``),
+one after the other, each in its own folder ``<checkpoints>/seed<k>`` (also with
+``--runs 1``), through the same training core as every other script
+(:func:`pyimagesearch.training.cli.run_and_report`, once per run).
+
+Resuming a study:
+
+- ``--resume`` continues every run from its newest checkpoint: finished runs are
+  skipped, runs never started start from scratch. This is what to run after an
+  interruption, whatever run it hit.
+- ``--start-epoch N`` resumes every run from its checkpoint N (the book's flag, strict:
+  a run without checkpoint N fails), e.g. ``--start-epoch 182 --end-epoch 200`` to
+  extend all of them.
+
+``--depth`` selects the recipe too: depths listed in the config's ``RECIPES_BY_DEPTH``
+(110 and 1202: the paper's warm-up) get that recipe instead of ``RECIPE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pyimagesearch.config import ConfigError, config_name, load_config
+from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
+from pyimagesearch.training.checkpoints import latest_checkpoint
+from pyimagesearch.training.cli import EXIT_ERROR, build_parser, run_and_report
+from pyimagesearch.training.experiment import RunRequest
+from pyimagesearch.training.recipes import Recipe
+
+EXIT_INTERRUPTED = (130, 143)
+
+
+def run_folder(checkpoints: str | Path, seed: int) -> Path:
+    """Where the run with ``seed`` keeps its checkpoints and logs."""
+    return Path(checkpoints) / f"seed{seed}"
+
+
+def add_cifar_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("CIFAR ResNet")
+    group.add_argument("--depth", type=int, default=None,
+                       help="6n+2 layers: 20, 32, 44, 56, 110, 1202 in the paper "
+                            "(default: the config's MODEL_PARAMS)")
+    group.add_argument("--variant", choices=sorted(VARIANTS), default=None,
+                       help="building block (default: the config's, 'original')")
+    group.add_argument("--shortcut", choices=SHORTCUTS, default=None,
+                       help="A: identity, zero-padded (the paper's on CIFAR); B: projection")
+    group.add_argument("--runs", type=int, default=1,
+                       help="train R runs with seeds seed..seed+R-1, each in "
+                            "<checkpoints>/seed<k>")
+    group.add_argument("--resume", action="store_true",
+                       help="continue every run from its newest checkpoint (finished runs "
+                            "are skipped, unstarted ones start from scratch)")
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The network options given on the command line (the others stay the config's)."""
+    given = {"depth": args.depth, "variant": args.variant, "shortcut": args.shortcut}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def select_recipe(config: ModuleType, depth: int) -> Recipe:
+    """``RECIPES_BY_DEPTH[depth]`` if the config has it (the 110-layer warm-up), else ``RECIPE``."""
+    return dict(getattr(config, "RECIPES_BY_DEPTH", {})).get(depth, config.RECIPE)
+
+
+def plan_runs(config: ModuleType, args: argparse.Namespace) -> list[RunRequest]:
+    """One ``RunRequest`` per run of the study; ``--resume`` drops the finished ones."""
+    if args.runs < 1:
+        raise ConfigError(f"--runs must be at least 1, got {args.runs}")
+    if args.resume and args.start_epoch:
+        raise ConfigError("give --resume or --start-epoch, not both")
+    if args.resume and args.lr is not None:
+        raise ConfigError("--lr needs an explicit --start-epoch (the epoch it applies from)")
+    overrides = model_overrides(args)
+    params = {**dict(getattr(config, "MODEL_PARAMS", {})), **overrides}
+    depth = params.get("depth", 20)
+    try:
+        blocks_per_stage(depth)
+    except ValueError as exc:
+        raise ConfigError(f"--depth: {exc}") from None
+    recipe = select_recipe(config, depth)
+    end_epoch = args.end_epoch if args.end_epoch is not None else recipe.num_epochs
+    first = args.seed if args.seed is not None else int(getattr(config, "SEED", 0))
+    # The core's resume options (--override, --reset-optimizer) pass through unchanged.
+    passed = {name: getattr(args, name) for name in ("override", "reset_optimizer")
+              if name in RunRequest.__dataclass_fields__ and hasattr(args, name)}
+    requests = []
+    for seed in range(first, first + args.runs):
+        folder = run_folder(args.checkpoints, seed)
+        start = args.start_epoch
+        if args.resume:
+            start = latest_checkpoint(folder, args.prefix) or 0
+            if start >= end_epoch:
+                continue
+        requests.append(RunRequest(
+            checkpoints=str(folder), prefix=args.prefix, start_epoch=start,
+            end_epoch=args.end_epoch, lr=args.lr, cpu_contexts=args.cpu_contexts,
+            model_params=overrides, seed=seed, recipe=recipe, **passed))
+    return requests
+
+
+def _single_run_argv(argv: list[str], seed: int) -> list[str]:
+    """``argv`` for just the run with ``seed`` (what its resume message should show)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--runs", "--seed"):
+            skip = True
+            continue
+        if arg.startswith(("--runs=", "--seed=")) or arg == "--resume":
+            continue
+        kept.append(arg)
+    return [*kept, "--seed", str(seed)]
+
+
+def _resume_all_command(argv: list[str]) -> str:
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("-s", "--start-epoch", "--lr"):
+            skip = True
+            continue
+        if arg.startswith(("--start-epoch=", "--lr=")) or arg == "--resume":
+            continue
+        kept.append(arg)
+    return shlex.join([sys.executable, sys.argv[0], *kept, "--resume"])
+
+
+def train_cifar_main(argv: list[str] | None, description: str, default_config: str) -> int:
+    """Parse, load the config, train every run of the study in turn; stop at a failure."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(description, default_config)
+    add_cifar_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        requests = plan_runs(config, args)
+    except ConfigError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if not requests:
+        print(f"[INFO] all {args.runs} run(s) in {args.checkpoints} are finished; nothing "
+              f"to do (extend them with --start-epoch N --end-epoch M)")
+        return 0
+    recipe = requests[0].recipe
+    print(f"[INFO] {len(requests)} run(s) of {config.MODEL} "
+          f"{ {**dict(getattr(config, 'MODEL_PARAMS', {})), **requests[0].model_params} } "
+          f"with recipe {recipe.name} ({config_name(config)}); seeds "
+          f"{', '.join(str(r.seed) for r in requests)}")
+    for request in requests:
+        print(f"[INFO] run seed {request.seed}: epochs {request.start_epoch}.."
+              f"{(request.end_epoch or recipe.num_epochs) - 1} in {request.checkpoints}")
+        code = run_and_report(config, request, _single_run_argv(argv, request.seed))
+        if code != 0:
+            if code in EXIT_INTERRUPTED or len(requests) > 1:
+                print(f"[INFO] to continue every run of the study: "
+                      f"{_resume_all_command(argv)}", file=sys.stderr)
+            return code
+    return 0

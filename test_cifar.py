@@ -1,0 +1,17 @@
+"""Evaluate a CIFAR ResNet checkpoint on the test records: error = 1 - rank-1.
+
+    python test_cifar.py --checkpoints output/resnet20/seed1 --prefix resnet20 --epoch last
+"""
+
+import sys
+
+from pyimagesearch.evaluation.cli import test_main
+
+
+def main(argv=None):
+    return test_main(argv, description=__doc__.splitlines()[0],
+                     default_config="config.cifar10_resnet_config")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Train CIFAR ResNets (He et al. 2016): depth 6n+2, shortcut A/B, block variants, R runs.
+
+    python train_cifar.py --checkpoints output/resnet20 --prefix resnet20 --depth 20 --runs 5
+    python train_cifar.py --checkpoints output/resnet20 --prefix resnet20 --depth 20 --runs 5 \\
+        --resume
+    python train_cifar.py --config config.cifar10_resnet_torch_config --depth 110 \\
+        --checkpoints output/torch_resnet110 --prefix resnet110 --runs 5 --seed 1
+
+Run k (seed S+k) lives in <checkpoints>/seed<S+k>.
+"""
+
+import sys
+
+from pyimagesearch.training.cifar_cli import train_cifar_main
+
+
+def main(argv=None):
+    return train_cifar_main(argv, description=__doc__.splitlines()[0],
+                            default_config="config.cifar10_resnet_config")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
