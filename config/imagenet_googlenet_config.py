@@ -46,6 +46,8 @@ DATASET_MEAN = path.join(MX_OUTPUT, "rec", "imagenet_mean.json")
 RESIZE = 256            # shorter side of every stored image
 ENCODING_QUALITY = 95   # JPEG quality of the records (im2rec's default)
 BUILD_THREADS = os.cpu_count() or 1
+BUILD_WORKER_TIMEOUT = 600     # seconds a worker may spend on one chunk of 32 images
+BUILD_MAX_ASPECT_RATIO = 20    # longer side / shorter side beyond which an image is skipped
 
 # --- training -----------------------------------------------------------------------
 MODEL = "googlenet"

@@ -50,6 +50,19 @@ def _as_error(metric: str, values: list[float]) -> list[float]:
     return [100.0 * (1.0 - v) for v in values] if metric in ERROR_LABELS else values
 
 
+def _save(figure: plt.Figure, axes: plt.Axes, label: str, title: str, path: Path) -> Path:
+    """Label, title and write one curve figure."""
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(label)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def plot_history(history: RunHistory, output: str | Path, title: str) -> list[Path]:
     """Write one PNG per quantity (rank-1, rank-5, loss) into ``output``; return the paths."""
     output = Path(output)
@@ -69,16 +82,8 @@ def plot_history(history: RunHistory, output: str | Path, title: str) -> list[Pa
             axes.annotate(text, (restart.epoch, 1.0), xycoords=("data", "axes fraction"),
                           xytext=(3, -4), textcoords="offset points", va="top", fontsize=8,
                           color="dimgrey")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(label)
-        axes.set_title(f"{title}: {label}")
-        axes.grid(alpha=0.3)
-        axes.legend(loc="best")
-        figure.tight_layout()
-        path = output / f"{title}_{suffix}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, axes, label, f"{title}: {label}",
+                             output / f"{title}_{suffix}.png"))
     return written
 
 
@@ -143,16 +148,8 @@ def plot_runs(histories: list[RunHistory], output: str | Path, title: str,
                               label=f"{name} {band_text} of runs")
             axes.plot(epochs, mean, style, color=colour, linewidth=2,
                       label=f"{name} mean of {len(histories)} runs")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(label)
-        axes.set_title(f"{title}: {label}, {len(histories)} runs")
-        axes.grid(alpha=0.3)
-        axes.legend(loc="best")
-        figure.tight_layout()
-        path = output / f"{title}_runs_{suffix}.png"
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        written.append(path)
+        written.append(_save(figure, axes, label, f"{title}: {label}, {len(histories)} runs",
+                             output / f"{title}_runs_{suffix}.png"))
     return written
 
 

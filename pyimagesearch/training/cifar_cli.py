@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -32,7 +31,13 @@ from typing import Any
 from pyimagesearch.config import ConfigError, config_name, load_config
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
 from pyimagesearch.training.checkpoints import latest_checkpoint
-from pyimagesearch.training.cli import EXIT_ERROR, build_parser, run_and_report
+from pyimagesearch.training.cli import (
+    EXIT_ERROR,
+    build_parser,
+    command_line,
+    run_and_report,
+    without_options,
+)
 from pyimagesearch.training.experiment import RunRequest
 from pyimagesearch.training.recipes import Recipe
 
@@ -110,35 +115,13 @@ def plan_runs(config: ModuleType, args: argparse.Namespace) -> list[RunRequest]:
 
 def _single_run_argv(argv: list[str], seed: int) -> list[str]:
     """``argv`` for just the run with ``seed`` (what its resume message should show)."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("--runs", "--seed"):
-            skip = True
-            continue
-        if arg.startswith(("--runs=", "--seed=")) or arg == "--resume":
-            continue
-        kept.append(arg)
-    return [*kept, "--seed", str(seed)]
+    return [*without_options(argv, ("--runs", "--seed"), flags=("--resume",)), "--seed",
+            str(seed)]
 
 
 def _resume_all_command(argv: list[str]) -> str:
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        if arg in ("-s", "--start-epoch", "--lr"):
-            skip = True
-            continue
-        if arg.startswith(("--start-epoch=", "--lr=")) or arg == "--resume":
-            continue
-        kept.append(arg)
-    return shlex.join([sys.executable, sys.argv[0], *kept, "--resume"])
+    kept = without_options(argv, ("-s", "--start-epoch", "--lr"), flags=("--resume",))
+    return command_line([*kept, "--resume"])
 
 
 def train_cifar_main(argv: list[str] | None, description: str, default_config: str) -> int:

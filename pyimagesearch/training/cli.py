@@ -57,21 +57,30 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
     return parser
 
 
-def _resume_command(argv: list[str], epoch: int) -> str:
-    """The command line that was run, with ``--start-epoch`` set to ``epoch``."""
+def without_options(argv: list[str], with_value: tuple[str, ...],
+                    flags: tuple[str, ...] = ()) -> list[str]:
+    """``argv`` minus the options ``with_value`` (and their values) and the ``flags``."""
     kept: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-            continue
-        if arg in ("-s", "--start-epoch", "--lr"):
+        elif arg in with_value:
             skip = True
-            continue
-        if arg.startswith(("--start-epoch=", "--lr=")):
-            continue
-        kept.append(arg)
-    return shlex.join([sys.executable, sys.argv[0], *kept, "--start-epoch", str(epoch)])
+        elif not (arg.startswith(tuple(f"{name}=" for name in with_value)) or arg in flags):
+            kept.append(arg)
+    return kept
+
+
+def command_line(argv: list[str]) -> str:
+    """The shell command that runs this script with ``argv``."""
+    return shlex.join([sys.executable, sys.argv[0], *argv])
+
+
+def _resume_command(argv: list[str], epoch: int) -> str:
+    """The command line that was run, with ``--start-epoch`` set to ``epoch``."""
+    kept = without_options(argv, ("-s", "--start-epoch", "--lr"))
+    return command_line([*kept, "--start-epoch", str(epoch)])
 
 
 ModelArguments = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], dict]]
