@@ -197,6 +197,13 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                 f"{'; ...' if len(differences) > 8 else ''}); pass --override to resume "
                 f"anyway (the schedule is then rebuilt at the restored update count)")
         restored = restore(net, trainer, request.start, resumed)
+    if cluster.distributed:
+        # Join the kvstore and broadcast worker 0's weights now, not inside the first step:
+        # there the engine may send the step's gradient push before the broadcast's pull,
+        # and a late worker then starts from summed gradients instead of weights.
+        trainer._init_kvstore()
+        trainer._init_params()
+        mx.nd.waitall()
 
     Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
     path = log_path(request.checkpoints, request.start_epoch,
@@ -237,7 +244,8 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
             max_nonfinite_steps=int(getattr(config, "MAX_NONFINITE_STEPS", 3)),
             weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)),
             max_batches=per_epoch if cluster.distributed else None,
-            is_main=cluster.is_main, mixed_precision=dtype == "float16")
+            is_main=cluster.is_main, mixed_precision=dtype == "float16",
+            log_fingerprints=cluster.distributed)
         return fit(
             setup, request.start_epoch, end_epoch,
             make_train_iter=lambda epoch: training_iterator(

@@ -8,6 +8,7 @@ several GPUs and several CPU contexts run the same code.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import signal
 import time
@@ -142,6 +143,9 @@ class TrainingSetup:
     # float16 through mx.contrib.amp: its loss scaler handles overflowing gradients.
     mixed_precision: bool = False
     updates: int = 0  # updates applied so far in the run (also when the servers apply them)
+    # Distributed runs log a hash of the weights every epoch on every worker: equal
+    # hashes show the workers still train one model.
+    log_fingerprints: bool = False
 
 
 def _trainable(net: gluon.Block) -> list[gluon.Parameter]:
@@ -150,6 +154,21 @@ def _trainable(net: gluon.Block) -> list[gluon.Parameter]:
 
 def _sum_of_squares(arrays: list[mx.nd.NDArray]) -> mx.nd.NDArray:
     return mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays)).sum()
+
+
+def weights_fingerprint(net: gluon.Block) -> str:
+    """SHA-256 of the trainable parameters (names and bytes, in name order), first device.
+
+    BN running statistics are left out: each worker (like each GPU) keeps its own, from
+    its own batches; worker 0's are the ones checkpoints save.
+    """
+    digest = hashlib.sha256()
+    for name, param in sorted(net.collect_params().items()):
+        if param.grad_req == "null":
+            continue
+        digest.update(name.encode())
+        digest.update(param.list_data()[0].asnumpy().tobytes())
+    return digest.hexdigest()
 
 
 def _backward(setup: TrainingSetup, losses: list[mx.nd.NDArray]) -> None:
@@ -274,6 +293,8 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
             seconds = time.time() - tic
             setup.log.epoch_metrics(epoch, "Train", train_metrics)
             setup.log.time_cost(epoch, seconds)
+            if setup.log_fingerprints:
+                setup.log.info(f"Epoch[{epoch}] Weights-sha256={weights_fingerprint(setup.net)}")
             if not setup.is_main:
                 # Worker 0 validates and saves; the others go on and meet it at the next
                 # gradient exchange.
