@@ -32,7 +32,9 @@ demo: $(STAMP)
 	$(PY) plot_log.py --checkpoints $(DEMO_OUT) --prefix googlenet
 	$(PY) test_googlenet.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet \
 		--epoch last --require-rank1 0.90
-	@echo "demo done: checkpoints, logs and curves (googlenet_*.png) are in $(DEMO_OUT)/"
+	$(PY) export_onnx.py --config $(DEMO_CONFIG) --checkpoints $(DEMO_OUT) --prefix googlenet --epoch last
+	$(PY) report.py --checkpoints $(DEMO_OUT) --prefix googlenet
+	@echo "demo done: checkpoints, logs, curves (googlenet_*.png), the ONNX model and the report (googlenet-report.html) are in $(DEMO_OUT)/"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on training servers or in CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from pyimagesearch.training.logs import RunHistory
 from pyimagesearch.training.metrics import LOSS, RANK1, RANK5
@@ -53,6 +54,7 @@ def _as_error(metric: str, values: list[float]) -> list[float]:
 def _save(figure: plt.Figure, axes: plt.Axes, label: str, title: str, path: Path) -> Path:
     """Label, title and write one curve figure."""
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(label)
     axes.set_title(title)
     axes.grid(alpha=0.3)

@@ -108,7 +108,7 @@ class StepContext:
 
 
 class StepObserver(Protocol):
-    """Runs after every ``interval``-th update (health checks and the like).
+    """Runs after every ``interval``-th update of the run (health checks and the like).
 
     It may log, or raise ``TrainingDiverged`` to stop the run; it must not update weights.
     """
@@ -244,7 +244,7 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
                 raise TrainingDiverged(epoch, batch_index,
                                        f"weights {', '.join(broken[:3])} are not finite", None)
             for observer in setup.observers:
-                if (batch_index + 1) % observer.interval == 0:
+                if setup.updates % observer.interval == 0:
                     observer.observe(StepContext(epoch, batch_index, setup.net, setup.trainer,
                                                  data, losses, setup.log))
         if (batch_index + 1) % setup.log_interval == 0:

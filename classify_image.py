@@ -1,0 +1,13 @@
+"""Classify image files with a checkpoint (or its ONNX export): top-5 names, probabilities.
+
+    python classify_image.py --checkpoints output/googlenet --prefix googlenet --epoch 50 \
+        photo.jpg
+    python classify_image.py --onnx output/googlenet/googlenet-0050.onnx photo.jpg
+"""
+
+import sys
+
+from pyimagesearch.inference.classify import classify_main
+
+if __name__ == "__main__":
+    sys.exit(classify_main())

@@ -1,0 +1,11 @@
+"""Export a checkpoint to ONNX, checked against MXNet on test records before it is kept.
+
+    python export_onnx.py --checkpoints output/googlenet --prefix googlenet --epoch 50
+"""
+
+import sys
+
+from pyimagesearch.export.onnx_export import export_main
+
+if __name__ == "__main__":
+    sys.exit(export_main())

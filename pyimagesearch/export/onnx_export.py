@@ -1,0 +1,316 @@
+"""Checkpoint -> ONNX through MXNet's own exporter, kept only if it computes what MXNet does.
+
+``python export_onnx.py --checkpoints DIR --prefix NAME --epoch N`` reads MXNet's standard
+files (``NAME-symbol.json``, ``NAME-%04d.params``), converts them with
+``mx.onnx.export_model`` (MXNet 1.9.1, ONNX opset 18 with onnx 1.13.1) into a model with a
+free batch dimension, writes into its ``metadata_props`` how an image must be prepared
+(``Preprocessing.metadata``: resize, center crop, RGB, mean) and what each output means
+(the class list in the label order training used, and where it came from), then runs the
+file and the checkpoint side by side on test records decoded exactly as evaluation decodes
+them. If the largest absolute difference of the outputs exceeds the tolerance (1e-4) the
+file is deleted and the command fails; the figure is printed either way and stored in the
+file's metadata when it passes.
+
+Two things are done around the stock exporter, both for MXNet 1.9.1 with onnx 1.13.1:
+
+* **BatchNorm with ``fix_gamma``.** MXNet ignores gamma (uses 1) when ``fix_gamma`` is
+  true, as in Inception-ResNet-v2's scale-free batch norms; the exporter copies whatever
+  gamma the file stores. Such gammas are set to 1 before the export (a checkpoint of ours
+  stores 1 there anyway; one trained elsewhere may not).
+* **Weights as raw bytes.** onnx 1.13 needs ``protobuf<4``, whose only build for Python
+  3.11 is the pure-Python one; the exporter stores weights as lists of Python floats, which
+  takes seconds per million weights to write and longer to read back (minutes for
+  Inception-ResNet-v2). While exporting, the translation of weight nodes is replaced by one
+  that stores the same values as raw little-endian bytes (``numpy_helper.from_array``), the
+  standard ONNX encoding; every operator's translation stays MXNet's.
+
+Weights are initializers only, not graph inputs (MXNet lists them as both), so runtimes may
+fold them as constants and the model's single input is ``data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from pyimagesearch.config import ConfigError
+from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_iterator
+from pyimagesearch.export.runtime import RUNTIMES, OnnxModel, OnnxModelError
+from pyimagesearch.inference.preprocess import classes_metadata
+from pyimagesearch.inference.source import CheckpointSource, describe_checkpoint
+from pyimagesearch.training.checkpoints import CheckpointError
+from pyimagesearch.utils.files import commit_file, fsync_path
+
+EXIT_ERROR = 2
+EXIT_PARITY = 5
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_PARITY_IMAGES = 8
+BATCH_DIM = "batch"
+
+
+class ExportError(RuntimeError):
+    """The checkpoint cannot be exported."""
+
+
+class ParityError(ExportError):
+    """The exported file does not compute what the checkpoint does."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely the ONNX file follows the checkpoint on real records."""
+
+    max_abs_diff: float
+    images: int
+    split: str
+    runtime: str
+    top1_agreement: float
+
+    def passed(self, tolerance: float) -> bool:
+        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= tolerance
+
+    def describe(self, tolerance: float) -> str:
+        return (f"max |ONNX - MXNet| = {self.max_abs_diff:.3g} over {self.images} "
+                f"{self.split} images ({self.runtime}; tolerance {tolerance:g}); top-1 agrees "
+                f"on {100 * self.top1_agreement:.0f}%")
+
+
+# --- the export ------------------------------------------------------------------------
+def _true(text: str | None, default: bool) -> bool:
+    return default if text is None else text.strip().lower() in ("true", "1")
+
+
+def fixed_gamma_params(symbol: mx.sym.Symbol, params: dict[str, mx.nd.NDArray]
+                       ) -> dict[str, mx.nd.NDArray]:
+    """``params`` with the gamma of every ``fix_gamma`` BatchNorm set to 1, as MXNet uses it."""
+    nodes = json.loads(symbol.tojson())["nodes"]
+    params = dict(params)
+    for node in nodes:
+        if node["op"] == "BatchNorm" and _true(node.get("attrs", {}).get("fix_gamma"), True):
+            gamma = nodes[node["inputs"][1][0]]["name"]
+            if gamma in params:
+                params[gamma] = mx.nd.ones_like(params[gamma])
+    return params
+
+
+@contextlib.contextmanager
+def weights_as_raw_bytes() -> Iterator[None]:
+    """While active, MXNet's exporter stores weights as raw bytes (see the module docstring).
+
+    The exporter picks an operator's translation from the newest opset that registers it,
+    so registering the weight-node translation (op ``null``) at the opset it exports to
+    takes precedence over MXNet's own (registered at 12); it is removed again on exit.
+    """
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    from onnx.defs import onnx_opset_version
+
+    opset = onnx_opset_version()
+    stock = MXNetGraph.registry_[12]["null"]
+    created = opset not in MXNetGraph.registry_
+    table = MXNetGraph.registry_.setdefault(opset, {})
+    previous = table.get("null")
+
+    def convert_weights_and_inputs(node, **kwargs):
+        if kwargs["is_input"]:
+            return stock(node, **kwargs)
+        name = node["name"]
+        array = np.ascontiguousarray(kwargs["weights"][name])
+        kwargs["initializer"].append(numpy_helper.from_array(array, name))
+        elem_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        return [helper.make_tensor_value_info(name, elem_type, array.shape)], (array.dtype,)
+
+    table["null"] = convert_weights_and_inputs
+    try:
+        yield
+    finally:
+        if previous is None:
+            del table["null"]
+        else:
+            table["null"] = previous
+        if created and not table:
+            del MXNetGraph.registry_[opset]
+
+
+def _name_batch_dimension(value: onnx.ValueInfoProto) -> None:
+    dims = value.type.tensor_type.shape.dim
+    if dims:
+        dims[0].ClearField("dim_value")
+        dims[0].dim_param = BATCH_DIM
+
+
+def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
+    """Convert the checkpoint to an ONNX model (not yet written), metadata included."""
+    size = int(source.preprocessing.input_size)
+    symbol, args, auxs = mx.model.load_checkpoint(
+        str(Path(source.checkpoints) / source.prefix), source.epoch)
+    _, (out_shape,), _ = symbol.infer_shape(data=(1, 3, size, size))
+    if len(out_shape) != 2 or out_shape[1] != len(source.classes):
+        raise ExportError(f"the network outputs shape {tuple(out_shape)} for one image but the "
+                          f"class list ({source.classes_source}) has {len(source.classes)} "
+                          f"classes")
+    params = fixed_gamma_params(symbol, {**args, **auxs})
+    path = Path(path)
+    with weights_as_raw_bytes(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mx.onnx.export_model(symbol, params, in_shapes=[(1, 3, size, size)],
+                             in_types=[np.float32], onnx_file_path=str(path), dynamic=True,
+                             dynamic_input_shapes=[(None, 3, size, size)])
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {tensor.name for tensor in graph.initializer}
+    inputs = [value for value in graph.input if value.name not in initializers]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    for value in (*graph.input, *graph.output):
+        _name_batch_dimension(value)
+    graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(out_shape[1])
+    identity = source.manifest.get("identity", {})
+    props = {
+        "model": source.model,
+        "model_params": json.dumps(identity.get("model_params", {}), sort_keys=True),
+        "source_checkpoint": f"{source.prefix}-{source.epoch:04d}",
+        "source_params_sha256": source.manifest.get("files", {}).get("params", {})
+                                              .get("sha256", ""),
+        "config": str(source.manifest.get("config", {}).get("__source__", "")),
+        "input_name": inputs[0].name if inputs else "",
+        "output": "logits, one per class in label order (softmax gives probabilities)",
+        "exporter": (f"mxnet {mx.__version__} mx.onnx.export_model, onnx {onnx.__version__}, "
+                     f"opset {model.opset_import[0].version}"),
+        **source.preprocessing.metadata(),
+        **classes_metadata(source.classes, source.label_order, source.classes_source),
+    }
+    helper.set_model_props(model, props)
+    model.model_version = source.epoch
+    model.doc_string = (f"{source.model} from checkpoint {source.prefix}-{source.epoch:04d}: "
+                        f"{source.preprocessing.describe()}; output: logits")
+    onnx.checker.check_model(model)
+    return model
+
+
+# --- the parity check ----------------------------------------------------------------
+def parity_batch(source: CheckpointSource, images: int, split: str) -> np.ndarray:
+    """The first ``images`` records of ``split``, decoded and cropped as evaluation does."""
+    info = dataset_info(source.config, (split,))
+    count = min(images, info.splits[split].count)
+    batch = next(iter(evaluation_iterator(source.config, info, split, count)))
+    valid = count - (batch.pad or 0)
+    return batch.data[0].asnumpy()[:valid]
+
+
+def mxnet_outputs(source: CheckpointSource, batch: np.ndarray) -> np.ndarray:
+    """The checkpoint's outputs, loaded as evaluation loads it (``SymbolBlock.imports``)."""
+    from pyimagesearch.evaluation.cli import load_standard_checkpoint
+
+    net = load_standard_checkpoint(source.checkpoints, source.prefix, source.epoch, [mx.cpu()])
+    return net(mx.nd.array(batch)).asnumpy()
+
+
+def check_parity(source: CheckpointSource, model: OnnxModel, images: int = DEFAULT_PARITY_IMAGES,
+                 split: str = "test") -> Parity:
+    batch = parity_batch(source, images, split)
+    expected = mxnet_outputs(source, batch)
+    if expected.shape[1] != len(source.classes):
+        raise ExportError(f"the network has {expected.shape[1]} outputs but the class list "
+                          f"({source.classes_source}) has {len(source.classes)} classes")
+    got = model.run(batch)
+    if got.shape != expected.shape:
+        raise ExportError(f"the ONNX model outputs shape {got.shape}, MXNet {expected.shape}")
+    diff = float(np.max(np.abs(got.astype(np.float64) - expected))) if got.size else 0.0
+    agree = float(np.mean(got.argmax(axis=1) == expected.argmax(axis=1)))
+    return Parity(diff if np.isfinite(got).all() else float("inf"), len(batch), split,
+                  model.runtime_name, agree)
+
+
+# --- the command ---------------------------------------------------------------------
+def default_output(source: CheckpointSource) -> Path:
+    return Path(source.checkpoints) / f"{source.prefix}-{source.epoch:04d}.onnx"
+
+
+def export_checkpoint(source: CheckpointSource, output: str | Path,
+                      tolerance: float = DEFAULT_TOLERANCE,
+                      images: int = DEFAULT_PARITY_IMAGES, split: str = "test",
+                      runtime: str = "auto") -> Parity:
+    """Export, check parity, and only then put the file at ``output`` (atomically).
+
+    Raises ``ParityError`` (the file removed) when parity fails; its message has the figure.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        model = convert(source, temporary)
+        onnx.save(model, str(temporary))
+        parity = check_parity(source, OnnxModel(model, runtime), images, split)
+        if not parity.passed(tolerance):
+            raise ParityError(f"parity check failed: {parity.describe(tolerance)}; the ONNX "
+                              f"file does not compute what the checkpoint does, not keeping "
+                              f"{output}")
+        helper.set_model_props(model, {
+            **{prop.key: prop.value for prop in model.metadata_props},
+            "parity_max_abs_diff": f"{parity.max_abs_diff:.6g}",
+            "parity_check": parity.describe(tolerance)})
+        onnx.save(model, str(temporary))
+        commit_file(temporary, output)
+        fsync_path(output.parent)
+        return parity
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Export a checkpoint to ONNX and check that it computes what MXNet does.")
+    parser.add_argument("-c", "--checkpoints", required=True, help="folder of the checkpoints")
+    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
+    parser.add_argument("-e", "--epoch", required=True,
+                        help="checkpoint epoch to export, or 'last' for the newest")
+    parser.add_argument("--config", default=None,
+                        help="config module or .py path (default: the one the run recorded)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="the .onnx file (default: DIR/NAME-%%04d.onnx)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="largest allowed |ONNX - MXNet| on the outputs (default 1e-4)")
+    parser.add_argument("--parity-images", type=int, default=DEFAULT_PARITY_IMAGES,
+                        help="records the check runs (default 8)")
+    parser.add_argument("--parity-split", choices=("test", "val"), default="test",
+                        help="records the check reads (default test)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="ONNX runtime of the check: onnxruntime if installed (auto), or "
+                             "onnx's reference evaluator")
+    return parser
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.parity_images < 1:
+        print("[ERROR] --parity-images must be at least 1", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        source = describe_checkpoint(args.checkpoints, args.prefix, args.epoch, args.config)
+        output = Path(args.output) if args.output else default_output(source)
+        print(f"[INFO] exporting {source.model} {source.prefix} epoch {source.epoch}: "
+              f"{source.preprocessing.describe()}; {len(source.classes)} classes "
+              f"({source.label_order} order, from {source.classes_source})")
+        parity = export_checkpoint(source, output, args.tolerance, args.parity_images,
+                                   args.parity_split, args.runtime)
+    except ParityError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_PARITY
+    except (ConfigError, DataError, CheckpointError, OnnxModelError, ExportError) as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"[INFO] parity: {parity.describe(args.tolerance)}")
+    print(f"[INFO] wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)")
+    return 0

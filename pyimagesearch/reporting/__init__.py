@@ -1,0 +1,1 @@
+"""One HTML page per training run: results, curves, health, dataset, config, published numbers."""

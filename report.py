@@ -1,0 +1,11 @@
+"""Write one self-contained HTML report of a training run (and its PNG curves).
+
+    python report.py --checkpoints output/googlenet --prefix googlenet
+"""
+
+import sys
+
+from pyimagesearch.reporting.run_report import report_main
+
+if __name__ == "__main__":
+    sys.exit(report_main())
