@@ -213,13 +213,13 @@ def test_a_nan_batch_is_skipped_and_counted(tmp_path):
     metrics = train_epoch(setup, batches(6, nan_batches=[2]), 0, StopFlag(), progress)
     assert progress.skipped == 1 and setup.trainer.optimizer.num_update == 5
     assert np.isfinite(list(metrics.values())).all()
-    assert "Epoch[0] Batch [2]\tSkipped:" in setup.log.path.read_text()
+    assert "Epoch[0] Batch [3]\tSkipped:" in setup.log.path.read_text()
     setup.log.close()
 
 
 def test_a_nan_every_step_stops_the_run(tmp_path):
     setup = small_setup(tmp_path, max_nonfinite_steps=3)
-    with pytest.raises(TrainingDiverged, match="3 steps in a row .* at epoch 0, batch 2"):
+    with pytest.raises(TrainingDiverged, match="3 steps in a row .* at epoch 0, batch 3"):
         train_epoch(setup, batches(6, nan_batches=range(6)), 0, StopFlag(), EpochProgress(0))
     assert setup.trainer.optimizer.num_update == 0
     setup.log.close()
@@ -232,7 +232,7 @@ def test_a_nan_bias_hidden_by_relu_is_caught_by_the_weight_check(tmp_path):
     # The fused ReLU on the CPU hides the NaN: the output (and so the loss) stays finite.
     assert np.isfinite(setup.net(mx.nd.ones((4, 12))).asnumpy()).all()
     with pytest.raises(TrainingDiverged, match=r"weights small_dense0_bias are not finite at "
-                                               r"epoch 0, batch 1"):
+                                               r"epoch 0, batch 2"):
         train_epoch(setup, batches(6), 0, StopFlag(), EpochProgress(0))
     setup.log.close()
 

@@ -160,9 +160,15 @@ def updates_per_epoch(num_records: int, batch_size: int) -> int:
     return math.ceil(num_records / batch_size)
 
 
-def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType,
-            batch_size: int) -> dict[str, Any]:
-    size = config.INPUT_SIZE
+def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType, batch_size: int,
+            size: int | None = None) -> dict[str, Any]:
+    if split.count < batch_size:
+        # MXNet's iterator fails in C++ ("number of input images must be bigger than the
+        # batch size") when a split cannot fill one batch.
+        raise DataError(f"{split.rec} holds {split.count} records, fewer than one batch of "
+                        f"{batch_size}; lower BATCH_SIZE (or NUM_DEVICES) in config "
+                        f"{config_name(config)}")
+    size = size or config.INPUT_SIZE
     if info.mean_image is not None:
         mean = {"mean_img": info.mean_image}
     else:
@@ -195,12 +201,16 @@ def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, ep
     return mx.io.ImageRecordIter(**params)
 
 
-def evaluation_iterator(config: ModuleType, info: DatasetInfo, split: str,
-                        batch_size: int) -> mx.io.DataIter:
-    """Center-cropped, un-augmented batches in record order (``batch.pad`` marks wrap-around)."""
+def evaluation_iterator(config: ModuleType, info: DatasetInfo, split: str, batch_size: int,
+                        size: int | None = None) -> mx.io.DataIter:
+    """Center-cropped, un-augmented batches in record order (``batch.pad`` marks wrap-around).
+
+    ``size`` is the side of the center square (default ``INPUT_SIZE``; 10-crop evaluation
+    takes the whole stored square and crops it itself).
+    """
     if split not in info.splits:
         raise DataError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
-    params = _common(info.splits[split], info, config, batch_size)
+    params = _common(info.splits[split], info, config, batch_size, size)
     params.update(shuffle=False)
     # Padding settings (CIFAR's 4-pixel pad) belong to the random crop only.
     return mx.io.ImageRecordIter(**params)

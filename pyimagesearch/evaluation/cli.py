@@ -3,7 +3,8 @@
 ``python test_googlenet.py --checkpoints out --prefix googlenet --epoch 50`` loads the
 standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports``, so
 any checkpoint of that format works, not only ours) and prints rank-1 and rank-5 on
-the test split with a center crop, as the book does.
+the test split with a center crop, as the book does, or with ``--crops 10`` averaged over
+the four corners, the center and their mirrors (``crops.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from mxnet import gluon
 
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_iterator
+from pyimagesearch.evaluation.crops import (
+    CROPS,
+    TenCropAverage,
+    describe_crops,
+    ten_crop_caveats,
+    ten_crop_iterator,
+)
 from pyimagesearch.evaluation.evaluate import EvaluationError, evaluate
 from pyimagesearch.training.checkpoints import CheckpointError, read_manifest, resolve_epoch
 from pyimagesearch.training.devices import select_contexts
@@ -45,18 +53,35 @@ def load_standard_checkpoint(checkpoints: str, prefix: str, epoch: int,
     return net
 
 
+def result_path(checkpoints: str, prefix: str, epoch: int, split: str, crops: int = 1) -> Path:
+    """Where a score is saved: ``NAME-0050-test.json``, ``NAME-0050-test-10crop.json``."""
+    suffix = "" if crops == 1 else f"-{crops}crop"
+    return Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}{suffix}.json"
+
+
 def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch: int | str,
-                        split: str = "test", cpu_contexts: int = 1) -> dict[str, Any]:
-    """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON."""
+                        split: str = "test", cpu_contexts: int = 1,
+                        crops: int = 1) -> dict[str, Any]:
+    """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON.
+
+    ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged).
+    """
+    if crops not in CROPS:
+        raise ConfigError(f"crops must be one of {CROPS}, got {crops}")
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     info = dataset_info(config, (split,))
     contexts = select_contexts(config.NUM_DEVICES, cpu_contexts)
-    net = load_standard_checkpoint(checkpoints, prefix, epoch, contexts)
     batch_size = config.BATCH_SIZE * len(contexts)
-    result = evaluate(net, evaluation_iterator(config, info, split, batch_size), contexts,
-                      info.splits[split].count)
-    result.update(epoch=epoch, split=split, records=info.splits[split].rec)
-    atomic_write_text(Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}.json",
+    # The iterator first: where 10-crop does not apply, fail before loading any weights.
+    batches = (evaluation_iterator(config, info, split, batch_size) if crops == 1
+               else ten_crop_iterator(config, info, split, batch_size))
+    net = load_standard_checkpoint(checkpoints, prefix, epoch, contexts)
+    scorer = net if crops == 1 else TenCropAverage(net, int(config.INPUT_SIZE))
+    result = evaluate(scorer, batches, contexts, info.splits[split].count)
+    result.update(epoch=epoch, split=split, records=info.splits[split].rec, crops=crops,
+                  protocol=describe_crops(crops, config),
+                  warnings=ten_crop_caveats(config) if crops == 10 else [])
+    atomic_write_text(result_path(checkpoints, prefix, epoch, split, crops),
                       json.dumps(result, indent=2, sort_keys=True))
     return result
 
@@ -73,6 +98,9 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help="records to score (default: the test split carved from train)")
     parser.add_argument("--cpu-contexts", type=int, default=1,
                         help="without GPUs, split each batch over this many CPU contexts")
+    parser.add_argument("--crops", type=int, choices=CROPS, default=1,
+                        help="1: the center crop (default); 10: four corners and center of "
+                             "the stored RESIZE square, and their mirrors, softmax averaged")
     parser.add_argument("--require-rank1", type=float, default=None, metavar="FRACTION",
                         help="exit non-zero when rank-1 is below this (e.g. 0.90 for the demo)")
     return parser
@@ -83,12 +111,14 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
     try:
         config = load_config(args.config)
         result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
-                                     args.split, args.cpu_contexts)
+                                     args.split, args.cpu_contexts, args.crops)
     except (ConfigError, DataError, CheckpointError, EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
+    for warning in result["warnings"]:
+        print(f"[WARNING] {warning}", file=sys.stderr)
     print(f"[INFO] {args.prefix} epoch {result['epoch']} on {result['images']} {args.split} "
-          f"images ({result['records']})")
+          f"images ({result['records']}), {result['protocol']}")
     print(f"[INFO] rank-1: {100 * result['accuracy']:.2f}%")
     print(f"[INFO] rank-5: {100 * result['top_k_accuracy_5']:.2f}%")
     print(f"[INFO] loss: {result['cross-entropy']:.4f}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
@@ -20,7 +22,8 @@ def split_batch(batch: mx.io.DataBatch, contexts: list[mx.Context]
     return data, labels
 
 
-def evaluate(net: gluon.Block, data_iter: mx.io.DataIter, contexts: list[mx.Context],
+def evaluate(net: Callable[[mx.nd.NDArray], mx.nd.NDArray], data_iter: mx.io.DataIter,
+             contexts: list[mx.Context],
              num_images: int | None = None) -> dict[str, float]:
     """Score ``net`` on every image of a freshly created ``data_iter`` once.
 

@@ -88,7 +88,7 @@ class EpochProgress:
     """Where the loop is, for messages about interruptions and divergence."""
 
     epoch: int
-    batch: int = 0
+    batch: int = 0  # batches started in the epoch (the current one's number, from 1)
     samples: int = 0
     skipped: int = 0
     lr: float | None = None  # the rate the epoch's first update really used
@@ -99,7 +99,7 @@ class StepContext:
     """What an observer sees after an update: the step's inputs and losses, the network."""
 
     epoch: int
-    batch: int
+    batch: int  # counted from 1 within the epoch, as the log's "Batch [n]"
     net: gluon.HybridBlock
     trainer: gluon.Trainer
     data: list[mx.nd.NDArray]
@@ -198,7 +198,7 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
     for batch_index, batch in enumerate(data_iter):
         if setup.max_batches is not None and batch_index >= setup.max_batches:
             break
-        progress.batch = batch_index
+        progress.batch = batch_index + 1
         data, labels = split_batch(batch, setup.contexts)
         with autograd.record():
             outputs = [setup.net(x) for x in data]
@@ -219,11 +219,11 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             consecutive += 1
             progress.skipped += 1
             setup.log.warning(
-                f"Epoch[{epoch}] Batch [{batch_index}]\tSkipped: loss sum={values[2]:g} "
+                f"Epoch[{epoch}] Batch [{batch_index + 1}]\tSkipped: loss sum={values[2]:g} "
                 f"grad-norm={math.sqrt(values[3]) if values[3] >= 0 else values[3]:g} "
                 f"({consecutive} in a row)")
             if consecutive >= setup.max_nonfinite_steps:
-                raise TrainingDiverged(epoch, batch_index,
+                raise TrainingDiverged(epoch, batch_index + 1,
                                        f"{consecutive} steps in a row with a non-finite loss "
                                        f"or gradient (loss sum {values[2]:g})", None)
         else:
@@ -241,12 +241,12 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             progress.samples += count
             if setup.updates % setup.weight_check_interval == 0 and \
                     (broken := nonfinite_weights(setup.net)):
-                raise TrainingDiverged(epoch, batch_index,
+                raise TrainingDiverged(epoch, batch_index + 1,
                                        f"weights {', '.join(broken[:3])} are not finite", None)
             for observer in setup.observers:
                 if setup.updates % observer.interval == 0:
-                    observer.observe(StepContext(epoch, batch_index, setup.net, setup.trainer,
-                                                 data, losses, setup.log))
+                    observer.observe(StepContext(epoch, batch_index + 1, setup.net,
+                                                 setup.trainer, data, losses, setup.log))
         if (batch_index + 1) % setup.log_interval == 0:
             elapsed = time.perf_counter() - interval_start
             setup.log.batch(epoch, batch_index + 1, interval.count / max(elapsed, 1e-9),
@@ -254,7 +254,7 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
             interval.reset()
             interval_start = time.perf_counter()
         if stop.signum is not None:
-            raise TrainingInterrupted(stop.signum, epoch, batch_index, None)
+            raise TrainingInterrupted(stop.signum, epoch, batch_index + 1, None)
     return totals.result()
 
 

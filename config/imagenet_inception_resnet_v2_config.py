@@ -1,0 +1,70 @@
+"""Inception-ResNet-v2 on ILSVRC2015-CLS-LOC (Szegedy et al. 2016, arXiv 1602.07261).
+
+The raw tree, label order and test split are GoogLeNet's (imported, not copied), so both
+experiments train and test on the same images. The records are separate: the public
+reproductions store images at 328 px and crop 299, GoogLeNet's records hold 256 px, so
+these go to ``$IMAGENET_HOME/rec328``:
+
+    python build_imagenet.py --config config.imagenet_inception_resnet_v2_config
+    python train_inception_resnet_v2.py --checkpoints output/irv2 --prefix irv2
+"""
+
+import os
+from os import path
+
+from config.imagenet_googlenet_config import (  # noqa: F401  (the config's public fields)
+    BASE_PATH,
+    DEVKIT_PATH,
+    IMAGE_SETS_PATH,
+    IMAGES_PATH,
+    LABEL_ORDER,
+    MX_OUTPUT,
+    NUM_CLASSES,
+    NUM_TEST_IMAGES,
+    TEST_SPLIT_SEED,
+    TRAIN_LIST,
+    VAL_BLACKLIST,
+    VAL_LABELS,
+    VAL_LIST,
+    WORD_IDS,
+)
+from pyimagesearch.training import recipes
+
+# --- lists, records and mean of this experiment: their own folder --------------------
+RECORDS = path.join(MX_OUTPUT, "rec328")
+TRAIN_MX_LIST = path.join(RECORDS, "lists", "train.lst")
+VAL_MX_LIST = path.join(RECORDS, "lists", "val.lst")
+TEST_MX_LIST = path.join(RECORDS, "lists", "test.lst")
+TRAIN_MX_REC = path.join(RECORDS, "train.rec")
+VAL_MX_REC = path.join(RECORDS, "val.rec")
+TEST_MX_REC = path.join(RECORDS, "test.rec")
+DATASET_MEAN = path.join(RECORDS, "imagenet_mean.json")
+
+RESIZE = 328            # shorter side stored, as both public reproductions
+ENCODING_QUALITY = 95
+BUILD_THREADS = os.cpu_count() or 1
+
+# --- training -----------------------------------------------------------------------
+MODEL = "inception_resnet_v2"
+# The released layout (55.8M parameters at 1000 classes); [5, 10, 5] is the paper's figure.
+MODEL_PARAMS = {"blocks": [10, 20, 10], "scales": [0.17, 0.10, 0.20]}
+INPUT_SIZE = 299        # training crop and evaluation crop(s)
+BATCH_SIZE = 32         # per device: the reproductions' 32 x 2
+NUM_DEVICES = 2
+DECODE_THREADS = max((os.cpu_count() or 2) // 2, 1)
+# fb.resnet.torch's ImageNet augmentation, which the Torch reproduction trained with:
+# random-size crop (8%-100% of the area, aspect 3/4-4/3) resized to 299, mirror, colour
+# jitter 0.4 and PCA lighting 0.1. The paper's TF-slim pipeline is similar (area 5%-100%).
+AUGMENTATION = {"random_resized_crop": True, "min_random_area": 0.08, "max_random_area": 1.0,
+                "min_aspect_ratio": 3 / 4, "max_aspect_ratio": 4 / 3, "rand_mirror": True,
+                "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "pca_noise": 0.1}
+# The Torch reproduction's recipe (SGD 0.045, x0.96 every 12,800 updates of batch 64, 90
+# epochs), the one public from-scratch run with a result. Alternatives:
+# recipes.PAPER_IRV2_RMSPROP (the paper's, without RMSProp momentum in MXNet),
+# recipes.CAFFE_IRV2_SGD, recipes.TORCH_IRV2_SGD_SETTING1 (momentum 0.4737, the
+# published 24.407% / 7.407%).
+RECIPE = recipes.TORCH_IRV2_SGD
+LOG_INTERVAL = 500
+# The health monitor's defaults, written out: a dying network shows within hours.
+HEALTH = {"interval": 100, "dead_fraction": 0.99, "patience": 3}
+SEED = 42

@@ -1,0 +1,241 @@
+"""The health monitor: is the network still learning, or dying, or diverging?
+
+Szegedy et al. 2016 (arXiv 1602.07261, section 3.3) report that Inception-ResNet variants
+without residual scaling "die" early in training: the last layer before average pooling
+outputs only zeros. A public Caffe attempt stalled that way after days on two GPUs. This
+observer watches for it in every network. Every ``interval`` updates it logs
+
+- the loss of the step (mean over the batch),
+- the global gradient norm: the L2 norm over every trainable parameter's gradient as the
+  optimizer applied it (the gradient of the batch-mean loss, before weight decay),
+- the fraction of exactly-zero activations of the last feature map before global pooling,
+  computed on the step's first data slice in inference mode (BN uses and keeps its running
+  statistics; dropout is off), so the check changes nothing the run computes;
+
+warns when that fraction stays above ``dead_fraction`` for ``patience`` checks in a row,
+and stops the run (``TrainingDiverged``) when the loss is not finite. The loop never
+checkpoints after a divergence, so the last good checkpoint stays the newest.
+
+Configured by the optional config field ``HEALTH`` (``None`` turns it off)::
+
+    HEALTH = {"interval": 100, "dead_fraction": 0.99, "patience": 3}
+
+The log lines, written here and parsed here (``parse_health_lines``)::
+
+    Epoch[3] Batch [200]<TAB>Health: loss=2.731000<TAB>grad-norm=1.234000<TAB>zero-fraction=0.412000
+    Epoch[3] Batch [200]<TAB>Warning: network is dying: <details>
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+from types import ModuleType
+
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """``interval``: updates between checks; a warning after ``patience`` checks in a row
+    whose zero fraction exceeds ``dead_fraction``."""
+
+    interval: int = 100
+    dead_fraction: float = 0.99
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.interval, int) or self.interval < 1:
+            raise ValueError(f"HEALTH interval must be a positive int, got {self.interval!r}")
+        if not 0.0 <= self.dead_fraction <= 1.0:
+            raise ValueError(f"HEALTH dead_fraction must lie in [0, 1], "
+                             f"got {self.dead_fraction!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"HEALTH patience must be a positive int, got {self.patience!r}")
+
+
+def health_settings(config: ModuleType) -> HealthSettings | None:
+    """The config's ``HEALTH`` over the defaults; ``None`` when ``HEALTH = None``."""
+    if not hasattr(config, "HEALTH"):
+        return HealthSettings()
+    given = config.HEALTH
+    if given is None:
+        return None
+    known = {f.name for f in fields(HealthSettings)}
+    if not isinstance(given, dict) or set(given) - known:
+        raise ConfigError(f"config {config_name(config)}: HEALTH must be None or a dict with "
+                          f"keys among {sorted(known)}, got {given!r}")
+    try:
+        return HealthSettings(**given)
+    except ValueError as exc:
+        raise ConfigError(f"config {config_name(config)}: {exc}") from None
+
+
+def describe_health(settings: HealthSettings | None) -> str:
+    """One line for the training log saying how the run is watched."""
+    if settings is None:
+        return "Health monitor: off (HEALTH = None)"
+    return (f"Health monitor: every {settings.interval} updates (loss, grad-norm, zero-fraction "
+            f"of the last feature map); warns when zero-fraction > {settings.dead_fraction:g} "
+            f"for {settings.patience} checks in a row; stops on a non-finite loss")
+
+
+def observers_from_config(config: ModuleType) -> list[StepObserver]:
+    """The step observers a config asks for: the health monitor unless ``HEALTH = None``."""
+    settings = health_settings(config)
+    return [] if settings is None else [HealthMonitor(settings)]
+
+
+def last_feature_map(net: gluon.Block) -> nn.HybridSequential | None:
+    """``net.features`` up to (not including) its last global pooling, or None.
+
+    Every network here ends ``features`` with global average pooling; what goes in is the
+    map whose dead units the paper describes. The children are shared with ``net`` (and
+    hybridized with it), so no weight is copied.
+    """
+    features = getattr(net, "features", None)
+    if not isinstance(features, nn.HybridSequential):
+        return None
+    layers = [features[i] for i in range(len(features))]
+    pools = [i for i, layer in enumerate(layers)
+             if isinstance(layer, (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D))]
+    if not pools or pools[-1] == 0:
+        return None
+    trunk = nn.HybridSequential(prefix=features.prefix)
+    for layer in layers[:pools[-1]]:
+        trunk.register_child(layer)
+    return trunk
+
+
+def gradient_norm(trainer: gluon.Trainer, params: list[gluon.Parameter]) -> mx.nd.NDArray:
+    """L2 norm of the gradient the optimizer applied, on the first device (a 1-element array).
+
+    After ``Trainer.step`` every device holds the summed gradient; the optimizer scales it by
+    ``rescale_grad`` (1 / batch size), so this is the norm of the batch-mean loss's gradient.
+    """
+    grads = [p.list_grad()[0] for p in params]
+    squares = mx.nd.multi_sum_sq(*grads, num_arrays=len(grads)).sum()
+    return squares.sqrt() * float(trainer.optimizer.rescale_grad)
+
+
+class HealthMonitor:
+    """A ``StepObserver`` (see ``loop.py``) logging loss, gradient norm and dead units."""
+
+    def __init__(self, settings: HealthSettings | None = None) -> None:
+        self.settings = settings or HealthSettings()
+        self.interval = self.settings.interval
+        self.streak: list[float] = []  # zero fractions of the current run of dead checks
+        self._trunk: tuple[int, nn.HybridSequential | None] | None = None
+        self._params: tuple[int, list[gluon.Parameter]] | None = None
+
+    def _trunk_of(self, net: gluon.Block) -> nn.HybridSequential | None:
+        if self._trunk is None or self._trunk[0] != id(net):
+            self._trunk = (id(net), last_feature_map(net))
+        return self._trunk[1]
+
+    def _params_of(self, net: gluon.Block) -> list[gluon.Parameter]:
+        if self._params is None or self._params[0] != id(net):
+            self._params = (id(net), [p for p in net.collect_params().values()
+                                      if p.grad_req != "null"])
+        return self._params[1]
+
+    def measure(self, step: StepContext) -> tuple[float, float, float]:
+        """(loss, grad-norm, zero-fraction) of a step; zero-fraction is NaN without features."""
+        rows = sum(loss.shape[0] for loss in step.losses)
+        loss_sum = mx.nd.add_n(*[loss.sum().as_in_context(step.losses[0].context)
+                                 for loss in step.losses])
+        norm = gradient_norm(step.trainer, self._params_of(step.net))
+        trunk = self._trunk_of(step.net)
+        if trunk is not None:
+            # Not recording, so BN normalizes with (and does not update) its running
+            # statistics and dropout is the identity: the check leaves the run untouched.
+            with autograd.pause(train_mode=False):
+                feature_map = trunk(step.data[0])
+            zero = (feature_map == 0).mean()
+            values = mx.nd.concat(loss_sum.reshape((1,)), norm.reshape((1,)),
+                                  zero.as_in_context(loss_sum.context).reshape((1,)), dim=0)
+        else:
+            values = mx.nd.concat(loss_sum.reshape((1,)), norm.reshape((1,)), dim=0)
+        numbers = values.asnumpy().tolist()
+        zero_fraction = numbers[2] if trunk is not None else math.nan
+        return numbers[0] / max(rows, 1), numbers[1], zero_fraction
+
+    def observe(self, step: StepContext) -> None:
+        loss, norm, zero_fraction = self.measure(step)
+        step.log.info(format_health_line(step.epoch, step.batch, loss, norm, zero_fraction))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(step.epoch, step.batch, loss, None)
+        if zero_fraction > self.settings.dead_fraction:
+            self.streak.append(zero_fraction)
+        else:
+            self.streak = []
+        # Once at `patience` dead checks in a row, then again every `patience` more.
+        if self.streak and len(self.streak) % self.settings.patience == 0:
+            recent = ", ".join(f"{z:.4f}" for z in self.streak[-self.settings.patience:])
+            step.log.warning(format_dying_line(
+                step.epoch, step.batch,
+                f"{100 * zero_fraction:.2f}% of the last feature map before global pooling "
+                f"is exactly zero, above {100 * self.settings.dead_fraction:g}% for "
+                f"{len(self.streak)} checks in a row ({recent}); the paper's remedy is "
+                f"scaling the residuals (0.1-0.3) or a lower learning rate"))
+
+
+# --- the log lines, both ways -----------------------------------------------------------
+
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
+_HEALTH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tHealth: loss=" + _NUMBER
+                     + r"\tgrad-norm=" + _NUMBER + r"\tzero-fraction=" + _NUMBER)
+_DYING = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tWarning: network is dying: (.*)$")
+
+
+def format_health_line(epoch: int, batch: int, loss: float, grad_norm: float,
+                       zero_fraction: float) -> str:
+    return (f"Epoch[{epoch}] Batch [{batch}]\tHealth: loss={loss:f}\tgrad-norm={grad_norm:f}"
+            f"\tzero-fraction={zero_fraction:f}")
+
+
+def format_dying_line(epoch: int, batch: int, details: str) -> str:
+    return f"Epoch[{epoch}] Batch [{batch}]\tWarning: network is dying: {details}"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    epoch: int
+    batch: int
+    loss: float
+    grad_norm: float
+    zero_fraction: float
+
+
+@dataclass(frozen=True)
+class DyingWarning:
+    epoch: int
+    batch: int
+    details: str
+
+
+@dataclass(frozen=True)
+class HealthLog:
+    checks: list[HealthCheck]
+    warnings: list[DyingWarning]
+
+
+def parse_health_lines(path: str | Path) -> HealthLog:
+    """The health checks and dying warnings of one ``training_*.log``, in file order."""
+    checks, warnings = [], []
+    with open(path, errors="replace") as handle:
+        for line in handle.read().splitlines():
+            if (match := _HEALTH.search(line)) is not None:
+                checks.append(HealthCheck(int(match.group(1)), int(match.group(2)),
+                                          *(float(match.group(i)) for i in (3, 4, 5))))
+            elif (match := _DYING.search(line)) is not None:
+                warnings.append(DyingWarning(int(match.group(1)), int(match.group(2)),
+                                             match.group(3)))
+    return HealthLog(checks, warnings)

@@ -1,0 +1,20 @@
+"""Train Inception-ResNet-v2 on ImageNet (or the digits demo) over the shared training core.
+
+    python train_inception_resnet_v2.py --checkpoints output/irv2 --prefix irv2
+    python train_inception_resnet_v2.py --checkpoints output/irv2 --prefix irv2 --start-epoch 30
+    python train_inception_resnet_v2.py --config config.demo_inception_resnet_v2_config \\
+        --checkpoints output/demo_irv2 --prefix irv2
+"""
+
+import sys
+
+from pyimagesearch.training.cli import train_main
+
+
+def main(argv=None):
+    return train_main(argv, description=__doc__.splitlines()[0],
+                      default_config="config.imagenet_inception_resnet_v2_config")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
