@@ -181,3 +181,11 @@ def test_sigterm_stops_cleanly_and_names_the_resume_command(tiny_config, tmp_pat
     for epoch in list_checkpoints(tmp_path, "net"):
         read_manifest(tmp_path, "net", epoch)  # every checkpoint complete and intact
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_split_smaller_than_half_a_batch_is_refused_before_mxnet_aborts(tiny_config, tmp_path,
+                                                                          capsys):
+    huge_batch = tmp_path / "huge_batch.py"
+    huge_batch.write_text(Path(tiny_config).read_text() + "BATCH_SIZE = 80\n")  # 32 train images
+    assert train(str(huge_batch), tmp_path / "run") == 2
+    assert "train.rec holds 32 records, fewer than half a batch of 80" in capsys.readouterr().err

@@ -162,11 +162,12 @@ def updates_per_epoch(num_records: int, batch_size: int) -> int:
 
 def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType, batch_size: int,
             size: int | None = None) -> dict[str, Any]:
-    if split.count < batch_size:
-        # MXNet's iterator fails in C++ ("number of input images must be bigger than the
-        # batch size") when a split cannot fill one batch.
-        raise DataError(f"{split.rec} holds {split.count} records, fewer than one batch of "
-                        f"{batch_size}; lower BATCH_SIZE (or NUM_DEVICES) in config "
+    if 2 * split.count < batch_size:
+        # The iterator tops up a short last batch by wrapping around once; when one wrap
+        # cannot fill it, MXNet fails in C++ ("number of input images must be bigger than
+        # the batch size") and takes the process with it.
+        raise DataError(f"{split.rec} holds {split.count} records, fewer than half a batch "
+                        f"of {batch_size}; lower BATCH_SIZE (or NUM_DEVICES) in config "
                         f"{config_name(config)}")
     size = size or config.INPUT_SIZE
     if info.mean_image is not None:
