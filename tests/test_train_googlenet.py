@@ -189,3 +189,23 @@ def test_a_split_smaller_than_half_a_batch_is_refused_before_mxnet_aborts(tiny_c
     huge_batch.write_text(Path(tiny_config).read_text() + "BATCH_SIZE = 80\n")  # 32 train images
     assert train(str(huge_batch), tmp_path / "run") == 2
     assert "train.rec holds 32 records, fewer than half a batch of 80" in capsys.readouterr().err
+
+
+def test_all_epochs_chooses_the_best_on_validation_and_tests_only_that_one(tiny_config,
+                                                                           tmp_path, capsys):
+    assert train(tiny_config, tmp_path, "--end-epoch", 3) == 0
+    capsys.readouterr()
+    assert test_googlenet.main(["--config", tiny_config, "--checkpoints", str(tmp_path),
+                                "--prefix", "net", "--all-epochs"]) == 0
+    out = capsys.readouterr().out
+    rows = (tmp_path / "net-epochs.csv").read_text().splitlines()
+    assert rows[0] == "epoch,val_rank1,val_rank5,val_loss,images"
+    table = [dict(zip(rows[0].split(","), map(float, row.split(",")))) for row in rows[1:]]
+    assert [int(r["epoch"]) for r in table] == [1, 2, 3] and all(r["images"] == 11 for r in table)
+    best = max(table, key=lambda r: (r["val_rank1"], -r["val_loss"]))
+    assert f"best on validation: epoch {int(best['epoch'])}" in out
+    tested = sorted(p.name for p in tmp_path.glob("net-*-test.json"))
+    assert tested == [f"net-{int(best['epoch']):04d}-test.json"]  # never the other epochs
+    with pytest.raises(SystemExit):
+        test_googlenet.main(["--config", tiny_config, "--checkpoints", str(tmp_path),
+                             "--prefix", "net", "--all-epochs", "--epoch", "1"])

@@ -30,7 +30,12 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_iterator,
 )
 from pyimagesearch.evaluation.evaluate import EvaluationError, evaluate
-from pyimagesearch.training.checkpoints import CheckpointError, read_manifest, resolve_epoch
+from pyimagesearch.training.checkpoints import (
+    CheckpointError,
+    list_checkpoints,
+    read_manifest,
+    resolve_epoch,
+)
 from pyimagesearch.training.devices import select_contexts
 from pyimagesearch.utils.files import atomic_write_text
 
@@ -86,12 +91,45 @@ def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch
     return result
 
 
+def evaluate_all_epochs(config: ModuleType, checkpoints: str, prefix: str,
+                        cpu_contexts: int = 1, crops: int = 1
+                        ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score every checkpoint on validation, pick the best there, and test only that one.
+
+    Writes ``<prefix>-epochs.csv`` (validation figures per epoch). The best epoch is the
+    highest validation rank-1 (lower loss breaks ties): choosing on the test split would
+    make its figure an optimistic one.
+    """
+    epochs = list_checkpoints(checkpoints, prefix)
+    if not epochs:
+        raise CheckpointError(f"no complete checkpoint of {prefix!r} in {checkpoints}")
+    rows = []
+    for epoch in epochs:
+        result = evaluate_checkpoint(config, checkpoints, prefix, epoch, "val", cpu_contexts,
+                                     crops)
+        rows.append({"epoch": epoch, "val_rank1": result["accuracy"],
+                     "val_rank5": result["top_k_accuracy_5"],
+                     "val_loss": result["cross-entropy"], "images": result["images"]})
+    lines = ["epoch,val_rank1,val_rank5,val_loss,images"]
+    lines += [f"{r['epoch']},{r['val_rank1']:.6f},{r['val_rank5']:.6f},{r['val_loss']:.6f},"
+              f"{r['images']}" for r in rows]
+    atomic_write_text(Path(checkpoints) / f"{prefix}-epochs.csv", "\n".join(lines) + "\n")
+    best = max(rows, key=lambda r: (r["val_rank1"], -r["val_loss"]))
+    test = evaluate_checkpoint(config, checkpoints, prefix, best["epoch"], "test", cpu_contexts,
+                               crops)
+    return rows, test
+
+
 def build_parser(description: str, default_config: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("-c", "--checkpoints", required=True, help="folder of the checkpoints")
     parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
-    parser.add_argument("-e", "--epoch", required=True,
-                        help="checkpoint epoch to evaluate, or 'last' for the newest")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("-e", "--epoch",
+                       help="checkpoint epoch to evaluate, or 'last' for the newest")
+    which.add_argument("--all-epochs", action="store_true",
+                       help="score every checkpoint on validation (<prefix>-epochs.csv), then "
+                            "the best of them on the test split")
     parser.add_argument("--config", default=default_config,
                         help=f"config module or .py path (default {default_config})")
     parser.add_argument("--split", choices=("test", "val"), default="test",
@@ -110,8 +148,19 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
     args = build_parser(description, default_config).parse_args(argv)
     try:
         config = load_config(args.config)
-        result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
-                                     args.split, args.cpu_contexts, args.crops)
+        if args.all_epochs:
+            rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
+                                               args.cpu_contexts, args.crops)
+            for row in rows:
+                print(f"[INFO] epoch {row['epoch']}: validation rank-1 "
+                      f"{100 * row['val_rank1']:.2f}%, rank-5 {100 * row['val_rank5']:.2f}%, "
+                      f"loss {row['val_loss']:.4f}")
+            print(f"[INFO] best on validation: epoch {result['epoch']} (all epochs in "
+                  f"{Path(args.checkpoints) / (args.prefix + '-epochs.csv')})")
+            args.split = "test"
+        else:
+            result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
+                                         args.split, args.cpu_contexts, args.crops)
     except (ConfigError, DataError, CheckpointError, EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
