@@ -12,6 +12,7 @@ from mxnet import autograd, gluon
 import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.iterators import dataset_info, training_iterator
+from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.training.experiment import build_network
 from pyimagesearch.training.health import (
     HealthMonitor,
@@ -129,7 +130,7 @@ def test_a_check_measures_without_touching_weights_or_bn_statistics(config, tmp_
     x = data
     for layer in [net.features[i] for i in range(len(net.features))][:-1]:
         x = layer(x)
-    assert isinstance(net.features[len(net.features) - 1], gluon.nn.GlobalAvgPool2D)
+    assert isinstance(net.features[len(net.features) - 1], GlobalAvgPool)
     assert zero == pytest.approx(float((x.asnumpy() == 0).mean()), abs=1e-6)
     assert 0.0 < zero < 1.0
     assert last_feature_map(net)(data).shape == x.shape

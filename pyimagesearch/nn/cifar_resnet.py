@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
 
 # Section 4.2: the stem, then per stage (#filters, stride of its first block); output maps
 # 32x32, 16x16, 8x8 for a 32x32 input. Each stage has n blocks of two 3x3 layers.
@@ -172,7 +172,7 @@ class CifarResNet(nn.HybridBlock):
                                              shortcut, variant, prefix=f"block{b}_"))
                         channels = filters
                 self.features.add(stage)
-            self.features.add(nn.GlobalAvgPool2D(prefix="global_pool_"))
+            self.features.add(GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.Dense(num_classes, in_units=channels, prefix="fc_")
 
     def hybrid_forward(self, F, x):

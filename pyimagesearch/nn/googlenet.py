@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
 
 # Table 1, the layers before the first Inception module: (name, type, #filters, kernel, stride,
 # padding), named as in the paper's Caffe model.
@@ -129,7 +129,7 @@ class GoogLeNet(nn.HybridBlock):
                 if name in POOL_AFTER:
                     self.features.add(nn.MaxPool2D(3, 2, 1, prefix=f"{POOL_AFTER[name]}_"))
             # Deviation: the paper's 7x7/1 average pooling, made global for any input size.
-            self.features.add(nn.GlobalAvgPool2D(prefix="global_pool_"))
+            self.features.add(GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.HybridSequential(prefix="output_")
             with self.output.name_scope():
                 self.output.add(nn.Dropout(dropout),

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
 
 # The tables. A convolution is (channels, kernel[, stride, padding]); kernel is an int or
 # (height, width); stride defaults to 1 and padding to "same" (kernel // 2), as unmarked layers
@@ -256,7 +256,7 @@ class InceptionResNetV2(nn.HybridBlock):
                                                    activation=False,
                                                    prefix=f"block8_{blocks[2]}_"))
             conv, channels = _conv(channels, (FINAL_CHANNELS, 1), prefix="conv2d_7b_")
-            self.features.add(conv, nn.GlobalAvgPool2D(prefix="global_pool_"))
+            self.features.add(conv, GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.HybridSequential(prefix="output_")
             with self.output.name_scope():
                 self.output.add(nn.Dropout(dropout),

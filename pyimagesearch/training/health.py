@@ -39,6 +39,7 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
 
 
@@ -105,7 +106,7 @@ def last_feature_map(net: gluon.Block) -> nn.HybridSequential | None:
         return None
     layers = [features[i] for i in range(len(features))]
     pools = [i for i, layer in enumerate(layers)
-             if isinstance(layer, (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D))]
+             if isinstance(layer, (GlobalAvgPool, nn.GlobalAvgPool2D, nn.GlobalMaxPool2D))]
     if not pools or pools[-1] == 0:
         return None
     trunk = nn.HybridSequential(prefix=features.prefix)
