@@ -51,7 +51,7 @@ MODEL_PARAMS = {"blocks": [10, 20, 10], "scales": [0.17, 0.10, 0.20]}
 INPUT_SIZE = 299        # training crop and evaluation crop(s)
 BATCH_SIZE = 32         # per device: the reproductions' 32 x 2
 NUM_DEVICES = 2
-DECODE_THREADS = max((os.cpu_count() or 2) // 2, 1)
+DECODE_THREADS = os.cpu_count() or 1
 # fb.resnet.torch's ImageNet augmentation, which the Torch reproduction trained with:
 # random-size crop (8%-100% of the area, aspect 3/4-4/3) resized to 299, mirror, colour
 # jitter 0.4 and PCA lighting 0.1. The paper's TF-slim pipeline is similar (area 5%-100%).
