@@ -3,7 +3,14 @@
 The bare step is forward + backward + update on one batch already in memory, which is
 all the device must do. The loop is ``train_epoch`` over real records (decode and
 augmentation by ``ImageRecordIter``, split over contexts, metrics, log lines) plus the
-epoch's checkpoint. Their ratio is the loop's overhead; the target is >= 0.95.
+epoch's checkpoint. Their ratio is the loop's overhead; the target is >= 0.95. The loop's
+data settings (AUGMENTATION, DECODE_THREADS, ...) are those of the network's real config.
+
+Per network it also reports the forward FLOPs of one image (2 x the multiply-adds of
+every Convolution and FullyConnected node of the network's symbol, shapes from MXNet's
+shape inference), achieved GFLOP/s = img/s x 3 x forward FLOPs (backward ~ 2 forwards),
+and how long the loop waited for data: the time spent creating the epoch's iterator and
+inside its ``next()``, as a fraction of the loop's time.
 
     python benchmarks/bench_training.py                       # every network below
     python benchmarks/bench_training.py --networks inception_resnet_v2 --health
@@ -11,7 +18,9 @@ epoch's checkpoint. Their ratio is the loop's overhead; the target is >= 0.95.
 
 Networks (input px, batch): googlenet (224, 32), googlenet_56 (the demo's 56, 32),
 inception_resnet_v2 (the released 10/20/10 blocks at 299, 16), resnet20 / resnet56 /
-resnet110 (CIFAR, 32, 128, through the registry's ``cifar_resnet``).
+resnet110 (CIFAR, 32, 128, through the registry's ``cifar_resnet``, shortcut A as the
+paper on CIFAR) and resnet20_b / resnet56_b / resnet110_b (shortcut B, 1x1 projections,
+what the PyTorch peer builds).
 
 ``--health`` adds, per network: the time of one health check (loss, gradient norm, the
 inference pass up to global pooling) after a real step, its cost at the monitor's default
@@ -22,6 +31,7 @@ runs once per epoch there, which overstates its cost).
 Measurements alternate bare and loop repeats so that drift on a shared machine hits both;
 every figure is the median with its min and max. Nothing here asserts a timing. Writes
 benchmarks/output/training.json (training_quick.json with --quick, or --output NAME).
+``--peak-gflops`` (from ``peak.py``) adds % of peak to the printed lines.
 """
 
 from __future__ import annotations
@@ -37,13 +47,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# First: importing pyimagesearch sets the project's thread defaults (pyimagesearch.runtime),
+# which MXNet reads once, when it loads. Measured without them otherwise.
+import pyimagesearch  # noqa: F401
+
+# isort: split
 import cv2
 import mxnet as mx
 import numpy as np
+from benchlib import machine, output_path, summary
 from mxnet import autograd, gluon
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from pyimagesearch.config import load_config
 from pyimagesearch.data.iterators import DatasetInfo, RecordSplit, training_iterator
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.training import recipes
@@ -59,15 +75,15 @@ from pyimagesearch.training.loop import (
 )
 from pyimagesearch.training.optimizers import create_optimizer
 
-OUTPUT = Path(__file__).resolve().parent / "output"
-BOOK_AUGMENTATION = {"rand_crop": True, "rand_mirror": True, "max_rotate_angle": 15,
-                     "max_shear_ratio": 0.1}
-CIFAR_AUGMENTATION = {"rand_crop": True, "rand_mirror": True, "pad": 4}
+GOOGLENET, DEMO = "config.imagenet_googlenet_config", "config.demo_googlenet_config"
+IRV2, CIFAR = "config.imagenet_inception_resnet_v2_config", "config.cifar10_resnet_config"
 
 
 @dataclass(frozen=True)
 class Case:
-    """One network as benchmarked: registry name and arguments, sizes, images per epoch."""
+    """One network as benchmarked: registry name and arguments, sizes, images per epoch,
+    and the config whose data settings the loop uses (AUGMENTATION, DECODE_THREADS and
+    any other upper-case field the iterators read; INPUT_SIZE is the case's)."""
 
     model: str
     size: int
@@ -76,22 +92,29 @@ class Case:
     stored: int
     classes: int = 1000
     params: dict[str, Any] = field(default_factory=dict)
-    augmentation: dict[str, Any] = field(default_factory=lambda: dict(BOOK_AUGMENTATION))
+    config: str = GOOGLENET
 
 
 NETWORKS = {
     "googlenet": Case("googlenet", 224, 32, 320, 256),
-    "googlenet_56": Case("googlenet", 56, 32, 1280, 64),
+    "googlenet_56": Case("googlenet", 56, 32, 1280, 64, config=DEMO),
     # The issue's figure: the released 10/20/10 layout at 299 px (records at 328). About
     # 1-2 images/s on 2 CPU cores, so few images.
     "inception_resnet_v2": Case("inception_resnet_v2", 299, 16, 32, 328,
-                                params={"blocks": (10, 20, 10)}),
-    "resnet20": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 20}, CIFAR_AUGMENTATION),
-    "resnet56": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 56}, CIFAR_AUGMENTATION),
-    "resnet110": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 110},
-                      CIFAR_AUGMENTATION),
+                                params={"blocks": (10, 20, 10)}, config=IRV2),
+    "resnet20": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 20}, CIFAR),
+    "resnet56": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 56}, CIFAR),
+    "resnet110": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 110}, CIFAR),
+    # Option B (projection shortcuts), like for like with the PyTorch peer's CIFAR ResNets.
+    "resnet20_b": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 20, "shortcut": "B"},
+                       CIFAR),
+    "resnet56_b": Case("cifar_resnet", 32, 128, 1280, 32, 10, {"depth": 56, "shortcut": "B"},
+                       CIFAR),
+    "resnet110_b": Case("cifar_resnet", 32, 128, 1280, 32, 10,
+                        {"depth": 110, "shortcut": "B"}, CIFAR),
 }
-DEFAULT_NETWORKS = "googlenet,inception_resnet_v2,resnet20,resnet56,resnet110"
+DEFAULT_NETWORKS = ("googlenet,inception_resnet_v2,resnet20,resnet20_b,resnet56,resnet56_b,"
+                    "resnet110,resnet110_b")
 
 
 def quick(case: Case) -> Case:
@@ -99,6 +122,52 @@ def quick(case: Case) -> Case:
     size = 75 if case.model == "inception_resnet_v2" else 32
     params = {"blocks": (1, 1, 1)} if case.model == "inception_resnet_v2" else case.params
     return replace(case, size=size, stored=size + size // 7, batch=8, images=16, params=params)
+
+
+def forward_flops(net: gluon.HybridBlock, size: int, channels: int = 3) -> int:
+    """FLOPs of one forward pass of one image: 2 x multiply-adds of every conv and dense layer.
+
+    Traced from the network's own symbol, so the count follows the layers as built (true
+    5x5 kernels, projection shortcuts, ...). A Convolution or FullyConnected output element
+    costs one multiply-add per weight of its filter: the product of the weight's shape
+    without its first axis, (in_channels / groups) x kh x kw or in_features. BN, pooling,
+    activations and additions are not counted (as in the papers' and PyTorch peers' counts).
+    """
+    symbol = net(mx.sym.var("data"))
+    internals = symbol.get_internals()
+    arg_shapes, out_shapes, _ = internals.infer_shape(data=(1, channels, size, size))
+    shapes = dict(zip(internals.list_arguments(), arg_shapes))
+    shapes.update(zip(internals.list_outputs(), out_shapes))
+    nodes = json.loads(symbol.tojson())["nodes"]
+    total = 0
+    for node in nodes:
+        if node["op"] not in ("Convolution", "FullyConnected"):
+            continue
+        weight = shapes[nodes[node["inputs"][1][0]]["name"]]
+        total += 2 * int(np.prod(shapes[node["name"] + "_output"])) * int(np.prod(weight[1:]))
+    return total
+
+
+class WaitTimer:
+    """A data iterator that adds up the time its consumer spends blocked in ``next()``."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+        self.first: float | None = None
+
+    def __iter__(self) -> WaitTimer:
+        return self
+
+    def __next__(self):
+        tic = time.perf_counter()
+        try:
+            return next(self.inner)
+        finally:
+            waited = time.perf_counter() - tic
+            self.seconds += waited
+            if self.first is None:
+                self.first = waited
 
 
 def write_records(folder: Path, count: int, size: int, classes: int) -> RecordSplit:
@@ -158,14 +227,23 @@ def bare_step(setup: TrainingSetup, case: Case, steps: int) -> float:
 
 
 def whole_loop(setup: TrainingSetup, config, info: DatasetInfo, batch: int, epoch: int,
-               folder: Path) -> float:
-    """Images per second of one epoch of ``train_epoch`` plus its checkpoint."""
-    data_iter = training_iterator(config, info, batch, epoch, seed=0)
+               folder: Path) -> tuple[float, float, float]:
+    """One epoch as ``fit`` runs it: create the epoch's iterator, ``train_epoch``, save the
+    checkpoint. Returns images per second, the fraction of that time spent waiting for
+    data, and the wait before the first batch (seconds).
+
+    Creating the iterator is timed and counted as waiting: MXNet's ``MXDataIter`` decodes
+    the first batch in its constructor, and a real epoch pays it.
+    """
     tic = time.perf_counter()
+    data_iter = WaitTimer(training_iterator(config, info, batch, epoch, seed=0))
+    created = time.perf_counter() - tic
     progress = EpochProgress(epoch)
     train_epoch(setup, data_iter, epoch, StopFlag(), progress)
     save_checkpoint(setup.net, setup.trainer, folder, "bench", epoch + 1, {})
-    return progress.samples / (time.perf_counter() - tic)
+    seconds = time.perf_counter() - tic
+    return (progress.samples / seconds, (created + data_iter.seconds) / seconds,
+            created + (data_iter.first or 0.0))
 
 
 def health_check_seconds(setup: TrainingSetup, case: Case, repeats: int) -> list[float]:
@@ -184,11 +262,6 @@ def health_check_seconds(setup: TrainingSetup, case: Case, repeats: int) -> list
     return times
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "repeats": len(values)}
-
-
 def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
@@ -196,29 +269,45 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
                                                           case.classes)},
                            mean={"R": 123.68, "G": 116.78, "B": 103.94},
                            image_size=case.stored, manifest_file="", manifest={})
-        config = SimpleNamespace(INPUT_SIZE=case.size, DECODE_THREADS=2,
-                                 AUGMENTATION=case.augmentation)
+        real = load_config(case.config)
+        config = SimpleNamespace(**{**{name: getattr(real, name) for name in dir(real)
+                                       if name.isupper()},
+                                    "INPUT_SIZE": case.size, "__name__": case.config})
         steps = case.images // case.batch
         setup = make_setup(case, folder, steps)
+        setup.normalize = info.normalizer()  # as training does: uint8 in, mean off on device
         # The monitor at its default interval, or once per epoch where an epoch is shorter.
         monitor = HealthMonitor(HealthSettings(interval=min(HealthSettings().interval, steps)))
         # Warm the loop path too (iterator start, checkpoint code, the monitor's inference
         # graphs) before timing.
         setup.observers = [monitor] if health else []
         whole_loop(setup, config, info, case.batch, 0, folder)
-        bare, loop, watched = [], [], []
+        bare, loop, watched, waits, firsts = [], [], [], [], []
         for repeat in range(repeats):
             bare.append(bare_step(setup, case, steps))
             setup.observers = []
-            loop.append(whole_loop(setup, config, info, case.batch, repeat + 1, folder))
+            rate, wait, first = whole_loop(setup, config, info, case.batch, repeat + 1, folder)
+            loop.append(rate)
+            waits.append(wait)
+            firsts.append(first)
             if health:
                 setup.observers = [monitor]
-                watched.append(whole_loop(setup, config, info, case.batch, repeat + 1, folder))
+                watched.append(whole_loop(setup, config, info, case.batch, repeat + 1,
+                                          folder)[0])
+        flops = forward_flops(setup.net, case.size)
+        per_image = 3 * flops / 1e9  # training ~ forward + backward (2 forwards)
         result = {"network": name, "model": case.model, "model_params": case.params,
                   "input": case.size, "batch": case.batch, "images_per_epoch": case.images,
-                  "parameters": count_trainable_parameters(setup.net),
+                  "bare_steps": steps, "parameters": count_trainable_parameters(setup.net),
+                  "forward_gflops_per_image": flops / 1e9,
                   "bare_step_img_s": summary(bare), "loop_img_s": summary(loop),
-                  "loop_over_bare": summary([lp / bs for lp, bs in zip(loop, bare)])}
+                  "bare_step_gflops": summary([r * per_image for r in bare]),
+                  "loop_gflops": summary([r * per_image for r in loop]),
+                  "loop_over_bare": summary([lp / bs for lp, bs in zip(loop, bare)]),
+                  "data_wait_fraction": summary(waits),
+                  "data_wait_first_batch_s": summary(firsts),
+                  "config": case.config, "decode_threads": config.DECODE_THREADS,
+                  "augmentation": config.AUGMENTATION}
         if health:
             checks = health_check_seconds(setup, case, max(repeats, 3))
             step_seconds = case.batch / statistics.median(bare)
@@ -236,12 +325,15 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
         return result
 
 
-def report_line(r: dict[str, Any]) -> str:
+def report_line(r: dict[str, Any], peak: float | None = None) -> str:
+    gflops = r["bare_step_gflops"]["median"]
     line = (f"{r['network']} {r['input']} px, batch {r['batch']}: bare step "
-            f"{r['bare_step_img_s']['median']:.2f} img/s, whole loop "
-            f"{r['loop_img_s']['median']:.2f} img/s, loop/bare "
+            f"{r['bare_step_img_s']['median']:.2f} img/s = {gflops:.1f} GFLOP/s"
+            + (f" ({100 * gflops / peak:.0f}% of {peak:.0f})" if peak else "")
+            + f", whole loop {r['loop_img_s']['median']:.2f} img/s, loop/bare "
             f"{r['loop_over_bare']['median']:.3f} "
-            f"(min {r['loop_over_bare']['min']:.3f}, max {r['loop_over_bare']['max']:.3f})")
+            f"(min {r['loop_over_bare']['min']:.3f}, max {r['loop_over_bare']['max']:.3f}), "
+            f"waits for data {100 * r['data_wait_fraction']['median']:.1f}% of the loop")
     if "health" in r:
         h = r["health"]
         line += (f"\n  health check {1000 * h['check_seconds']['median']:.1f} ms vs step "
@@ -266,8 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health", action="store_true",
                         help="also measure the health monitor's cost")
     parser.add_argument("--output", default=None,
-                        help="JSON file name in benchmarks/output (default training.json, "
-                             "training_quick.json with --quick)")
+                        help="JSON file name in benchmarks/output, or a path (default "
+                             "training.json, training_quick.json with --quick)")
+    parser.add_argument("--peak-gflops", type=float, default=None,
+                        help="this machine's measured peak (peak.py), for %% of peak")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.networks.split(",") if n.strip()]
     unknown = [n for n in names if n not in NETWORKS]
@@ -280,12 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.images is not None:
             case = replace(case, images=args.images)
         results.append(measure(name, case, repeats, args.health))
-        print(report_line(results[-1]), flush=True)
-    OUTPUT.mkdir(exist_ok=True)
+        print(report_line(results[-1], args.peak_gflops), flush=True)
     report = {"benchmark": "training loop vs bare step", "quick": args.quick,
-              "mxnet": mx.__version__, "results": results,
+              "mxnet": mx.__version__, "repeats": repeats, "health": args.health,
+              "results": results, "machine": machine(),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    path = OUTPUT / (args.output or ("training_quick.json" if args.quick else "training.json"))
+    path = output_path(args.output, "training.json", args.quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
     return 0

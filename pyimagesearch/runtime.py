@@ -1,11 +1,12 @@
 """Thread settings that MXNet reads once, when it is first imported.
 
 Measured on a 2-core machine (benchmarks/RESULTS.md): with ``OMP_NUM_THREADS`` unset,
-MXNet 1.9 runs its operators, and ``ImageRecordIter``'s decoding, on max(cores/2 - 1, 1)
-threads, i.e. one here: CIFAR ResNet-20 trains at ~590 img/s instead of ~1,000, and
-decoding stays on one thread whatever ``preprocess_threads`` says. More than one engine
-worker thread (``MXNET_CPU_WORKER_NTHREADS``) makes operators compete for the same cores
-(134 img/s). So, unless the user has set them:
+MXNet 1.9 runs its operators on max(cores/2 - 1, 1) threads, i.e. one here: CIFAR
+ResNet-20 trains at ~590 img/s instead of ~1,000. More than one engine worker thread
+(``MXNET_CPU_WORKER_NTHREADS``) makes operators compete for the same cores (134 img/s).
+(``ImageRecordIter`` caps its decode threads the same way whatever is exported; the
+training iterator gets past that with several iterators, see ``data.iterators``.) So,
+unless the user has set them:
 
 - ``OMP_NUM_THREADS`` = the cores this process may run on;
 - ``MXNET_CPU_WORKER_NTHREADS`` = 1 (operators in order, each on every core).

@@ -121,9 +121,11 @@ def test_evaluation_sees_unpadded_images_minus_the_per_pixel_mean(built, fake):
     before = sha256_file(config.MEAN_IMAGE)
     info = dataset_info(config, ("test",))
     outputs, labels = [], []
+    normalize = info.normalizer()
     for batch in evaluation_iterator(config, info, "test", 16):  # 40 = 16 + 16 + 8 (+8 pad)
         valid = batch.data[0].shape[0] - batch.pad
-        outputs.append(batch.data[0].asnumpy()[:valid])
+        assert batch.data[0].dtype == np.uint8  # the mean is subtracted on the device
+        outputs.append(normalize(batch.data[0]).asnumpy()[:valid])
         labels.append(batch.label[0].asnumpy()[:valid])
     mean = mx.nd.load(config.MEAN_IMAGE)["mean_img"].asnumpy()
     expected = fake.test.images.transpose(0, 3, 1, 2).astype(np.float32) - mean

@@ -10,7 +10,13 @@ import pytest
 
 import train_googlenet
 from pyimagesearch.config import ConfigError
-from pyimagesearch.training.distribution import Cluster, create_cluster, worker_updates_per_epoch
+from pyimagesearch.data.iterators import (
+    DataError,
+    batches_per_epoch,
+    decode_streams,
+    decode_threads_cap,
+)
+from pyimagesearch.training.distribution import Cluster, create_cluster
 from pyimagesearch.training.schedules import (
     EpochTable,
     ScheduleSpec,
@@ -20,29 +26,42 @@ from pyimagesearch.training.schedules import (
 )
 
 
-@pytest.mark.parametrize("records,workers,batch", [(23, 2, 4), (23, 3, 4), (100, 4, 8),
-                                                    (17, 2, 3), (64, 2, 8)])
-def test_every_worker_can_run_the_common_number_of_batches(tmp_path, records, workers, batch):
+@pytest.mark.parametrize("records,workers,streams,batch", [
+    (23, 2, 1, 4), (23, 3, 1, 4), (100, 4, 1, 8), (17, 2, 1, 3), (64, 2, 1, 8),
+    (23, 1, 2, 4), (50, 2, 2, 8), (37, 1, 3, 5)])
+def test_every_worker_can_run_the_common_number_of_batches(tmp_path, records, workers, streams,
+                                                           batch):
     rec, idx = str(tmp_path / "r.rec"), str(tmp_path / "r.idx")
     writer = mx.recordio.MXIndexedRecordIO(idx, rec, "w")
     for i in range(records):
         image = np.full((36, 36, 3), i, np.uint8)
         writer.write_idx(i, mx.recordio.pack_img(mx.recordio.IRHeader(0, 0.0, i, 0), image))
     writer.close()
-    common = worker_updates_per_epoch(records, workers, batch)
+    common = batches_per_epoch(records, batch, workers, streams)
     counts = []
-    for part in range(workers):
-        data_iter = mx.io.ImageRecordIter(
-            path_imgrec=rec, path_imgidx=idx, data_shape=(3, 32, 32), batch_size=batch,
-            num_parts=workers, part_index=part, preprocess_threads=1, verbose=False)
-        counts.append(sum(1 for _ in data_iter))
-    assert min(counts) == common  # the smallest part sets the pace, none runs dry
-    assert worker_updates_per_epoch(records, 1, batch) == math.ceil(records / batch)
+    for worker in range(workers):
+        batches = 0
+        for stream in range(streams):
+            data_iter = mx.io.ImageRecordIter(
+                path_imgrec=rec, path_imgidx=idx, data_shape=(3, 32, 32), batch_size=batch,
+                num_parts=workers * streams, part_index=worker * streams + stream,
+                preprocess_threads=1, verbose=False)
+            batches += sum(1 for _ in data_iter)
+        counts.append(batches)
+    assert min(counts) == common  # the smallest share sets the pace, none runs dry
+    assert batches_per_epoch(records, batch) == math.ceil(records / batch)
 
 
-def test_too_few_records_for_the_workers_is_refused():
-    with pytest.raises(ConfigError, match="cannot be shared by 4 workers"):
-        worker_updates_per_epoch(3, 4, 8)
+def test_too_few_records_for_the_parts_is_refused():
+    with pytest.raises(DataError, match="cannot be split into 4 non-empty parts"):
+        batches_per_epoch(3, 8, 4)
+
+
+def test_decode_streams_get_past_mxnets_per_iterator_cap():
+    assert decode_threads_cap(2) == 1 and decode_threads_cap(16) == 7
+    assert decode_streams(2, cores=2) == (2, 1)
+    assert decode_streams(16, cores=16) == (3, 6)
+    assert decode_streams(1, cores=2) == (1, 1)
 
 
 def test_linear_scaling_with_a_gradual_warmup():
@@ -77,3 +96,23 @@ def test_float16_is_accepted_by_the_config_and_refused_on_the_cpu(tiny_dataset_c
     assert train_googlenet.main(["--config", str(config), "--checkpoints", str(tmp_path / "o"),
                                  "--prefix", "net", "--end-epoch", "1"]) == 2
     assert "DTYPE must be 'float32' or 'float16'" in capsys.readouterr().err
+
+
+def test_interleaved_streams_cover_the_epoch_and_repeat_exactly(tiny_dataset_config):
+    from pyimagesearch.config import load_config
+    from pyimagesearch.data.iterators import InterleavedIter, dataset_info, training_iterator
+
+    config = load_config(str(tiny_dataset_config))
+    info = dataset_info(config, ("train",))
+
+    def epoch_labels(streams):
+        data_iter = training_iterator(config, info, 8, epoch=3, seed=5, streams=streams)
+        batches = [(b.label[0].asnumpy().tolist(), b.pad) for b in data_iter]
+        return data_iter, batches
+
+    data_iter, batches = epoch_labels(2)
+    assert isinstance(data_iter, InterleavedIter)
+    assert len(batches) == batches_per_epoch(32, 8, streams=2) == 4
+    assert epoch_labels(2)[1] == batches  # the same seeds give the same epoch
+    counts = np.bincount(np.concatenate([labels for labels, _ in batches]).astype(int))
+    assert counts.sum() == 32 and (counts > 0).all()

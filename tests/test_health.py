@@ -45,7 +45,8 @@ def make_setup(config, tmp_path, observers=(), name="run"):
                             update_on_kvstore=False)
     log = TrainingLog(tmp_path / f"training_{name}.log", console=False)
     return TrainingSetup(net=net, trainer=trainer, contexts=contexts, batch_size=BATCH,
-                         log=log, log_interval=100, seed=5, observers=list(observers))
+                         log=log, log_interval=100, seed=5, observers=list(observers),
+                         normalize=dataset_info(config, ("train",)).normalizer())
 
 
 def run_epochs(setup, config, epochs=1):

@@ -82,7 +82,7 @@ def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch
                else ten_crop_iterator(config, info, split, batch_size))
     net = load_standard_checkpoint(checkpoints, prefix, epoch, contexts)
     scorer = net if crops == 1 else TenCropAverage(net, int(config.INPUT_SIZE))
-    result = evaluate(scorer, batches, contexts, info.splits[split].count)
+    result = evaluate(scorer, batches, contexts, info.normalizer(), info.splits[split].count)
     result.update(epoch=epoch, split=split, records=info.splits[split].rec, crops=crops,
                   protocol=describe_crops(crops, config),
                   warnings=ten_crop_caveats(config) if crops == 10 else [])

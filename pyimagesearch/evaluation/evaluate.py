@@ -15,15 +15,19 @@ class EvaluationError(RuntimeError):
     """The number of images scored differs from the number the records hold."""
 
 
-def split_batch(batch: mx.io.DataBatch, contexts: list[mx.Context]
+Normalize = Callable[[mx.nd.NDArray], mx.nd.NDArray]
+
+
+def split_batch(batch: mx.io.DataBatch, contexts: list[mx.Context], normalize: Normalize
                 ) -> tuple[list[mx.nd.NDArray], list[mx.nd.NDArray]]:
+    """The batch's slices on each context, pixels normalized there (see ``Normalizer``)."""
     data = gluon.utils.split_and_load(batch.data[0], contexts, even_split=False)
     labels = gluon.utils.split_and_load(batch.label[0], contexts, even_split=False)
-    return data, labels
+    return [normalize(x) for x in data], labels
 
 
 def evaluate(net: Callable[[mx.nd.NDArray], mx.nd.NDArray], data_iter: mx.io.DataIter,
-             contexts: list[mx.Context],
+             contexts: list[mx.Context], normalize: Normalize,
              num_images: int | None = None) -> dict[str, float]:
     """Score ``net`` on every image of a freshly created ``data_iter`` once.
 
@@ -37,7 +41,7 @@ def evaluate(net: Callable[[mx.nd.NDArray], mx.nd.NDArray], data_iter: mx.io.Dat
     totals = MetricTotals()
     pending: list[mx.nd.NDArray] = []
     for batch in data_iter:
-        data, labels = split_batch(batch, contexts)
+        data, labels = split_batch(batch, contexts, normalize)
         valid_total = batch.data[0].shape[0] - (batch.pad or 0)
         offset = 0
         for x, y in zip(data, labels):

@@ -206,7 +206,7 @@ def parity_batch(source: CheckpointSource, images: int, split: str) -> np.ndarra
     count = min(images, info.splits[split].count)
     batch = next(iter(evaluation_iterator(source.config, info, split, count)))
     valid = count - (batch.pad or 0)
-    return batch.data[0].asnumpy()[:valid]
+    return info.normalizer()(batch.data[0]).asnumpy()[:valid]
 
 
 def mxnet_outputs(source: CheckpointSource, batch: np.ndarray) -> np.ndarray:

@@ -11,7 +11,6 @@ scaling rule, with a gradual warm-up: Goyal et al. 2017, arXiv 1706.02677).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -65,21 +64,6 @@ def create_cluster(kind: str, contexts: list[mx.Context]) -> Cluster:
     kvstore = mx.kv.create(kind)
     return Cluster(kvstore=kvstore, kind=kind, rank=kvstore.rank,
                    num_workers=kvstore.num_workers)
-
-
-def worker_updates_per_epoch(num_records: int, num_workers: int, batch_size: int) -> int:
-    """Batches every worker runs per epoch: the same number on each, or sync would hang.
-
-    ImageRecordIter gives worker k the records ``[k*c, (k+1)*c)`` with ``c = ceil(N/W)``;
-    the last part is the smallest, and it sets the count (the others drop their surplus
-    batches of that epoch; with shuffling, different images each epoch).
-    """
-    share = math.ceil(num_records / num_workers)
-    smallest = num_records - share * (num_workers - 1)
-    if smallest < 1:
-        raise ConfigError(f"{num_records} training records cannot be shared by "
-                          f"{num_workers} workers")
-    return math.ceil(smallest / batch_size)
 
 
 def scaled_schedule(config: ModuleType, spec: ScheduleSpec, cluster: Cluster,

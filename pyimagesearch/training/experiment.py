@@ -25,7 +25,9 @@ from pyimagesearch.config import (
 )
 from pyimagesearch.data.iterators import (
     DatasetInfo,
+    batches_per_epoch,
     dataset_info,
+    decode_streams,
     evaluation_iterator,
     training_iterator,
 )
@@ -35,7 +37,6 @@ from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
     create_cluster,
     scaled_schedule,
-    worker_updates_per_epoch,
 )
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
@@ -154,8 +155,9 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     cluster = create_cluster(request.kvstore or getattr(config, "KVSTORE", "device"), contexts)
     local_batch = config.BATCH_SIZE * len(contexts)
     batch_size = local_batch * cluster.num_workers
-    per_epoch = worker_updates_per_epoch(info.splits["train"].count, cluster.num_workers,
-                                         local_batch)
+    streams, _ = decode_streams(int(getattr(config, "DECODE_THREADS", 2)))
+    per_epoch = batches_per_epoch(info.splits["train"].count, local_batch,
+                                  cluster.num_workers, streams)
     params = model_params(config, request.model_params)
     identity = _identity(config, recipe, batch_size, per_epoch, params)
     seed = request.seed if request.seed is not None else int(getattr(config, "SEED", 0))
@@ -235,7 +237,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                      f"{request.start_epoch} on (--lr)")
         log.info(describe_health(health_settings(config)))
         setup = TrainingSetup(
-            net=net, trainer=trainer, contexts=contexts,
+            net=net, trainer=trainer, contexts=contexts, normalize=info.normalizer(),
             # Gradients summed over every worker's batch are normalised by the global batch;
             # dist_async applies each worker's push on its own.
             batch_size=local_batch if cluster.updates_on_servers else batch_size,
@@ -243,7 +245,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
             observers=observers_from_config(config),
             max_nonfinite_steps=int(getattr(config, "MAX_NONFINITE_STEPS", 3)),
             weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)),
-            max_batches=per_epoch if cluster.distributed else None,
+            max_batches=per_epoch,
             is_main=cluster.is_main, mixed_precision=dtype == "float16",
             log_fingerprints=cluster.distributed)
         return fit(

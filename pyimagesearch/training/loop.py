@@ -22,7 +22,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.evaluation.evaluate import evaluate, split_batch
+from pyimagesearch.evaluation.evaluate import Normalize, evaluate, split_batch
 from pyimagesearch.training.checkpoints import nonfinite_weights, save_checkpoint
 from pyimagesearch.training.logs import TrainingLog, append_metrics
 from pyimagesearch.training.metrics import MetricTotals, batch_sums
@@ -129,6 +129,8 @@ class TrainingSetup:
     log: TrainingLog
     log_interval: int
     seed: int
+    # uint8 pixels -> float32 minus the dataset mean, on each device (Normalizer).
+    normalize: Normalize = field(default=lambda x: x.astype("float32"))
     loss_fn: gluon.loss.Loss = field(default_factory=gluon.loss.SoftmaxCrossEntropyLoss)
     observers: list[StepObserver] = field(default_factory=list)
     # A step whose loss or gradient is not finite is skipped; this many in a row stop the run.
@@ -199,7 +201,7 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
         if setup.max_batches is not None and batch_index >= setup.max_batches:
             break
         progress.batch = batch_index + 1
-        data, labels = split_batch(batch, setup.contexts)
+        data, labels = split_batch(batch, setup.contexts, setup.normalize)
         with autograd.record():
             outputs = [setup.net(x) for x in data]
             losses = [setup.loss_fn(out, y) for out, y in zip(outputs, labels)]
@@ -302,7 +304,8 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
                 if stop.signum is not None:
                     raise TrainingInterrupted(stop.signum, epoch, progress.batch, None)
                 continue
-            val_metrics = evaluate(setup.net, make_val_iter(), setup.contexts, val_images)
+            val_metrics = evaluate(setup.net, make_val_iter(), setup.contexts, setup.normalize,
+                                   val_images)
             val_metrics.pop("images")
             setup.log.epoch_metrics(epoch, "Validation", val_metrics)
             num_update = setup.updates

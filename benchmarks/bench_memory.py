@@ -1,0 +1,149 @@
+"""Memory of a real training run: peak RSS, and RSS epoch after epoch (it must not grow).
+
+    python benchmarks/bench_memory.py                   # GoogLeNet 224 b32, 10 epochs;
+                                                        # Inception-ResNet-v2 299 b16, 2
+    python benchmarks/bench_memory.py --networks googlenet --epochs 10
+    python benchmarks/bench_memory.py --quick           # a smoke run (CI)
+
+Each network trains through ``train_googlenet.py`` (the CLI over
+``pyimagesearch.training.experiment.train``: records checked, network built and
+hybridized, validation, a checkpoint every epoch) on a small generated record dataset, in
+its own process, with a config that imports the network's real config
+(``config.imagenet_googlenet_config``, ``config.imagenet_inception_resnet_v2_config``)
+and changes only paths, the batch, one device and the epoch count. This script reads the
+run's console as it comes; at every ``Epoch[N] Time cost`` line (the end of an epoch's
+training) it reads VmRSS and VmHWM from ``/proc/<pid>/status``. Peak RSS is the child's
+``ru_maxrss`` from ``wait4`` (the kernel's high-water mark of its resident memory).
+Growth compares RSS after the 2nd epoch with RSS after the last one.
+Writes benchmarks/output/memory.json (memory_quick.json with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchlib import (
+    REPO_ROOT,
+    TIME_COST,
+    child_env,
+    machine,
+    make_training_dataset,
+    output_path,
+    read_status,
+    write_json,
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One network's memory run."""
+
+    base_config: str
+    crop: int
+    resize: int
+    batch: int
+    train_images: int
+    epochs: int
+
+
+RUNS = {
+    "googlenet": Run("config.imagenet_googlenet_config", 224, 256, 32, 64, 10),
+    "inception_resnet_v2": Run("config.imagenet_inception_resnet_v2_config", 299, 328, 16,
+                               32, 2),
+}
+QUICK = {"googlenet": Run("config.imagenet_googlenet_config", 32, 36, 8, 16, 4)}
+
+
+def measure(name: str, run: Run, folder: Path, timeout: float) -> dict[str, Any]:
+    # The generated validation split holds classes - 1 images: at least half a batch, as
+    # the iterator needs. One test image per class is carved out of the training images.
+    classes = run.batch // 2 + 1
+    config = make_training_dataset(
+        folder / name, images=run.train_images + classes, classes=classes,
+        image_size=max(run.resize * 4 // 3 + 8, 64), resize=run.resize,
+        base_config=run.base_config,
+        overrides={"INPUT_SIZE": run.crop, "BATCH_SIZE": run.batch, "NUM_DEVICES": 1,
+                   "LOG_INTERVAL": 1})
+    command = [sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--config", str(config),
+               "--checkpoints", str(folder / name / "run"), "--prefix", name,
+               "--end-epoch", str(run.epochs)]
+    tic = time.perf_counter()
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env=child_env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    epochs, tail = [], []
+    watchdog = threading.Timer(timeout, child.kill)
+    watchdog.start()
+    assert child.stdout is not None
+    for line in child.stdout:
+        tail = [*tail[-19:], line.rstrip()]
+        if (match := TIME_COST.search(line)) is not None:
+            status = read_status(child.pid)
+            epochs.append({"epoch": int(match.group(1)), "seconds": float(match.group(2)),
+                           "rss_mib": status.get("VmRSS", 0) / 1024,
+                           "hwm_mib": status.get("VmHWM", 0) / 1024})
+            print(f"[memory] {name} epoch {len(epochs)}/{run.epochs}: "
+                  f"RSS {epochs[-1]['rss_mib']:.0f} MiB", flush=True)
+    _, status, usage = os.wait4(child.pid, 0)
+    watchdog.cancel()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    result: dict[str, Any] = {
+        "network": name, "config": run.base_config, "crop": run.crop, "batch": run.batch,
+        "train_images": run.train_images, "epochs_asked": run.epochs,
+        "returncode": child.returncode, "seconds": time.perf_counter() - tic,
+        "peak_rss_mib": usage.ru_maxrss / 1024, "rss_by_epoch": epochs}
+    if child.returncode != 0:
+        result["error"] = " | ".join(tail[-8:])
+    if len(epochs) >= 3:
+        second, last = epochs[1]["rss_mib"], epochs[-1]["rss_mib"]
+        result["growth"] = {"from_epoch": 2, "to_epoch": len(epochs), "rss_mib": [second, last],
+                            "mib": last - second, "fraction": (last - second) / second}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default=",".join(RUNS),
+                        help=f"comma-separated, from: {', '.join(RUNS)}")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of every run (default: 10 for GoogLeNet, 2 for IRv2)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 32 px, 4 epochs")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    table = QUICK if args.quick else RUNS
+    names = [n.strip() for n in args.networks.split(",") if n.strip() in table]
+    if not names:
+        parser.error(f"no known network in {args.networks!r}; known: {', '.join(table)}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench_memory_") as scratch:
+        for name in names:
+            run = table[name]
+            if args.epochs:
+                run = Run(**{**run.__dict__, "epochs": args.epochs})
+            results.append(measure(name, run, Path(scratch), args.timeout))
+            r = results[-1]
+            growth = r.get("growth")
+            print(f"[memory] {name} {r['crop']} px, batch {r['batch']}: peak RSS "
+                  f"{r['peak_rss_mib']:.0f} MiB"
+                  + (f"; RSS after epoch 2 {growth['rss_mib'][0]:.0f} MiB, after epoch "
+                     f"{growth['to_epoch']} {growth['rss_mib'][1]:.0f} MiB "
+                     f"({growth['mib']:+.1f} MiB)" if growth else "")
+                  + (f"; FAILED: {r['error']}" if "error" in r else ""), flush=True)
+    report = {"benchmark": "training memory", "quick": args.quick, "results": results,
+              "machine": machine()}
+    path = write_json(output_path(args.output, "memory.json", args.quick), report)
+    print(f"[memory] wrote {path}", flush=True)
+    return 0 if all(r["returncode"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
