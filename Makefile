@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-requirements
 DEMO_CONFIG := config.demo_googlenet_config
 DEMO_OUT    := output/demo
 
-.PHONY: venv demo test lint bench clean-demo
+.PHONY: venv demo test lint bench bench-quick clean-demo
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+bench-quick: $(STAMP)
+	$(PY) benchmarks/run_all.py --quick
 
 clean-demo:
 	rm -rf datasets/digits $(DEMO_OUT)
