@@ -276,7 +276,8 @@ class InterleavedIter(mx.io.DataIter):
     def reset(self) -> None:
         # ImageRecordIter.reset() drops its prefetched batch (see evaluate()); an epoch
         # gets new iterators instead.
-        raise NotImplementedError("create a new training iterator for every epoch")
+        raise RuntimeError("InterleavedIter cannot be reset: create a new training iterator "
+                           "for every epoch (training_iterator)")
 
     def next(self) -> mx.io.DataBatch:
         while self._active:

@@ -24,7 +24,8 @@ class Conv(OpRun):
     def _run(self, X, W, B=None, auto_pad=None, dilations=None, group=None,
              kernel_shape=None, pads=None, strides=None):
         if auto_pad not in (None, "NOTSET", b"NOTSET"):
-            raise NotImplementedError(f"Conv with auto_pad={auto_pad!r}")
+            raise ValueError(f"Conv with auto_pad={auto_pad!r}: only explicit pads "
+                             "(auto_pad NOTSET, what MXNet's exporter writes) are evaluated here")
         spatial = X.ndim - 2
         kernel = W.shape[2:]
         if kernel_shape is not None and tuple(kernel_shape) != tuple(kernel):
