@@ -80,8 +80,15 @@ def test_run_all_quick_writes_results_with_every_section(tmp_path):
         "resnet56_b", "resnet110", "resnet110_b"}
     google = next(r for r in results["training"] if r["network"] == "googlenet")
     for key in ("bare_step_img_s", "loop_img_s", "loop_over_bare", "bare_step_gflops",
-                "data_wait_fraction", "health"):
+                "data_wait_fraction", "health", "per_epoch_seconds",
+                "loop_at_real_epoch_over_bare"):
         assert key in google
+    # An epoch's fixed costs spread over a real epoch can only bring the loop closer to the
+    # rate measured between them.
+    assert google["per_epoch_seconds"]["median"] > 0
+    assert google["real_epoch_images"] == 1_281_167
+    loop_rate = results["training"][2]["loop_at_real_epoch_img_s"]["median"]
+    assert loop_rate >= results["training"][2]["loop_img_s"]["median"]
     assert results["peak"]["peak_gflops"] > 0
     assert results["memory"]["results"][0]["peak_rss_mib"] > 0
     assert results["scaling"]["runs"]["local"]["img_s"]["median"] > 0
