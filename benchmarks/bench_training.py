@@ -150,7 +150,9 @@ def forward_flops(net: gluon.HybridBlock, size: int, channels: int = 3) -> int:
     for node in nodes:
         if node["op"] not in ("Convolution", "FullyConnected"):
             continue
-        weight = shapes[nodes[node["inputs"][1][0]]["name"]]
+        source = nodes[node["inputs"][1][0]]
+        # a variable, or an operator's output (Inception-ResNet-v2 scales its 1x1 weights)
+        weight = shapes[source["name"] if source["op"] == "null" else source["name"] + "_output"]
         total += 2 * int(np.prod(shapes[node["name"] + "_output"])) * int(np.prod(weight[1:]))
     return total
 

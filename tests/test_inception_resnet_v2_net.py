@@ -178,10 +178,15 @@ def test_residual_scale_is_stored_and_used():
     assert identity.scale == 0.0
     np.testing.assert_allclose(identity(x).asnumpy(), np.maximum(x.asnumpy(), 0), atol=1e-6)
     scaled = _block(0.17)
-    residual = scaled.up(scaled.mixed(x)).asnumpy()
+    # The branch's 1x1 convolution with the stored (unscaled) weights; the block scales it.
+    residual = mx.nd.Convolution(scaled.mixed(x), scaled.up.weight.data(), scaled.up.bias.data(),
+                                 kernel=(1, 1), num_filter=32).asnumpy()
     assert np.abs(residual).max() > 0
+    np.testing.assert_allclose(scaled.up(scaled.mixed(x)).asnumpy(), 0.17 * residual,
+                               rtol=1e-5, atol=1e-6)
     expected = np.maximum(x.asnumpy() + 0.17 * residual, 0)
     np.testing.assert_allclose(scaled(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    assert sorted(scaled.up.collect_params()) == ["block35_up_bias", "block35_up_weight"]
     linear = _block(0.0, activation=False)
     np.testing.assert_allclose(linear(x).asnumpy(), x.asnumpy(), atol=1e-6)
 
