@@ -101,3 +101,28 @@ def test_run_all_quick_writes_results_with_every_section(tmp_path):
                     "## How the figures are measured"):
         assert heading in text
     assert "Quick run" in text and "PyTorch peers skipped" in text
+
+
+def test_profile_step_accounts_for_the_step_by_operator_kind(tmp_path):
+    """The profiler run sees every convolution of the network, forward and backward, and
+    the kinds add up to the operators' time (which cannot exceed the step by much)."""
+    out = tmp_path / "profile.json"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "profile_step.py"),
+                           "--quick", "--networks", "resnet20_b,inception_resnet_v2",
+                           "--output", str(out), "--markdown", str(tmp_path / "p.md")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = {r["network"]: r for r in json.loads(out.read_text())["results"]}
+    resnet = results["resnet20_b"]
+    # ResNet-20 B: the stem, 18 in the blocks and 2 projections = 21 per forward pass.
+    assert resnet["operators"]["Convolution"]["count_per_step"] == 21
+    assert resnet["operators"]["_backward_Convolution"]["count_per_step"] == 21
+    kinds = resnet["kinds_ms_per_step"]
+    assert kinds["convolution forward"] > 0 and kinds["convolution backward"] > 0
+    assert abs(sum(kinds.values()) - resnet["operator_ms_per_step"]) < 1e-6
+    assert resnet["operator_ms_per_step"] <= 1.2 * resnet["wall_ms_per_step"]
+    # Inception-ResNet-v2 scales its residuals on the 1x1 weights and uses oneDNN's ReLU:
+    # no plain relu, and no scalar multiplication over activations (only over weights).
+    irv2 = results["inception_resnet_v2"]["operators"]
+    assert "relu" not in irv2 and "_backward_relu" not in irv2
+    assert "| convolution backward |" in (tmp_path / "p.md").read_text()
