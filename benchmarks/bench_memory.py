@@ -33,7 +33,6 @@ from typing import Any
 
 from benchlib import (
     REPO_ROOT,
-    TIME_COST,
     child_env,
     machine,
     make_training_dataset,
@@ -41,6 +40,8 @@ from benchlib import (
     read_status,
     write_json,
 )
+
+from pyimagesearch.training.logs import TIME_COST_LINE
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def measure(name: str, run: Run, folder: Path, timeout: float) -> dict[str, Any]
     assert child.stdout is not None
     for line in child.stdout:
         tail = [*tail[-19:], line.rstrip()]
-        if (match := TIME_COST.search(line)) is not None:
+        if (match := TIME_COST_LINE.search(line)) is not None:
             status = read_status(child.pid)
             epochs.append({"epoch": int(match.group(1)), "seconds": float(match.group(2)),
                            "rss_mib": status.get("VmRSS", 0) / 1024,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -105,10 +104,6 @@ def read_status(pid: int) -> dict[str, int]:
     return values
 
 
-# The log line that closes an epoch's training (pyimagesearch.training.logs writes it).
-TIME_COST = re.compile(r"Epoch\[(\d+)\] Time cost=([0-9.eE+-]+)")
-
-
 def child_env(**changes: str | None) -> dict[str, str]:
     """This process's environment with the repository importable and ``changes`` applied
     (None removes a variable)."""
@@ -167,3 +162,10 @@ def make_training_dataset(folder: Path, *, images: int, classes: int, image_size
     config.write_text("\n".join(lines) + "\n")
     build_dataset(load_config(str(config)))
     return config
+
+
+def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """A Markdown table's lines; the first ``left`` columns are text, the others figures."""
+    align = ["---"] * left + ["---:"] * (len(header) - left)
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(row) + " |" for row in rows), ""]

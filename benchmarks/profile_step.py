@@ -46,7 +46,7 @@ import pyimagesearch  # noqa: F401
 # isort: split
 import mxnet as mx
 from bench_training import NETWORKS, forward_flops, in_memory_batch, make_setup, one_step, quick
-from benchlib import machine, output_path
+from benchlib import machine, markdown_table, output_path
 
 DEFAULT_NETWORKS = "googlenet,resnet20_b,resnet56_b"
 # Operator name (as the profiler reports it) -> kind. Checked in order; the first match wins.
@@ -150,27 +150,24 @@ def profile(name: str, steps: int, quick_run: bool) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]], peak: float | None) -> str:
-    kinds = [k for k, _ in KINDS] + [OTHER, "outside operators (Python, engine, waiting)"]
-    lines = ["| kind | " + " | ".join(f"{r['network']} ({r['input']} px, b{r['batch']})"
-                                      for r in results) + " |",
-             "|---|" + "---:|" * len(results)]
-    for kind in kinds:
-        cells = []
-        for r in results:
-            ms = (r["outside_operators_ms_per_step"] if kind.startswith("outside")
-                  else r["kinds_ms_per_step"].get(kind, 0.0))
-            cells.append(f"{ms:.1f} ms ({100 * ms / r['wall_ms_per_step']:.0f}%)")
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    lines.append("| **step (wall)** | " + " | ".join(
-        f"**{r['wall_ms_per_step']:.1f} ms**" for r in results) + " |")
-    lines.append("| step GFLOP/s | " + " | ".join(
-        f"{r['step_gflops']:.0f}" + (f" ({100 * r['step_gflops'] / peak:.0f}% of peak)"
-                                     if peak else "") for r in results) + " |")
-    lines.append("| conv + dense kernels alone, GFLOP/s | " + " | ".join(
-        (f"{r['conv_dense_kernel_gflops']:.0f}" + (
-            f" ({100 * r['conv_dense_kernel_gflops'] / peak:.0f}% of peak)" if peak else ""))
-        if r["conv_dense_kernel_gflops"] else "n/a" for r in results) + " |")
-    return "\n".join(lines) + "\n"
+    def share(ms: float, r: dict[str, Any]) -> str:
+        return f"{ms:.1f} ms ({100 * ms / r['wall_ms_per_step']:.0f}%)"
+
+    def of_peak(gflops: float | None) -> str:
+        if not gflops:
+            return "n/a"
+        return f"{gflops:.0f}" + (f" ({100 * gflops / peak:.0f}% of peak)" if peak else "")
+
+    rows = [[kind, *(share(r["kinds_ms_per_step"].get(kind, 0.0), r) for r in results)]
+            for kind in [k for k, _ in KINDS] + [OTHER]]
+    rows += [["outside operators (Python, engine, waiting)",
+              *(share(r["outside_operators_ms_per_step"], r) for r in results)],
+             ["**step (wall)**", *(f"**{r['wall_ms_per_step']:.1f} ms**" for r in results)],
+             ["step GFLOP/s", *(of_peak(r["step_gflops"]) for r in results)],
+             ["conv + dense kernels alone, GFLOP/s",
+              *(of_peak(r["conv_dense_kernel_gflops"]) for r in results)]]
+    header = ["kind", *(f"{r['network']} ({r['input']} px, b{r['batch']})" for r in results)]
+    return "\n".join(markdown_table(header, rows))
 
 
 def main(argv: list[str] | None = None) -> int:

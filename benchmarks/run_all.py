@@ -35,7 +35,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import BENCH_DIR, OUTPUT, REPO_ROOT, child_env, thread_environment, write_json
+from benchlib import (
+    BENCH_DIR,
+    OUTPUT,
+    REPO_ROOT,
+    child_env,
+    thread_environment,
+    write_json,
+)
+from benchlib import markdown_table as table  # short: every section renders tables
 from peers import Peers
 
 SECTIONS = ("peak", "training", "pipeline", "memory", "scaling")
@@ -293,13 +301,6 @@ def spread(entry: dict | None, digits: int = 1, scale: float = 1.0) -> str:
         return num(scale * entry["median"], digits)
     return (f"{num(scale * entry['median'], digits)} ({num(scale * entry['min'], digits)}"
             f"-{num(scale * entry['max'], digits)})")
-
-
-def table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
-    """A Markdown table; the first ``left`` columns are text, the others figures."""
-    align = ["---"] * left + ["---:"] * (len(header) - left)
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
-            *("| " + " | ".join(row) + " |" for row in rows), ""]
 
 
 def render_machine(results: dict[str, Any]) -> list[str]:

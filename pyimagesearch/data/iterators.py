@@ -200,7 +200,7 @@ def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType, batch_siz
         "path_imgrec": split.rec, "path_imgidx": split.idx,
         "data_shape": (3, size, size), "batch_size": batch_size,
         "dtype": "uint8",  # the mean is subtracted on the device: see Normalizer
-        "preprocess_threads": int(getattr(config, "DECODE_THREADS", 2)),
+        "preprocess_threads": decode_threads(config),
         # round_batch fills the last batch with images from the start of the set and
         # reports how many in batch.pad, instead of uninitialised memory.
         "round_batch": True,
@@ -212,6 +212,11 @@ def _draw_seed(seed: int, epoch: int, purpose: str) -> int:
     """A well-spread 31-bit seed for (run seed, epoch, purpose)."""
     digest = hashlib.sha256(f"{seed}/{epoch}/{purpose}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % (2**31 - 1)
+
+
+def decode_threads(config: ModuleType) -> int:
+    """The decode threads a config asks for (``DECODE_THREADS``, default 2)."""
+    return int(getattr(config, "DECODE_THREADS", 2))
 
 
 def decode_threads_cap(cores: int | None = None) -> int:
@@ -301,19 +306,15 @@ def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, ep
     worker's records (default: as many as MXNet's per-iterator cap requires), taken in
     turn; ``batches_per_epoch`` counts the batches that gives.
     """
-    threads = int(getattr(config, "DECODE_THREADS", 2))
-    auto_streams, per_stream = decode_streams(threads)
-    streams = streams or auto_streams
-    per_stream = math.ceil(threads / streams)
-    iterators = []
-    for stream in range(streams):
-        params = _common(info.splits["train"], info, config, batch_size)
-        params.update(augmentation(config))
-        params.update(shuffle=True, seed=_draw_seed(seed, epoch, f"order/{stream}"),
-                      seed_aug=_draw_seed(seed, epoch, f"augmentation/{stream}"),
-                      num_parts=num_parts * streams, part_index=part_index * streams + stream,
-                      preprocess_threads=per_stream)
-        iterators.append(mx.io.ImageRecordIter(**params))
+    threads = decode_threads(config)
+    streams = streams or decode_streams(threads)[0]
+    common = {**_common(info.splits["train"], info, config, batch_size), **augmentation(config),
+              "shuffle": True, "num_parts": num_parts * streams,
+              "preprocess_threads": math.ceil(threads / streams)}
+    iterators = [mx.io.ImageRecordIter(**common, seed=_draw_seed(seed, epoch, f"order/{stream}"),
+                                       seed_aug=_draw_seed(seed, epoch, f"augmentation/{stream}"),
+                                       part_index=part_index * streams + stream)
+                 for stream in range(streams)]
     return iterators[0] if streams == 1 else InterleavedIter(iterators)
 
 

@@ -28,6 +28,7 @@ from pyimagesearch.data.iterators import (
     batches_per_epoch,
     dataset_info,
     decode_streams,
+    decode_threads,
     evaluation_iterator,
     training_iterator,
 )
@@ -155,7 +156,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     cluster = create_cluster(request.kvstore or getattr(config, "KVSTORE", "device"), contexts)
     local_batch = config.BATCH_SIZE * len(contexts)
     batch_size = local_batch * cluster.num_workers
-    streams, _ = decode_streams(int(getattr(config, "DECODE_THREADS", 2)))
+    streams, _ = decode_streams(decode_threads(config))
     per_epoch = batches_per_epoch(info.splits["train"].count, local_batch,
                                   cluster.num_workers, streams)
     params = model_params(config, request.model_params)

@@ -28,7 +28,9 @@ _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 _BATCH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\s+Speed: " + _NUMBER + r" samples/sec(.*)$")
 _PAIR = re.compile(r"([\w-]+)=" + _NUMBER)
 _EPOCH_METRIC = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([\w-]+)=" + _NUMBER + r"\s*$")
-_TIME = re.compile(r"Epoch\[(\d+)\] Time cost=" + _NUMBER)
+# The line that closes an epoch's training: (epoch, seconds). Public: benchmarks watch
+# a run's console for it.
+TIME_COST_LINE = re.compile(r"Epoch\[(\d+)\] Time cost=" + _NUMBER)
 _LR = re.compile(r"Epoch\[(\d+)\] Learning-rate=" + _NUMBER)
 _START = re.compile(r"Start: epoch (\d+) at (\S+)")
 _NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")
@@ -142,7 +144,7 @@ def parse_log(path: str | Path) -> ParsedLog:
             metrics = {key: _float(value) for key, value in _PAIR.findall(match.group(4))}
             batches.append((int(match.group(1)), int(match.group(2)), _float(match.group(3)),
                             metrics))
-        elif (match := _TIME.search(line)) is not None:
+        elif (match := TIME_COST_LINE.search(line)) is not None:
             epochs.setdefault(int(match.group(1)), EpochRecord()).time = _float(match.group(2))
         elif (match := _LR.search(line)) is not None:
             epochs.setdefault(int(match.group(1)), EpochRecord()).lr = _float(match.group(2))
