@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 
-from pyimagesearch.config import ConfigError, config_name, load_config
+from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.manifest import load_manifest
 from pyimagesearch.data.verify import SPLITS, check_splits
 from pyimagesearch.utils.imagenethelper import DatasetError
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                                 check_hash=args.hash)
     print("\n".join(lines))
     if not sound:
-        print(f"rebuild with: python build_imagenet.py --config {config_name(config)}",
+        print(f"rebuild with: python build_imagenet.py --config {config.source}",
               file=sys.stderr)
         return 1
     return 0

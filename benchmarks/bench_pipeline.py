@@ -46,7 +46,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from benchlib import (
@@ -169,7 +168,6 @@ def measure_child(args: argparse.Namespace) -> dict[str, Any]:
 
     data_config = load_config(args.data_config)
     info = iterators.dataset_info(data_config, ("train",))
-    base = {name: getattr(data_config, name) for name in dir(data_config) if name.isupper()}
     cores = len(os.sched_getaffinity(0))
     # One ImageRecordIter, as MXNet's own examples use it, against the training iterator
     # as training uses it: as many interleaved iterators as the decode-thread cap requires.
@@ -177,20 +175,18 @@ def measure_child(args: argparse.Namespace) -> dict[str, Any]:
                                                           streams=1),
                  "training_iterator (interleaved)": iterators.training_iterator}
     notes = []
-    augmentations = {"book": dict(base.get("AUGMENTATION", {})), "crop_mirror": CROP_MIRROR}
+    augmentations = {"book": data_config.AUGMENTATION, "crop_mirror": CROP_MIRROR}
     rows = []
-    for threads in sorted({int(base.get("DECODE_THREADS", 1)), cores}):
+    for threads in sorted({data_config.DECODE_THREADS, cores}):
         for factory_name, factory in factories.items():
             used = None
             for aug_name, aug in augmentations.items():
-                config = SimpleNamespace(**{**base, "DECODE_THREADS": threads,
-                                            "AUGMENTATION": aug,
-                                            "__name__": f"{args.config} (bench)"})
+                config = data_config.replace(DECODE_THREADS=threads, AUGMENTATION=aug)
                 if used is None:
                     used = decode_threads_used(factory, config, info, args.batch)
                 rows.append({"iterator": factory_name, "augmentation": aug_name,
                              "augmentation_settings": aug, "preprocess_threads": threads,
-                             "config_decode_threads": threads == base.get("DECODE_THREADS"),
+                             "config_decode_threads": threads == data_config.DECODE_THREADS,
                              "decode_threads": used,
                              "factory": factory, "config": config, "rates": []})
     for epoch_seed in range(args.repeats):

@@ -48,7 +48,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -321,10 +320,7 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
                                                           case.classes)},
                            mean={"R": 123.68, "G": 116.78, "B": 103.94},
                            image_size=case.stored, manifest_file="", manifest={})
-        real = load_config(case.config)
-        config = SimpleNamespace(**{**{name: getattr(real, name) for name in dir(real)
-                                       if name.isupper()},
-                                    "INPUT_SIZE": case.size, "__name__": case.config})
+        config = load_config(case.config).replace(INPUT_SIZE=case.size)
         steps = case.images // case.batch
         setup = make_setup(case, folder, steps)
         setup.normalize = info.normalizer()  # as training does: uint8 in, mean off on device

@@ -9,13 +9,13 @@ from os import path
 
 from config.cifar10_resnet_config import *  # noqa: F403
 
-CIFAR_HOME = os.environ.get("CIFAR100_HOME", "/raid/datasets/cifar100")
-CIFAR_ROOT = CIFAR_HOME
+_CIFAR_HOME = os.environ.get("CIFAR100_HOME", "/raid/datasets/cifar100")
+CIFAR_ROOT = _CIFAR_HOME
 CIFAR_DATASET = "cifar100"
 CIFAR_LABELS = "fine"   # "coarse": the 20 superclasses (then NUM_CLASSES = 20)
 NUM_CLASSES = 100
 
-MX_OUTPUT = path.join(CIFAR_HOME, "rec", "split_45k_5k")
+MX_OUTPUT = path.join(_CIFAR_HOME, "rec", "split_45k_5k")
 TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
 VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
 TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")

@@ -13,28 +13,24 @@ CIFAR_ROOT; ``build_cifar.py`` writes the records beside them under ``rec/``.
 
 import math
 import os
-from dataclasses import replace
 from os import path
-
-from pyimagesearch.training import recipes
-from pyimagesearch.training.schedules import Warmup
 
 # --- dataset ------------------------------------------------------------------------
 # The folder holding cifar-10-batches-py/ (or cifar-10-batches-bin/), or that folder itself.
-CIFAR_HOME = os.environ.get("CIFAR_HOME", "/raid/datasets/cifar10")
-CIFAR_ROOT = CIFAR_HOME
+_CIFAR_HOME = os.environ.get("CIFAR_HOME", "/raid/datasets/cifar10")
+CIFAR_ROOT = _CIFAR_HOME
 CIFAR_DATASET = "cifar10"
 CIFAR_LAYOUT = "auto"   # "python", "binary", or "auto" (binary when both are there)
 CIFAR_LABELS = "fine"
 NUM_CLASSES = 10
-NUM_TRAIN_FILE_IMAGES = 50000
+_TRAIN_FILE_IMAGES = 50000
 NUM_TEST_IMAGES = 10000
 # Section 4.2: the schedule was chosen on a 45k/5k train/val split (500 per class here).
 # VAL_SIZE = 0 trains on all 50k and validates on the test set.
 VAL_SIZE = 5000
 VAL_SPLIT_SEED = 0
 
-MX_OUTPUT = path.join(CIFAR_HOME, "rec", "split_45k_5k")
+MX_OUTPUT = path.join(_CIFAR_HOME, "rec", "split_45k_5k")
 TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
 VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
 TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
@@ -59,14 +55,14 @@ DECODE_THREADS = 1      # 32x32 PNGs decode at ~100k img/s a thread; more would 
 AUGMENTATION = {"pad": 4, "fill_value": 121, "rand_crop": True, "rand_mirror": True}
 # He et al. initialise as in their PReLU paper (arXiv 1502.01852): Gaussian, fan-in, x2.
 INITIALIZER = "msra"
-PAPER_UPDATES = 64000
+_PAPER_UPDATES = 64000
 # 64k updates at ceil(45000 / 128) = 352 per epoch: 182 epochs (164 with VAL_SIZE = 0).
-RECIPE = recipes.PAPER_CIFAR_RESNET.with_epochs(
-    math.ceil(PAPER_UPDATES / math.ceil((NUM_TRAIN_FILE_IMAGES - VAL_SIZE) / BATCH_SIZE)))
+RECIPE = {"base": "paper-cifar-resnet", "num_epochs": math.ceil(
+    _PAPER_UPDATES / math.ceil((_TRAIN_FILE_IMAGES - VAL_SIZE) / BATCH_SIZE))}
 # Section 4.2, 110 layers: 0.01 until training error < 80% (about 400 updates), then 0.1.
 # A fixed 400 updates here; the paper's trigger is the training error.
-RECIPE_WARMUP = replace(RECIPE, name="paper-cifar-resnet-warmup",
-                        warmup=Warmup(updates=400, begin_lr=0.01))
-RECIPES_BY_DEPTH = {110: RECIPE_WARMUP, 1202: RECIPE_WARMUP}
+_WARMUP_RECIPE = {**RECIPE, "name": "paper-cifar-resnet-warmup",
+                  "warmup": {"updates": 400, "begin_lr": 0.01}}
+RECIPES_BY_DEPTH = {110: _WARMUP_RECIPE, 1202: _WARMUP_RECIPE}
 LOG_INTERVAL = 50
 SEED = 1

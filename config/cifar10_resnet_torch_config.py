@@ -8,24 +8,22 @@ for 110 layers a warm-up at 0.001 for the first 400 updates (the paper uses 0.01
 config; only the schedule and the split differ.
 """
 
-from dataclasses import replace
 from os import path
 
 from config.cifar10_resnet_config import *  # noqa: F403
-from config.cifar10_resnet_config import CIFAR_HOME, RECIPE
-from pyimagesearch.training.schedules import MultiStep, Warmup
+from config.cifar10_resnet_config import CIFAR_ROOT
 
 VAL_SIZE = 0            # train on 50k; the val records are a copy of the test records
-MX_OUTPUT = path.join(CIFAR_HOME, "rec", "full_50k")
+MX_OUTPUT = path.join(CIFAR_ROOT, "rec", "full_50k")
 TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
 VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
 TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
 DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
 MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
 
-RECIPE = replace(RECIPE, name="torch-cifar-resnet",
-                 source="Torch reproduction of He et al. 2016 cited in issue 5: 200 epochs, /10 at 80 and 160",
-                 num_epochs=200, schedule=MultiStep(factor=0.1, at_epochs=(80, 160)))
-RECIPE_WARMUP = replace(RECIPE, name="torch-cifar-resnet-warmup",
-                        warmup=Warmup(updates=400, begin_lr=0.001))
-RECIPES_BY_DEPTH = {110: RECIPE_WARMUP, 1202: RECIPE_WARMUP}
+RECIPE = {"base": "paper-cifar-resnet", "name": "torch-cifar-resnet",
+          "source": "Torch reproduction of He et al. 2016 cited in issue 5: 200 epochs, /10 at 80 and 160",
+          "num_epochs": 200, "schedule": {"kind": "multi_step", "factor": 0.1, "at_epochs": [80, 160]}}
+_WARMUP_RECIPE = {**RECIPE, "name": "torch-cifar-resnet-warmup",
+                  "warmup": {"updates": 400, "begin_lr": 0.001}}
+RECIPES_BY_DEPTH = {110: _WARMUP_RECIPE, 1202: _WARMUP_RECIPE}

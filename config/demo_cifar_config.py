@@ -8,23 +8,19 @@ Everything else is the paper config with a short schedule.
 """
 
 import os
-from dataclasses import replace
 from os import path
 
 from config.cifar10_resnet_config import *  # noqa: F403
 from config.cifar10_resnet_config import RECIPE
-from pyimagesearch.training.schedules import MultiStep, Warmup
 
 _REPO = path.dirname(path.dirname(path.abspath(__file__)))
-CIFAR_HOME = os.environ.get("CIFAR_DEMO_HOME", path.join(_REPO, "datasets", "cifar10_fake"))
-CIFAR_ROOT = CIFAR_HOME
+CIFAR_ROOT = os.environ.get("CIFAR_DEMO_HOME", path.join(_REPO, "datasets", "cifar10_fake"))
 # Not in real configs: only then does build_cifar.py write fake files.
 FAKE_CIFAR = {"images_per_batch": 100, "seed": 0, "layout": "python"}
-NUM_TRAIN_FILE_IMAGES = 500
 NUM_TEST_IMAGES = 100
 VAL_SIZE = 100
 
-MX_OUTPUT = path.join(CIFAR_HOME, "rec")
+MX_OUTPUT = path.join(CIFAR_ROOT, "rec")
 TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
 VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
 TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
@@ -32,10 +28,10 @@ DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
 MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
 
 BATCH_SIZE = 32
-RECIPE = replace(RECIPE, name="demo-cifar-resnet", num_epochs=6,
-                 schedule=MultiStep(factor=0.1, at_epochs=(4,)))
-RECIPE_WARMUP = replace(RECIPE, name="demo-cifar-resnet-warmup",
-                        warmup=Warmup(updates=20, begin_lr=0.01))
-RECIPES_BY_DEPTH = {110: RECIPE_WARMUP, 1202: RECIPE_WARMUP}
+RECIPE = {**RECIPE, "name": "demo-cifar-resnet", "num_epochs": 6,
+          "schedule": {"kind": "multi_step", "factor": 0.1, "at_epochs": [4]}}
+_WARMUP_RECIPE = {**RECIPE, "name": "demo-cifar-resnet-warmup",
+                  "warmup": {"updates": 20, "begin_lr": 0.01}}
+RECIPES_BY_DEPTH = {110: _WARMUP_RECIPE, 1202: _WARMUP_RECIPE}
 LOG_INTERVAL = 5
 SEED = 1

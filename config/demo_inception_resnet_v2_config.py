@@ -12,8 +12,6 @@ residual scaling and the channel widths are the real ones.
         --checkpoints output/demo_irv2 --prefix irv2
 """
 
-import os
-from dataclasses import replace
 from os import path
 
 from config.demo_googlenet_config import (  # noqa: F401  (the config's public fields)
@@ -36,21 +34,18 @@ from config.demo_googlenet_config import (  # noqa: F401  (the config's public f
     VAL_LIST,
     WORD_IDS,
 )
-from pyimagesearch.training import recipes
-from pyimagesearch.training.schedules import StepDecay
 
-RECORDS = path.join(MX_OUTPUT, "rec80")
-TRAIN_MX_LIST = path.join(RECORDS, "lists", "train.lst")
-VAL_MX_LIST = path.join(RECORDS, "lists", "val.lst")
-TEST_MX_LIST = path.join(RECORDS, "lists", "test.lst")
-TRAIN_MX_REC = path.join(RECORDS, "train.rec")
-VAL_MX_REC = path.join(RECORDS, "val.rec")
-TEST_MX_REC = path.join(RECORDS, "test.rec")
-DATASET_MEAN = path.join(RECORDS, "digits_mean.json")
+_RECORDS = path.join(MX_OUTPUT, "rec80")
+TRAIN_MX_LIST = path.join(_RECORDS, "lists", "train.lst")
+VAL_MX_LIST = path.join(_RECORDS, "lists", "val.lst")
+TEST_MX_LIST = path.join(_RECORDS, "lists", "test.lst")
+TRAIN_MX_REC = path.join(_RECORDS, "train.rec")
+VAL_MX_REC = path.join(_RECORDS, "val.rec")
+TEST_MX_REC = path.join(_RECORDS, "test.rec")
+DATASET_MEAN = path.join(_RECORDS, "digits_mean.json")
 
 RESIZE = 80             # 80 -> 75 is close to the reproductions' 328 -> 299
 ENCODING_QUALITY = 95
-BUILD_THREADS = os.cpu_count() or 1
 
 MODEL = "inception_resnet_v2"
 MODEL_PARAMS = {"blocks": [1, 1, 1]}
@@ -63,8 +58,8 @@ AUGMENTATION = {"rand_crop": True, "rand_mirror": False,
                 "max_rotate_angle": 15, "max_shear_ratio": 0.1}
 # The Torch reproduction's recipe, squeezed into a few epochs: the same SGD at 0.045 and
 # momentum 0.9, x0.5 every 2 epochs instead of x0.96 every 12,800 updates.
-RECIPE = replace(recipes.TORCH_IRV2_SGD, name="demo-inception-resnet-v2-sgd", num_epochs=6,
-                 schedule=StepDecay(factor=0.5, every_epochs=2))
+RECIPE = {"base": "torch-inception-resnet-v2-sgd", "name": "demo-inception-resnet-v2-sgd",
+          "num_epochs": 6, "schedule": {"kind": "step_decay", "factor": 0.5, "every_epochs": 2}}
 LOG_INTERVAL = 10
 HEALTH = {"interval": 10, "dead_fraction": 0.99, "patience": 3}
 SEED = 42

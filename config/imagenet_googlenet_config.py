@@ -7,8 +7,6 @@ default is /raid/datasets/imagenet); lists, records and the mean are written bes
 import os
 from os import path
 
-from pyimagesearch.training import recipes
-
 # --- the raw ILSVRC2015 tree ------------------------------------------------------
 MX_OUTPUT = os.environ.get("IMAGENET_HOME", "/raid/datasets/imagenet")
 BASE_PATH = path.join(MX_OUTPUT, "ILSVRC2015")
@@ -45,7 +43,6 @@ DATASET_MEAN = path.join(MX_OUTPUT, "rec", "imagenet_mean.json")
 
 RESIZE = 256            # shorter side of every stored image
 ENCODING_QUALITY = 95   # JPEG quality of the records (im2rec's default)
-BUILD_THREADS = os.cpu_count() or 1
 BUILD_WORKER_TIMEOUT = 600     # seconds a worker may spend on one chunk of 32 images
 BUILD_MAX_ASPECT_RATIO = 20    # longer side / shorter side beyond which an image is skipped
 
@@ -54,11 +51,11 @@ MODEL = "googlenet"
 INPUT_SIZE = 224        # training crop and evaluation center crop
 BATCH_SIZE = 128        # per device
 NUM_DEVICES = 3
-DECODE_THREADS = os.cpu_count() or 1  # all of them: pyimagesearch.runtime lifts MXNet's cap
+DECODE_THREADS = os.cpu_count() or 1  # all of them: data.iterators gets past MXNet's cap
 AUGMENTATION = {"rand_crop": True, "rand_mirror": True,
                 "max_rotate_angle": 15, "max_shear_ratio": 0.1}
 # Experiment #3 of the book (Adam, table 1e-3 / 1e-4 at 30 / 1e-5 at 45, 50 epochs);
-# recipes.BOOK_GOOGLENET_SGD is experiment #1 (SGD 1e-2, drops by hand with --lr).
-RECIPE = recipes.BOOK_GOOGLENET_ADAM
+# "book-googlenet-sgd" is experiment #1 (SGD 1e-2, drops by hand with --lr).
+RECIPE = "book-googlenet-adam"
 LOG_INTERVAL = 500      # batches between speed lines, as the book's Speedometer
 SEED = 42

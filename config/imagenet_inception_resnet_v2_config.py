@@ -28,21 +28,19 @@ from config.imagenet_googlenet_config import (  # noqa: F401  (the config's publ
     VAL_LIST,
     WORD_IDS,
 )
-from pyimagesearch.training import recipes
 
 # --- lists, records and mean of this experiment: their own folder --------------------
-RECORDS = path.join(MX_OUTPUT, "rec328")
-TRAIN_MX_LIST = path.join(RECORDS, "lists", "train.lst")
-VAL_MX_LIST = path.join(RECORDS, "lists", "val.lst")
-TEST_MX_LIST = path.join(RECORDS, "lists", "test.lst")
-TRAIN_MX_REC = path.join(RECORDS, "train.rec")
-VAL_MX_REC = path.join(RECORDS, "val.rec")
-TEST_MX_REC = path.join(RECORDS, "test.rec")
-DATASET_MEAN = path.join(RECORDS, "imagenet_mean.json")
+_RECORDS = path.join(MX_OUTPUT, "rec328")
+TRAIN_MX_LIST = path.join(_RECORDS, "lists", "train.lst")
+VAL_MX_LIST = path.join(_RECORDS, "lists", "val.lst")
+TEST_MX_LIST = path.join(_RECORDS, "lists", "test.lst")
+TRAIN_MX_REC = path.join(_RECORDS, "train.rec")
+VAL_MX_REC = path.join(_RECORDS, "val.rec")
+TEST_MX_REC = path.join(_RECORDS, "test.rec")
+DATASET_MEAN = path.join(_RECORDS, "imagenet_mean.json")
 
 RESIZE = 328            # shorter side stored, as both public reproductions
 ENCODING_QUALITY = 95
-BUILD_THREADS = os.cpu_count() or 1
 
 # --- training -----------------------------------------------------------------------
 MODEL = "inception_resnet_v2"
@@ -60,10 +58,10 @@ AUGMENTATION = {"random_resized_crop": True, "min_random_area": 0.08, "max_rando
                 "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "pca_noise": 0.1}
 # The Torch reproduction's recipe (SGD 0.045, x0.96 every 12,800 updates of batch 64, 90
 # epochs), the one public from-scratch run with a result. Alternatives:
-# recipes.PAPER_IRV2_RMSPROP (the paper's, without RMSProp momentum in MXNet),
-# recipes.CAFFE_IRV2_SGD, recipes.TORCH_IRV2_SGD_SETTING1 (momentum 0.4737, the
-# published 24.407% / 7.407%).
-RECIPE = recipes.TORCH_IRV2_SGD
+# "paper-inception-resnet-v2-rmsprop" (the paper's, without RMSProp momentum in MXNet),
+# "caffe-inception-resnet-v2-sgd", "torch-inception-resnet-v2-sgd-setting1" (momentum
+# 0.4737, the published 24.407% / 7.407%).
+RECIPE = "torch-inception-resnet-v2-sgd"
 LOG_INTERVAL = 500
 # The health monitor's defaults, written out: a dying network shows within hours.
 HEALTH = {"interval": 100, "dead_fraction": 0.99, "patience": 3}

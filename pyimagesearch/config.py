@@ -1,96 +1,91 @@
 """Load experiment configs: plain Python modules of upper-case constants, as in the book.
 
 Every script accepts ``--config`` as either a dotted module name
-(``config.demo_googlenet_config``) or a path to a ``.py`` file. The effective config
-is snapshotted as JSON with every run so a checkpoint says how it was made.
+(``config.demo_googlenet_config``) or a path to a ``.py`` file. The module's upper-case
+names are checked against :mod:`pyimagesearch.settings`; what comes back is the validated
+:class:`~pyimagesearch.settings.Settings`, read like the module (``config.BATCH_SIZE``).
+A config that does not import (a syntax error, a name error) is a one-line
+:class:`ConfigError` naming the file and the line.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import importlib
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+
+from pyimagesearch.settings import ConfigError, Settings, validate
+
+__all__ = ["REPO_ROOT", "ConfigError", "Settings", "load_config"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ConfigError(ValueError):
-    """A config is missing, cannot be imported, or holds inconsistent values."""
+def _import_error(exc: BaseException, fallback: str) -> ConfigError:
+    """One line naming the config file and line where importing it failed."""
+    if isinstance(exc, SyntaxError):
+        where = f"{exc.filename or fallback}, line {exc.lineno}"
+        return ConfigError(f"{where}: SyntaxError: {exc.msg}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The innermost frame in a config file (a config may import another config).
+    in_configs = [f for f in frames if "importlib" not in f.filename
+                  and not f.filename.startswith("<frozen")]
+    frame = in_configs[-1] if in_configs else (frames[-1] if frames else None)
+    where = f"{frame.filename}, line {frame.lineno}" if frame else fallback
+    return ConfigError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-def load_config(spec: str) -> ModuleType:
-    """Import a config given as a module name or a ``.py`` path.
-
-    The repository root is put on ``sys.path`` first so that ``config.*`` resolves no
-    matter which directory the script was started from.
-    """
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
-    if spec.endswith(".py") or "/" in spec or "\\" in spec:
-        path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        name = "_config_" + path.stem
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise ConfigError(f"config file cannot be imported: {path}")
-        module = importlib.util.module_from_spec(module_spec)
+def _exec_file(path: Path) -> ModuleType:
+    name = "_config_" + path.stem
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise ConfigError(f"config file cannot be imported: {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    try:
         module_spec.loader.exec_module(module)
-        return module
+    except Exception as exc:
+        raise _import_error(exc, str(path)) from None
+    return module
+
+
+def _import_module(spec: str) -> ModuleType:
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name is not None and spec.startswith(exc.name):
             raise ConfigError(
                 f"config module not found: {spec} (give a module such as "
-                f"config.demo_googlenet_config or a path to a .py file)"
-            ) from exc
-        raise
+                f"config.demo_googlenet_config or a path to a .py file)") from None
+        raise _import_error(exc, spec) from None
+    except Exception as exc:
+        raise _import_error(exc, spec) from None
 
 
-def require(config: ModuleType, *names: str) -> None:
-    """Fail with one message listing every field a step needs but the config lacks."""
-    missing = [name for name in names if not hasattr(config, name)]
-    if missing:
-        raise ConfigError(f"config {config_name(config)} lacks {', '.join(missing)}")
+def load_module(spec: str) -> ModuleType:
+    """Import a config given as a module name or a ``.py`` path (unchecked)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return _exec_file(path)
+    return _import_module(spec)
 
 
-def config_name(config: ModuleType) -> str:
-    return getattr(config, "__file__", None) or config.__name__
+def module_fields(module: ModuleType) -> dict[str, object]:
+    """The module's upper-case names: what a config declares (``_private`` helpers aside)."""
+    return {name: getattr(module, name) for name in dir(module)
+            if name.isupper() and not name.startswith("_")}
 
 
-def config_snapshot_value(value: Any) -> Any:
-    """One config value as JSON-ready data (dataclasses become dicts with their type)."""
-    return _to_json(value)
-
-
-def _to_json(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"__type__": type(value).__name__, **_to_json(dataclasses.asdict(value))}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(key): _to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def config_snapshot(config: ModuleType) -> dict[str, Any]:
-    """The config's upper-case fields as JSON-ready data (what a checkpoint records)."""
-    fields = {
-        name: _to_json(getattr(config, name))
-        for name in sorted(dir(config))
-        if name.isupper() and not name.startswith("_")
-    }
-    fields["__source__"] = config_name(config)
-    return fields
+def load_config(spec: str | Settings) -> Settings:
+    """Import a config and check it against the declared settings."""
+    if isinstance(spec, Settings):
+        return spec
+    module = load_module(spec)
+    source = getattr(module, "__file__", None) or spec
+    return validate(module_fields(module), str(source))

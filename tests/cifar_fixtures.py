@@ -13,7 +13,6 @@ def write_cifar_config(path: str | Path, cifar_root: str | Path, output: str | P
     upper-case field (values must be literals)."""
     path, output = Path(path), Path(output)
     fields: dict[str, Any] = {
-        "CIFAR_HOME": str(cifar_root),
         "CIFAR_ROOT": str(cifar_root),
         "FAKE_CIFAR": None,
         "MX_OUTPUT": str(output),

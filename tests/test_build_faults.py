@@ -317,7 +317,7 @@ def test_empty_class_or_split_is_an_error_naming_it(tmp_path, case):
         "no_test": "NUM_TEST_IMAGES is 0, so the test split would be empty",
         "class_unreadable": f"1 class(es) would have no training record: {tree.wnids[2]} "
                             f"(label 2, '{tree.names[2]}'",
-        "bad_timeout": "BUILD_WORKER_TIMEOUT must be a positive number",
+        "bad_timeout": "BUILD_WORKER_TIMEOUT = 0: must be a number > 0",
     }[case]
     assert expected in stderr
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

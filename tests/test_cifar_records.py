@@ -243,7 +243,7 @@ def test_missing_files_and_bad_configs_are_named(fake, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     for fields, message in (({"RESIZE": 40}, "RESIZE must be 32"),
                             ({"NUM_CLASSES": 100}, "has 10 classes"),
-                            ({"VAL_SIZE": -1}, "VAL_SIZE must be >= 0"),
+                            ({"VAL_SIZE": -1}, "VAL_SIZE = -1: must be an integer >= 0"),
                             ({"MEAN_IMAGE": str(tmp_path / "rec" / "mean.json")},
                              "must differ")):
         path = write_cifar_config(tmp_path / "b.py", fake.folder.parent, tmp_path / "rec",

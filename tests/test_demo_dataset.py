@@ -8,7 +8,6 @@ import subprocess
 from collections import Counter
 from contextlib import redirect_stdout
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 import build_demo_dataset
-from pyimagesearch.config import load_config
+from pyimagesearch.config import Settings, load_config
 from pyimagesearch.data import demo_dataset
 from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.demo_dataset import DIGIT_CLASSES, write_demo_dataset
@@ -28,7 +27,7 @@ DEMO_FIELDS = {"NUM_CLASSES": 10, "NUM_TEST_IMAGES": 300, "RESIZE": 64, "INPUT_S
                "DEMO_SEED": 7}
 
 
-def demo_config(folder: Path, **fields) -> ModuleType:
+def demo_config(folder: Path, **fields) -> Settings:
     path = write_config(folder / "demo_config.py", folder / "digits" / "ILSVRC2015",
                         folder / "digits", **{**DEMO_FIELDS, **fields})
     return load_config(str(path))
@@ -40,12 +39,12 @@ def files_of(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, str]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str]:
     folder = tmp_path_factory.mktemp("demo")
     config = demo_config(folder)
     out = io.StringIO()
     with redirect_stdout(out):
-        assert build_demo_dataset.main(["--config", config.__file__]) == 0
+        assert build_demo_dataset.main(["--config", config.source]) == 0
     return config, out.getvalue()
 
 
@@ -72,21 +71,17 @@ def test_the_tree_reads_as_ilsvrc(demo):
         assert digits.target[sample] == label
 
 
-def val_labels_before_blacklist(config: ModuleType) -> list[int]:
+def val_labels_before_blacklist(config: Settings) -> list[int]:
     return [int(line) - 1 for line in Path(config.VAL_LABELS).read_text().split()]
 
 
-def blacklist(config: ModuleType) -> list[int]:
+def blacklist(config: Settings) -> list[int]:
     return [int(line) for line in Path(config.VAL_BLACKLIST).read_text().split()]
 
 
 def test_label_orders_differ(demo):
     config, _ = demo
-    config.LABEL_ORDER = "sorted_wnid"
-    try:
-        sorted_labels = ImageNetHelper(config).build_class_labels()
-    finally:
-        config.LABEL_ORDER = "map_clsloc"
+    sorted_labels = ImageNetHelper(config.replace(LABEL_ORDER="sorted_wnid")).build_class_labels()
     assert sorted_labels == {w: i for i, w in enumerate(sorted(w for w, _ in DIGIT_CLASSES))}
     assert sorted_labels != ImageNetHelper(config).build_class_labels()
 

@@ -17,13 +17,8 @@ from pyimagesearch.data.iterators import (
     decode_threads_cap,
 )
 from pyimagesearch.training.distribution import Cluster, create_cluster
-from pyimagesearch.training.schedules import (
-    EpochTable,
-    ScheduleSpec,
-    StepDecay,
-    lr_at_epoch_start,
-    scale_schedule,
-)
+from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
+from pyimagesearch.training.schedules import EpochTable, ScheduleSpec, StepDecay, scale_schedule
 
 
 @pytest.mark.parametrize("records,workers,streams,batch", [
@@ -95,7 +90,7 @@ def test_float16_is_accepted_by_the_config_and_refused_on_the_cpu(tiny_dataset_c
     config.write_text(tiny_dataset_config.read_text() + "DTYPE = 'bfloat8'\n")
     assert train_googlenet.main(["--config", str(config), "--checkpoints", str(tmp_path / "o"),
                                  "--prefix", "net", "--end-epoch", "1"]) == 2
-    assert "DTYPE must be 'float32' or 'float16'" in capsys.readouterr().err
+    assert "DTYPE = 'bfloat8': must be one of 'float32', 'float16'" in capsys.readouterr().err
 
 
 def test_interleaved_streams_cover_the_epoch_and_repeat_exactly(tiny_dataset_config):

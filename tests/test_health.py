@@ -13,6 +13,7 @@ import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.iterators import dataset_info, training_iterator
 from pyimagesearch.nn.layers import GlobalAvgPool
+from pyimagesearch.settings import validate
 from pyimagesearch.training.experiment import build_network
 from pyimagesearch.training.health import (
     HealthMonitor,
@@ -88,19 +89,16 @@ def test_log_lines_round_trip(tmp_path):
 
 
 def test_settings_come_from_the_config_with_defaults(tmp_path):
-    class Config:
-        __name__ = "test-config"
-
-    assert health_settings(Config) == HealthSettings(100, 0.99, 3)
-    Config.HEALTH = {"interval": 7}
-    assert health_settings(Config) == HealthSettings(7, 0.99, 3)
-    assert observers_from_config(Config)[0].interval == 7
-    Config.HEALTH = None
-    assert health_settings(Config) is None and observers_from_config(Config) == []
+    config = validate({}, "test-config")
+    assert health_settings(config) == HealthSettings(100, 0.99, 3)
+    config = config.replace(HEALTH={"interval": 7})
+    assert health_settings(config) == HealthSettings(7, 0.99, 3)
+    assert observers_from_config(config)[0].interval == 7
+    config = config.replace(HEALTH=None)
+    assert health_settings(config) is None and observers_from_config(config) == []
     for bad in ({"intervall": 5}, {"interval": 0}, {"dead_fraction": 1.5}, [100]):
-        Config.HEALTH = bad
         with pytest.raises(ConfigError, match="HEALTH"):
-            health_settings(Config)
+            config.replace(HEALTH=bad)
 
 
 def test_a_check_measures_without_touching_weights_or_bn_statistics(config, tmp_path):

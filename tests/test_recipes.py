@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pyimagesearch.training import recipes
+from pyimagesearch.training.lr_schedulers import build_lr_scheduler, lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
-from pyimagesearch.training.schedules import build_lr_scheduler, lr_at_epoch_start
 
 # ImageNet's 1,281,167 training images less the 50,000 test images carved out of them,
 # at the reproductions' batch of 32 x 2.

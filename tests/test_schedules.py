@@ -4,6 +4,7 @@ import mxnet as mx
 import pytest
 
 from pyimagesearch.training import recipes
+from pyimagesearch.training.lr_schedulers import build_lr_scheduler, lr_at_epoch_start
 from pyimagesearch.training.schedules import (
     Constant,
     EpochTable,
@@ -12,8 +13,6 @@ from pyimagesearch.training.schedules import (
     ScheduleSpec,
     StepDecay,
     Warmup,
-    build_lr_scheduler,
-    lr_at_epoch_start,
 )
 
 PER_EPOCH = 10

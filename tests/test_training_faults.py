@@ -80,9 +80,9 @@ def test_a_changed_config_is_refused_unless_overridden_and_then_the_new_rate_app
         tiny_config, tmp_path, capsys):
     assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
     changed = variant(tiny_config, tmp_path, "changed",
-                      "from dataclasses import replace\n"
-                      "from pyimagesearch.training.schedules import EpochTable\n"
-                      "RECIPE = replace(RECIPE, base_lr=5e-4, schedule=EpochTable({0: 5e-4}))\n")
+                      "RECIPE = {'base': 'book-googlenet-adam', 'name': 'demo-googlenet-adam', "
+                      "'num_epochs': 10, 'base_lr': 5e-4, "
+                      "'schedule': {'kind': 'epoch_table', 'table': {0: 5e-4}}}\n")
     capsys.readouterr()
     assert train(changed, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err

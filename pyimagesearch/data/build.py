@@ -39,19 +39,16 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
 import numpy as np
 
-from pyimagesearch.config import ConfigError, config_name, require
-from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.lists import ListEntry, make_entries, write_list
 from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path
 from pyimagesearch.data.mean import write_mean
 from pyimagesearch.data.records import (
-    DEFAULT_WORKER_TIMEOUT,
     BuildError,
     ImageWorkers,
     PackResult,
@@ -101,33 +98,21 @@ class StrictBuildError(DatasetError):
 
 
 # --- the whole build ---------------------------------------------------------------------
-def check_build_config(config: ModuleType) -> None:
+def check_build_config(config: Settings) -> None:
     """Refuse a config that cannot give a usable dataset, before any work starts."""
-    require(config, *BUILD_FIELDS)
-    name = config_name(config)
-    resize, input_size = int(config.RESIZE), int(config.INPUT_SIZE)
-    if resize < input_size:
+    config.require(*BUILD_FIELDS)
+    name = config.source
+    if config.RESIZE < config.INPUT_SIZE:
         raise ConfigError(
-            f"config {name}: RESIZE={resize} is smaller than INPUT_SIZE={input_size}; every "
-            f"stored image must be at least as large as the training crop")
-    if not 1 <= int(config.ENCODING_QUALITY) <= 100:
-        raise ConfigError(f"config {name}: ENCODING_QUALITY must lie in 1..100, "
-                          f"not {config.ENCODING_QUALITY}")
-    if int(config.BUILD_THREADS) < 1:
-        raise ConfigError(f"config {name}: BUILD_THREADS must be at least 1")
-    timeout = getattr(config, "BUILD_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT)
-    if timeout is not None and not float(timeout) > 0:
-        raise ConfigError(f"config {name}: BUILD_WORKER_TIMEOUT must be a positive number of "
-                          f"seconds (or None for no limit), not {timeout!r}")
-    if not float(getattr(config, "BUILD_MAX_ASPECT_RATIO", DEFAULT_MAX_ASPECT_RATIO)) >= 1:
-        raise ConfigError(f"config {name}: BUILD_MAX_ASPECT_RATIO must be at least 1")
+            f"{name}: RESIZE={config.RESIZE} is smaller than INPUT_SIZE={config.INPUT_SIZE}; "
+            f"every stored image must be at least as large as the training crop")
     lists = [Path(getattr(config, lst)).resolve() for lst, _ in _SPLIT_FIELDS.values()]
     records = [Path(getattr(config, rec)).resolve() for _, rec in _SPLIT_FIELDS.values()]
     outputs = [*lists, *records, *map(idx_path_for, records), Path(config.DATASET_MEAN).resolve()]
     if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"config {name}: the list, record and mean paths must all differ")
+        raise ConfigError(f"{name}: the list, record and mean paths must all differ")
     if any(path.suffix != ".rec" for path in records):
-        raise ConfigError(f"config {name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
+        raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
                           f"in .rec (the .idx goes beside them)")
 
 
@@ -165,12 +150,12 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
     reads a record file in chunks (and in contiguous parts per worker in distributed
     training), so class-sorted records would give class-sorted batches.
     """
-    seed = int(getattr(helper.config, "TEST_SPLIT_SEED", 42))
+    seed = int(helper.config.TEST_SPLIT_SEED)
     train_paths, train_labels = helper.build_training_set()
     val_paths, val_labels = helper.build_validation_set()
     split = helper.split_test_set(train_paths, train_labels, seed=seed)
     if not split.test_paths:
-        raise ConfigError(f"config {config_name(helper.config)}: NUM_TEST_IMAGES is 0, so the "
+        raise ConfigError(f"{helper.config.source}: NUM_TEST_IMAGES is 0, so the "
                           f"test split would be empty (the book carves 50 per class)")
     order = np.random.RandomState(seed).permutation(len(split.train_paths))
     return {
@@ -181,7 +166,7 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
     }
 
 
-def build_dataset(config: ModuleType, strict: bool = False) -> dict[str, Any]:
+def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
     """Raw ILSVRC tree -> three ``.lst`` -> three ``.rec``/``.idx`` + mean + manifest.
 
     Parameters
@@ -240,7 +225,7 @@ def build_dataset(config: ModuleType, strict: bool = False) -> dict[str, Any]:
     return manifest
 
 
-def _build_staged(config: ModuleType, helper: ImageNetHelper,
+def _build_staged(config: Settings, helper: ImageNetHelper,
                   entries: dict[str, list[ListEntry]], outputs: dict[str, dict[str, Path]],
                   staging: Staging, strict: bool, started: float,
                   started_at: datetime) -> dict[str, Any]:
@@ -249,9 +234,7 @@ def _build_staged(config: ModuleType, helper: ImageNetHelper,
 
     image_root = str(config.IMAGES_PATH)
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
-    timeout = getattr(config, "BUILD_WORKER_TIMEOUT", DEFAULT_WORKER_TIMEOUT)
-    timeout = None if timeout is None else float(timeout)
-    max_aspect = float(getattr(config, "BUILD_MAX_ASPECT_RATIO", DEFAULT_MAX_ASPECT_RATIO))
+    timeout, max_aspect = config.BUILD_WORKER_TIMEOUT, config.BUILD_MAX_ASPECT_RATIO
     num_classes = len(helper.classes)
     temporary: dict[str, dict[str, Path]] = {}
     results: dict[str, PackResult] = {}
@@ -282,7 +265,7 @@ def _build_staged(config: ModuleType, helper: ImageNetHelper,
     folder = manifest_file.resolve().parent
     manifest = {
         "format": MANIFEST_FORMAT,
-        "config": config_name(config),
+        "config": config.source,
         "created": started_at.isoformat(timespec="seconds"),
         "build_seconds": None,
         **_dataset_description(config, helper),
@@ -348,7 +331,7 @@ def _failure_message(exc: BaseException, staging: Staging, manifest_file: Path,
     return f"{where} failed: {reason}{hint}; {state}"
 
 
-def _dataset_description(config: ModuleType, helper: ImageNetHelper) -> dict[str, Any]:
+def _dataset_description(config: Settings, helper: ImageNetHelper) -> dict[str, Any]:
     return {
         "label_order": helper.label_order,
         "num_classes": len(helper.classes),
@@ -359,11 +342,10 @@ def _dataset_description(config: ModuleType, helper: ImageNetHelper) -> dict[str
         "image_root": str(Path(config.IMAGES_PATH).resolve()),
         # The training list's order is drawn with the same seed.
         "test_split": {"num_test_images": int(config.NUM_TEST_IMAGES),
-                       "seed": int(getattr(config, "TEST_SPLIT_SEED", 42))},
+                       "seed": int(config.TEST_SPLIT_SEED)},
         "build_threads": int(config.BUILD_THREADS),
         # Images more elongated than this were skipped (see images.prepare_image).
-        "max_aspect_ratio": float(getattr(config, "BUILD_MAX_ASPECT_RATIO",
-                                          DEFAULT_MAX_ASPECT_RATIO)),
+        "max_aspect_ratio": float(config.BUILD_MAX_ASPECT_RATIO),
     }
 
 

@@ -36,13 +36,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
 import numpy as np
 
-from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.cifar import (
     DATASETS,
     IMAGE_SIZE,
@@ -75,10 +74,10 @@ class SplitImages:
     indices: np.ndarray
 
 
-def check_cifar_config(config: ModuleType) -> None:
+def check_cifar_config(config: Settings) -> None:
     """Refuse a config that cannot give a usable CIFAR dataset, before any work."""
-    require(config, *BUILD_FIELDS)
-    name = config_name(config)
+    config.require(*BUILD_FIELDS)
+    name = config.source
     if config.CIFAR_DATASET not in DATASETS:
         raise ConfigError(f"config {name}: CIFAR_DATASET must be one of {DATASETS}, got "
                           f"{config.CIFAR_DATASET!r}")
@@ -100,9 +99,9 @@ def check_cifar_config(config: ModuleType) -> None:
                           f"in .rec (the .idx goes beside them)")
 
 
-def _write_fake_if_asked(config: ModuleType) -> bool:
+def _write_fake_if_asked(config: Settings) -> bool:
     """Demo configs (``FAKE_CIFAR``) get fake files in the official format if none exist."""
-    fake = getattr(config, "FAKE_CIFAR", None)
+    fake = config.FAKE_CIFAR
     if not fake:
         return False
     try:
@@ -118,17 +117,17 @@ def _write_fake_if_asked(config: ModuleType) -> bool:
     return True
 
 
-def load_splits(config: ModuleType) -> tuple[dict[str, SplitImages], dict[str, Any]]:
+def load_splits(config: Settings) -> tuple[dict[str, SplitImages], dict[str, Any]]:
     """The train/val/test images the config asks for, and how they were chosen."""
-    root, layout = config.CIFAR_ROOT, getattr(config, "CIFAR_LAYOUT", "auto")
-    dataset, label = config.CIFAR_DATASET, getattr(config, "CIFAR_LABELS", "fine")
+    root, layout = config.CIFAR_ROOT, config.CIFAR_LAYOUT
+    dataset, label = config.CIFAR_DATASET, config.CIFAR_LABELS
     train = load_cifar(root, dataset, "train", label, layout)
     test = load_cifar(root, dataset, "test", label, layout)
     if train.num_classes != int(config.NUM_CLASSES):
-        raise ConfigError(f"config {config_name(config)}: NUM_CLASSES is {config.NUM_CLASSES},"
+        raise ConfigError(f"{config.source}: NUM_CLASSES is {config.NUM_CLASSES},"
                           f" but {dataset} ({label} labels) has {train.num_classes} classes")
     all_train = np.arange(len(train), dtype=np.int64)
-    val_size, seed = int(config.VAL_SIZE), int(getattr(config, "VAL_SPLIT_SEED", 0))
+    val_size, seed = int(config.VAL_SIZE), int(config.VAL_SPLIT_SEED)
     test_split = SplitImages(test, "test", np.arange(len(test), dtype=np.int64))
     if val_size == 0:
         splits = {"train": SplitImages(train, "train", all_train), "val": test_split,
@@ -201,7 +200,7 @@ def _tool_versions() -> dict[str, str]:
             "numpy": np.__version__, "opencv": cv2.__version__}
 
 
-def build_cifar_dataset(config: ModuleType) -> dict[str, Any]:
+def build_cifar_dataset(config: Settings) -> dict[str, Any]:
     """Official CIFAR files -> three ``.rec``/``.idx``, both means and the manifest.
 
     Returns the manifest, as written. Raises ``ConfigError``, ``FileNotFoundError`` (no
@@ -212,7 +211,7 @@ def build_cifar_dataset(config: ModuleType) -> dict[str, Any]:
     check_cifar_config(config)
     fake = _write_fake_if_asked(config)
     folder, layout = locate_cifar(config.CIFAR_ROOT, config.CIFAR_DATASET,
-                                  getattr(config, "CIFAR_LAYOUT", "auto"))
+                                  config.CIFAR_LAYOUT)
     splits, validation = load_splits(config)
     class_names = splits["train"].data.class_names
 
@@ -240,14 +239,14 @@ def build_cifar_dataset(config: ModuleType) -> dict[str, Any]:
         base = manifest_file.resolve().parent
         manifest = {
             "format": MANIFEST_FORMAT,
-            "config": config_name(config),
+            "config": config.source,
             "created": started_at.isoformat(timespec="seconds"),
             "build_seconds": None,
             "dataset": config.CIFAR_DATASET,
             "fake": fake,
             # Labels are numbered as in the official files (batches.meta / meta order).
             "label_order": "official",
-            "label_set": getattr(config, "CIFAR_LABELS", "fine"),
+            "label_set": config.CIFAR_LABELS,
             "num_classes": len(class_names),
             "classes": [{"label": i, "name": n} for i, n in enumerate(class_names)],
             "resize": IMAGE_SIZE,

@@ -22,13 +22,12 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
 import numpy as np
 
-from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -72,7 +71,7 @@ class DemoResult:
                 f"{self.num_val} validation images ({self.num_blacklisted} blacklisted)")
 
 
-def _parameters(config: ModuleType) -> dict[str, Any]:
+def _parameters(config: Settings) -> dict[str, Any]:
     base = Path(config.BASE_PATH)
     layout = {}
     for name in ("IMAGES_PATH", "IMAGE_SETS_PATH", "DEVKIT_PATH", "WORD_IDS", "TRAIN_LIST",
@@ -81,7 +80,7 @@ def _parameters(config: ModuleType) -> dict[str, Any]:
         try:
             layout[name] = path.relative_to(base).as_posix()
         except ValueError:
-            raise ConfigError(f"config {config_name(config)}: {name}={path} must lie inside "
+            raise ConfigError(f"{config.source}: {name}={path} must lie inside "
                               f"BASE_PATH={base} for the demo tree") from None
     return {"format": DEMO_FORMAT, "seed": int(config.DEMO_SEED),
             "val_per_class": int(config.DEMO_VAL_PER_CLASS),
@@ -106,7 +105,7 @@ def render_digit(digit: np.ndarray, size: int, rng: np.random.RandomState) -> np
     return np.clip(image + 0.5, 0, 255).astype(np.uint8)
 
 
-def _plan(config: ModuleType, targets: np.ndarray) -> tuple[list[int], list[int], list[int]]:
+def _plan(config: Settings, targets: np.ndarray) -> tuple[list[int], list[int], list[int]]:
     """Training sample indices, validation sample indices (in val order), blacklist."""
     rng = np.random.RandomState(int(config.DEMO_SEED))
     per_class = int(config.DEMO_VAL_PER_CLASS)
@@ -115,20 +114,20 @@ def _plan(config: ModuleType, targets: np.ndarray) -> tuple[list[int], list[int]
     for digit in range(len(DIGIT_CLASSES)):
         members = rng.permutation(np.flatnonzero(targets == digit))
         if not 0 < per_class < len(members):
-            raise ConfigError(f"config {config_name(config)}: DEMO_VAL_PER_CLASS must lie in "
+            raise ConfigError(f"{config.source}: DEMO_VAL_PER_CLASS must lie in "
                               f"1..{len(members) - 1}, not {per_class}")
         val += members[:per_class].tolist()
         train += members[per_class:].tolist()
     val = [val[i] for i in rng.permutation(len(val))]
     size = int(config.DEMO_BLACKLIST_SIZE)
     if not 0 < size < len(val):
-        raise ConfigError(f"config {config_name(config)}: DEMO_BLACKLIST_SIZE must lie in "
+        raise ConfigError(f"{config.source}: DEMO_BLACKLIST_SIZE must lie in "
                           f"1..{len(val) - 1}, not {size}")
     blacklist = sorted((rng.choice(len(val), size, replace=False) + 1).tolist())
     return sorted(train), val, blacklist
 
 
-def _write_tree(root: Path, config: ModuleType, parameters: dict[str, Any]) -> dict[str, int]:
+def _write_tree(root: Path, config: Settings, parameters: dict[str, Any]) -> dict[str, int]:
     """Write the whole tree under ``root``; return {relative path: size} of every file."""
     from sklearn.datasets import load_digits
 
@@ -217,15 +216,15 @@ def _remove_leftovers(base: Path) -> None:
                 pass
 
 
-def write_demo_dataset(config: ModuleType) -> DemoResult:
+def write_demo_dataset(config: Settings) -> DemoResult:
     """Write the digits mini-ILSVRC tree at ``config.BASE_PATH`` unless it is already there.
 
     Deterministic given ``DEMO_SEED`` (same seed, same bytes). Refuses to replace a
     ``BASE_PATH`` that this function did not write.
     """
-    require(config, *_FIELDS)
+    config.require(*_FIELDS)
     if int(config.NUM_CLASSES) != len(DIGIT_CLASSES):
-        raise ConfigError(f"config {config_name(config)}: the digits demo has "
+        raise ConfigError(f"{config.source}: the digits demo has "
                           f"{len(DIGIT_CLASSES)} classes, NUM_CLASSES is {config.NUM_CLASSES}")
     base = Path(config.BASE_PATH)
     parameters = _parameters(config)

@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from pyimagesearch import settings
+
 # What Pillow's plugins raise on malformed data besides UnidentifiedImageError.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
                   Image.DecompressionBombError)
@@ -43,7 +45,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 # Longer side / shorter side beyond which an image is refused (see the module docstring),
 # loose enough for ordinary photographs and panoramas; at RESIZE=256 the longest stored side
 # is then 5120 px. A refused image is listed with the skipped files (--strict: a failure).
-DEFAULT_MAX_ASPECT_RATIO = 20.0
+DEFAULT_MAX_ASPECT_RATIO: float = settings.default("BUILD_MAX_ASPECT_RATIO")
 
 
 class UnreadableImage(Exception):

@@ -25,12 +25,11 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mxnet as mx
 
-from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.config import Settings
 from pyimagesearch.data.mean import load_mean
 from pyimagesearch.data.verify import RecordError, verify_split
 from pyimagesearch.runtime import usable_cores
@@ -38,13 +37,6 @@ from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
 
-# The keys of AUGMENTATION that are passed to ImageRecordIter as they are.
-AUGMENTATION_KEYS = frozenset({
-    "rand_crop", "rand_mirror", "max_rotate_angle", "max_shear_ratio", "max_aspect_ratio",
-    "min_aspect_ratio", "random_resized_crop", "min_random_area", "max_random_area",
-    "max_random_scale", "min_random_scale", "brightness", "contrast", "saturation",
-    "pca_noise", "random_h", "random_s", "random_l", "pad", "fill_value", "inter_method",
-})
 SPLITS = ("train", "val", "test")
 
 
@@ -102,24 +94,23 @@ class Normalizer:
         return mx.nd.broadcast_sub(data.astype("float32", copy=False), self._mean_on(data.context))
 
 
-def _build_command(config: ModuleType) -> str:
+def _build_command(config: Settings) -> str:
     """The command that builds this config's records (``BUILD_SCRIPT``: CIFAR's differs)."""
-    script = getattr(config, "BUILD_SCRIPT", "build_imagenet.py")
-    return f"python {script} --config {config_name(config)}"
+    return f"python {config.BUILD_SCRIPT} --config {config.source}"
 
 
-def _rebuild_hint(config: ModuleType) -> str:
+def _rebuild_hint(config: Settings) -> str:
     return f"build it with: {_build_command(config)}"
 
 
-def _load_mean(path: str, config: ModuleType) -> dict[str, float]:
+def _load_mean(path: str, config: Settings) -> dict[str, float]:
     try:
         return load_mean(path)
     except DatasetError as exc:
         raise DataError(f"{exc}; {_rebuild_hint(config)}") from None
 
 
-def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
+def dataset_info(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
     """Check that the records of ``splits`` exist and suit the config, before any C++ iterator.
 
     The manifest written by ``build_imagenet.py`` gives the record counts (the number of
@@ -168,7 +159,7 @@ def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> Datase
             f"{image_size} px, smaller than the {config.INPUT_SIZE} px crop (INPUT_SIZE); "
             f"rebuild them with RESIZE >= {config.INPUT_SIZE}: {_build_command(config)}")
     mean = _load_mean(config.DATASET_MEAN, config)
-    mean_image = getattr(config, "MEAN_IMAGE", None)
+    mean_image = config.MEAN_IMAGE
     if mean_image is not None and not Path(mean_image).is_file():
         # ImageRecordIter would quietly compute and write a mean image of its own.
         raise DataError(f"per-pixel mean image {mean_image} (MEAN_IMAGE) is missing; "
@@ -177,16 +168,7 @@ def dataset_info(config: ModuleType, splits: tuple[str, ...] = SPLITS) -> Datase
                        manifest_file=manifest_file, manifest=manifest, mean_image=mean_image)
 
 
-def augmentation(config: ModuleType) -> dict[str, Any]:
-    settings = dict(getattr(config, "AUGMENTATION", {}))
-    unknown = sorted(set(settings) - AUGMENTATION_KEYS)
-    if unknown:
-        raise ConfigError(f"config {config_name(config)}: unknown AUGMENTATION keys {unknown}; "
-                          f"known: {sorted(AUGMENTATION_KEYS)}")
-    return settings
-
-
-def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType, batch_size: int,
+def _common(split: RecordSplit, info: DatasetInfo, config: Settings, batch_size: int,
             size: int | None = None) -> dict[str, Any]:
     if 2 * split.count < batch_size:
         # The iterator tops up a short last batch by wrapping around once; when one wrap
@@ -194,13 +176,13 @@ def _common(split: RecordSplit, info: DatasetInfo, config: ModuleType, batch_siz
         # the batch size") and takes the process with it.
         raise DataError(f"{split.rec} holds {split.count} records, fewer than half a batch "
                         f"of {batch_size}; lower BATCH_SIZE (or NUM_DEVICES) in config "
-                        f"{config_name(config)}")
+                        f"{config.source}")
     size = size or config.INPUT_SIZE
     return {
         "path_imgrec": split.rec, "path_imgidx": split.idx,
         "data_shape": (3, size, size), "batch_size": batch_size,
         "dtype": "uint8",  # the mean is subtracted on the device: see Normalizer
-        "preprocess_threads": decode_threads(config),
+        "preprocess_threads": config.DECODE_THREADS,
         # round_batch fills the last batch with images from the start of the set and
         # reports how many in batch.pad, instead of uninitialised memory.
         "round_batch": True,
@@ -212,11 +194,6 @@ def _draw_seed(seed: int, epoch: int, purpose: str) -> int:
     """A well-spread 31-bit seed for (run seed, epoch, purpose)."""
     digest = hashlib.sha256(f"{seed}/{epoch}/{purpose}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % (2**31 - 1)
-
-
-def decode_threads(config: ModuleType) -> int:
-    """The decode threads a config asks for (``DECODE_THREADS``, default 2)."""
-    return int(getattr(config, "DECODE_THREADS", 2))
 
 
 def decode_threads_cap(cores: int | None = None) -> int:
@@ -297,7 +274,7 @@ class InterleavedIter(mx.io.DataIter):
         raise StopIteration
 
 
-def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, epoch: int,
+def training_iterator(config: Settings, info: DatasetInfo, batch_size: int, epoch: int,
                       seed: int, num_parts: int = 1, part_index: int = 0,
                       streams: int | None = None) -> mx.io.DataIter:
     """Shuffled, augmented training batches for ``epoch`` (seeded by epoch, see module doc).
@@ -306,9 +283,9 @@ def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, ep
     worker's records (default: as many as MXNet's per-iterator cap requires), taken in
     turn; ``batches_per_epoch`` counts the batches that gives.
     """
-    threads = decode_threads(config)
+    threads = config.DECODE_THREADS
     streams = streams or decode_streams(threads)[0]
-    common = {**_common(info.splits["train"], info, config, batch_size), **augmentation(config),
+    common = {**_common(info.splits["train"], info, config, batch_size), **config.AUGMENTATION,
               "shuffle": True, "num_parts": num_parts * streams,
               "preprocess_threads": math.ceil(threads / streams)}
     iterators = [mx.io.ImageRecordIter(**common, seed=_draw_seed(seed, epoch, f"order/{stream}"),
@@ -318,7 +295,7 @@ def training_iterator(config: ModuleType, info: DatasetInfo, batch_size: int, ep
     return iterators[0] if streams == 1 else InterleavedIter(iterators)
 
 
-def evaluation_iterator(config: ModuleType, info: DatasetInfo, split: str, batch_size: int,
+def evaluation_iterator(config: Settings, info: DatasetInfo, split: str, batch_size: int,
                         size: int | None = None) -> mx.io.DataIter:
     """Center-cropped, un-augmented batches in record order (``batch.pad`` marks wrap-around).
 

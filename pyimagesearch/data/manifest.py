@@ -28,10 +28,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from pyimagesearch.config import config_name, require
+from pyimagesearch.config import Settings
 from pyimagesearch.utils.files import atomic_write_text
 from pyimagesearch.utils.imagenethelper import DatasetError
 
@@ -42,9 +41,9 @@ _SPLIT_KEYS = ("listed", "written", "skipped", "rec", "idx", "count")
 _TOP_KEYS = ("splits", "resize", "label_order", "classes", "mean")
 
 
-def manifest_path(config: ModuleType) -> Path:
+def manifest_path(config: Settings) -> Path:
     """Where the manifest of ``config``'s dataset lives: beside the training records."""
-    require(config, "TRAIN_MX_REC")
+    config.require("TRAIN_MX_REC")
     return Path(config.TRAIN_MX_REC).parent / MANIFEST_NAME
 
 
@@ -90,10 +89,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load_manifest(config: ModuleType) -> dict[str, Any]:
+def load_manifest(config: Settings) -> dict[str, Any]:
     """The manifest of ``config``'s dataset (a clear :class:`DatasetError` if absent)."""
     try:
         return read_manifest(manifest_path(config))
     except DatasetError as exc:
-        raise DatasetError(f"{exc.reason} [config {config_name(config)}]",
+        raise DatasetError(f"{exc.reason} [config {config.source}]",
                            exc.path, exc.line) from None

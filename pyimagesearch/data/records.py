@@ -46,6 +46,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pyimagesearch import settings
 from pyimagesearch.data.images import (
     DEFAULT_MAX_ASPECT_RATIO,
     UnreadableImage,
@@ -59,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 # Seconds one chunk of images (at most _MAX_CHUNK) may take in a worker process before
 # the build is stopped as hung; the config's BUILD_WORKER_TIMEOUT overrides it.
-DEFAULT_WORKER_TIMEOUT = 600.0
+DEFAULT_WORKER_TIMEOUT: float = settings.default("BUILD_WORKER_TIMEOUT")
 _MAX_CHUNK = 32
 
 

@@ -47,12 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import cv2
 import numpy as np
 
+from pyimagesearch.config import Settings
 from pyimagesearch.data.records import (
     IR_FORMAT,
     IR_SIZE,
@@ -599,13 +599,13 @@ def verify_split(rec_path: str | Path, idx_path: str | Path,
                         hashed=hashed, seconds=time.monotonic() - started)
 
 
-def split_paths(config: ModuleType, split: str) -> tuple[str, str]:
+def split_paths(config: Settings, split: str) -> tuple[str, str]:
     """The ``.rec`` and ``.idx`` of ``split`` as the config names them."""
     rec = str(getattr(config, _SPLIT_RECORDS[split]))
     return rec, str(Path(rec).with_suffix(".idx"))
 
 
-def verify_dataset(config: ModuleType, splits: Sequence[str] = SPLITS, *,
+def verify_dataset(config: Settings, splits: Sequence[str] = SPLITS, *,
                    decode: bool = False, check_hash: bool = False,
                    manifest: dict[str, Any] | None = None) -> dict[str, VerifyResult]:
     """:func:`verify_split` for each split of ``config``'s dataset, against its manifest.
@@ -650,7 +650,7 @@ def describe(result: VerifyResult) -> str:
             f"{result.seconds:.2f} s")
 
 
-def check_splits(config: ModuleType, manifest: dict[str, Any], splits: Sequence[str], *,
+def check_splits(config: Settings, manifest: dict[str, Any], splits: Sequence[str], *,
                  decode: bool = False, check_hash: bool = False) -> tuple[bool, list[str]]:
     """Verify each split, carrying on after a bad one; (all sound, one report line each)."""
     width = max(len(split) for split in splits) + 1

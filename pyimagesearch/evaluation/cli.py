@@ -14,13 +14,12 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_iterator
 from pyimagesearch.evaluation.crops import (
     CROPS,
@@ -64,7 +63,7 @@ def result_path(checkpoints: str, prefix: str, epoch: int, split: str, crops: in
     return Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}{suffix}.json"
 
 
-def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch: int | str,
+def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: int | str,
                         split: str = "test", cpu_contexts: int = 1,
                         crops: int = 1) -> dict[str, Any]:
     """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON.
@@ -91,7 +90,7 @@ def evaluate_checkpoint(config: ModuleType, checkpoints: str, prefix: str, epoch
     return result
 
 
-def evaluate_all_epochs(config: ModuleType, checkpoints: str, prefix: str,
+def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
                         cpu_contexts: int = 1, crops: int = 1
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score every checkpoint on validation, pick the best there, and test only that one.

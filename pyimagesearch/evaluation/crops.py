@@ -13,12 +13,10 @@ and the cross-entropy is ``-log(mean probability of the true class)``.
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.iterators import DatasetInfo, evaluation_iterator
 
 CROPS = (1, 10)
@@ -61,33 +59,33 @@ class TenCropAverage:
         return peak + mx.nd.log(mx.nd.exp(log_probs - peak).mean(axis=0))
 
 
-def check_ten_crop(config: ModuleType, info: DatasetInfo) -> int:
+def check_ten_crop(config: Settings, info: DatasetInfo) -> int:
     """The side of the stored squares; a clear error where 10-crop does not apply."""
     if info.mean_image is not None:
         raise ConfigError(
-            f"config {config_name(config)}: 10-crop evaluation needs a per-channel mean, but "
+            f"{config.source}: 10-crop evaluation needs a per-channel mean, but "
             f"this config subtracts a per-pixel MEAN_IMAGE ({info.mean_image}) of the crop's "
             f"size, which cannot be applied to the stored {info.image_size} px square before "
             f"cropping; use --crops 1")
     size, crop = info.image_size, int(config.INPUT_SIZE)
     if size <= crop:
         raise ConfigError(
-            f"config {config_name(config)}: the records store {size} px images and the crop "
+            f"{config.source}: the records store {size} px images and the crop "
             f"is {crop} px, so the ten crops would all be the same window; use --crops 1 (or "
             f"rebuild with RESIZE > INPUT_SIZE)")
     return size
 
 
-def ten_crop_caveats(config: ModuleType) -> list[str]:
+def ten_crop_caveats(config: Settings) -> list[str]:
     """Where 10-crop applies but misleads: a network trained without mirroring."""
-    if dict(getattr(config, "AUGMENTATION", {})).get("rand_mirror", False):
+    if dict(config.AUGMENTATION).get("rand_mirror", False):
         return []
-    return [f"config {config_name(config)} trains without rand_mirror, so 5 of the 10 crops "
+    return [f"{config.source} trains without rand_mirror, so 5 of the 10 crops "
             f"are mirror images the network never saw; for classes that are not "
             f"mirror-symmetric (the digits demo) they lower the score"]
 
 
-def ten_crop_iterator(config: ModuleType, info: DatasetInfo, split: str,
+def ten_crop_iterator(config: Settings, info: DatasetInfo, split: str,
                       batch_size: int) -> mx.io.DataIter:
     """Center squares of side ``RESIZE`` (mean subtracted), in record order, with
     ``batch.pad`` marking the wrap-around of the last batch."""
@@ -95,7 +93,7 @@ def ten_crop_iterator(config: ModuleType, info: DatasetInfo, split: str,
     return evaluation_iterator(config, info, split, batch_size, size=size)
 
 
-def describe_crops(crops: int, config: ModuleType) -> str:
+def describe_crops(crops: int, config: Settings) -> str:
     if crops == 1:
         return f"center {config.INPUT_SIZE} px crop"
     return f"10 crops of {config.INPUT_SIZE} px (corners, center, mirrored), softmax averaged"

@@ -22,9 +22,9 @@ import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from pyimagesearch.config import Settings
 from pyimagesearch.training.checkpoints import latest_checkpoint, read_manifest
 from pyimagesearch.training.logs import metrics_jsonl_path, read_metrics
 
@@ -128,7 +128,7 @@ def _test_result_path(folder: Path, prefix: str, epoch: int) -> Path:
     return folder / f"{prefix}-{epoch:04d}-test.json"
 
 
-def _config_for(manifest: dict[str, Any], config: ModuleType | None) -> ModuleType:
+def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
     """The config to evaluate with: the one given, else the run's own (its snapshot's file)."""
     if config is not None:
         return config
@@ -149,7 +149,7 @@ def _dataset_is_fake(manifest: dict[str, Any]) -> bool:
         return False
 
 
-def collect_run(folder: str | Path, prefix: str, k: int = 5, config: ModuleType | None = None,
+def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | None = None,
                 evaluate_missing: bool = True, cpu_contexts: int = 1) -> RunResult:
     """Read one run; evaluate its last checkpoint on the test split if that was never done."""
     folder = Path(folder)
@@ -185,7 +185,7 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: ModuleType 
 
 
 def collect_setting(path: str | Path, prefix: str, k: int = 5,
-                    config: ModuleType | None = None, evaluate_missing: bool = True,
+                    config: Settings | None = None, evaluate_missing: bool = True,
                     cpu_contexts: int = 1) -> SettingResult:
     runs = [collect_run(folder, prefix, k, config, evaluate_missing, cpu_contexts)
             for folder in find_runs(path, prefix)]

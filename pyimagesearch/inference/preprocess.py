@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from pyimagesearch.config import Settings
 from pyimagesearch.data.images import read_image_file, resize_shorter
 
 # Keys of the ONNX metadata_props written at export and read at inference.
@@ -117,15 +117,15 @@ class Preprocessing:
 
     # --- where it comes from -----------------------------------------------------------
     @classmethod
-    def from_config(cls, config: ModuleType) -> Preprocessing:
+    def from_config(cls, config: Settings) -> Preprocessing:
         """Evaluation's preprocessing of ``config``: RESIZE, INPUT_SIZE, the mean files."""
         from pyimagesearch.data.mean import load_mean
         from pyimagesearch.utils.imagenethelper import DatasetError
 
         for field in ("RESIZE", "INPUT_SIZE", "DATASET_MEAN"):
-            if not hasattr(config, field):
+            if getattr(config, field) is None:
                 raise PreprocessingError(f"the config lacks {field}")
-        mean_image_path = getattr(config, "MEAN_IMAGE", None)
+        mean_image_path = config.MEAN_IMAGE
         if mean_image_path is not None:
             return cls(int(config.RESIZE), int(config.INPUT_SIZE),
                        mean_image=load_mean_image(mean_image_path))

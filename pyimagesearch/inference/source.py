@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.inference.preprocess import (
     ClassName,
     Preprocessing,
@@ -34,7 +33,7 @@ class CheckpointSource:
     prefix: str
     epoch: int
     manifest: dict[str, Any]
-    config: ModuleType
+    config: Settings
     preprocessing: Preprocessing
     classes: list[ClassName]
     label_order: str
@@ -42,8 +41,7 @@ class CheckpointSource:
 
     @property
     def model(self) -> str:
-        return str(self.manifest.get("identity", {}).get("model", getattr(self.config, "MODEL",
-                                                                           "?")))
+        return str(self.manifest.get("identity", {}).get("model", self.config.MODEL))
 
     @property
     def symbol_file(self) -> Path:
@@ -54,10 +52,8 @@ class CheckpointSource:
         return Path(self.checkpoints) / f"{self.prefix}-{self.epoch:04d}.params"
 
 
-def run_config(manifest: dict[str, Any], config: str | ModuleType | None) -> ModuleType:
+def run_config(manifest: dict[str, Any], config: str | Settings | None) -> Settings:
     """``config`` if given (name, path or module), else the config file the run recorded."""
-    if isinstance(config, ModuleType):
-        return config
     if config:
         return load_config(config)
     source = manifest.get("config", {}).get("__source__")
@@ -67,23 +63,24 @@ def run_config(manifest: dict[str, Any], config: str | ModuleType | None) -> Mod
                       f"pass --config")
 
 
-def check_fits(manifest: dict[str, Any], config: ModuleType) -> None:
+def check_fits(manifest: dict[str, Any], config: Settings) -> None:
     """Refuse a config whose crop size or network differs from the checkpoint's."""
     identity = manifest.get("identity", {})
     for key, field in (("input_size", "INPUT_SIZE"), ("model", "MODEL")):
-        if key in identity and hasattr(config, field) and identity[key] != getattr(config, field):
+        if key in identity and getattr(config, field) is not None \
+                and identity[key] != getattr(config, field):
             raise ConfigError(f"the checkpoint was trained with {field} {identity[key]!r}, "
                               f"the config says {getattr(config, field)!r}")
 
 
-def dataset_manifest(manifest: dict[str, Any], config: ModuleType) -> dict[str, Any] | None:
+def dataset_manifest(manifest: dict[str, Any], config: Settings) -> dict[str, Any] | None:
     """The dataset manifest the run trained on (recorded path first, then the config's)."""
     from pyimagesearch.data.manifest import manifest_path
     from pyimagesearch.data.manifest import read_manifest as read_dataset_manifest
     from pyimagesearch.utils.imagenethelper import DatasetError
 
     candidates = [manifest.get("dataset", {}).get("manifest")]
-    if hasattr(config, "TRAIN_MX_REC"):
+    if config.TRAIN_MX_REC is not None:
         candidates.append(str(manifest_path(config)))
     for path in candidates:
         if path and Path(path).is_file():
@@ -94,7 +91,7 @@ def dataset_manifest(manifest: dict[str, Any], config: ModuleType) -> dict[str, 
     return None
 
 
-def class_names(manifest: dict[str, Any], config: ModuleType
+def class_names(manifest: dict[str, Any], config: Settings
                 ) -> tuple[list[ClassName], str, str]:
     """(classes in label order, label order, where the names came from).
 
@@ -114,12 +111,12 @@ def class_names(manifest: dict[str, Any], config: ModuleType
                 helper.label_order, str(config.WORD_IDS))
     except Exception as exc:  # any missing field or file: fall back to numbers
         logger.warning("no class names (%s); outputs are named by label", exc)
-    count = int(getattr(config, "NUM_CLASSES", 0))
+    count = config.NUM_CLASSES or 0
     return [ClassName(i, f"class {i}") for i in range(count)], "unknown", "none"
 
 
 def describe_checkpoint(checkpoints: str, prefix: str, epoch: int | str,
-                        config: str | ModuleType | None = None) -> CheckpointSource:
+                        config: str | Settings | None = None) -> CheckpointSource:
     """Resolve ``epoch`` ("last" allowed), verify its files, and find config and classes."""
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     manifest = read_manifest(checkpoints, prefix, epoch)

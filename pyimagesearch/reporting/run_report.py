@@ -182,9 +182,9 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None) -> 
         snapshot, origin = {}, "no checkpoint"
         dataset, dataset_origin = None, "no checkpoint"
     if config is not None and not snapshot:
-        from pyimagesearch.config import config_snapshot, load_config
+        from pyimagesearch.config import load_config
 
-        snapshot, origin = config_snapshot(load_config(config)), f"{config} (--config)"
+        snapshot, origin = load_config(config).snapshot(), f"{config} (--config)"
     identity = found[-1].manifest.get("identity", {}) if found else {}
     model = str(identity.get("model", snapshot.get("MODEL", "?")))
     params = dict(identity.get("model_params") or snapshot.get("MODEL_PARAMS") or {})

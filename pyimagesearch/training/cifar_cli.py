@@ -25,10 +25,9 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from pyimagesearch.config import ConfigError, config_name, load_config
+from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
 from pyimagesearch.training.checkpoints import latest_checkpoint
 from pyimagesearch.training.cli import (
@@ -72,12 +71,12 @@ def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
 
-def select_recipe(config: ModuleType, depth: int) -> Recipe:
+def select_recipe(config: Settings, depth: int) -> Recipe:
     """``RECIPES_BY_DEPTH[depth]`` if the config has it (the 110-layer warm-up), else ``RECIPE``."""
-    return dict(getattr(config, "RECIPES_BY_DEPTH", {})).get(depth, config.RECIPE)
+    return dict(config.RECIPES_BY_DEPTH).get(depth, config.RECIPE)
 
 
-def plan_runs(config: ModuleType, args: argparse.Namespace) -> list[RunRequest]:
+def plan_runs(config: Settings, args: argparse.Namespace) -> list[RunRequest]:
     """One ``RunRequest`` per run of the study; ``--resume`` drops the finished ones."""
     if args.runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {args.runs}")
@@ -86,7 +85,7 @@ def plan_runs(config: ModuleType, args: argparse.Namespace) -> list[RunRequest]:
     if args.resume and args.lr is not None:
         raise ConfigError("--lr needs an explicit --start-epoch (the epoch it applies from)")
     overrides = model_overrides(args)
-    params = {**dict(getattr(config, "MODEL_PARAMS", {})), **overrides}
+    params = {**dict(config.MODEL_PARAMS), **overrides}
     depth = params.get("depth", 20)
     try:
         blocks_per_stage(depth)
@@ -94,7 +93,7 @@ def plan_runs(config: ModuleType, args: argparse.Namespace) -> list[RunRequest]:
         raise ConfigError(f"--depth: {exc}") from None
     recipe = select_recipe(config, depth)
     end_epoch = args.end_epoch if args.end_epoch is not None else recipe.num_epochs
-    first = args.seed if args.seed is not None else int(getattr(config, "SEED", 0))
+    first = args.seed if args.seed is not None else int(config.SEED)
     # The core's resume options (--override, --reset-optimizer) pass through unchanged.
     passed = {name: getattr(args, name) for name in ("override", "reset_optimizer")
               if name in RunRequest.__dataclass_fields__ and hasattr(args, name)}
@@ -143,8 +142,8 @@ def train_cifar_main(argv: list[str] | None, description: str, default_config: s
         return 0
     recipe = requests[0].recipe
     print(f"[INFO] {len(requests)} run(s) of {config.MODEL} "
-          f"{ {**dict(getattr(config, 'MODEL_PARAMS', {})), **requests[0].model_params} } "
-          f"with recipe {recipe.name} ({config_name(config)}); seeds "
+          f"{ {**dict(config.MODEL_PARAMS), **requests[0].model_params} } "
+          f"with recipe {recipe.name} ({config.source}); seeds "
           f"{', '.join(str(r.seed) for r in requests)}")
     for request in requests:
         print(f"[INFO] run seed {request.seed}: epochs {request.start_epoch}.."

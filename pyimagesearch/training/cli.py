@@ -13,12 +13,11 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
-from types import ModuleType
 
-from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.iterators import DataError
+from pyimagesearch.settings import KVSTORE_TYPES, argument_type
 from pyimagesearch.training.checkpoints import CheckpointError
-from pyimagesearch.training.distribution import KVSTORE_TYPES
 from pyimagesearch.training.experiment import RunRequest, train
 from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
 from pyimagesearch.training.optimizers import StateError
@@ -32,18 +31,18 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
     parser.add_argument("-c", "--checkpoints", required=True,
                         help="folder of the run's checkpoints and logs")
     parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
-    parser.add_argument("-s", "--start-epoch", type=int, default=0,
+    parser.add_argument("-s", "--start-epoch", type=argument_type("--start-epoch"), default=0,
                         help="0 trains from scratch; N resumes from checkpoint N")
-    parser.add_argument("--end-epoch", type=int, default=None,
+    parser.add_argument("--end-epoch", type=argument_type("--end-epoch"), default=None,
                         help="train up to this epoch (default: the recipe's num_epochs)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=argument_type("--lr"), default=None,
                         help="learning rate from the start epoch on, replacing the schedule "
                              "(the book's manual drop); kept by later resumes")
     parser.add_argument("--config", default=default_config,
                         help=f"config module or .py path (default {default_config})")
-    parser.add_argument("--cpu-contexts", type=int, default=1,
+    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
                         help="without GPUs, split each batch over this many CPU contexts")
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=argument_type("--seed"), default=None,
                         help="random seed of the run (default: the config's SEED)")
     parser.add_argument("--override", action="store_true",
                         help="resume even though the config, dataset or recipe differ from "
@@ -86,7 +85,7 @@ def _resume_command(argv: list[str], epoch: int) -> str:
 ModelArguments = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], dict]]
 
 
-def run_and_report(config: ModuleType, request: RunRequest, argv: list[str]) -> int:
+def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> int:
     """Train as ``request`` says; turn the expected failures into a message and exit code."""
     try:
         record = train(config, request)

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from types import ModuleType
 
 import mxnet as mx
 
-from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.settings import KVSTORE_TYPES
 from pyimagesearch.training.schedules import ScheduleSpec, scale_schedule
-
-KVSTORE_TYPES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
-LR_SCALING = ("none", "linear")
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ def create_cluster(kind: str, contexts: list[mx.Context]) -> Cluster:
                    num_workers=kvstore.num_workers)
 
 
-def scaled_schedule(config: ModuleType, spec: ScheduleSpec, cluster: Cluster,
+def scaled_schedule(config: Settings, spec: ScheduleSpec, cluster: Cluster,
                     updates_per_epoch: int) -> ScheduleSpec:
     """The schedule for ``cluster``: as the recipe says, or scaled with the number of workers.
 
@@ -74,12 +71,8 @@ def scaled_schedule(config: ModuleType, spec: ScheduleSpec, cluster: Cluster,
     (the global batch grows by that factor); ``DIST_WARMUP_EPOCHS`` reaches the scaled
     rate by a linear ramp from the recipe's.
     """
-    scaling = getattr(config, "DIST_LR_SCALING", "none")
-    if scaling not in LR_SCALING:
-        raise ConfigError(f"config {config_name(config)}: DIST_LR_SCALING must be one of "
-                          f"{LR_SCALING}, not {scaling!r}")
-    if scaling == "none" or cluster.num_workers == 1:
+    if config.DIST_LR_SCALING == "none" or cluster.num_workers == 1:
         return spec
-    warmup_epochs = float(getattr(config, "DIST_WARMUP_EPOCHS", 0))
+    warmup_epochs = config.DIST_WARMUP_EPOCHS
     return scale_schedule(spec, cluster.num_workers,
                           warmup_updates=round(warmup_epochs * updates_per_epoch))

@@ -9,30 +9,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mxnet as mx
 from mxnet import gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.config import (
-    ConfigError,
-    config_name,
-    config_snapshot,
-    config_snapshot_value,
-    require,
-)
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.iterators import (
     DatasetInfo,
     batches_per_epoch,
     dataset_info,
     decode_streams,
-    decode_threads,
     evaluation_iterator,
     training_iterator,
 )
 from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.settings import to_json
 from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
@@ -42,10 +35,11 @@ from pyimagesearch.training.distribution import (
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
 from pyimagesearch.training.loop import TrainingSetup, fit
+from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
 from pyimagesearch.training.recipes import Recipe
 from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
-from pyimagesearch.training.schedules import LROverride, lr_at_epoch_start
+from pyimagesearch.training.schedules import LROverride
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +73,10 @@ class RunRequest:
                             self.reset_optimizer)
 
 
-def model_params(config: ModuleType, overrides: dict[str, Any] | None = None
+def model_params(config: Settings, overrides: dict[str, Any] | None = None
                  ) -> dict[str, Any]:
     """Constructor arguments of the config's network, with run-specific overrides."""
-    return {"num_classes": config.NUM_CLASSES, **dict(getattr(config, "MODEL_PARAMS", {})),
-            **(overrides or {})}
+    return {"num_classes": config.NUM_CLASSES, **config.MODEL_PARAMS, **(overrides or {})}
 
 
 INITIALIZERS = {
@@ -94,15 +87,11 @@ INITIALIZERS = {
 }
 
 
-def initializer(config: ModuleType) -> mx.init.Initializer:
-    name = getattr(config, "INITIALIZER", "xavier")
-    if name not in INITIALIZERS:
-        raise ConfigError(f"config {config_name(config)}: INITIALIZER must be one of "
-                          f"{sorted(INITIALIZERS)}, not {name!r}")
-    return INITIALIZERS[name]()
+def initializer(config: Settings) -> mx.init.Initializer:
+    return INITIALIZERS[config.INITIALIZER]()
 
 
-def build_network(config: ModuleType, contexts: list[mx.Context], seed: int,
+def build_network(config: Settings, contexts: list[mx.Context], seed: int,
                   overrides: dict[str, Any] | None = None) -> gluon.HybridBlock:
     net = get_model(config.MODEL, **model_params(config, overrides))
     mx.random.seed(seed)
@@ -111,7 +100,7 @@ def build_network(config: ModuleType, contexts: list[mx.Context], seed: int,
     return net
 
 
-def _identity(config: ModuleType, recipe: Recipe, batch_size: int, per_epoch: int,
+def _identity(config: Settings, recipe: Recipe, batch_size: int, per_epoch: int,
               params: dict[str, Any]) -> dict[str, Any]:
     """What must not change between a checkpoint and the run resuming from it."""
     return {"model": config.MODEL, "model_params": params,
@@ -126,24 +115,20 @@ def dataset_fingerprint(info: DatasetInfo) -> dict[str, Any]:
             "train_rec_sha256": train.get("rec_sha256")}
 
 
-def _precision(config: ModuleType, contexts: list[mx.Context]) -> str:
+def _precision(config: Settings, contexts: list[mx.Context]) -> str:
     """``DTYPE``: float32, or float16 with MXNet's automatic mixed precision on GPUs."""
-    dtype = getattr(config, "DTYPE", "float32")
-    if dtype not in ("float32", "float16"):
-        raise ConfigError(f"config {config_name(config)}: DTYPE must be 'float32' or "
-                          f"'float16', not {dtype!r}")
-    if dtype == "float16" and contexts[0].device_type != "gpu":
+    if config.DTYPE == "float16" and contexts[0].device_type != "gpu":
         raise ConfigError(
-            f"config {config_name(config)}: DTYPE = 'float16' trains with mixed precision "
+            f"{config.source}: DTYPE = 'float16' trains with mixed precision "
             f"(mx.contrib.amp), which needs GPUs with float16 arithmetic; this run is on "
             f"{contexts[0]}. Set DTYPE = 'float32' for CPU training.")
-    return dtype
+    return config.DTYPE
 
 
-def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | None = None,
+def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None = None,
           console: bool = True) -> dict[str, Any]:
     """Train (or resume) a run as the config and the request say; return the last epoch's record."""
-    require(config, *REQUIRED_FIELDS)
+    config.require(*REQUIRED_FIELDS)
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
     resumed = check_start(request.start)
@@ -153,15 +138,15 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
     info = dataset_info(config, ("train", "val"))
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
     dtype = _precision(config, contexts)
-    cluster = create_cluster(request.kvstore or getattr(config, "KVSTORE", "device"), contexts)
+    cluster = create_cluster(request.kvstore or config.KVSTORE, contexts)
     local_batch = config.BATCH_SIZE * len(contexts)
     batch_size = local_batch * cluster.num_workers
-    streams, _ = decode_streams(decode_threads(config))
+    streams, _ = decode_streams(config.DECODE_THREADS)
     per_epoch = batches_per_epoch(info.splits["train"].count, local_batch,
                                   cluster.num_workers, streams)
     params = model_params(config, request.model_params)
     identity = _identity(config, recipe, batch_size, per_epoch, params)
-    seed = request.seed if request.seed is not None else int(getattr(config, "SEED", 0))
+    seed = request.seed if request.seed is not None else config.SEED
 
     overrides = tuple(LROverride(**o) for o in (resumed or {}).get("lr_overrides", []))
     if request.lr is not None:
@@ -178,9 +163,9 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
         amp.init_trainer(trainer)
     description = {
         "identity": identity,
-        "config": config_snapshot(config),
+        "config": config.snapshot(),
         "seed": seed,
-        "recipe": config_snapshot_value(recipe),
+        "recipe": to_json(recipe),
         "dataset_fingerprint": dataset_fingerprint(info),
         "contexts": [str(c) for c in contexts],
         "kvstore": cluster.kind,
@@ -213,7 +198,7 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
                     worker=None if cluster.is_main else cluster.rank)
     log = TrainingLog(path, console=console)
     try:
-        log.start(request.start_epoch, f"config={config_name(config)} prefix={request.prefix}")
+        log.start(request.start_epoch, f"config={config.source} prefix={request.prefix}")
         log.info(f"Devices: {describe_contexts(contexts)}; batch {batch_size} "
                  f"({config.BATCH_SIZE} per device), {per_epoch} updates per epoch")
         if cluster.distributed or len(contexts) > 1:
@@ -242,10 +227,10 @@ def train(config: ModuleType, request: RunRequest, contexts: list[mx.Context] | 
             # Gradients summed over every worker's batch are normalised by the global batch;
             # dist_async applies each worker's push on its own.
             batch_size=local_batch if cluster.updates_on_servers else batch_size,
-            log=log, log_interval=int(getattr(config, "LOG_INTERVAL", 100)), seed=seed,
+            log=log, log_interval=config.LOG_INTERVAL, seed=seed,
             observers=observers_from_config(config),
-            max_nonfinite_steps=int(getattr(config, "MAX_NONFINITE_STEPS", 3)),
-            weight_check_interval=int(getattr(config, "WEIGHT_CHECK_INTERVAL", 100)),
+            max_nonfinite_steps=config.MAX_NONFINITE_STEPS,
+            weight_check_interval=config.WEIGHT_CHECK_INTERVAL,
             max_batches=per_epoch,
             is_main=cluster.is_main, mixed_precision=dtype == "float16",
             log_fingerprints=cluster.distributed)

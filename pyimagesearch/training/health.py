@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from pyimagesearch.config import ConfigError, config_name
+from pyimagesearch.config import Settings
 from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
 
@@ -52,31 +51,10 @@ class HealthSettings:
     dead_fraction: float = 0.99
     patience: int = 3
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.interval, int) or self.interval < 1:
-            raise ValueError(f"HEALTH interval must be a positive int, got {self.interval!r}")
-        if not 0.0 <= self.dead_fraction <= 1.0:
-            raise ValueError(f"HEALTH dead_fraction must lie in [0, 1], "
-                             f"got {self.dead_fraction!r}")
-        if not isinstance(self.patience, int) or self.patience < 1:
-            raise ValueError(f"HEALTH patience must be a positive int, got {self.patience!r}")
 
-
-def health_settings(config: ModuleType) -> HealthSettings | None:
+def health_settings(config: Settings) -> HealthSettings | None:
     """The config's ``HEALTH`` over the defaults; ``None`` when ``HEALTH = None``."""
-    if not hasattr(config, "HEALTH"):
-        return HealthSettings()
-    given = config.HEALTH
-    if given is None:
-        return None
-    known = {f.name for f in fields(HealthSettings)}
-    if not isinstance(given, dict) or set(given) - known:
-        raise ConfigError(f"config {config_name(config)}: HEALTH must be None or a dict with "
-                          f"keys among {sorted(known)}, got {given!r}")
-    try:
-        return HealthSettings(**given)
-    except ValueError as exc:
-        raise ConfigError(f"config {config_name(config)}: {exc}") from None
+    return None if config.HEALTH is None else HealthSettings(**config.HEALTH)
 
 
 def describe_health(settings: HealthSettings | None) -> str:
@@ -88,7 +66,7 @@ def describe_health(settings: HealthSettings | None) -> str:
             f"for {settings.patience} checks in a row; stops on a non-finite loss")
 
 
-def observers_from_config(config: ModuleType) -> list[StepObserver]:
+def observers_from_config(config: Settings) -> list[StepObserver]:
     """The step observers a config asks for: the health monitor unless ``HEALTH = None``."""
     settings = health_settings(config)
     return [] if settings is None else [HealthMonitor(settings)]

@@ -14,8 +14,9 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
+from pyimagesearch.training.lr_schedulers import build_lr_scheduler
 from pyimagesearch.training.recipes import Recipe
-from pyimagesearch.training.schedules import ScheduleSpec, build_lr_scheduler
+from pyimagesearch.training.schedules import ScheduleSpec
 
 
 class StateError(ValueError):

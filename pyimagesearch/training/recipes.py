@@ -1,23 +1,41 @@
 """Training recipes of the book, the papers and the public reproductions, as data.
 
-A config picks one (``RECIPE = recipes.BOOK_GOOGLENET_ADAM``) and may adjust it with
-``dataclasses.replace``. Each recipe names its source so a run's config snapshot says
-which published experiment it reproduces.
+A config names one (``RECIPE = "book-googlenet-adam"``) or gives plain data over one::
+
+    RECIPE = {"base": "book-googlenet-adam", "name": "demo-googlenet-adam",
+              "num_epochs": 10, "schedule": {"kind": "epoch_table", "table": {0: 1e-3, 8: 1e-4}}}
+
+(:func:`recipe_from_data`; schedules as in :mod:`pyimagesearch.training.schedules`).
+Each recipe names its source so a run's config snapshot says which published experiment
+it reproduces. Nothing here imports MXNet: configs and their checks stay light.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from pyimagesearch.training.schedules import (
     Constant,
     EpochTable,
     MultiStep,
     Schedule,
+    ScheduleError,
     ScheduleSpec,
     StepDecay,
     Warmup,
+    schedule_from_data,
+    warmup_from_data,
 )
+
+# MXNet optimizers whose state the checkpoints save and restore (optimizers.py).
+OPTIMIZERS = ("sgd", "nag", "adam", "rmsprop", "adagrad", "adadelta", "signum", "ftml")
+
+
+class RecipeError(ValueError):
+    """A recipe (a preset name or plain data) is unknown or not valid."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,33 @@ class Recipe:
     warmup: Warmup | None = None
     batch_per_device: int | None = None
     num_devices: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise RecipeError(f"recipe name must be a non-empty string, not {self.name!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise RecipeError(f"recipe {self.name}: optimizer must be one of "
+                              f"{', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
+        if isinstance(self.num_epochs, bool) or not isinstance(self.num_epochs, int) \
+                or self.num_epochs < 1:
+            raise RecipeError(f"recipe {self.name}: num_epochs must be an integer >= 1, "
+                              f"not {self.num_epochs!r}")
+        for what, value, low, high in (("weight_decay", self.weight_decay, 0, None),
+                                       ("momentum", self.momentum, 0, 1)):
+            if value is None and what == "momentum":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < low \
+                    or (high is not None and value >= high):
+                bound = f">= {low}" + (f" and < {high}" if high is not None else "")
+                raise RecipeError(f"recipe {self.name}: {what} must be a number {bound}, "
+                                  f"not {value!r}")
+        try:
+            object.__setattr__(self, "schedule", schedule_from_data(self.schedule))
+            object.__setattr__(self, "warmup", warmup_from_data(self.warmup))
+            self.schedule_spec()
+        except ScheduleError as exc:
+            raise RecipeError(f"recipe {self.name}: {exc}") from None
 
     def schedule_spec(self, overrides: tuple = ()) -> ScheduleSpec:
         return ScheduleSpec(base_lr=self.base_lr, schedule=self.schedule,
@@ -138,3 +183,34 @@ PAPER_CIFAR_RESNET = Recipe(
 RECIPES = {recipe.name: recipe for recipe in (
     BOOK_GOOGLENET_SGD, BOOK_GOOGLENET_ADAM, PAPER_IRV2_RMSPROP, CAFFE_IRV2_SGD,
     TORCH_IRV2_SGD, TORCH_IRV2_SGD_SETTING1, PAPER_CIFAR_RESNET)}
+
+
+def preset(name: str) -> Recipe:
+    """The preset recipe ``name``, or an error listing the presets."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise RecipeError(f"unknown recipe {name!r}; presets: {', '.join(RECIPES)}") from None
+
+
+def recipe_from_data(data: Any) -> Recipe:
+    """A recipe from a preset name, or a dict of :class:`Recipe` fields over an optional
+    ``base`` preset (without ``base`` every required field must be given)."""
+    if isinstance(data, Recipe):
+        return data
+    if isinstance(data, str):
+        return preset(data)
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"a recipe is a preset name or a dict, not {data!r}")
+    known = {f.name for f in fields(Recipe)}
+    unknown = sorted(set(data) - known - {"base"})
+    if unknown:
+        raise RecipeError(f"unknown recipe field {unknown[0]!r}; fields: base, "
+                          f"{', '.join(sorted(known))}")
+    changes = {key: value for key, value in data.items() if key != "base"}
+    if "base" in data:
+        return replace(preset(data["base"]), **changes)
+    try:
+        return Recipe(**changes)
+    except TypeError as exc:
+        raise RecipeError(f"recipe: {exc}") from None

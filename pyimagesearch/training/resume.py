@@ -15,6 +15,7 @@ from typing import Any
 
 from mxnet import gluon
 
+from pyimagesearch.settings import SETTINGS, default_snapshot_value
 from pyimagesearch.training.checkpoints import (
     CheckpointError,
     checkpoint_paths,
@@ -24,10 +25,10 @@ from pyimagesearch.training.checkpoints import (
 )
 from pyimagesearch.training.optimizers import load_optimizer_state
 
-# Settings that change how a run is watched or fed, not what it computes.
-OPERATIONAL_FIELDS = frozenset({"LOG_INTERVAL", "DECODE_THREADS", "BUILD_THREADS", "HEALTH",
-                                "BUILD_WORKER_TIMEOUT", "MAX_NONFINITE_STEPS",
-                                "WEIGHT_CHECK_INTERVAL", "__source__"})
+# Settings that change how a run is watched or fed, not what it computes; the recipes are
+# compared resolved (``recipe``), whatever form the config gave them in.
+IGNORED_FIELDS = frozenset({s.name for s in SETTINGS if s.operational}
+                           | {"__source__", "RECIPE", "RECIPES_BY_DEPTH"})
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,12 @@ def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
         elif old != new:
             differences.append(f"{key}: checkpoint {old!r}, now {new!r}")
     old_config, new_config = _canonical(saved.get("config", {})), _canonical(current["config"])
-    for name in sorted((set(old_config) | set(new_config)) - OPERATIONAL_FIELDS):
-        if old_config.get(name) != new_config.get(name):
-            differences.append(f"config {name}: checkpoint {old_config.get(name)!r}, "
-                               f"now {new_config.get(name)!r}")
+    for name in sorted((set(old_config) | set(new_config)) - IGNORED_FIELDS):
+        # A checkpoint of an older version snapshots only the fields its config set.
+        old = old_config.get(name, default_snapshot_value(name))
+        new = new_config.get(name, default_snapshot_value(name))
+        if old != new:
+            differences.append(f"config {name}: checkpoint {old!r}, now {new!r}")
     return differences
 
 

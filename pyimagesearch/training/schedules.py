@@ -1,19 +1,32 @@
-"""Learning-rate schedules as functions of the update count.
+"""Learning-rate schedules as data: what the rate is at update k, with no MXNet in sight.
 
-MXNet's optimizer asks its ``lr_scheduler`` for the rate at every update, passing the
-number of updates done so far. Because every schedule here depends only on that
-number (and the fixed number of updates per epoch), a run resumed at epoch N with
-the restored update count gets exactly the rate an uninterrupted run would have had
--- no bookkeeping, as in fb.resnet.torch.
+A schedule depends only on the update count (and the fixed number of updates per epoch),
+so a run resumed at epoch N with the restored update count gets exactly the rate an
+uninterrupted run would have had -- no bookkeeping, as in fb.resnet.torch.
+:mod:`pyimagesearch.training.lr_schedulers` turns a :class:`ScheduleSpec` into MXNet's
+``lr_scheduler`` objects.
+
+Configs give schedules as plain data (:func:`schedule_from_data`)::
+
+    {"kind": "constant"}
+    {"kind": "epoch_table", "table": {0: 1e-3, 30: 1e-4, 45: 1e-5}}
+    {"kind": "step_decay", "factor": 0.94, "every_epochs": 2}      # or every_updates
+    {"kind": "multi_step", "factor": 0.1, "at_updates": [32000, 48000]}  # or at_epochs
+
+and a warm-up as ``{"updates": 400, "begin_lr": 0.01, "mode": "constant"}``.
 """
 
 from __future__ import annotations
 
-import bisect
 import itertools
-from dataclasses import dataclass, field, replace
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
-import mxnet as mx
+
+class ScheduleError(ValueError):
+    """A schedule (or warm-up) given as data does not describe a valid schedule."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,15 @@ class EpochTable:
 
     table: dict[int, float]
 
+    def __post_init__(self) -> None:
+        if 0 not in self.table:
+            raise ScheduleError(f"learning-rate table {self.table} must start at epoch 0")
+        for epoch, lr in self.table.items():
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ScheduleError(f"learning-rate table epochs must be integers >= 0, "
+                                    f"not {epoch!r}")
+            _check_rate(lr, f"learning-rate table entry {epoch}")
+
 
 @dataclass(frozen=True)
 class StepDecay:
@@ -39,6 +61,14 @@ class StepDecay:
     every_updates: int | None = None
     every_epochs: float | None = None
 
+    def __post_init__(self) -> None:
+        _check_factor(self.factor)
+        if (self.every_updates is None) == (self.every_epochs is None):
+            raise ScheduleError("step_decay needs exactly one of every_updates, every_epochs")
+        period = self.every_updates if self.every_updates is not None else self.every_epochs
+        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
+            raise ScheduleError(f"step_decay period must be positive, not {period!r}")
+
 
 @dataclass(frozen=True)
 class MultiStep:
@@ -49,6 +79,18 @@ class MultiStep:
     at_updates: tuple[int, ...] = ()
     at_epochs: tuple[int, ...] = ()
 
+    def __post_init__(self) -> None:
+        _check_factor(self.factor)
+        object.__setattr__(self, "at_updates", tuple(self.at_updates))
+        object.__setattr__(self, "at_epochs", tuple(self.at_epochs))
+        if bool(self.at_updates) == bool(self.at_epochs):
+            raise ScheduleError("multi_step needs exactly one of at_updates, at_epochs")
+        steps = self.at_updates or self.at_epochs
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in steps) or steps[0] < 1 \
+                or any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ScheduleError(f"multi_step steps must be increasing positive integers: "
+                                f"{list(steps)}")
+
 
 @dataclass(frozen=True)
 class Warmup:
@@ -58,6 +100,17 @@ class Warmup:
     updates: int
     begin_lr: float
     mode: str = "constant"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.updates, bool) or not isinstance(self.updates, int) \
+                or self.updates < 1:
+            raise ScheduleError(f"warm-up updates must be an integer >= 1, "
+                                f"not {self.updates!r}")
+        # A linear warm-up may start from 0; a constant one at 0 would not train.
+        _check_rate(self.begin_lr, "warm-up begin_lr", allow_zero=self.mode == "linear")
+        if self.mode not in ("constant", "linear"):
+            raise ScheduleError(f"warm-up mode must be 'constant' or 'linear', "
+                                f"not {self.mode!r}")
 
 
 Schedule = Constant | EpochTable | StepDecay | MultiStep
@@ -70,37 +123,8 @@ class LROverride:
     epoch: int
     lr: float
 
-
-class EpochTableScheduler(mx.lr_scheduler.LRScheduler):
-    """A pure function of the update count: the rate of the epoch that update falls in."""
-
-    def __init__(self, table: dict[int, float], updates_per_epoch: int) -> None:
-        if 0 not in table:
-            raise ValueError(f"learning-rate table must start at epoch 0: {table}")
-        super().__init__(base_lr=table[0])
-        self.epochs = sorted(table)
-        self.rates = [table[epoch] for epoch in self.epochs]
-        self.updates_per_epoch = updates_per_epoch
-
-    def __call__(self, num_update: int) -> float:
-        # The optimizer counts updates from 1: update k belongs to epoch (k-1) // n.
-        epoch = max(num_update - 1, 0) // self.updates_per_epoch
-        return self.rates[bisect.bisect_right(self.epochs, epoch) - 1]
-
-
-class OverriddenScheduler(mx.lr_scheduler.LRScheduler):
-    """A schedule whose rate is replaced from given update counts on (manual overrides)."""
-
-    def __init__(self, base: mx.lr_scheduler.LRScheduler,
-                 overrides: list[tuple[int, float]]) -> None:
-        super().__init__(base_lr=base.base_lr)
-        self.base = base
-        self.starts = [start for start, _ in sorted(overrides)]
-        self.rates = [lr for _, lr in sorted(overrides)]
-
-    def __call__(self, num_update: int) -> float:
-        position = bisect.bisect_right(self.starts, num_update) - 1
-        return self.rates[position] if position >= 0 else self.base(num_update)
+    def __post_init__(self) -> None:
+        _check_rate(self.lr, f"learning rate set by hand from epoch {self.epoch}")
 
 
 @dataclass(frozen=True)
@@ -112,90 +136,68 @@ class ScheduleSpec:
     warmup: Warmup | None = None
     overrides: tuple[LROverride, ...] = ()
 
-
-class StepDecayScheduler(mx.lr_scheduler.LRScheduler):
-    """``base * factor ** floor((k - 1) / step)``: MXNet's FactorScheduler as a pure
-    function (that one keeps a running state and logs every change on the root logger)."""
-
-    def __init__(self, base_lr: float, step: int, factor: float) -> None:
-        super().__init__(base_lr=base_lr)
-        self.step, self.factor = step, factor
-
-    def __call__(self, num_update: int) -> float:
-        return self.base_lr * self.factor ** (max(num_update - 1, 0) // self.step)
+    def __post_init__(self) -> None:
+        _check_rate(self.base_lr, "base_lr")
+        if isinstance(self.schedule, EpochTable) and self.schedule.table[0] != self.base_lr:
+            raise ScheduleError(f"learning-rate table {self.schedule.table} must start at "
+                                f"base_lr {self.base_lr}")
 
 
-class MultiStepScheduler(mx.lr_scheduler.LRScheduler):
-    """``base * factor ** (number of steps below k)``: MXNet's MultiFactorScheduler as a
-    pure function."""
-
-    def __init__(self, base_lr: float, steps: list[int], factor: float) -> None:
-        if any(b <= a for a, b in itertools.pairwise(steps)) or (steps and steps[0] < 1):
-            raise ValueError(f"learning-rate steps must be increasing positive counts: {steps}")
-        super().__init__(base_lr=base_lr)
-        self.steps, self.factor = list(steps), factor
-
-    def __call__(self, num_update: int) -> float:
-        return self.base_lr * self.factor ** bisect.bisect_left(self.steps, num_update)
+def _check_rate(value: Any, what: str, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ScheduleError(f"{what} must be a number {'>=' if allow_zero else '>'} 0, "
+                            f"not {value!r}")
 
 
-class ConstantScheduler(mx.lr_scheduler.LRScheduler):
-    def __call__(self, num_update: int) -> float:
-        return self.base_lr
+def _check_factor(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ScheduleError(f"decay factor must lie in (0, 1], not {value!r}")
 
 
-class WarmupScheduler(mx.lr_scheduler.LRScheduler):
-    """The first ``updates`` updates at ``begin_lr`` (constant) or rising linearly from it
-    to the scheduled rate (linear); the schedule proper afterwards."""
-
-    def __init__(self, base: mx.lr_scheduler.LRScheduler, warmup: Warmup) -> None:
-        if warmup.mode not in ("constant", "linear"):
-            raise ValueError(f"warm-up mode must be 'constant' or 'linear', not {warmup.mode!r}")
-        super().__init__(base_lr=base.base_lr)
-        self.base, self.warmup = base, warmup
-
-    def __call__(self, num_update: int) -> float:
-        scheduled = self.base(num_update)
-        if num_update > self.warmup.updates:
-            return scheduled
-        if self.warmup.mode == "constant":
-            return self.warmup.begin_lr
-        fraction = num_update / self.warmup.updates
-        return self.warmup.begin_lr + (scheduled - self.warmup.begin_lr) * fraction
+_KINDS: dict[str, type] = {"constant": Constant, "epoch_table": EpochTable,
+                           "step_decay": StepDecay, "multi_step": MultiStep}
 
 
-def build_lr_scheduler(spec: ScheduleSpec, updates_per_epoch: int) -> mx.lr_scheduler.LRScheduler:
-    """The MXNet scheduler for a spec, given the number of updates an epoch takes."""
-    if updates_per_epoch < 1:
-        raise ValueError(f"updates_per_epoch must be positive, got {updates_per_epoch}")
-    schedule = spec.schedule
-    if isinstance(schedule, EpochTable):
-        table = dict(schedule.table)
-        if 0 not in table:
-            raise ValueError(f"learning-rate table {table} must start at epoch 0")
-        if table[0] != spec.base_lr:
-            raise ValueError(f"learning-rate table {table} must start at base_lr {spec.base_lr}")
-        scheduler: mx.lr_scheduler.LRScheduler = EpochTableScheduler(table, updates_per_epoch)
-    elif isinstance(schedule, StepDecay):
-        if (schedule.every_updates is None) == (schedule.every_epochs is None):
-            raise ValueError("StepDecay needs exactly one of every_updates, every_epochs")
-        step = schedule.every_updates or round(schedule.every_epochs * updates_per_epoch)
-        scheduler = StepDecayScheduler(spec.base_lr, max(int(step), 1), schedule.factor)
-    elif isinstance(schedule, MultiStep):
-        if bool(schedule.at_updates) == bool(schedule.at_epochs):
-            raise ValueError("MultiStep needs exactly one of at_updates, at_epochs")
-        steps = list(schedule.at_updates) or [e * updates_per_epoch for e in schedule.at_epochs]
-        scheduler = MultiStepScheduler(spec.base_lr, steps, schedule.factor)
-    elif isinstance(schedule, Constant):
-        scheduler = ConstantScheduler(base_lr=spec.base_lr)
-    else:
-        raise TypeError(f"unknown schedule {schedule!r}")
-    if spec.warmup is not None:
-        scheduler = WarmupScheduler(scheduler, spec.warmup)
-    if spec.overrides:
-        scheduler = OverriddenScheduler(
-            scheduler, [(o.epoch * updates_per_epoch + 1, o.lr) for o in spec.overrides])
-    return scheduler
+def _from_fields(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScheduleError(f"{what}: unknown key {unknown[0]!r}; known keys: "
+                            f"{', '.join(sorted(known)) or 'none'}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ScheduleError(f"{what}: {exc}") from None
+
+
+def schedule_from_data(data: Any) -> Schedule:
+    """A schedule from its plain-data form (module docstring), or an already built one."""
+    if isinstance(data, (Constant, EpochTable, StepDecay, MultiStep)):
+        return data
+    if not isinstance(data, Mapping) or data.get("kind") not in _KINDS:
+        raise ScheduleError(f"a schedule is a dict with 'kind' one of {', '.join(_KINDS)}, "
+                            f"not {data!r}")
+    rest = {key: value for key, value in data.items() if key != "kind"}
+    if data["kind"] == "epoch_table" and isinstance(rest.get("table"), Mapping):
+        rest["table"] = dict(rest["table"])
+    return _from_fields(_KINDS[data["kind"]], rest, f"schedule {data['kind']}")
+
+
+def warmup_from_data(data: Any) -> Warmup | None:
+    if data is None or isinstance(data, Warmup):
+        return data
+    if not isinstance(data, Mapping):
+        raise ScheduleError(f"a warm-up is a dict (updates, begin_lr, mode), not {data!r}")
+    return _from_fields(Warmup, data, "warm-up")
+
+
+def schedule_to_data(schedule: Schedule) -> dict[str, Any]:
+    """The plain-data form of ``schedule`` (inverse of :func:`schedule_from_data`)."""
+    kind = next(name for name, cls in _KINDS.items() if isinstance(schedule, cls))
+    values = {f.name: getattr(schedule, f.name) for f in fields(schedule)}
+    return {"kind": kind, **{k: list(v) if isinstance(v, tuple) else v
+                             for k, v in values.items() if v not in (None, ())}}
 
 
 def scale_schedule(spec: ScheduleSpec, factor: float, warmup_updates: int = 0) -> ScheduleSpec:
@@ -211,8 +213,3 @@ def scale_schedule(spec: ScheduleSpec, factor: float, warmup_updates: int = 0) -
     if warmup_updates > 0:
         warmup = Warmup(updates=warmup_updates, begin_lr=spec.base_lr, mode="linear")
     return replace(spec, base_lr=spec.base_lr * factor, schedule=schedule, warmup=warmup)
-
-
-def lr_at_epoch_start(spec: ScheduleSpec, updates_per_epoch: int, epoch: int) -> float:
-    """The rate the first update of ``epoch`` uses (what the log reports per epoch)."""
-    return build_lr_scheduler(spec, updates_per_epoch)(epoch * updates_per_epoch + 1)

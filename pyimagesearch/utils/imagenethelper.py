@@ -24,11 +24,10 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-from pyimagesearch.config import ConfigError, config_name, require
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.utils.files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -140,12 +139,12 @@ class ImageNetHelper:
         WordNet id -> 0-based label (the book's ``labelMappings``).
     """
 
-    def __init__(self, config: ModuleType) -> None:
-        require(config, *_REQUIRED_FIELDS)
+    def __init__(self, config: Settings) -> None:
+        config.require(*_REQUIRED_FIELDS)
         self.config = config
-        self.label_order = getattr(config, "LABEL_ORDER", "map_clsloc")
+        self.label_order = config.LABEL_ORDER
         if self.label_order not in LABEL_ORDERS:
-            raise ConfigError(f"config {config_name(config)}: LABEL_ORDER must be one of "
+            raise ConfigError(f"{config.source}: LABEL_ORDER must be one of "
                               f"{', '.join(LABEL_ORDERS)}, not {self.label_order!r}")
         self.classes = self._read_class_map()
         self.label_mappings = {info.wnid: info.label for info in self.classes}
@@ -345,10 +344,10 @@ class ImageNetHelper:
             Defaults to the config's ``TEST_SPLIT_SEED`` (42 if absent).
         """
         if num_test is None:
-            require(self.config, "NUM_TEST_IMAGES")
+            self.config.require("NUM_TEST_IMAGES")
             num_test = int(self.config.NUM_TEST_IMAGES)
         if seed is None:
-            seed = int(getattr(self.config, "TEST_SPLIT_SEED", 42))
+            seed = int(self.config.TEST_SPLIT_SEED)
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
         members: dict[int, list[int]] = {}
