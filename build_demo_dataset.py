@@ -13,8 +13,8 @@ import logging
 import sys
 
 from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.demo_dataset import write_demo_dataset
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -18,8 +18,7 @@ import sys
 
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.build import BuildError, StrictBuildError, build_dataset, format_summary
-from pyimagesearch.data.manifest import manifest_path
-from pyimagesearch.utils.imagenethelper import DatasetError
+from pyimagesearch.data.dataset import DatasetError, manifest_path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,5 +9,10 @@ import sys
 
 from pyimagesearch.inference.classify import classify_main
 
+
+def main(argv=None):
+    return classify_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(classify_main())
+    sys.exit(main())

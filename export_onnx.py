@@ -7,5 +7,10 @@ import sys
 
 from pyimagesearch.export.onnx_export import export_main
 
+
+def main(argv=None):
+    return export_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(export_main())
+    sys.exit(main())

@@ -7,5 +7,10 @@ import sys
 
 from pyimagesearch.reporting.run_report import report_main
 
+
+def main(argv=None):
+    return report_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(report_main())
+    sys.exit(main())

@@ -17,9 +17,8 @@ import logging
 import sys
 
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.manifest import load_manifest
+from pyimagesearch.data.dataset import DatasetError, load_manifest, rebuild_command
 from pyimagesearch.data.verify import SPLITS, check_splits
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                                 check_hash=args.hash)
     print("\n".join(lines))
     if not sound:
-        print(f"rebuild with: python build_imagenet.py --config {config.source}",
-              file=sys.stderr)
+        print(f"rebuild with: {rebuild_command(config)}", file=sys.stderr)
         return 1
     return 0
 

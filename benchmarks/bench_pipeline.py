@@ -165,9 +165,10 @@ def measure_child(args: argparse.Namespace) -> dict[str, Any]:
         import mxnet  # noqa: F401
     import pyimagesearch.data.iterators as iterators
     from pyimagesearch.config import load_config
+    from pyimagesearch.data.dataset import check_dataset
 
     data_config = load_config(args.data_config)
-    info = iterators.dataset_info(data_config, ("train",))
+    info = check_dataset(data_config, ("train",))
     cores = len(os.sched_getaffinity(0))
     # One ImageRecordIter, as MXNet's own examples use it, against the training iterator
     # as training uses it: as many interleaved iterators as the decode-thread cap requires.

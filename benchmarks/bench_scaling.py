@@ -47,8 +47,8 @@ from benchlib import (
     write_json,
 )
 
+from pyimagesearch.checkpoints import read_manifest
 from pyimagesearch.distributed import launch
-from pyimagesearch.training.checkpoints import read_manifest
 from pyimagesearch.training.logs import parse_log
 
 TRAIN_SCRIPT = REPO_ROOT / "train_googlenet.py"

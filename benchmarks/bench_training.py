@@ -62,11 +62,12 @@ import numpy as np
 from benchlib import machine, output_path, summary
 from mxnet import autograd, gluon
 
+from pyimagesearch.checkpoints import save_checkpoint
 from pyimagesearch.config import load_config
-from pyimagesearch.data.iterators import DatasetInfo, RecordSplit, training_iterator
+from pyimagesearch.data.dataset import DatasetInfo, RecordSplit
+from pyimagesearch.data.iterators import Normalizer, training_iterator
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.training import recipes
-from pyimagesearch.training.checkpoints import save_checkpoint
 from pyimagesearch.training.health import HealthMonitor, HealthSettings
 from pyimagesearch.training.logs import TrainingLog
 from pyimagesearch.training.loop import (
@@ -319,11 +320,12 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
         info = DatasetInfo(splits={"train": write_records(folder, case.images, case.stored,
                                                           case.classes)},
                            mean={"R": 123.68, "G": 116.78, "B": 103.94},
-                           image_size=case.stored, manifest_file="", manifest={})
+                           image_size=case.stored, manifest={})
         config = load_config(case.config).replace(INPUT_SIZE=case.size)
         steps = case.images // case.batch
         setup = make_setup(case, folder, steps)
-        setup.normalize = info.normalizer()  # as training does: uint8 in, mean off on device
+        # As training does: uint8 in, the mean subtracted on the device.
+        setup.normalize = Normalizer(info.mean, info.mean_image)
         # The monitor at its default interval, or once per epoch where an epoch is shorter.
         monitor = HealthMonitor(HealthSettings(interval=min(HealthSettings().interval, steps)))
         # Warm the loop path too (iterator start, checkpoint code, the monitor's inference

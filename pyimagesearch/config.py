@@ -82,10 +82,11 @@ def module_fields(module: ModuleType) -> dict[str, object]:
             if name.isupper() and not name.startswith("_")}
 
 
-def load_config(spec: str | Settings) -> Settings:
+def load_config(spec: str | Path | Settings) -> Settings:
     """Import a config and check it against the declared settings."""
     if isinstance(spec, Settings):
         return spec
+    spec = str(spec)
     module = load_module(spec)
     source = getattr(module, "__file__", None) or spec
     return validate(module_fields(module), str(source))

@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from pyimagesearch.scoring import LOSS, RANK1, RANK5
 from pyimagesearch.training.logs import RunHistory
-from pyimagesearch.training.metrics import LOSS, RANK1, RANK5
 
 CURVES = ((RANK1, "rank-1 accuracy", "rank1"), (RANK5, "rank-5 accuracy", "rank5"),
           (LOSS, "cross-entropy loss", "loss"))

@@ -26,12 +26,12 @@ from conftest import REPO_ROOT, jpeg_bytes, make_ilsvrc_tree, tree_image, write_
 import build_imagenet
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset, make_split_lists
+from pyimagesearch.data.dataset import SPLITS, DatasetError
 from pyimagesearch.data.images import decode_image
 from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.manifest import SPLITS
 from pyimagesearch.data.records import pack_records
 from pyimagesearch.data.verify import verify_dataset
-from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
+from pyimagesearch.utils.imagenethelper import ImageNetHelper
 
 
 def run_main(*args: str) -> tuple[int, str, str]:

@@ -35,6 +35,7 @@ import build_imagenet
 from pyimagesearch.config import load_config
 from pyimagesearch.data import build, records
 from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.dataset import SPLITS, DatasetError, load_manifest, load_mean, manifest_path
 from pyimagesearch.data.images import (
     UnreadableImage,
     decode_image,
@@ -42,10 +43,7 @@ from pyimagesearch.data.images import (
     resize_shorter,
 )
 from pyimagesearch.data.lists import read_list
-from pyimagesearch.data.manifest import SPLITS, load_manifest, manifest_path
-from pyimagesearch.data.mean import load_mean
 from pyimagesearch.utils.files import sha256_file
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 RESIZE, INPUT_SIZE = 32, 28
 SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
@@ -138,7 +136,7 @@ def test_manifest_describes_the_dataset(odd_build):
                                    for i, (w, n) in enumerate(zip(tree.wnids, tree.names))]
     assert (manifest["resize"], manifest["quality"], manifest["input_size"]) == (32, 95, 28)
     assert manifest["mean"] == load_mean(config.DATASET_MEAN)
-    assert manifest["test_split"] == {"num_test_images": 6, "seed": 42}
+    assert manifest["build"]["test_split"] == {"num_test_images": 6, "seed": 42}
     assert manifest["build_seconds"] > 0 and manifest["created"]
     assert {"python", "mxnet", "numpy", "opencv", "pillow"} <= manifest["tools"].keys()
     for name, source in manifest["sources"].items():

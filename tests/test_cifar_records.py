@@ -26,8 +26,12 @@ from pyimagesearch.data.cifar import (
     write_fake_cifar,
 )
 from pyimagesearch.data.cifar_records import build_cifar_dataset
-from pyimagesearch.data.iterators import dataset_info, evaluation_iterator, training_iterator
-from pyimagesearch.data.manifest import load_manifest
+from pyimagesearch.data.dataset import check_dataset, load_manifest
+from pyimagesearch.data.iterators import (
+    Normalizer,
+    evaluation_iterator,
+    training_iterator,
+)
 from pyimagesearch.utils.files import sha256_file
 
 PER_BATCH = 40  # 200 training images in five batch files, 40 test images
@@ -72,12 +76,13 @@ def read_records(rec_path):
 def test_counts_manifest_and_checksums(built):
     config, manifest = built
     assert load_manifest(config)["splits"]["train"]["written"] == 160  # the format the core reads
-    info = dataset_info(config)
+    info = check_dataset(config)
     assert {k: v.count for k, v in info.splits.items()} == {"train": 160, "val": 40, "test": 40}
     assert info.image_size == 32 and info.mean_image == config.MEAN_IMAGE
     assert [c["name"] for c in manifest["classes"]] == list(CIFAR10_CLASSES)
     assert [c["label"] for c in manifest["classes"]] == list(range(10))
-    assert manifest["validation"]["source"] == "train" and manifest["validation"]["size"] == 40
+    validation = manifest["build"]["validation"]
+    assert validation["source"] == "train" and validation["size"] == 40
     for name, count in (("train", 160), ("val", 40), ("test", 40)):
         entry = manifest["splits"][name]
         assert entry["listed"] == entry["written"] == entry["count"] == count
@@ -119,9 +124,9 @@ def test_records_hold_the_original_pixels_exactly(built, fake, name):
 def test_evaluation_sees_unpadded_images_minus_the_per_pixel_mean(built, fake):
     config, _ = built
     before = sha256_file(config.MEAN_IMAGE)
-    info = dataset_info(config, ("test",))
+    info = check_dataset(config, ("test",))
     outputs, labels = [], []
-    normalize = info.normalizer()
+    normalize = Normalizer(info.mean, info.mean_image)
     for batch in evaluation_iterator(config, info, "test", 16):  # 40 = 16 + 16 + 8 (+8 pad)
         valid = batch.data[0].shape[0] - batch.pad
         assert batch.data[0].dtype == np.uint8  # the mean is subtracted on the device
@@ -139,7 +144,7 @@ def test_training_pads_4_with_the_mean_colour_then_crops_32_at_random_and_flips(
     assert config.AUGMENTATION == {"pad": 4, "fill_value": 121, "rand_crop": True,
                                    "rand_mirror": True}
     # The mean is set to zero here so outputs are raw pixels that can be matched exactly.
-    info = dataclasses.replace(dataset_info(config, ("train", "val")), mean_image=None,
+    info = dataclasses.replace(check_dataset(config, ("train", "val")), mean_image=None,
                                mean={"R": 0.0, "G": 0.0, "B": 0.0})
     originals = split_images(fake, "train")[0].transpose(0, 3, 1, 2)  # N, 3, 32, 32
     padded = np.full((len(originals), 3, 40, 40), 121, np.uint8)
@@ -175,7 +180,8 @@ def test_validation_is_a_copy_of_the_test_set_when_val_size_is_0(fake, tmp_path)
     config = load_config(str(write_cifar_config(tmp_path / "c.py", fake.folder.parent,
                                                 tmp_path / "rec", VAL_SIZE=0)))
     manifest = build_cifar_dataset(config)
-    assert manifest["validation"]["source"] == "test" and "copy" in manifest["validation"]["note"]
+    validation = manifest["build"]["validation"]
+    assert validation["source"] == "test" and "copy" in validation["note"]
     splits = manifest["splits"]
     assert splits["train"]["written"] == 200
     assert splits["val"]["rec_sha256"] == splits["test"]["rec_sha256"]
@@ -257,7 +263,7 @@ def test_demo_config_writes_fake_files_once(tmp_path, monkeypatch):
     config = load_config(str(Path(__file__).resolve().parent.parent / "config"
                              / "demo_cifar_config.py"))
     manifest = build_cifar_dataset(config)
-    assert manifest["fake"] is True
+    assert manifest["build"]["fake"] is True
     assert {k: v["written"] for k, v in manifest["splits"].items()} == \
         {"train": 400, "val": 100, "test": 100}
     batch = tmp_path / "cifar-10-batches-py" / "test_batch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import pytest
 import test_googlenet
 import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.iterators import dataset_info
+from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.evaluation.cli import evaluate_checkpoint
 from pyimagesearch.evaluation.crops import (
     TenCropAverage,
+    check_ten_crop,
     ten_crop_iterator,
     ten_crop_windows,
     ten_crops,
@@ -101,24 +103,23 @@ def test_ten_crop_scores_each_image_once_and_differs_plausibly(trained, capsys):
 
 def test_the_iterator_delivers_the_stored_center_square(trained):
     config = load_config(trained[0])
-    info = dataset_info(config, ("test",))
+    info = check_dataset(config, ("test",))
     batch = next(iter(ten_crop_iterator(config, info, "test", 4)))
     assert batch.data[0].shape == (4, 3, 32, 32)
 
 
 def test_ten_crop_is_refused_where_it_cannot_apply(trained, tmp_path, capsys):
     config, folder = trained
-    mean_image = tmp_path / "mean.nd"
-    mx.nd.save(str(mean_image), {"mean_img": mx.nd.zeros((3, 28, 28))})
-    per_pixel = tmp_path / "per_pixel.py"
-    per_pixel.write_text(Path(config).read_text() + f"MEAN_IMAGE = {str(mean_image)!r}\n")
+    # A per-pixel mean (CIFAR's) is of the crop's size: it cannot apply to the stored square.
+    info = dataclasses.replace(check_dataset(load_config(config), ("test",)),
+                               mean_image=str(tmp_path / "mean.nd"))
     with pytest.raises(ConfigError, match="per-pixel MEAN_IMAGE"):
-        evaluate_checkpoint(load_config(str(per_pixel)), str(folder), "net", 1, crops=10)
-    assert test_googlenet.main(["--config", str(per_pixel), "--checkpoints", str(folder),
-                                "--prefix", "net", "--epoch", "1", "--crops", "10"]) == 2
-    assert "use --crops 1" in capsys.readouterr().err
+        check_ten_crop(load_config(config), info)
 
     no_margin = tmp_path / "no_margin.py"
     no_margin.write_text(Path(config).read_text() + "INPUT_SIZE = 32\n")
     with pytest.raises(ConfigError, match="same window"):
         evaluate_checkpoint(load_config(str(no_margin)), str(folder), "net", 1, crops=10)
+    assert test_googlenet.main(["--config", str(no_margin), "--checkpoints", str(folder),
+                                "--prefix", "net", "--epoch", "1", "--crops", "10"]) == 2
+    assert "use --crops 1" in capsys.readouterr().err

@@ -19,8 +19,9 @@ import build_demo_dataset
 from pyimagesearch.config import Settings, load_config
 from pyimagesearch.data import demo_dataset
 from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.demo_dataset import DIGIT_CLASSES, write_demo_dataset
-from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
+from pyimagesearch.utils.imagenethelper import ImageNetHelper
 
 DEMO_FIELDS = {"NUM_CLASSES": 10, "NUM_TEST_IMAGES": 300, "RESIZE": 64, "INPUT_SIZE": 56,
                "DEMO_VAL_PER_CLASS": 30, "DEMO_BLACKLIST_SIZE": 12, "DEMO_IMAGE_SIZE": 64,

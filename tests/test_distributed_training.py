@@ -9,8 +9,8 @@ import pytest
 from conftest import REPO_ROOT
 
 import train_googlenet
+from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.distributed import launch
-from pyimagesearch.training.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training.logs import parse_log
 
 TINY = {"BATCH_SIZE": 8, "LOG_INTERVAL": 1, "DECODE_THREADS": 1, "SEED": 3}

@@ -10,12 +10,8 @@ import pytest
 
 import train_googlenet
 from pyimagesearch.config import ConfigError
-from pyimagesearch.data.iterators import (
-    DataError,
-    batches_per_epoch,
-    decode_streams,
-    decode_threads_cap,
-)
+from pyimagesearch.data.dataset import DatasetError, check_dataset
+from pyimagesearch.data.iterators import batches_per_epoch, decode_streams, decode_threads_cap
 from pyimagesearch.training.distribution import Cluster, create_cluster
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.schedules import EpochTable, ScheduleSpec, StepDecay, scale_schedule
@@ -48,7 +44,7 @@ def test_every_worker_can_run_the_common_number_of_batches(tmp_path, records, wo
 
 
 def test_too_few_records_for_the_parts_is_refused():
-    with pytest.raises(DataError, match="cannot be split into 4 non-empty parts"):
+    with pytest.raises(DatasetError, match="cannot be split into 4 non-empty parts"):
         batches_per_epoch(3, 8, 4)
 
 
@@ -95,10 +91,10 @@ def test_float16_is_accepted_by_the_config_and_refused_on_the_cpu(tiny_dataset_c
 
 def test_interleaved_streams_cover_the_epoch_and_repeat_exactly(tiny_dataset_config):
     from pyimagesearch.config import load_config
-    from pyimagesearch.data.iterators import InterleavedIter, dataset_info, training_iterator
+    from pyimagesearch.data.iterators import InterleavedIter, training_iterator
 
     config = load_config(str(tiny_dataset_config))
-    info = dataset_info(config, ("train",))
+    info = check_dataset(config, ("train",))
 
     def epoch_labels(streams):
         data_iter = training_iterator(config, info, 8, epoch=3, seed=5, streams=streams)

@@ -18,14 +18,19 @@ import pytest
 
 # Without onnx (it belongs in requirements.txt) say so instead of failing to collect.
 onnx = pytest.importorskip("onnx", reason="onnx==1.13.1 belongs in requirements.txt")
+from cifar_fixtures import write_cifar_config  # noqa: E402
 from model_use_fixtures import FAST, build_large_dataset, config_with, train_run  # noqa: E402
 from onnx import helper  # noqa: E402
 
 import export_onnx  # noqa: E402, F401  (the script imports)
+from pyimagesearch.checkpoints import read_manifest  # noqa: E402
+from pyimagesearch.config import load_config  # noqa: E402
+from pyimagesearch.data.cifar import write_fake_cifar  # noqa: E402
+from pyimagesearch.data.cifar_records import build_cifar_dataset  # noqa: E402
+from pyimagesearch.data.dataset import load_mean_image  # noqa: E402
 from pyimagesearch.export import onnx_export  # noqa: E402
 from pyimagesearch.export.onnx_export import EXIT_PARITY, export_main  # noqa: E402
 from pyimagesearch.export.runtime import OnnxModel, onnxruntime_version  # noqa: E402
-from pyimagesearch.training.checkpoints import read_manifest  # noqa: E402
 from pyimagesearch.utils.files import sha256_file  # noqa: E402
 
 
@@ -93,7 +98,8 @@ def test_a_wrong_config_or_missing_checkpoint_fails_clearly(googlenet_run, tiny_
     other = config_with(tiny_dataset_config, tmp_path / "other.py", INPUT_SIZE=24)
     assert export_main(["-c", str(googlenet_run), "-p", "net", "-e", "1", "--config",
                         str(other), "-o", str(tmp_path / "x.onnx")]) == 2
-    assert "trained with INPUT_SIZE 28, the config says 24" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "trained with INPUT_SIZE 28, the config" in err and "says 24" in err
     assert export_main(["-c", str(googlenet_run), "-p", "net", "-e", "7",
                         "-o", str(tmp_path / "x.onnx")]) == 2
     assert "complete checkpoints of 'net' there: 1" in capsys.readouterr().err
@@ -164,12 +170,14 @@ def test_cifar_resnet_exports_with_both_shortcuts(shortcut, tiny_dataset_config,
     fields = {**FAST, "MODEL": "cifar_resnet",
               "MODEL_PARAMS": {"depth": 8, "shortcut": shortcut}}
     if shortcut == "A":
-        # CIFAR's per-pixel mean: ImageRecordIter subtracts a (3, 28, 28) image.
-        mean_image = tmp_path / "mean.nd"
-        values = np.random.RandomState(1).uniform(60, 180, (3, 28, 28)).astype(np.float32)
-        mx.nd.save(str(mean_image), {"mean_img": mx.nd.array(values)})
-        fields["MEAN_IMAGE"] = str(mean_image)
-    config = config_with(tiny_dataset_config, tmp_path / "config.py", **fields)
+        # CIFAR's own records and per-pixel mean: ImageRecordIter subtracts a (3, 32, 32) image.
+        fake = write_fake_cifar(tmp_path / "cifar", images_per_batch=20)
+        config = write_cifar_config(tmp_path / "config.py", fake.folder.parent,
+                                    tmp_path / "rec", VAL_SIZE=10, **fields)
+        build_cifar_dataset(load_config(str(config)))
+        values = load_mean_image(load_config(str(config)).MEAN_IMAGE)
+    else:
+        config = config_with(tiny_dataset_config, tmp_path / "config.py", **fields)
     run = train_run(config, tmp_path / "run", "resnet8", end_epoch=1)
     output = tmp_path / "resnet8.onnx"
     assert export(run, "resnet8", output) == 0

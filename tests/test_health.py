@@ -11,7 +11,8 @@ from mxnet import autograd, gluon
 
 import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.iterators import dataset_info, training_iterator
+from pyimagesearch.data.dataset import check_dataset
+from pyimagesearch.data.iterators import Normalizer, training_iterator
 from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.settings import validate
 from pyimagesearch.training.experiment import build_network
@@ -45,13 +46,14 @@ def make_setup(config, tmp_path, observers=(), name="run"):
     trainer = gluon.Trainer(net.collect_params(), create_optimizer(config.RECIPE, 4),
                             update_on_kvstore=False)
     log = TrainingLog(tmp_path / f"training_{name}.log", console=False)
+    info = check_dataset(config, ("train",))
     return TrainingSetup(net=net, trainer=trainer, contexts=contexts, batch_size=BATCH,
                          log=log, log_interval=100, seed=5, observers=list(observers),
-                         normalize=dataset_info(config, ("train",)).normalizer())
+                         normalize=Normalizer(info.mean, info.mean_image))
 
 
 def run_epochs(setup, config, epochs=1):
-    info = dataset_info(config, ("train",))
+    info = check_dataset(config, ("train",))
     try:
         for epoch in range(epochs):
             mx.random.seed(epoch)

@@ -18,9 +18,9 @@ from model_use_fixtures import FAST, config_with
 import report  # noqa: F401  (the script imports)
 import test_googlenet
 import train_googlenet
+from pyimagesearch.checkpoints import read_manifest
 from pyimagesearch.reporting.published import comparison
 from pyimagesearch.reporting.run_report import report_main
-from pyimagesearch.training.checkpoints import read_manifest
 from pyimagesearch.training.health import parse_health_lines
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "wbr"}

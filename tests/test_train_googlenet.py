@@ -18,7 +18,7 @@ from conftest import REPO_ROOT, write_config
 import plot_log
 import test_googlenet
 import train_googlenet
-from pyimagesearch.training.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training.logs import parse_log, read_metrics
 
 TINY = {"BATCH_SIZE": 8, "LOG_INTERVAL": 2, "DECODE_THREADS": 1, "SEED": 3}

@@ -15,9 +15,9 @@ from conftest import make_ilsvrc_tree, write_config
 
 import test_inception_resnet_v2
 import train_inception_resnet_v2
+from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset
-from pyimagesearch.training.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training.health import parse_health_lines
 from pyimagesearch.training.logs import parse_log
 

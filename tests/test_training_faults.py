@@ -20,8 +20,8 @@ from mxnet import gluon
 from mxnet.gluon import nn
 
 import train_googlenet
+from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training import recipes
-from pyimagesearch.training.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training.logs import TrainingLog, read_metrics
 from pyimagesearch.training.loop import (
     EpochProgress,

@@ -33,7 +33,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import platform
 import stat
 import time
 from collections import Counter
@@ -41,13 +40,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.dataset import (
+    SPLIT_SETTINGS,
+    SPLITS,
+    DatasetError,
+    manifest_path,
+    new_manifest,
+    split_files_entry,
+    write_mean,
+)
 from pyimagesearch.data.lists import ListEntry, make_entries, write_list
-from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path
-from pyimagesearch.data.mean import write_mean
 from pyimagesearch.data.records import (
     BuildError,
     ImageWorkers,
@@ -58,8 +63,7 @@ from pyimagesearch.data.records import (
     pack_records,
 )
 from pyimagesearch.data.staging import Staging, remove_stale_partials
-from pyimagesearch.utils.files import sha256_file
-from pyimagesearch.utils.imagenethelper import DatasetError, ImageNetHelper
+from pyimagesearch.utils.imagenethelper import ImageNetHelper
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +73,6 @@ BUILD_FIELDS = (
     "TEST_MX_LIST", "TRAIN_MX_REC", "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "RESIZE",
     "ENCODING_QUALITY", "BUILD_THREADS", "INPUT_SIZE",
 )
-_SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
-                 "val": ("VAL_MX_LIST", "VAL_MX_REC"),
-                 "test": ("TEST_MX_LIST", "TEST_MX_REC")}
 # What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
@@ -106,8 +107,8 @@ def check_build_config(config: Settings) -> None:
         raise ConfigError(
             f"{name}: RESIZE={config.RESIZE} is smaller than INPUT_SIZE={config.INPUT_SIZE}; "
             f"every stored image must be at least as large as the training crop")
-    lists = [Path(getattr(config, lst)).resolve() for lst, _ in _SPLIT_FIELDS.values()]
-    records = [Path(getattr(config, rec)).resolve() for _, rec in _SPLIT_FIELDS.values()]
+    lists = [Path(getattr(config, lst)).resolve() for lst, _ in SPLIT_SETTINGS.values()]
+    records = [Path(getattr(config, rec)).resolve() for _, rec in SPLIT_SETTINGS.values()]
     outputs = [*lists, *records, *map(idx_path_for, records), Path(config.DATASET_MEAN).resolve()]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{name}: the list, record and mean paths must all differ")
@@ -133,14 +134,6 @@ def _missing_files(entries: dict[str, list[ListEntry]],
             if reason:
                 found.setdefault(split, []).append({"path": entry.path, "reason": reason})
     return found
-
-
-def _tool_versions() -> dict[str, str]:
-    import mxnet as mx
-    import PIL
-
-    return {"python": platform.python_version(), "mxnet": mx.__version__,
-            "numpy": np.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__}
 
 
 def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
@@ -205,7 +198,7 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
 
     outputs = {name: {"lst": Path(getattr(config, lst)), "rec": Path(getattr(config, rec)),
                       "idx": idx_path_for(getattr(config, rec))}
-               for name, (lst, rec) in _SPLIT_FIELDS.items()}
+               for name, (lst, rec) in SPLIT_SETTINGS.items()}
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
     remove_stale_partials([p for files in outputs.values() for p in files.values()]
                           + [mean_file, manifest_file])
@@ -263,19 +256,14 @@ def _build_staged(config: Settings, helper: ImageNetHelper,
     with naming_errors(mean_temporary):
         write_mean(mean_temporary, results["train"].mean)
     folder = manifest_file.resolve().parent
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "config": config.source,
-        "created": started_at.isoformat(timespec="seconds"),
-        "build_seconds": None,
-        **_dataset_description(config, helper),
-        "mean": results["train"].mean,
-        "mean_file": os.path.relpath(mean_file.resolve(), folder),
-        "splits": {name: _split_entry(results[name], outputs[name], temporary[name], folder)
-                   for name in SPLITS},
-        "sources": helper.fingerprints(),
-        "tools": _tool_versions(),
-    }
+    manifest = new_manifest(
+        builder="ilsvrc", config=config, created=started_at.isoformat(timespec="seconds"),
+        label_order=helper.label_order, classes=[info.as_dict() for info in helper.classes],
+        resize=config.RESIZE, encoding="jpeg", quality=config.ENCODING_QUALITY,
+        mean=results["train"].mean, mean_file=mean_file, mean_temporary=mean_temporary,
+        splits={name: _split_entry(results[name], outputs[name], temporary[name], folder)
+                for name in SPLITS},
+        folder=folder, build=_build_parameters(config), sources=helper.fingerprints())
     manifest["build_seconds"] = round(time.monotonic() - started, 3)
     staging.commit(manifest_file, manifest)
     return manifest
@@ -331,40 +319,26 @@ def _failure_message(exc: BaseException, staging: Staging, manifest_file: Path,
     return f"{where} failed: {reason}{hint}; {state}"
 
 
-def _dataset_description(config: Settings, helper: ImageNetHelper) -> dict[str, Any]:
+def _build_parameters(config: Settings) -> dict[str, Any]:
     return {
-        "label_order": helper.label_order,
-        "num_classes": len(helper.classes),
-        "classes": [info.as_dict() for info in helper.classes],
-        "resize": int(config.RESIZE),
-        "quality": int(config.ENCODING_QUALITY),
-        "input_size": int(config.INPUT_SIZE),
         "image_root": str(Path(config.IMAGES_PATH).resolve()),
         # The training list's order is drawn with the same seed.
         "test_split": {"num_test_images": int(config.NUM_TEST_IMAGES),
                        "seed": int(config.TEST_SPLIT_SEED)},
-        "build_threads": int(config.BUILD_THREADS),
+        "build_threads": config.BUILD_THREADS,
         # Images more elongated than this were skipped (see images.prepare_image).
-        "max_aspect_ratio": float(config.BUILD_MAX_ASPECT_RATIO),
+        "max_aspect_ratio": config.BUILD_MAX_ASPECT_RATIO,
     }
 
 
 def _split_entry(result: PackResult, finals: dict[str, Path], temporary: dict[str, Path],
                  folder: Path) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "listed": result.listed,
-        "written": result.written,
-        "count": result.written,
-        "skipped": result.skipped,
-        "seconds": round(result.seconds, 3),
-    }
-    for kind in ("lst", "rec", "idx"):
-        entry[kind] = os.path.relpath(finals[kind].resolve(), folder)
-        entry[f"{kind}_bytes"] = temporary[kind].stat().st_size
-        if entry[f"{kind}_bytes"] >= 1 << 30:  # minutes for ImageNet's train.rec: say so
-            logger.info("hashing %s (%.1f GB)", finals[kind].name, entry[f"{kind}_bytes"] / 1e9)
-        entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
-    return entry
+    size = temporary["rec"].stat().st_size
+    if size >= 1 << 30:  # minutes for ImageNet's train.rec: say so
+        logger.info("hashing %s (%.1f GB)", finals["rec"].name, size / 1e9)
+    return {"listed": result.listed, "written": result.written, "count": result.written,
+            "skipped": result.skipped, "seconds": round(result.seconds, 3),
+            **split_files_entry(finals["rec"], temporary, folder, lst=finals["lst"])}
 
 
 def format_summary(manifest: dict[str, Any], max_reasons: int = 20) -> str:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -51,8 +49,14 @@ from pyimagesearch.data.cifar import (
     train_val_indices,
     write_fake_cifar,
 )
-from pyimagesearch.data.manifest import MANIFEST_FORMAT, SPLITS, manifest_path
-from pyimagesearch.data.mean import write_mean
+from pyimagesearch.data.dataset import (
+    SPLITS,
+    manifest_path,
+    new_manifest,
+    split_files_entry,
+    write_mean,
+    write_mean_image,
+)
 from pyimagesearch.data.records import RecordWriter, pack_header
 from pyimagesearch.data.staging import Staging, remove_stale_partials
 from pyimagesearch.utils.files import sha256_file
@@ -181,23 +185,9 @@ def pixel_mean(images: np.ndarray) -> np.ndarray:
     return images.mean(axis=0, dtype=np.float64).transpose(2, 0, 1).astype(np.float32)
 
 
-def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
-    """Save the mean image as MXNet's ``.nd`` file (one array, ``mean_img``)."""
-    import mxnet as mx
-
-    mx.nd.save(str(path), {"mean_img": mx.nd.array(mean, dtype="float32")})
-
-
 def _source_files(folder: Path) -> dict[str, dict[str, Any]]:
     return {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
-
-
-def _tool_versions() -> dict[str, str]:
-    import mxnet as mx
-
-    return {"python": platform.python_version(), "mxnet": mx.__version__,
-            "numpy": np.__version__, "opencv": cv2.__version__}
 
 
 def build_cifar_dataset(config: Settings) -> dict[str, Any]:
@@ -232,38 +222,28 @@ def build_cifar_dataset(config: Settings) -> dict[str, Any]:
             logger.info("%s: %d images packed", name, len(splits[name].data))
         train_images = splits["train"].data.images
         mean = channel_mean(train_images)
-        write_mean(staging.path(mean_file), mean)
+        mean_temporary = staging.path(mean_file)
+        write_mean(mean_temporary, mean)
         mean_image_temporary = staging.path(mean_image)
         write_mean_image(mean_image_temporary, pixel_mean(train_images))
 
         base = manifest_file.resolve().parent
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "config": config.source,
-            "created": started_at.isoformat(timespec="seconds"),
-            "build_seconds": None,
-            "dataset": config.CIFAR_DATASET,
-            "fake": fake,
+        manifest = new_manifest(
+            builder="cifar", config=config, created=started_at.isoformat(timespec="seconds"),
             # Labels are numbered as in the official files (batches.meta / meta order).
-            "label_order": "official",
-            "label_set": config.CIFAR_LABELS,
-            "num_classes": len(class_names),
-            "classes": [{"label": i, "name": n} for i, n in enumerate(class_names)],
-            "resize": IMAGE_SIZE,
-            "encoding": "png",
-            "input_size": int(config.INPUT_SIZE),
-            "mean": mean,
-            "mean_file": os.path.relpath(mean_file.resolve(), base),
-            "mean_image_file": os.path.relpath(mean_image.resolve(), base),
-            "mean_image_sha256": sha256_file(mean_image_temporary),
-            "validation": validation,
-            "splits": {name: _split_entry(splits[name], records[name], temporary[name],
-                                          base, len(class_names))
-                       for name in SPLITS},
-            "sources": {"root": str(folder.resolve()), "layout": layout,
-                        "files": _source_files(folder)},
-            "tools": _tool_versions(),
-        }
+            label_order="official",
+            classes=[{"label": i, "name": n} for i, n in enumerate(class_names)],
+            resize=IMAGE_SIZE, encoding="png", quality=None, mean=mean, mean_file=mean_file,
+            mean_temporary=mean_temporary, mean_image_file=mean_image,
+            mean_image_temporary=mean_image_temporary,
+            splits={name: _split_entry(splits[name], records[name], temporary[name], base,
+                                       len(class_names))
+                    for name in SPLITS},
+            folder=base,
+            build={"dataset": config.CIFAR_DATASET, "fake": fake,
+                   "label_set": config.CIFAR_LABELS, "validation": validation},
+            sources={"root": str(folder.resolve()), "layout": layout,
+                     "files": _source_files(folder)})
         manifest["build_seconds"] = round(time.monotonic() - started, 3)
         staging.commit(manifest_file, manifest)
     finally:
@@ -279,22 +259,19 @@ def _split_entry(split: SplitImages, rec: Path, temporary: dict[str, Path], base
         "source": split.source,
         "class_counts": np.bincount(split.data.labels, minlength=num_classes).tolist(),
     }
-    for kind, final in (("rec", rec), ("idx", rec.with_suffix(".idx"))):
-        entry[kind] = os.path.relpath(final.resolve(), base)
-        entry[f"{kind}_bytes"] = temporary[kind].stat().st_size
-        entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
-    return entry
+    return {**entry, **split_files_entry(rec, temporary, base)}
 
 
 def format_summary(manifest: dict[str, Any]) -> str:
     """People's summary of a build: counts per split, where validation comes from, means."""
-    lines = [f"{manifest['dataset']}{' (FAKE data)' if manifest.get('fake') else ''}: "
+    build = manifest["build"]
+    lines = [f"{build['dataset']}{' (FAKE data)' if build.get('fake') else ''}: "
              f"{manifest['num_classes']} classes, PNG records of 32x32 images"]
     for name in SPLITS:
         entry = manifest["splits"][name]
         lines.append(f"{name + ':':<6} {entry['written']} images (from the official "
                      f"{entry['source']} split)")
-    validation = manifest["validation"]
+    validation = build["validation"]
     if validation["source"] == "test":
         lines.append(f"note: {validation['note']}")
     else:
@@ -315,7 +292,7 @@ def build_main(argv: list[str] | None = None,
 
     from pyimagesearch.config import load_config
     from pyimagesearch.data.cifar import CifarFormatError, UnsafePickleError
-    from pyimagesearch.utils.imagenethelper import DatasetError
+    from pyimagesearch.data.dataset import DatasetError
 
     parser = argparse.ArgumentParser(
         description="Convert the official CIFAR-10/100 files into MXNet records.")

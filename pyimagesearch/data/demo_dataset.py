@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.utils.imagenethelper import DatasetError
+from pyimagesearch.data.dataset import DatasetError
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""Record iterators for training and evaluation, and the checks made before creating them.
+"""Record iterators for training and evaluation, over a dataset checked first.
 
 MXNet's C++ iterator aborts the process on some bad inputs and cannot be caught from
-Python, so everything that can be checked from Python (files present, manifest counts,
-mean, image size against the crop) is checked first, with a message that says what to
-rebuild.
+Python, so the iterators here take a :class:`~pyimagesearch.data.dataset.DatasetInfo`
+that :func:`~pyimagesearch.data.dataset.check_dataset` returned (files, sizes, counts,
+mean and crop against the manifest), and refuse batch sizes that would make MXNet abort.
 
 A new training iterator is created for every epoch with seeds derived from the epoch:
 a re-created ``ImageRecordIter`` replays its first shuffle, so seeding by epoch is what
@@ -23,48 +23,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mxnet as mx
 
 from pyimagesearch.config import Settings
-from pyimagesearch.data.mean import load_mean
-from pyimagesearch.data.verify import RecordError, verify_split
+from pyimagesearch.data.dataset import DatasetError, DatasetInfo, RecordSplit
 from pyimagesearch.runtime import usable_cores
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-
-
-class DataError(RuntimeError):
-    """Records, their manifest or the mean are missing or do not fit the config."""
-
-
-@dataclass(frozen=True)
-class RecordSplit:
-    rec: str
-    idx: str
-    count: int
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What the training core needs to know about a built dataset."""
-
-    splits: dict[str, RecordSplit]
-    mean: dict[str, float]
-    image_size: int
-    manifest_file: str
-    manifest: dict[str, Any]
-    # A per-pixel mean (MXNet .nd file, CIFAR's preprocessing) replaces the channel mean.
-    mean_image: str | None = None
-
-    def normalizer(self) -> Normalizer:
-        return Normalizer(self.mean, self.mean_image)
 
 
 class Normalizer:
@@ -94,87 +61,13 @@ class Normalizer:
         return mx.nd.broadcast_sub(data.astype("float32", copy=False), self._mean_on(data.context))
 
 
-def _build_command(config: Settings) -> str:
-    """The command that builds this config's records (``BUILD_SCRIPT``: CIFAR's differs)."""
-    return f"python {config.BUILD_SCRIPT} --config {config.source}"
-
-
-def _rebuild_hint(config: Settings) -> str:
-    return f"build it with: {_build_command(config)}"
-
-
-def _load_mean(path: str, config: Settings) -> dict[str, float]:
-    try:
-        return load_mean(path)
-    except DatasetError as exc:
-        raise DataError(f"{exc}; {_rebuild_hint(config)}") from None
-
-
-def dataset_info(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
-    """Check that the records of ``splits`` exist and suit the config, before any C++ iterator.
-
-    The manifest written by ``build_imagenet.py`` gives the record counts (the number of
-    updates per epoch depends on them) and the size images were stored at.
-    """
-    from pyimagesearch.data.manifest import load_manifest, manifest_path
-
-    manifest_file = str(manifest_path(config))
-    try:
-        manifest = load_manifest(config)
-    except FileNotFoundError:
-        raise DataError(f"dataset manifest {manifest_file} is missing; "
-                        f"{_rebuild_hint(config)}") from None
-    except Exception as exc:
-        raise DataError(f"{exc}; {_rebuild_hint(config)}") from exc
-    records = {"train": (config.TRAIN_MX_REC, "TRAIN_MX_REC"),
-               "val": (config.VAL_MX_REC, "VAL_MX_REC"),
-               "test": (config.TEST_MX_REC, "TEST_MX_REC")}
-    found: dict[str, RecordSplit] = {}
-    for split in splits:
-        rec, field = records[split]
-        idx = str(Path(rec).with_suffix(".idx"))
-        for path in (rec, idx):
-            if not Path(path).is_file():
-                raise DataError(f"{split} records {path} ({field}) are missing; "
-                                f"{_rebuild_hint(config)}")
-        try:
-            count = int(manifest["splits"][split]["written"])
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{manifest_file} has no record count for split {split!r}; "
-                            f"{_rebuild_hint(config)}") from None
-        if count < 1:
-            raise DataError(f"{split} records {rec} are empty; {_rebuild_hint(config)}")
-        # Walk .idx and record headers now: MXNet's iterator aborts the whole process on a
-        # truncated .rec and silently remaps out-of-range labels.
-        try:
-            verify_split(rec, idx, count, int(config.NUM_CLASSES),
-                         manifest_entry=manifest["splits"][split])
-        except RecordError as exc:
-            raise DataError(f"{exc}; {_rebuild_hint(config)}") from None
-        found[split] = RecordSplit(rec=rec, idx=idx, count=count)
-    image_size = int(manifest.get("resize", 0))
-    if image_size < config.INPUT_SIZE:
-        raise DataError(
-            f"records in {Path(manifest_file).parent} store images with shorter side "
-            f"{image_size} px, smaller than the {config.INPUT_SIZE} px crop (INPUT_SIZE); "
-            f"rebuild them with RESIZE >= {config.INPUT_SIZE}: {_build_command(config)}")
-    mean = _load_mean(config.DATASET_MEAN, config)
-    mean_image = config.MEAN_IMAGE
-    if mean_image is not None and not Path(mean_image).is_file():
-        # ImageRecordIter would quietly compute and write a mean image of its own.
-        raise DataError(f"per-pixel mean image {mean_image} (MEAN_IMAGE) is missing; "
-                        f"{_rebuild_hint(config)}")
-    return DatasetInfo(splits=found, mean=mean, image_size=image_size,
-                       manifest_file=manifest_file, manifest=manifest, mean_image=mean_image)
-
-
 def _common(split: RecordSplit, info: DatasetInfo, config: Settings, batch_size: int,
             size: int | None = None) -> dict[str, Any]:
     if 2 * split.count < batch_size:
         # The iterator tops up a short last batch by wrapping around once; when one wrap
         # cannot fill it, MXNet fails in C++ ("number of input images must be bigger than
         # the batch size") and takes the process with it.
-        raise DataError(f"{split.rec} holds {split.count} records, fewer than half a batch "
+        raise DatasetError(f"{split.rec} holds {split.count} records, fewer than half a batch "
                         f"of {batch_size}; lower BATCH_SIZE (or NUM_DEVICES) in config "
                         f"{config.source}")
     size = size or config.INPUT_SIZE
@@ -216,7 +109,7 @@ def part_sizes(num_records: int, num_parts: int) -> list[int]:
     share = math.ceil(num_records / num_parts)
     sizes = [min(share, max(num_records - share * k, 0)) for k in range(num_parts)]
     if min(sizes) < 1:
-        raise DataError(f"{num_records} training records cannot be split into {num_parts} "
+        raise DatasetError(f"{num_records} training records cannot be split into {num_parts} "
                         f"non-empty parts (workers x decode streams); lower DECODE_THREADS")
     return sizes
 
@@ -303,7 +196,7 @@ def evaluation_iterator(config: Settings, info: DatasetInfo, split: str, batch_s
     takes the whole stored square and crops it itself).
     """
     if split not in info.splits:
-        raise DataError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
+        raise DatasetError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
     params = _common(info.splits[split], info, config, batch_size, size)
     params.update(shuffle=False)
     # Padding settings (CIFAR's 4-pixel pad) belong to the random crop only.

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyimagesearch.utils.imagenethelper import DatasetError
+from pyimagesearch.data.dataset import DatasetError
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from pyimagesearch import settings
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.images import (
     DEFAULT_MAX_ASPECT_RATIO,
     UnreadableImage,
@@ -54,7 +55,6 @@ from pyimagesearch.data.images import (
     stored_image_mean,
 )
 from pyimagesearch.data.lists import ListEntry, unsafe_path_reason
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.data.manifest import manifest_text
+from pyimagesearch.data.dataset import manifest_text
 from pyimagesearch.data.records import naming_errors
 from pyimagesearch.utils.files import fsync_path
 

@@ -35,7 +35,6 @@ blame), ``line`` (the ``.idx`` line, when there is one), ``record_id`` and ``kin
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 import os
@@ -53,6 +52,7 @@ import cv2
 import numpy as np
 
 from pyimagesearch.config import Settings
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.records import (
     IR_FORMAT,
     IR_SIZE,
@@ -61,7 +61,7 @@ from pyimagesearch.data.records import (
     RecordFormatError,
     read_record_at,
 )
-from pyimagesearch.utils.imagenethelper import DatasetError
+from pyimagesearch.utils.files import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -508,14 +508,6 @@ def _decode_all(walk: _Walk, min_side: int | None, threads: int | None) -> int:
 
 
 # --- the checks ---------------------------------------------------------------------------
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_against_manifest(entry: dict[str, Any], files: dict[str, str],
                             check_hash: bool) -> bool:
     for kind, path in files.items():
@@ -531,7 +523,7 @@ def _check_against_manifest(entry: dict[str, Any], files: dict[str, str],
         expected = entry.get(f"{kind}_sha256")
         if expected is None:
             continue
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise RecordError("hash_mismatch", f"SHA-256 {actual[:16]}... differs from the "
                               f"manifest's {expected[:16]}...: the file changed since the build "
@@ -608,18 +600,12 @@ def split_paths(config: Settings, split: str) -> tuple[str, str]:
 def verify_dataset(config: Settings, splits: Sequence[str] = SPLITS, *,
                    decode: bool = False, check_hash: bool = False,
                    manifest: dict[str, Any] | None = None) -> dict[str, VerifyResult]:
-    """:func:`verify_split` for each split of ``config``'s dataset, against its manifest.
+    """:func:`verify_split` for each split of ``config``'s dataset, against its manifest,
+    after the contract's own checks (:func:`~pyimagesearch.data.dataset.check_dataset`)."""
+    from pyimagesearch.data.dataset import check_dataset
 
-    Also refuses a manifest whose class count differs from the config's ``NUM_CLASSES``.
-    """
-    from pyimagesearch.data.manifest import load_manifest
-
-    manifest = load_manifest(config) if manifest is None else manifest
-    num_classes = int(config.NUM_CLASSES)
-    if int(manifest.get("num_classes", num_classes)) != num_classes:
-        raise DatasetError(f"the dataset was built for {manifest['num_classes']} classes but "
-                           f"the config says NUM_CLASSES = {num_classes}",
-                           manifest.get("path"))
+    manifest = check_dataset(config, ()).manifest if manifest is None else manifest
+    num_classes = config.NUM_CLASSES
     results = {}
     for split in splits:
         if split not in _SPLIT_RECORDS:
@@ -650,15 +636,31 @@ def describe(result: VerifyResult) -> str:
             f"{result.seconds:.2f} s")
 
 
+def describe_contract(config: Settings, check_hash: bool = False) -> str:
+    """The dataset contract's checks (manifest, classes, stored size, mean; with
+    ``check_hash`` the mean file's SHA-256 too), as one line; ``DatasetError`` if not met."""
+    from pyimagesearch.data.dataset import check_dataset
+
+    info = check_dataset(config, ())
+    manifest = info.manifest
+    if check_hash and manifest.get("mean_sha256") and \
+            sha256_file(config.DATASET_MEAN) != manifest["mean_sha256"]:
+        raise DatasetError(f"SHA-256 differs from the mean file built with these records "
+                           f"({manifest['path']})", config.DATASET_MEAN)
+    return (f"OK  {manifest['num_classes']} classes ({manifest['label_order']} order), "
+            f"{manifest['resize']} px, mean as built; identity {manifest['identity'][:12]}")
+
+
 def check_splits(config: Settings, manifest: dict[str, Any], splits: Sequence[str], *,
                  decode: bool = False, check_hash: bool = False) -> tuple[bool, list[str]]:
     """Verify each split, carrying on after a bad one; (all sound, one report line each)."""
-    width = max(len(split) for split in splits) + 1
-    num_classes = int(config.NUM_CLASSES)
+    width = max(len(split) for split in (*splits, "dataset")) + 1
+    num_classes = config.NUM_CLASSES
     lines, sound = [], True
-    if int(manifest.get("num_classes", num_classes)) != num_classes:
-        lines.append(f"dataset: FAILED built for {manifest['num_classes']} classes but the "
-                     f"config says NUM_CLASSES = {num_classes}")
+    try:
+        lines.append(f"{'dataset:':<{width}} {describe_contract(config, check_hash)}")
+    except DatasetError as exc:
+        lines.append(f"{'dataset:':<{width}} FAILED {exc}")
         sound = False
     for split in splits:
         rec, idx = split_paths(config, split)

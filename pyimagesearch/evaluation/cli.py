@@ -12,15 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
-from pathlib import Path
 from typing import Any
 
-import mxnet as mx
-from mxnet import gluon
-
+from pyimagesearch.checkpoints import (
+    CheckpointError,
+    checkpoint_name,
+    epochs_csv_path,
+    list_checkpoints,
+    load_network,
+    read_manifest,
+    resolve_epoch,
+    result_path,
+)
 from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_iterator
+from pyimagesearch.data.dataset import DatasetError, check_checkpoint_dataset, check_dataset
+from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.evaluation.crops import (
     CROPS,
     TenCropAverage,
@@ -28,13 +34,8 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_caveats,
     ten_crop_iterator,
 )
-from pyimagesearch.evaluation.evaluate import EvaluationError, evaluate
-from pyimagesearch.training.checkpoints import (
-    CheckpointError,
-    list_checkpoints,
-    read_manifest,
-    resolve_epoch,
-)
+from pyimagesearch.scoring import EvaluationError, evaluate
+from pyimagesearch.settings import argument_type
 from pyimagesearch.training.devices import select_contexts
 from pyimagesearch.utils.files import atomic_write_text
 
@@ -42,56 +43,42 @@ EXIT_ERROR = 2
 EXIT_BELOW_TARGET = 4
 
 
-def load_standard_checkpoint(checkpoints: str, prefix: str, epoch: int,
-                             contexts: list[mx.Context]) -> gluon.SymbolBlock:
-    """The network of checkpoint ``epoch`` as a hybridized SymbolBlock on ``contexts``."""
-    read_manifest(checkpoints, prefix, epoch)  # files present and matching their checksums
-    folder = Path(checkpoints)
-    with warnings.catch_warnings():
-        # The exported graph leaves the input's dtype open; float32 is what it gets.
-        warnings.filterwarnings("ignore", message="Cannot decide type")
-        net = gluon.SymbolBlock.imports(str(folder / f"{prefix}-symbol.json"), ["data"],
-                                        str(folder / f"{prefix}-{epoch:04d}.params"),
-                                        ctx=contexts)
-    net.hybridize(static_alloc=True, static_shape=True)
-    return net
-
-
-def result_path(checkpoints: str, prefix: str, epoch: int, split: str, crops: int = 1) -> Path:
-    """Where a score is saved: ``NAME-0050-test.json``, ``NAME-0050-test-10crop.json``."""
-    suffix = "" if crops == 1 else f"-{crops}crop"
-    return Path(checkpoints) / f"{prefix}-{epoch:04d}-{split}{suffix}.json"
-
-
 def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: int | str,
-                        split: str = "test", cpu_contexts: int = 1,
-                        crops: int = 1) -> dict[str, Any]:
+                        split: str = "test", cpu_contexts: int = 1, crops: int = 1,
+                        override: bool = False) -> dict[str, Any]:
     """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON.
 
-    ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged).
+    ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged). The
+    dataset must be the one the checkpoint was trained on (another build could put
+    training images in the test split); ``override`` scores anyway, with the differences
+    among the result's warnings.
     """
     if crops not in CROPS:
         raise ConfigError(f"crops must be one of {CROPS}, got {crops}")
     epoch = resolve_epoch(checkpoints, prefix, epoch)
-    info = dataset_info(config, (split,))
+    info = check_dataset(config, (split,))
+    notes = check_checkpoint_dataset(read_manifest(checkpoints, prefix, epoch, verify=False),
+                                     info, f"checkpoint {checkpoint_name(prefix, epoch)}",
+                                     override=override)
     contexts = select_contexts(config.NUM_DEVICES, cpu_contexts)
     batch_size = config.BATCH_SIZE * len(contexts)
     # The iterator first: where 10-crop does not apply, fail before loading any weights.
     batches = (evaluation_iterator(config, info, split, batch_size) if crops == 1
                else ten_crop_iterator(config, info, split, batch_size))
-    net = load_standard_checkpoint(checkpoints, prefix, epoch, contexts)
-    scorer = net if crops == 1 else TenCropAverage(net, int(config.INPUT_SIZE))
-    result = evaluate(scorer, batches, contexts, info.normalizer(), info.splits[split].count)
+    net = load_network(checkpoints, prefix, epoch, contexts)
+    scorer = net if crops == 1 else TenCropAverage(net, config.INPUT_SIZE)
+    result = evaluate(scorer, batches, contexts, Normalizer(info.mean, info.mean_image),
+                      info.splits[split].count)
     result.update(epoch=epoch, split=split, records=info.splits[split].rec, crops=crops,
                   protocol=describe_crops(crops, config),
-                  warnings=ten_crop_caveats(config) if crops == 10 else [])
+                  warnings=notes + (ten_crop_caveats(config) if crops == 10 else []))
     atomic_write_text(result_path(checkpoints, prefix, epoch, split, crops),
                       json.dumps(result, indent=2, sort_keys=True))
     return result
 
 
 def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
-                        cpu_contexts: int = 1, crops: int = 1
+                        cpu_contexts: int = 1, crops: int = 1, override: bool = False
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score every checkpoint on validation, pick the best there, and test only that one.
 
@@ -105,17 +92,17 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     rows = []
     for epoch in epochs:
         result = evaluate_checkpoint(config, checkpoints, prefix, epoch, "val", cpu_contexts,
-                                     crops)
+                                     crops, override)
         rows.append({"epoch": epoch, "val_rank1": result["accuracy"],
                      "val_rank5": result["top_k_accuracy_5"],
                      "val_loss": result["cross-entropy"], "images": result["images"]})
     lines = ["epoch,val_rank1,val_rank5,val_loss,images"]
     lines += [f"{r['epoch']},{r['val_rank1']:.6f},{r['val_rank5']:.6f},{r['val_loss']:.6f},"
               f"{r['images']}" for r in rows]
-    atomic_write_text(Path(checkpoints) / f"{prefix}-epochs.csv", "\n".join(lines) + "\n")
+    atomic_write_text(epochs_csv_path(checkpoints, prefix), "\n".join(lines) + "\n")
     best = max(rows, key=lambda r: (r["val_rank1"], -r["val_loss"]))
     test = evaluate_checkpoint(config, checkpoints, prefix, best["epoch"], "test", cpu_contexts,
-                               crops)
+                               crops, override)
     return rows, test
 
 
@@ -133,8 +120,11 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help=f"config module or .py path (default {default_config})")
     parser.add_argument("--split", choices=("test", "val"), default="test",
                         help="records to score (default: the test split carved from train)")
-    parser.add_argument("--cpu-contexts", type=int, default=1,
+    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
                         help="without GPUs, split each batch over this many CPU contexts")
+    parser.add_argument("--override", action="store_true",
+                        help="score even though the dataset is not the one the checkpoint "
+                             "was trained on (the differences are printed as warnings)")
     parser.add_argument("--crops", type=int, choices=CROPS, default=1,
                         help="1: the center crop (default); 10: four corners and center of "
                              "the stored RESIZE square, and their mirrors, softmax averaged")
@@ -149,18 +139,19 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
         config = load_config(args.config)
         if args.all_epochs:
             rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
-                                               args.cpu_contexts, args.crops)
+                                               args.cpu_contexts, args.crops, args.override)
             for row in rows:
                 print(f"[INFO] epoch {row['epoch']}: validation rank-1 "
                       f"{100 * row['val_rank1']:.2f}%, rank-5 {100 * row['val_rank5']:.2f}%, "
                       f"loss {row['val_loss']:.4f}")
             print(f"[INFO] best on validation: epoch {result['epoch']} (all epochs in "
-                  f"{Path(args.checkpoints) / (args.prefix + '-epochs.csv')})")
+                  f"{epochs_csv_path(args.checkpoints, args.prefix)})")
             args.split = "test"
         else:
             result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
-                                         args.split, args.cpu_contexts, args.crops)
-    except (ConfigError, DataError, CheckpointError, EvaluationError) as exc:
+                                         args.split, args.cpu_contexts, args.crops,
+                                         args.override)
+    except (ConfigError, DatasetError, CheckpointError, EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
     for warning in result["warnings"]:

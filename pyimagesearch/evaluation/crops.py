@@ -17,7 +17,8 @@ import mxnet as mx
 from mxnet import gluon
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.iterators import DatasetInfo, evaluation_iterator
+from pyimagesearch.data.dataset import DatasetInfo
+from pyimagesearch.data.iterators import evaluation_iterator
 
 CROPS = (1, 10)
 WINDOW_NAMES = ("top-left", "top-right", "bottom-left", "bottom-right", "center")

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.checkpoints import latest_checkpoint, read_manifest, result_path
 from pyimagesearch.config import Settings
-from pyimagesearch.training.checkpoints import latest_checkpoint, read_manifest
 from pyimagesearch.training.logs import metrics_jsonl_path, read_metrics
 
 logger = logging.getLogger(__name__)
@@ -124,10 +124,6 @@ def last_k_errors(val_errors: dict[int, float], k: int) -> list[float]:
     return [val_errors[e] for e in sorted(val_errors)[-k:]]
 
 
-def _test_result_path(folder: Path, prefix: str, epoch: int) -> Path:
-    return folder / f"{prefix}-{epoch:04d}-test.json"
-
-
 def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
     """The config to evaluate with: the one given, else the run's own (its snapshot's file)."""
     if config is not None:
@@ -142,10 +138,12 @@ def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
 
 def _dataset_is_fake(manifest: dict[str, Any]) -> bool:
     """Whether the run's dataset manifest (named in its checkpoint) says the data is fake."""
+    from pyimagesearch.data.dataset import DatasetError, read_manifest
+
     path = manifest.get("dataset", {}).get("manifest")
     try:
-        return bool(path and json.loads(Path(path).read_text()).get("fake", False))
-    except (OSError, ValueError):
+        return bool(path and read_manifest(path)["build"].get("fake", False))
+    except DatasetError:
         return False
 
 
@@ -170,7 +168,7 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
     recipe = manifest.get("recipe")
     result.recipe = recipe.get("name") if isinstance(recipe, dict) else None
     result.fake_data = _dataset_is_fake(manifest)
-    path = _test_result_path(folder, prefix, epoch)
+    path = result_path(folder, prefix, epoch, "test")
     if not path.is_file() and evaluate_missing:
         from pyimagesearch.evaluation.cli import evaluate_checkpoint
 
@@ -308,10 +306,10 @@ def stats_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
+    from pyimagesearch.checkpoints import CheckpointError
     from pyimagesearch.config import ConfigError, load_config
-    from pyimagesearch.data.iterators import DataError
-    from pyimagesearch.evaluation.evaluate import EvaluationError
-    from pyimagesearch.training.checkpoints import CheckpointError
+    from pyimagesearch.data.dataset import DatasetError
+    from pyimagesearch.scoring import EvaluationError
 
     parser = argparse.ArgumentParser(
         description="Final test error over the runs of each setting, side by side with "
@@ -340,7 +338,7 @@ def stats_main(argv: list[str] | None = None) -> int:
         settings = [collect_setting(path, args.prefix, args.last, config,
                                     not args.no_evaluate, args.cpu_contexts)
                     for path in args.settings]
-    except (FileNotFoundError, ConfigError, DataError, CheckpointError,
+    except (FileNotFoundError, ConfigError, DatasetError, CheckpointError,
             EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return 2

@@ -45,12 +45,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network, onnx_path
 from pyimagesearch.config import ConfigError
-from pyimagesearch.data.iterators import DataError, dataset_info, evaluation_iterator
+from pyimagesearch.data.dataset import DatasetError, check_dataset
+from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.export.runtime import RUNTIMES, OnnxModel, OnnxModelError
 from pyimagesearch.inference.preprocess import classes_metadata
 from pyimagesearch.inference.source import CheckpointSource, describe_checkpoint
-from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.utils.files import commit_file, fsync_path
 
 EXIT_ERROR = 2
@@ -180,7 +181,7 @@ def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
     props = {
         "model": source.model,
         "model_params": json.dumps(identity.get("model_params", {}), sort_keys=True),
-        "source_checkpoint": f"{source.prefix}-{source.epoch:04d}",
+        "source_checkpoint": checkpoint_name(source.prefix, source.epoch),
         "source_params_sha256": source.manifest.get("files", {}).get("params", {})
                                               .get("sha256", ""),
         "config": str(source.manifest.get("config", {}).get("__source__", "")),
@@ -193,7 +194,8 @@ def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
     }
     helper.set_model_props(model, props)
     model.model_version = source.epoch
-    model.doc_string = (f"{source.model} from checkpoint {source.prefix}-{source.epoch:04d}: "
+    model.doc_string = (f"{source.model} from checkpoint "
+                        f"{checkpoint_name(source.prefix, source.epoch)}: "
                         f"{source.preprocessing.describe()}; output: logits")
     onnx.checker.check_model(model)
     return model
@@ -202,18 +204,16 @@ def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
 # --- the parity check ----------------------------------------------------------------
 def parity_batch(source: CheckpointSource, images: int, split: str) -> np.ndarray:
     """The first ``images`` records of ``split``, decoded and cropped as evaluation does."""
-    info = dataset_info(source.config, (split,))
+    info = check_dataset(source.config, (split,))
     count = min(images, info.splits[split].count)
     batch = next(iter(evaluation_iterator(source.config, info, split, count)))
     valid = count - (batch.pad or 0)
-    return info.normalizer()(batch.data[0]).asnumpy()[:valid]
+    return Normalizer(info.mean, info.mean_image)(batch.data[0]).asnumpy()[:valid]
 
 
 def mxnet_outputs(source: CheckpointSource, batch: np.ndarray) -> np.ndarray:
     """The checkpoint's outputs, loaded as evaluation loads it (``SymbolBlock.imports``)."""
-    from pyimagesearch.evaluation.cli import load_standard_checkpoint
-
-    net = load_standard_checkpoint(source.checkpoints, source.prefix, source.epoch, [mx.cpu()])
+    net = load_network(source.checkpoints, source.prefix, source.epoch, [mx.cpu()])
     return net(mx.nd.array(batch)).asnumpy()
 
 
@@ -235,7 +235,7 @@ def check_parity(source: CheckpointSource, model: OnnxModel, images: int = DEFAU
 
 # --- the command ---------------------------------------------------------------------
 def default_output(source: CheckpointSource) -> Path:
-    return Path(source.checkpoints) / f"{source.prefix}-{source.epoch:04d}.onnx"
+    return onnx_path(source.checkpoints, source.prefix, source.epoch)
 
 
 def export_checkpoint(source: CheckpointSource, output: str | Path,
@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint epoch to export, or 'last' for the newest")
     parser.add_argument("--config", default=None,
                         help="config module or .py path (default: the one the run recorded)")
+    parser.add_argument("--override", action="store_true",
+                        help="use the config's dataset even though its label order, classes, "
+                             "stored size or mean differ from the checkpoint's (printed)")
     parser.add_argument("-o", "--output", default=None,
                         help="the .onnx file (default: DIR/NAME-%%04d.onnx)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
@@ -298,7 +301,10 @@ def export_main(argv: list[str] | None = None) -> int:
         print("[ERROR] --parity-images must be at least 1", file=sys.stderr)
         return EXIT_ERROR
     try:
-        source = describe_checkpoint(args.checkpoints, args.prefix, args.epoch, args.config)
+        source = describe_checkpoint(args.checkpoints, args.prefix, args.epoch, args.config,
+                                     args.override)
+        for note in source.notes:
+            print(f"[WARNING] {note}", file=sys.stderr)
         output = Path(args.output) if args.output else default_output(source)
         print(f"[INFO] exporting {source.model} {source.prefix} epoch {source.epoch}: "
               f"{source.preprocessing.describe()}; {len(source.classes)} classes "
@@ -308,7 +314,7 @@ def export_main(argv: list[str] | None = None) -> int:
     except ParityError as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_PARITY
-    except (ConfigError, DataError, CheckpointError, OnnxModelError, ExportError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, OnnxModelError, ExportError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(f"[INFO] parity: {parity.describe(args.tolerance)}")

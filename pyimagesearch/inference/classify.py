@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network
 from pyimagesearch.config import ConfigError
 from pyimagesearch.data.images import UnreadableImage
 from pyimagesearch.inference.preprocess import (
@@ -29,7 +30,6 @@ from pyimagesearch.inference.preprocess import (
     PreprocessingError,
     classes_from_metadata,
 )
-from pyimagesearch.training.checkpoints import CheckpointError
 
 EXIT_ERROR = 2
 EXIT_UNREADABLE = 3
@@ -74,19 +74,18 @@ class Classifier:
 
     @classmethod
     def from_checkpoint(cls, checkpoints: str, prefix: str, epoch: int | str,
-                        config: str | None = None) -> Classifier:
+                        config: str | None = None, override: bool = False) -> Classifier:
         import mxnet as mx
 
-        from pyimagesearch.evaluation.cli import load_standard_checkpoint
         from pyimagesearch.inference.source import describe_checkpoint
 
-        source = describe_checkpoint(checkpoints, prefix, epoch, config)
-        net = load_standard_checkpoint(checkpoints, prefix, source.epoch, [mx.cpu()])
+        source = describe_checkpoint(checkpoints, prefix, epoch, config, override)
+        net = load_network(checkpoints, prefix, source.epoch, [mx.cpu()])
 
         def predict(batch: np.ndarray) -> np.ndarray:
             return net(mx.nd.array(batch)).asnumpy()
 
-        description = (f"{source.model} {prefix}-{source.epoch:04d} (MXNet), "
+        description = (f"{source.model} {checkpoint_name(prefix, source.epoch)} (MXNet), "
                        f"{len(source.classes)} classes in {source.label_order} order from "
                        f"{source.classes_source}")
         return cls(predict, source.preprocessing, source.classes, description)
@@ -160,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-e", "--epoch", help="checkpoint epoch, or 'last' for the newest")
     parser.add_argument("--config", default=None,
                         help="config module or .py path (default: the one the run recorded)")
+    parser.add_argument("--override", action="store_true",
+                        help="use the config's dataset even though its label order, classes, "
+                             "stored size or mean differ from the checkpoint's (printed)")
     parser.add_argument("--onnx", metavar="FILE",
                         help="classify with this export_onnx.py file instead of a checkpoint")
     parser.add_argument("--runtime", choices=("auto", "onnxruntime", "reference"),
@@ -177,9 +179,9 @@ def classify_main(argv: list[str] | None = None) -> int:
         parser.error("give --checkpoints, --prefix and --epoch, or --onnx FILE")
     if args.top < 1:
         parser.error("--top must be at least 1")
-    from pyimagesearch.data.iterators import DataError
+    from pyimagesearch.data.dataset import DatasetError
 
-    errors: tuple[type[Exception], ...] = (ConfigError, CheckpointError, DataError,
+    errors: tuple[type[Exception], ...] = (ConfigError, CheckpointError, DatasetError,
                                            PreprocessingError)
     try:
         if args.onnx:
@@ -193,7 +195,7 @@ def classify_main(argv: list[str] | None = None) -> int:
             classifier = Classifier.from_onnx(args.onnx, args.runtime)
         else:
             classifier = Classifier.from_checkpoint(args.checkpoints, args.prefix, args.epoch,
-                                                    args.config)
+                                                    args.config, args.override)
         results = classifier.classify(args.images, args.top)
     except errors as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)

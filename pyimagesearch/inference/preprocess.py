@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pyimagesearch.config import Settings
+from pyimagesearch.data.dataset import DatasetInfo, load_mean_image
 from pyimagesearch.data.images import read_image_file, resize_shorter
 
 # Keys of the ONNX metadata_props written at export and read at inference.
@@ -117,24 +117,12 @@ class Preprocessing:
 
     # --- where it comes from -----------------------------------------------------------
     @classmethod
-    def from_config(cls, config: Settings) -> Preprocessing:
-        """Evaluation's preprocessing of ``config``: RESIZE, INPUT_SIZE, the mean files."""
-        from pyimagesearch.data.mean import load_mean
-        from pyimagesearch.utils.imagenethelper import DatasetError
-
-        for field in ("RESIZE", "INPUT_SIZE", "DATASET_MEAN"):
-            if getattr(config, field) is None:
-                raise PreprocessingError(f"the config lacks {field}")
-        mean_image_path = config.MEAN_IMAGE
-        if mean_image_path is not None:
-            return cls(int(config.RESIZE), int(config.INPUT_SIZE),
-                       mean_image=load_mean_image(mean_image_path))
-        try:
-            mean = load_mean(config.DATASET_MEAN)
-        except DatasetError as exc:
-            raise PreprocessingError(str(exc)) from None
-        return cls(int(config.RESIZE), int(config.INPUT_SIZE),
-                   mean_rgb=(mean["R"], mean["G"], mean["B"]))
+    def of_dataset(cls, info: DatasetInfo, input_size: int) -> Preprocessing:
+        """Evaluation's preprocessing of a checked dataset: its stored size and mean."""
+        if info.mean_image is not None:
+            return cls(info.image_size, input_size, mean_image=load_mean_image(info.mean_image))
+        mean = info.mean
+        return cls(info.image_size, input_size, mean_rgb=(mean["R"], mean["G"], mean["B"]))
 
     def metadata(self) -> dict[str, str]:
         """The ONNX ``metadata_props`` that describe this preprocessing.
@@ -180,22 +168,6 @@ class Preprocessing:
             raise PreprocessingError(f"the model's metadata does not describe its "
                                      f"preprocessing ({type(exc).__name__}: {exc}); was it "
                                      f"written by export_onnx.py?") from None
-
-
-def load_mean_image(path: str | Path) -> np.ndarray:
-    """The ``(3, S, S)`` RGB mean image of an MXNet ``.nd`` file (``MEAN_IMAGE``)."""
-    import mxnet as mx
-
-    if not Path(path).is_file():
-        raise PreprocessingError(f"per-pixel mean image {path} (MEAN_IMAGE) is missing")
-    try:
-        arrays = mx.nd.load(str(path))
-    except mx.base.MXNetError as exc:
-        raise PreprocessingError(f"{path}: not an MXNet array file ({exc})") from None
-    values = list(arrays.values()) if isinstance(arrays, dict) else list(arrays)
-    if len(values) != 1 or values[0].ndim != 3:
-        raise PreprocessingError(f"{path}: expected one (3, S, S) array")
-    return values[0].asnumpy().astype(np.float32)
 
 
 # --- class names ---------------------------------------------------------------------

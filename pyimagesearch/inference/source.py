@@ -1,9 +1,12 @@
 """Everything a checkpoint needs to be used outside training: config, preprocessing, class names.
 
 A checkpoint manifest (``NAME-%04d.json``) records the config it was trained with
-(``config.__source__``) and the dataset manifest it read (``dataset.manifest``); the
-dataset manifest lists the classes in label order. :func:`describe_checkpoint` follows
-those links, so ``--config`` is needed only when the run's config file has moved.
+(``config.__source__``) and the identity of the dataset it read. :func:`describe_checkpoint`
+loads that config (or the one given), checks the config's dataset
+(:func:`~pyimagesearch.data.dataset.check_dataset`) and that it is the dataset the
+checkpoint was trained on, as far as using the network depends on it: the label order and
+classes (what each output means), the stored image size and the mean (how pixels are
+prepared). The preprocessing and the class names then come from that dataset.
 """
 
 from __future__ import annotations
@@ -13,14 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.inference.preprocess import (
-    ClassName,
-    Preprocessing,
-    PreprocessingError,
-    classes_from_manifest,
+from pyimagesearch.checkpoints import (
+    checkpoint_name,
+    checkpoint_paths,
+    read_manifest,
+    resolve_epoch,
 )
-from pyimagesearch.training.checkpoints import read_manifest, resolve_epoch
+from pyimagesearch.config import ConfigError, Settings, load_config
+from pyimagesearch.data.dataset import (
+    SCOPE_PREPROCESSING,
+    DatasetInfo,
+    check_checkpoint_dataset,
+    check_dataset,
+)
+from pyimagesearch.inference.preprocess import ClassName, Preprocessing, classes_from_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -34,26 +43,35 @@ class CheckpointSource:
     epoch: int
     manifest: dict[str, Any]
     config: Settings
+    dataset: DatasetInfo
     preprocessing: Preprocessing
     classes: list[ClassName]
-    label_order: str
-    classes_source: str
+    # Differences from the training dataset accepted with --override (or "cannot check").
+    notes: list[str]
 
     @property
     def model(self) -> str:
         return str(self.manifest.get("identity", {}).get("model", self.config.MODEL))
 
     @property
+    def label_order(self) -> str:
+        return str(self.dataset.manifest["label_order"])
+
+    @property
+    def classes_source(self) -> str:
+        return self.dataset.manifest_file
+
+    @property
     def symbol_file(self) -> Path:
-        return Path(self.checkpoints) / f"{self.prefix}-symbol.json"
+        return checkpoint_paths(self.checkpoints, self.prefix, self.epoch)["symbol"]
 
     @property
     def params_file(self) -> Path:
-        return Path(self.checkpoints) / f"{self.prefix}-{self.epoch:04d}.params"
+        return checkpoint_paths(self.checkpoints, self.prefix, self.epoch)["params"]
 
 
 def run_config(manifest: dict[str, Any], config: str | Settings | None) -> Settings:
-    """``config`` if given (name, path or module), else the config file the run recorded."""
+    """``config`` if given (name, path or settings), else the config file the run recorded."""
     if config:
         return load_config(config)
     source = manifest.get("config", {}).get("__source__")
@@ -70,62 +88,28 @@ def check_fits(manifest: dict[str, Any], config: Settings) -> None:
         if key in identity and getattr(config, field) is not None \
                 and identity[key] != getattr(config, field):
             raise ConfigError(f"the checkpoint was trained with {field} {identity[key]!r}, "
-                              f"the config says {getattr(config, field)!r}")
-
-
-def dataset_manifest(manifest: dict[str, Any], config: Settings) -> dict[str, Any] | None:
-    """The dataset manifest the run trained on (recorded path first, then the config's)."""
-    from pyimagesearch.data.manifest import manifest_path
-    from pyimagesearch.data.manifest import read_manifest as read_dataset_manifest
-    from pyimagesearch.utils.imagenethelper import DatasetError
-
-    candidates = [manifest.get("dataset", {}).get("manifest")]
-    if config.TRAIN_MX_REC is not None:
-        candidates.append(str(manifest_path(config)))
-    for path in candidates:
-        if path and Path(path).is_file():
-            try:
-                return read_dataset_manifest(path)
-            except DatasetError as exc:
-                logger.warning("%s", exc)
-    return None
-
-
-def class_names(manifest: dict[str, Any], config: Settings
-                ) -> tuple[list[ClassName], str, str]:
-    """(classes in label order, label order, where the names came from).
-
-    The dataset manifest is preferred: it records the label order training used. Without
-    one, ``map_clsloc.txt`` is read in the config's ``LABEL_ORDER``; without that, the
-    outputs are named by number.
-    """
-    dataset = dataset_manifest(manifest, config)
-    if dataset is not None and dataset.get("classes"):
-        return (classes_from_manifest(dataset), str(dataset.get("label_order", "?")),
-                str(dataset["path"]))
-    try:
-        from pyimagesearch.utils.imagenethelper import ImageNetHelper
-
-        helper = ImageNetHelper(config)
-        return ([ClassName(c.label, c.name, c.wnid) for c in helper.classes],
-                helper.label_order, str(config.WORD_IDS))
-    except Exception as exc:  # any missing field or file: fall back to numbers
-        logger.warning("no class names (%s); outputs are named by label", exc)
-    count = config.NUM_CLASSES or 0
-    return [ClassName(i, f"class {i}") for i in range(count)], "unknown", "none"
+                              f"the config {config.source} says {getattr(config, field)!r}")
 
 
 def describe_checkpoint(checkpoints: str, prefix: str, epoch: int | str,
-                        config: str | Settings | None = None) -> CheckpointSource:
-    """Resolve ``epoch`` ("last" allowed), verify its files, and find config and classes."""
+                        config: str | Settings | None = None,
+                        override: bool = False) -> CheckpointSource:
+    """Resolve ``epoch`` ("last" allowed), verify its files, find config, dataset, classes.
+
+    A dataset whose label order, classes, stored size or mean differ from the
+    checkpoint's is refused (``DatasetError``) unless ``override``; then the differences
+    are logged and kept in ``notes``.
+    """
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     manifest = read_manifest(checkpoints, prefix, epoch)
-    module = run_config(manifest, config)
-    check_fits(manifest, module)
-    try:
-        preprocessing = Preprocessing.from_config(module)
-    except PreprocessingError as exc:
-        raise ConfigError(f"cannot preprocess for this checkpoint: {exc}") from None
-    classes, order, source = class_names(manifest, module)
-    return CheckpointSource(checkpoints, prefix, epoch, manifest, module, preprocessing,
-                            classes, order, source)
+    settings = run_config(manifest, config)
+    check_fits(manifest, settings)
+    dataset = check_dataset(settings, ())
+    notes = check_checkpoint_dataset(manifest, dataset,
+                                     f"checkpoint {checkpoint_name(prefix, epoch)}",
+                                     SCOPE_PREPROCESSING, override)
+    for note in notes:
+        logger.warning("%s", note)
+    return CheckpointSource(checkpoints, prefix, epoch, manifest, settings, dataset,
+                            Preprocessing.of_dataset(dataset, settings.INPUT_SIZE),
+                            classes_from_manifest(dataset.manifest), notes)

@@ -31,8 +31,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.checkpoints import (
+    CheckpointError,
+    checkpoint_name,
+    list_checkpoints,
+    read_manifest,
+    report_path,
+)
 from pyimagesearch.reporting.published import Comparison, comparison
-from pyimagesearch.training.checkpoints import CheckpointError, list_checkpoints, read_manifest
+from pyimagesearch.scoring import LOSS, RANK1, RANK5
 from pyimagesearch.training.health import DyingWarning, HealthCheck, parse_health_lines
 from pyimagesearch.training.logs import (
     RunHistory,
@@ -41,7 +48,6 @@ from pyimagesearch.training.logs import (
     run_logs,
     stitch_logs,
 )
-from pyimagesearch.training.metrics import LOSS, RANK1, RANK5
 
 EXIT_ERROR = 2
 # The line the training core writes (health.describe_health) saying how the run is watched.
@@ -147,9 +153,15 @@ def _monitor_settings(history: RunHistory) -> str:
     return ""
 
 
-def _dataset(manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    from pyimagesearch.data.manifest import read_manifest as read_dataset_manifest
-    from pyimagesearch.utils.imagenethelper import DatasetError
+def _dataset(manifest: dict[str, Any], override: bool) -> tuple[dict[str, Any] | None, str]:
+    """The dataset manifest the run recorded, if it is still the dataset the run trained on."""
+    from pyimagesearch.data.dataset import (
+        DatasetError,
+        DatasetIdentity,
+        identity_differences,
+        recorded_identity,
+    )
+    from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
 
     path = manifest.get("dataset", {}).get("manifest")
     if not path:
@@ -157,12 +169,22 @@ def _dataset(manifest: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     if not Path(path).is_file():
         return None, f"{path} (recorded by the checkpoint) is no longer there"
     try:
-        return read_dataset_manifest(path), str(path)
+        dataset = read_dataset_manifest(path)
     except DatasetError as exc:
         return None, str(exc)
+    trained = recorded_identity(manifest)
+    if trained is None or trained.digest == dataset["identity"]:
+        return dataset, str(path)
+    differences = "; ".join(identity_differences(trained, DatasetIdentity.of(dataset)))
+    if not override:
+        raise ReportError(f"{path} was rebuilt since the run trained on it ({differences}); "
+                          f"the report would describe another dataset: pass --override to "
+                          f"write it anyway")
+    return dataset, f"{path} (rebuilt since the run trained on it: {differences})"
 
 
-def collect(checkpoints: str | Path, prefix: str, config: str | None = None) -> RunData:
+def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
+            override: bool = False) -> RunData:
     """Read the run's checkpoints, logs, metrics and evaluations."""
     folder = Path(checkpoints)
     evaluations = _evaluations(folder, prefix)
@@ -176,8 +198,8 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None) -> 
     if found:
         newest = found[-1].manifest
         snapshot = newest.get("config", {})
-        origin = f"{prefix}-{found[-1].epoch:04d}.json (the newest checkpoint)"
-        dataset, dataset_origin = _dataset(newest)
+        origin = f"{checkpoint_name(prefix, found[-1].epoch)}.json (the newest checkpoint)"
+        dataset, dataset_origin = _dataset(newest, override)
     else:
         snapshot, origin = {}, "no checkpoint"
         dataset, dataset_origin = None, "no checkpoint"
@@ -568,12 +590,12 @@ def render(data: RunData, figures: dict[str, Path]) -> str:
 
 
 def write_report(checkpoints: str | Path, prefix: str, output: str | Path | None = None,
-                 config: str | None = None) -> tuple[Path, RunData]:
+                 config: str | None = None, override: bool = False) -> tuple[Path, RunData]:
     """Write the PNGs and the page (``DIR/NAME-report.html`` by default); return its path."""
     from pyimagesearch.utils.files import atomic_write_text
 
-    data = collect(checkpoints, prefix, config)
-    output = Path(output) if output else Path(checkpoints) / f"{prefix}-report.html"
+    data = collect(checkpoints, prefix, config, override)
+    output = Path(output) if output else report_path(checkpoints, prefix)
     output.parent.mkdir(parents=True, exist_ok=True)
     figures = write_figures(data, output.parent)
     atomic_write_text(output, render(data, figures))
@@ -591,13 +613,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default=None,
                         help="the HTML file (default DIR/NAME-report.html); the PNGs go "
                              "beside it")
+    parser.add_argument("--override", action="store_true",
+                        help="write the report even though the run's dataset was rebuilt "
+                             "since (the differences are shown)")
     return parser
 
 
 def report_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        path, data = write_report(args.checkpoints, args.prefix, args.output, args.config)
+        path, data = write_report(args.checkpoints, args.prefix, args.output, args.config,
+                                  args.override)
     except (ReportError, CheckpointError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR

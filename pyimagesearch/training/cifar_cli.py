@@ -27,9 +27,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.checkpoints import latest_checkpoint
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
-from pyimagesearch.training.checkpoints import latest_checkpoint
 from pyimagesearch.training.cli import (
     EXIT_ERROR,
     build_parser,

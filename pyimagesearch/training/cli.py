@@ -14,10 +14,10 @@ import shlex
 import sys
 from collections.abc import Callable
 
+from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.data.iterators import DataError
+from pyimagesearch.data.dataset import DatasetChanged, DatasetError
 from pyimagesearch.settings import KVSTORE_TYPES, argument_type
-from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.training.experiment import RunRequest, train
 from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
 from pyimagesearch.training.optimizers import StateError
@@ -76,6 +76,11 @@ def command_line(argv: list[str]) -> str:
     return shlex.join([sys.executable, sys.argv[0], *argv])
 
 
+def argv_overriding(argv: list[str]) -> list[str]:
+    """``argv`` with ``--override`` (once)."""
+    return [*without_options(argv, (), flags=("--override",)), "--override"]
+
+
 def _resume_command(argv: list[str], epoch: int) -> str:
     """The command line that was run, with ``--start-epoch`` set to ``epoch``."""
     kept = without_options(argv, ("-s", "--start-epoch", "--lr"))
@@ -98,7 +103,15 @@ def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> in
     except TrainingDiverged as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ConfigError, DataError, CheckpointError, StateError) as exc:
+    except DatasetChanged as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        if exc.resume_epoch is not None:
+            print(f"[INFO] the checkpoints up to epoch {exc.resume_epoch} were trained on the "
+                  f"dataset as it was; to go on with the rebuilt one: "
+                  f"{_resume_command([*argv_overriding(argv)], exc.resume_epoch)}",
+                  file=sys.stderr)
+        return EXIT_ERROR
+    except (ConfigError, DatasetError, CheckpointError, StateError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
     val = record.get("val")

@@ -15,18 +15,18 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.contrib import amp
 
+from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.dataset import check_dataset, check_unchanged, run_record
 from pyimagesearch.data.iterators import (
-    DatasetInfo,
+    Normalizer,
     batches_per_epoch,
-    dataset_info,
     decode_streams,
     evaluation_iterator,
     training_iterator,
 )
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.settings import to_json
-from pyimagesearch.training.checkpoints import CheckpointError
 from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
     create_cluster,
@@ -108,13 +108,6 @@ def _identity(config: Settings, recipe: Recipe, batch_size: int, per_epoch: int,
             "updates_per_epoch": per_epoch, "optimizer": recipe.optimizer}
 
 
-def dataset_fingerprint(info: DatasetInfo) -> dict[str, Any]:
-    """What identifies the training data: record counts and the training records' hash."""
-    train = info.manifest.get("splits", {}).get("train", {})
-    return {"counts": {split: records.count for split, records in info.splits.items()},
-            "train_rec_sha256": train.get("rec_sha256")}
-
-
 def _precision(config: Settings, contexts: list[mx.Context]) -> str:
     """``DTYPE``: float32, or float16 with MXNet's automatic mixed precision on GPUs."""
     if config.DTYPE == "float16" and contexts[0].device_type != "gpu":
@@ -135,7 +128,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
                           f"{end_epoch}; pass a larger --end-epoch")
-    info = dataset_info(config, ("train", "val"))
+    info = check_dataset(config, ("train", "val"))
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
     dtype = _precision(config, contexts)
     cluster = create_cluster(request.kvstore or config.KVSTORE, contexts)
@@ -166,13 +159,11 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
         "config": config.snapshot(),
         "seed": seed,
         "recipe": to_json(recipe),
-        "dataset_fingerprint": dataset_fingerprint(info),
         "contexts": [str(c) for c in contexts],
         "kvstore": cluster.kind,
         "workers": cluster.num_workers,
         "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
-        "dataset": {"manifest": info.manifest_file,
-                    "counts": {k: v.count for k, v in info.splits.items()}},
+        "dataset": run_record(info),
     }
     differences: list[str] = []
     restored = None
@@ -223,7 +214,9 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
                      f"{request.start_epoch} on (--lr)")
         log.info(describe_health(health_settings(config)))
         setup = TrainingSetup(
-            net=net, trainer=trainer, contexts=contexts, normalize=info.normalizer(),
+            net=net, trainer=trainer, contexts=contexts,
+            normalize=Normalizer(info.mean, info.mean_image),
+            check_data=lambda: check_unchanged(info, config),
             # Gradients summed over every worker's batch are normalised by the global batch;
             # dist_async applies each worker's push on its own.
             batch_size=local_batch if cluster.updates_on_servers else batch_size,

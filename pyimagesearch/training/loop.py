@@ -22,10 +22,10 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.evaluation.evaluate import Normalize, evaluate, split_batch
-from pyimagesearch.training.checkpoints import nonfinite_weights, save_checkpoint
+from pyimagesearch.checkpoints import nonfinite_weights, save_checkpoint
+from pyimagesearch.data.dataset import DatasetChanged
+from pyimagesearch.scoring import MetricTotals, Normalize, batch_sums, evaluate, split_batch
 from pyimagesearch.training.logs import TrainingLog, append_metrics
-from pyimagesearch.training.metrics import MetricTotals, batch_sums
 
 
 class TrainingInterrupted(Exception):
@@ -148,6 +148,9 @@ class TrainingSetup:
     # Distributed runs log a hash of the weights every epoch on every worker: equal
     # hashes show the workers still train one model.
     log_fingerprints: bool = False
+    # Raises DatasetChanged when the dataset was rebuilt under the run; called before
+    # every epoch's first batch and before validation.
+    check_data: Callable[[], None] = field(default=lambda: None)
 
 
 def _trainable(net: gluon.Block) -> list[gluon.Parameter]:
@@ -299,14 +302,19 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
             epoch_seed = (setup.seed * 100003 + epoch) % 2**31
             mx.random.seed(epoch_seed)
             np.random.seed(epoch_seed)
-            train_iter = make_train_iter(epoch)
-            tic = time.time()
             try:
+                setup.check_data()
+                train_iter = make_train_iter(epoch)
+                tic = time.time()
                 train_metrics = train_epoch(setup, train_iter, epoch, stop, progress)
+                if setup.is_main:
+                    setup.check_data()
             except TrainingDiverged as exc:
                 raise TrainingDiverged(exc.epoch, exc.batch, exc.cause, last_saved) from None
             except TrainingInterrupted as exc:
                 raise TrainingInterrupted(exc.signum, exc.epoch, exc.batch, last_saved) from None
+            except DatasetChanged as exc:
+                raise DatasetChanged(exc.reason, exc.path, last_saved) from None
             seconds = time.time() - tic
             setup.log.epoch_metrics(epoch, "Train", train_metrics)
             setup.log.time_cost(epoch, seconds)

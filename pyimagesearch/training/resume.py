@@ -15,14 +15,15 @@ from typing import Any
 
 from mxnet import gluon
 
-from pyimagesearch.settings import SETTINGS, default_snapshot_value
-from pyimagesearch.training.checkpoints import (
+from pyimagesearch.checkpoints import (
     CheckpointError,
     checkpoint_paths,
     list_checkpoints,
     load_exported_params,
     read_manifest,
 )
+from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
+from pyimagesearch.settings import SETTINGS, default_snapshot_value
 from pyimagesearch.training.optimizers import load_optimizer_state
 
 # Settings that change how a run is watched or fed, not what it computes; the recipes are
@@ -68,10 +69,26 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True))
 
 
+def _dataset_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    now = DatasetIdentity.from_dict(current["dataset"]["identity"])
+    trained = recorded_identity(saved)
+    if trained is not None:
+        return [f"dataset {d}" for d in identity_differences(trained, now)]
+    # Checkpoints from before dataset identities: record counts and the training hash.
+    old = saved.get("dataset_fingerprint") or {}
+    found = [f"dataset {name} records: checkpoint {count}, now "
+             f"{now.splits.get(name, {}).get('count')}"
+             for name, count in (old.get("counts") or {}).items()
+             if now.splits.get(name, {}).get("count") != count]
+    if old.get("train_rec_sha256") not in (None, now.splits["train"]["rec_sha256"]):
+        found.append("dataset train records: other images (another build)")
+    return found
+
+
 def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Human-readable differences between a checkpoint's description of its run and ours."""
-    differences = []
-    for key in ("identity", "seed", "recipe", "dataset_fingerprint"):
+    differences = _dataset_differences(saved, current)
+    for key in ("identity", "seed", "recipe"):
         old, new = _canonical(saved.get(key)), _canonical(current.get(key))
         if isinstance(old, dict) and isinstance(new, dict):
             for name in sorted(set(old) | set(new)):

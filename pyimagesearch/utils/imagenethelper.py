@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.utils.files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -41,30 +42,6 @@ _TRAIN_ENTRY = re.compile(r"(n\d{8})/([^/\\\s]+)")
 
 _REQUIRED_FIELDS = ("IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
                     "VAL_BLACKLIST", "NUM_CLASSES")
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing or malformed; the message names the file (and line).
-
-    Attributes
-    ----------
-    path : str or None
-        The offending file.
-    line : int or None
-        1-based line number within ``path`` where the problem is.
-    reason : str
-        The message without the file and line.
-    """
-
-    def __init__(self, message: str, path: str | Path | None = None,
-                 line: int | None = None) -> None:
-        self.path = None if path is None else str(path)
-        self.line = line
-        self.reason = message
-        where = ""
-        if path is not None:
-            where = f"{path}, line {line}: " if line is not None else f"{path}: "
-        super().__init__(where + message)
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,62 @@
-"""Rank-1 / rank-5 / cross-entropy of a network on a record split, counting exactly N images."""
+"""Scoring a network: rank-1, rank-5 and cross-entropy, per batch and over a whole split.
+
+Used by the training loop (the training metrics and validation) and by evaluation (the
+test scripts), so both count the same way. ``mx.metric.Accuracy.update`` copies the
+whole prediction matrix to the host every batch; here each device reduces its slice to
+three numbers (hits at rank 1, hits at rank 5, loss sum) and the host reads them when
+they are ready anyway, so the device is never left waiting for a metric. Evaluation
+scores exactly the images a split holds (the iterator's wrap-around padding is run but
+not counted).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import mxnet as mx
 import numpy as np
-from mxnet import gluon
+from mxnet import gluon, nd
 
-from pyimagesearch.training.metrics import MetricTotals, batch_sums
+# Names as MXNet's Module.fit logs them (mx.metric.Accuracy, TopKAccuracy(5), CrossEntropy).
+RANK1, RANK5, LOSS = "accuracy", "top_k_accuracy_5", "cross-entropy"
+METRIC_NAMES = (RANK1, RANK5, LOSS)
+
+
+def batch_sums(outputs: nd.NDArray, labels: nd.NDArray, losses: nd.NDArray,
+               valid: int | None = None) -> nd.NDArray:
+    """``[rank-1 hits, rank-5 hits, loss sum]`` of one device's slice, on its device.
+
+    ``valid`` keeps only the first ``valid`` rows (evaluation drops wrapped-around
+    padding so a split of N images is scored on exactly N).
+    """
+    if valid is not None:
+        outputs, labels, losses = outputs[:valid], labels[:valid], losses[:valid]
+    labels = labels.astype("float32").reshape((-1, 1))
+    top_k = min(5, outputs.shape[1])
+    ranked = nd.topk(outputs, axis=1, k=top_k, ret_typ="indices", dtype="float32")
+    hits = ranked == labels
+    return nd.stack(hits[:, :1].sum(), hits.sum(), losses.sum()).reshape((3,))
+
+
+class MetricTotals:
+    """Host-side totals of :func:`batch_sums` results."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = np.zeros(3, dtype=np.float64)
+        self.count = 0
+
+    def add(self, sums: np.ndarray, count: int) -> None:
+        self.sums += sums
+        self.count += count
+
+    def result(self) -> dict[str, float]:
+        if self.count == 0:
+            return {name: math.nan for name in METRIC_NAMES}
+        return dict(zip(METRIC_NAMES, (self.sums / self.count).tolist()))
 
 
 class EvaluationError(RuntimeError):

@@ -1,6 +1,7 @@
-"""Per-epoch checkpoints: MXNet's standard files plus optimizer state and a JSON manifest.
+"""Checkpoint I/O in one place: file names, saving, reading, verifying and loading.
 
-For epoch N, in the checkpoint folder:
+Every command that touches a run's folder (train, test, export, classify, report) names
+and reads its files through this module. For epoch N, in the checkpoint folder:
 
 - ``NAME-symbol.json`` and ``NAME-%04d.params``, exactly what ``HybridBlock.export``
   writes, so ``mx.model.load_checkpoint``, ``gluon.SymbolBlock.imports`` and MXNet's
@@ -13,13 +14,19 @@ Every file is written under a temporary name in the same folder, flushed to disk
 renamed into place; the manifest goes last, so a checkpoint without its manifest (a
 crash mid-save) is never taken for a complete one. Checkpoint N holds the weights after
 N epochs, which is where ``--start-epoch N`` resumes, as in the book.
+
+Beside them, the commands write ``NAME-%04d-<split>[-10crop].json`` (a test score),
+``NAME-epochs.csv`` (every checkpoint on validation), ``NAME-%04d.onnx`` and
+``NAME-report.html``: :func:`result_path` and its siblings name them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +36,8 @@ from mxnet import gluon
 
 from pyimagesearch.training.optimizers import save_optimizer_state
 from pyimagesearch.utils.files import atomic_write_text, commit_file, fsync_path, sha256_file
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 
@@ -46,6 +55,31 @@ def checkpoint_paths(folder: str | Path, prefix: str, epoch: int) -> dict[str, P
         "states": folder / f"{prefix}-{epoch:04d}.states",
         "manifest": folder / f"{prefix}-{epoch:04d}.json",
     }
+
+
+def result_path(folder: str | Path, prefix: str, epoch: int, split: str,
+                crops: int = 1) -> Path:
+    """Where a score is saved: ``NAME-0050-test.json``, ``NAME-0050-test-10crop.json``."""
+    suffix = "" if crops == 1 else f"-{crops}crop"
+    return Path(folder) / f"{prefix}-{epoch:04d}-{split}{suffix}.json"
+
+
+def epochs_csv_path(folder: str | Path, prefix: str) -> Path:
+    """Every checkpoint's validation figures (``test_*.py --all-epochs``)."""
+    return Path(folder) / f"{prefix}-epochs.csv"
+
+
+def onnx_path(folder: str | Path, prefix: str, epoch: int) -> Path:
+    return Path(folder) / f"{prefix}-{epoch:04d}.onnx"
+
+
+def report_path(folder: str | Path, prefix: str) -> Path:
+    return Path(folder) / f"{prefix}-report.html"
+
+
+def checkpoint_name(prefix: str, epoch: int) -> str:
+    """``NAME-0050``: how messages and metadata name checkpoint 50."""
+    return f"{prefix}-{epoch:04d}"
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -127,18 +161,28 @@ def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
 
 
 def latest_checkpoint(folder: str | Path, prefix: str) -> int | None:
+    """The newest complete checkpoint (all its files present), unverified."""
     epochs = list_checkpoints(folder, prefix)
     return epochs[-1] if epochs else None
 
 
 def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
-    """``epoch`` as a number, where ``"last"`` means the newest complete checkpoint."""
-    if str(epoch) == "last":
-        latest = latest_checkpoint(folder, prefix)
-        if latest is None:
-            raise CheckpointError(f"no complete checkpoint of {prefix!r} in {folder}")
-        return latest
-    return int(epoch)
+    """``epoch`` as a number; ``"last"`` is the newest checkpoint whose files verify.
+
+    A newer checkpoint whose files do not match their checksums (damaged, or replaced
+    by hand) is passed over with a warning naming it and what is wrong.
+    """
+    if str(epoch) != "last":
+        return int(epoch)
+    for candidate in reversed(list_checkpoints(folder, prefix)):
+        try:
+            read_manifest(folder, prefix, candidate)
+        except CheckpointError as exc:
+            logger.warning("skipping checkpoint %s: %s", checkpoint_name(prefix, candidate),
+                           exc)
+            continue
+        return candidate
+    raise CheckpointError(f"no complete checkpoint of {prefix!r} in {folder} verifies")
 
 
 def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = True,
@@ -189,3 +233,18 @@ def load_exported_params(net: gluon.Block, path: str | Path) -> None:
             raise CheckpointError(f"{path}: {name} has shape {arrays[name].shape}, "
                                   f"the network needs {param.shape}")
         param.set_data(arrays[name])
+
+
+def load_network(folder: str | Path, prefix: str, epoch: int,
+                 contexts: list[mx.Context]) -> gluon.SymbolBlock:
+    """Checkpoint ``epoch`` as a hybridized ``SymbolBlock`` on ``contexts``, its files
+    verified against the manifest first."""
+    read_manifest(folder, prefix, epoch)
+    paths = checkpoint_paths(folder, prefix, epoch)
+    with warnings.catch_warnings():
+        # The exported graph leaves the input's dtype open; float32 is what it gets.
+        warnings.filterwarnings("ignore", message="Cannot decide type")
+        net = gluon.SymbolBlock.imports(str(paths["symbol"]), ["data"], str(paths["params"]),
+                                        ctx=contexts)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net

@@ -1,0 +1,614 @@
+"""The dataset contract: what a built record dataset is, and how every command checks it.
+
+A dataset is the records of three splits (``train``, ``val``, ``test``: ``.rec`` + ``.idx``
+each), the training set's mean (``DATASET_MEAN``, JSON ``{"R", "G", "B"}``, and for CIFAR
+a per-pixel ``MEAN_IMAGE``, MXNet ``.nd``) and ``manifest.json`` beside the training
+records, written last by the build: its presence marks a finished build. Every builder
+(ILSVRC, CIFAR, image folders) writes the manifest through :func:`new_manifest`, so all
+share one schema (``format`` 2)::
+
+    {
+      "format": 2, "builder": "ilsvrc" | "cifar" | ..., "config": ..., "created": ISO time,
+      "build_seconds": ..., "label_order": ..., "num_classes": N,
+      "classes": [{"label", "name", ...builder's keys (wnid, class_id)}, ...] by label,
+      "resize": shorter side stored, "encoding": "jpeg" | "png", "quality": JPEG quality,
+      "mean": {"R", "G", "B"}, "mean_file": name, "mean_sha256": ...,
+      "mean_image_file": name or null, "mean_image_sha256": ... or null,
+      "splits": {"train" | "val" | "test": {"listed", "written", "count",
+          "skipped": [{"path", "reason"}], "rec", "idx" (names relative to the manifest),
+          "rec_bytes", "rec_sha256", "idx_bytes", "idx_sha256", ...builder's keys}},
+      "build": {the builder's own parameters}, "sources": {...}, "tools": {...},
+      "identity": the dataset's identity digest (below)
+    }
+
+The **identity** of a dataset is a SHA-256 over what a network trained on it depends on:
+label order, classes, stored size and encoding, the mean, and per split the record
+count and the SHA-256s of the ``.rec`` and ``.idx``. A rebuild that writes the same
+records has the same identity; any other rebuild has another. Checkpoints record it, and
+every command that uses a checkpoint with a dataset compares the two
+(:func:`identity_differences`).
+
+:func:`check_dataset` is what every command runs before it reads records. Its checks
+are cheap: file sizes and record counts against the manifest, the ``.idx`` against its
+SHA-256 (tens of MB for ImageNet), the mean file's values (and the mean image's hash)
+against the manifest, the class count against the config; ``verify_records.py`` walks
+every record and ``--hash`` hashes the ``.rec`` files. :func:`DatasetStamp` lets a
+long-running training notice at each epoch start that the dataset was rebuilt under it.
+
+Manifests of ``format`` 1 (before the builders shared a writer) are read and upgraded in
+memory, so a dataset built then need not be rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyimagesearch.config import Settings
+from pyimagesearch.utils.files import atomic_write_text, sha256_file
+
+SPLITS = ("train", "val", "test")
+# The config settings that name each split's list and records.
+SPLIT_SETTINGS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
+                  "val": ("VAL_MX_LIST", "VAL_MX_REC"),
+                  "test": ("TEST_MX_LIST", "TEST_MX_REC")}
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 2
+_SPLIT_KEYS = ("listed", "written", "count", "skipped", "rec", "idx", "rec_bytes",
+               "rec_sha256", "idx_bytes", "idx_sha256")
+_TOP_KEYS = ("builder", "label_order", "num_classes", "classes", "resize", "mean", "splits",
+             "identity")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed, or does not fit the config or the checkpoint.
+
+    The message names the file (and line) first.
+
+    Attributes
+    ----------
+    path : str or None
+        The offending file.
+    line : int or None
+        1-based line number within ``path`` where the problem is.
+    reason : str
+        The message without the file and line.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None,
+                 line: int | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.reason = message
+        where = ""
+        if path is not None:
+            where = f"{path}, line {line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+
+
+class DatasetChanged(DatasetError):
+    """The dataset's files changed while a run used them (a rebuild under a training).
+
+    ``resume_epoch``: the last checkpoint written before the change was seen, if any.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None,
+                 resume_epoch: int | None = None) -> None:
+        super().__init__(message, path)
+        self.resume_epoch = resume_epoch
+
+
+# --- where things are ------------------------------------------------------------------------
+def manifest_path(config: Settings) -> Path:
+    """Where the manifest of ``config``'s dataset lives: beside the training records."""
+    config.require("TRAIN_MX_REC")
+    return Path(config.TRAIN_MX_REC).parent / MANIFEST_NAME
+
+
+def rebuild_command(config: Settings) -> str:
+    """The command that builds ``config``'s records (``BUILD_SCRIPT``: CIFAR's differs)."""
+    return f"python {config.BUILD_SCRIPT} --config {config.source}"
+
+
+def idx_path(rec: str | Path) -> Path:
+    return Path(rec).with_suffix(".idx")
+
+
+# --- means -------------------------------------------------------------------------------------
+def write_mean(path: str | Path, mean: dict[str, float]) -> None:
+    """Write the book's mean file: ``{"R": ..., "G": ..., "B": ...}``."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({key: float(mean[key]) for key in ("R", "G", "B")}, handle, indent=2)
+        handle.write("\n")
+
+
+def load_mean(path: str | Path) -> dict[str, float]:
+    """Read a mean file written by :func:`write_mean` (or by the book's build script)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise DatasetError("mean file not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"mean file cannot be read ({exc})", path) from None
+    if not isinstance(data, dict):
+        raise DatasetError("mean file is not a JSON object", path)
+    mean = {}
+    for key in ("R", "G", "B"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise DatasetError(f"mean file lacks a finite number for {key!r}", path)
+        mean[key] = float(value)
+    return mean
+
+
+def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
+    """Save a (3, H, W) RGB mean image as MXNet's ``.nd`` file (one array, ``mean_img``),
+    the layout ``ImageRecordIter``'s ``mean_img`` reads."""
+    import mxnet as mx
+
+    mx.nd.save(str(path), {"mean_img": mx.nd.array(mean, dtype="float32")})
+
+
+def load_mean_image(path: str | Path) -> np.ndarray:
+    """The (3, H, W) float32 mean image of a :func:`write_mean_image` file."""
+    import mxnet as mx
+
+    try:
+        arrays = mx.nd.load(str(path))
+    except mx.base.MXNetError as exc:
+        raise DatasetError(f"per-pixel mean cannot be read ({str(exc).splitlines()[0]})",
+                           path) from None
+    if not isinstance(arrays, dict) or "mean_img" not in arrays \
+            or arrays["mean_img"].ndim != 3 or arrays["mean_img"].shape[0] != 3:
+        raise DatasetError("per-pixel mean file holds no (3, H, W) 'mean_img' array", path)
+    return arrays["mean_img"].asnumpy().astype(np.float32)
+
+
+# --- the manifest --------------------------------------------------------------------------------
+def tool_versions() -> dict[str, str]:
+    """Versions of what wrote the records (recorded in the manifest)."""
+    import cv2
+    import mxnet as mx
+    import PIL
+
+    return {"python": platform.python_version(), "mxnet": mx.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__}
+
+
+def split_files_entry(rec: Path, temporary: dict[str, Path], folder: Path,
+                      lst: Path | None = None) -> dict[str, Any]:
+    """A split's file entries: names relative to ``folder`` (where the manifest goes),
+    sizes and SHA-256s of the ``temporary`` files about to become ``rec`` (and ``lst``)."""
+    finals = {"rec": rec, "idx": idx_path(rec), **({"lst": lst} if lst is not None else {})}
+    entry: dict[str, Any] = {}
+    for kind, final in finals.items():
+        entry[kind] = os.path.relpath(Path(final).resolve(), folder)
+        entry[f"{kind}_bytes"] = temporary[kind].stat().st_size
+        entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
+    return entry
+
+
+def new_manifest(*, builder: str, config: Settings, created: str, label_order: str,
+                 classes: list[dict[str, Any]], resize: int, encoding: str,
+                 quality: int | None, mean: dict[str, float], mean_file: Path,
+                 mean_temporary: Path, splits: dict[str, dict[str, Any]], folder: Path,
+                 build: dict[str, Any], sources: dict[str, Any],
+                 mean_image_file: Path | None = None,
+                 mean_image_temporary: Path | None = None) -> dict[str, Any]:
+    """The manifest every builder writes (schema in the module docstring).
+
+    ``splits`` come from :func:`split_files_entry` plus the counts; ``folder`` is where the
+    manifest goes (file names are relative to it); ``*_temporary`` are the files as
+    written, before the commit renames them. ``build_seconds`` is left for the caller.
+    """
+    missing = [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
+               if key not in splits.get(name, {})]
+    if missing:
+        raise ValueError(f"manifest lacks {', '.join(missing)}")
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "builder": builder,
+        "config": config.source,
+        "created": created,
+        "build_seconds": None,
+        "label_order": label_order,
+        "num_classes": len(classes),
+        "classes": classes,
+        "resize": int(resize),
+        "encoding": encoding,
+        "quality": quality,
+        "input_size": config.INPUT_SIZE,
+        "mean": {key: float(mean[key]) for key in ("R", "G", "B")},
+        "mean_file": os.path.relpath(mean_file.resolve(), folder),
+        "mean_sha256": sha256_file(mean_temporary),
+        "mean_image_file": (None if mean_image_file is None
+                            else os.path.relpath(mean_image_file.resolve(), folder)),
+        "mean_image_sha256": (None if mean_image_temporary is None
+                              else sha256_file(mean_image_temporary)),
+        "splits": splits,
+        "build": build,
+        "sources": sources,
+        "tools": tool_versions(),
+    }
+    manifest["identity"] = identity_digest(manifest)
+    return manifest
+
+
+def manifest_text(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2) + "\n"
+
+
+def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
+    """Write a manifest atomically (builders commit it through ``Staging`` instead)."""
+    atomic_write_text(path, manifest_text(manifest))
+
+
+def _upgrade_format_1(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A ``format`` 1 manifest as ``format`` 2 (in memory; the file is left as it is)."""
+    cifar = "dataset" in manifest and "label_set" in manifest
+    build_keys = (("dataset", "fake", "label_set", "validation") if cifar else
+                  ("image_root", "test_split", "build_threads", "max_aspect_ratio"))
+    upgraded = {**manifest, "format": MANIFEST_FORMAT,
+                "builder": "cifar" if cifar else "ilsvrc",
+                "encoding": manifest.get("encoding", "jpeg"),
+                "quality": manifest.get("quality"),
+                "mean_sha256": None,
+                "mean_image_file": manifest.get("mean_image_file"),
+                "mean_image_sha256": manifest.get("mean_image_sha256"),
+                "build": {key: manifest[key] for key in build_keys if key in manifest},
+                "upgraded_from_format": 1}
+    upgraded["identity"] = identity_digest(upgraded)
+    return upgraded
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Read and check a manifest file; paths inside it are resolved against its folder.
+
+    Adds ``manifest["path"]``, ``manifest["sha256"]`` (of the file's bytes) and, per
+    split, absolute ``rec_path``, ``idx_path`` (and ``lst_path``), so a dataset folder
+    can be moved or mounted elsewhere. Raises :class:`DatasetError` naming the file.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
+    except FileNotFoundError:
+        raise DatasetError("dataset manifest not found; the dataset is missing or its build "
+                           "did not finish", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"dataset manifest cannot be read ({exc})", path) from None
+    if not isinstance(manifest, dict):
+        raise DatasetError("dataset manifest is not a JSON object", path)
+    if manifest.get("format") == 1:
+        manifest = _upgrade_format_1(manifest)
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise DatasetError(f"unsupported manifest format {manifest.get('format')!r} "
+                           f"(this version reads 1 and {MANIFEST_FORMAT}); rebuild the "
+                           f"dataset", path)
+    splits = manifest.get("splits")
+    missing = [key for key in _TOP_KEYS if key not in manifest]
+    if isinstance(splits, dict):
+        missing += [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
+                    if key not in splits.get(name, {})]
+    if missing:
+        raise DatasetError(f"dataset manifest lacks {', '.join(missing)}", path)
+    if identity_digest(manifest) != manifest["identity"]:
+        raise DatasetError("dataset manifest was edited after the build: its contents do "
+                           "not match its identity; rebuild the dataset", path)
+    folder = path.resolve().parent
+    manifest["path"] = str(path)
+    manifest["sha256"] = hashlib.sha256(raw).hexdigest()
+    for entry in splits.values():
+        for key in ("lst", "rec", "idx"):
+            if key in entry:
+                entry[f"{key}_path"] = os.path.normpath(folder / entry[key])
+    return manifest
+
+
+def load_manifest(config: Settings) -> dict[str, Any]:
+    """The manifest of ``config``'s dataset; a missing one names the command that builds it."""
+    path = manifest_path(config)
+    try:
+        return read_manifest(path)
+    except DatasetError as exc:
+        hint = f"; build it with: {rebuild_command(config)}" if not path.is_file() else ""
+        raise DatasetError(f"{exc.reason} [config {config.source}]{hint}", exc.path,
+                           exc.line) from None
+
+
+# --- identity ----------------------------------------------------------------------------------
+def _identity_content(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label_order": manifest["label_order"],
+        "classes": [str(c.get("wnid") or c.get("name")) for c in manifest["classes"]],
+        "resize": manifest["resize"],
+        "encoding": manifest.get("encoding"),
+        "quality": manifest.get("quality"),
+        "mean": manifest["mean"],
+        "mean_image_sha256": manifest.get("mean_image_sha256"),
+        "splits": {name: {key: manifest["splits"][name][key]
+                          for key in ("count", "rec_bytes", "rec_sha256", "idx_bytes",
+                                      "idx_sha256")}
+                   for name in SPLITS},
+    }
+
+
+def identity_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's identity content (see the module docstring)."""
+    text = json.dumps(_identity_content(manifest), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetIdentity:
+    """What a checkpoint records of the dataset it was trained on, readable and comparable."""
+
+    digest: str
+    label_order: str
+    classes: tuple[str, ...]
+    resize: int
+    mean: dict[str, float]
+    mean_image_sha256: str | None
+    splits: dict[str, dict[str, Any]]
+    manifest: str = ""
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any]) -> DatasetIdentity:
+        content = _identity_content(manifest)
+        return cls(digest=manifest["identity"], label_order=content["label_order"],
+                   classes=tuple(content["classes"]), resize=int(content["resize"]),
+                   mean=dict(content["mean"]),
+                   mean_image_sha256=content["mean_image_sha256"],
+                   splits={name: {"count": s["count"], "rec_sha256": s["rec_sha256"]}
+                           for name, s in content["splits"].items()},
+                   manifest=str(manifest.get("path", "")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"digest": self.digest, "label_order": self.label_order,
+                "classes": list(self.classes), "resize": self.resize, "mean": self.mean,
+                "mean_image_sha256": self.mean_image_sha256, "splits": self.splits,
+                "manifest": self.manifest}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetIdentity:
+        return cls(digest=data["digest"], label_order=data["label_order"],
+                   classes=tuple(data["classes"]), resize=int(data["resize"]),
+                   mean=dict(data["mean"]), mean_image_sha256=data.get("mean_image_sha256"),
+                   splits=dict(data["splits"]), manifest=data.get("manifest", ""))
+
+
+# What a command compares between a checkpoint's dataset and the one it is about to use:
+# everything for training and testing (another test split may hold training images),
+# what the outputs mean and how pixels are prepared for exporting and classifying.
+SCOPE_ALL = "all"
+SCOPE_PREPROCESSING = "preprocessing"
+
+
+def identity_differences(trained: DatasetIdentity, current: DatasetIdentity,
+                         scope: str = SCOPE_ALL) -> list[str]:
+    """Readable differences ("label order: checkpoint 'map_clsloc', dataset 'sorted_wnid'")."""
+    found = []
+    if trained.label_order != current.label_order:
+        found.append(f"label order: checkpoint {trained.label_order!r}, dataset "
+                     f"{current.label_order!r}")
+    if trained.classes != current.classes:
+        if len(trained.classes) != len(current.classes):
+            found.append(f"classes: checkpoint {len(trained.classes)}, dataset "
+                         f"{len(current.classes)}")
+        else:
+            label = next(i for i, (a, b) in enumerate(zip(trained.classes, current.classes))
+                         if a != b)
+            found.append(f"class of label {label}: checkpoint {trained.classes[label]!r}, "
+                         f"dataset {current.classes[label]!r}")
+    if trained.resize != current.resize:
+        found.append(f"stored image size: checkpoint {trained.resize} px, dataset "
+                     f"{current.resize} px")
+    if trained.mean != current.mean:
+        found.append(f"mean: checkpoint {_rgb(trained.mean)}, dataset {_rgb(current.mean)}")
+    if trained.mean_image_sha256 != current.mean_image_sha256:
+        found.append("per-pixel mean image: a different file")
+    if scope == SCOPE_ALL:
+        for name in SPLITS:
+            old, new = trained.splits.get(name, {}), current.splits.get(name, {})
+            if old.get("count") != new.get("count"):
+                found.append(f"{name} records: checkpoint {old.get('count')}, dataset "
+                             f"{new.get('count')}")
+            elif old.get("rec_sha256") != new.get("rec_sha256"):
+                found.append(f"{name} records: other images (another build)")
+    if not found and trained.digest != current.digest:
+        found.append(f"dataset identity: checkpoint {trained.digest[:12]}, dataset "
+                     f"{current.digest[:12]}")
+    return found
+
+
+def _rgb(mean: dict[str, float]) -> str:
+    return "R={R:.3f} G={G:.3f} B={B:.3f}".format(**mean)
+
+
+# --- checking a dataset before use ----------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordSplit:
+    rec: str
+    idx: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DatasetStamp:
+    """(inode, size, mtime) of every file of a dataset a run reads: a rebuild changes them."""
+
+    files: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, paths: list[str | Path]) -> DatasetStamp:
+        found = {}
+        for path in paths:
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:
+                found[str(path)] = (0, -1, 0)
+                continue
+            found[str(path)] = (status.st_ino, status.st_size, status.st_mtime_ns)
+        return cls(found)
+
+    def changed(self) -> list[str]:
+        """The files that are no longer the ones stamped (replaced, rewritten or gone)."""
+        now = DatasetStamp.of(list(self.files))
+        return [path for path, stamp in self.files.items() if now.files[path] != stamp]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset that passed :func:`check_dataset`, as the commands use it.
+
+    ``mean_image``: a per-pixel mean (CIFAR's preprocessing) that replaces the channel
+    mean; ``image_size``: the stored shorter side; ``stamp``: what a running training
+    compares at each epoch start (:meth:`DatasetStamp.changed`).
+    """
+
+    splits: dict[str, RecordSplit]
+    mean: dict[str, float]
+    image_size: int
+    manifest: dict[str, Any]
+    mean_image: str | None = None
+    identity: DatasetIdentity | None = None
+    stamp: DatasetStamp = field(default_factory=DatasetStamp)
+
+    @property
+    def manifest_file(self) -> str:
+        return str(self.manifest.get("path", ""))
+
+
+_SPLIT_RECORDS = {split: rec for split, (_, rec) in SPLIT_SETTINGS.items()}
+
+
+def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
+    """The cheap checks every command runs before reading ``config``'s records.
+
+    Sizes, counts and the ``.idx`` SHA-256 of ``splits`` against the manifest, the mean
+    against the manifest, the class count and the crop against the config. Raises
+    :class:`DatasetError` naming the file and what to run.
+    """
+    config.require("TRAIN_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE")
+    manifest = load_manifest(config)
+    source = manifest["path"]
+    hint = f"rebuild with: {rebuild_command(config)}"
+    if manifest["num_classes"] != config.NUM_CLASSES:
+        raise DatasetError(f"the records hold {manifest['num_classes']} classes, the config "
+                           f"{config.source} says NUM_CLASSES = {config.NUM_CLASSES}", source)
+    if config.RESIZE is not None and manifest["resize"] != config.RESIZE:
+        raise DatasetError(f"the records store images with shorter side {manifest['resize']} "
+                           f"px, the config {config.source} says RESIZE = {config.RESIZE}; "
+                           f"{hint}", source)
+    if manifest["resize"] < config.INPUT_SIZE:
+        raise DatasetError(
+            f"the records store images with shorter side {manifest['resize']} px, smaller "
+            f"than the {config.INPUT_SIZE} px crop (INPUT_SIZE of {config.source}); rebuild "
+            f"them with RESIZE >= {config.INPUT_SIZE}: {rebuild_command(config)}", source)
+    found: dict[str, RecordSplit] = {}
+    watched: list[str | Path] = [source]
+    for split in splits:
+        entry = manifest["splits"][split]
+        rec = str(getattr(config, _SPLIT_RECORDS[split]))
+        idx = str(idx_path(rec))
+        for path, kind in ((rec, "rec"), (idx, "idx")):
+            if not Path(path).is_file():
+                raise DatasetError(f"{split} records are missing ({_SPLIT_RECORDS[split]}); "
+                                   f"{hint}", path)
+            size = Path(path).stat().st_size
+            if size != entry[f"{kind}_bytes"]:
+                raise DatasetError(f"{size} bytes where the manifest {source} says "
+                                   f"{entry[f'{kind}_bytes']}: the file was truncated or "
+                                   f"replaced; {hint}", path)
+        if sha256_file(idx) != entry["idx_sha256"]:
+            raise DatasetError(f"the index differs from the one built with these records "
+                               f"(SHA-256 against {source}); {hint}", idx)
+        count = int(entry["count"])
+        if count < 1:
+            raise DatasetError(f"{split} records are empty; {hint}", rec)
+        found[split] = RecordSplit(rec=rec, idx=idx, count=count)
+        watched += [rec, idx]
+    mean = load_mean(config.DATASET_MEAN)
+    if mean != manifest["mean"]:
+        raise DatasetError(f"mean {_rgb(mean)} differs from the training set's "
+                           f"{_rgb(manifest['mean'])} in {source}: the file was replaced; "
+                           f"{hint}", config.DATASET_MEAN)
+    watched.append(config.DATASET_MEAN)
+    if config.MEAN_IMAGE is not None:
+        if not Path(config.MEAN_IMAGE).is_file():
+            # ImageRecordIter would quietly compute and write a mean image of its own.
+            raise DatasetError(f"per-pixel mean image (MEAN_IMAGE) is missing; {hint}",
+                               config.MEAN_IMAGE)
+        if sha256_file(config.MEAN_IMAGE) != manifest["mean_image_sha256"]:
+            raise DatasetError(f"per-pixel mean differs from the one built with these "
+                               f"records (SHA-256 against {source}); {hint}",
+                               config.MEAN_IMAGE)
+        watched.append(config.MEAN_IMAGE)
+    return DatasetInfo(splits=found, mean=mean, image_size=int(manifest["resize"]),
+                       manifest=manifest, mean_image=config.MEAN_IMAGE,
+                       identity=DatasetIdentity.of(manifest), stamp=DatasetStamp.of(watched))
+
+
+def check_unchanged(info: DatasetInfo, config: Settings) -> None:
+    """Raise :class:`DatasetChanged` if a file ``info`` was checked with is no longer the
+    same file (a rebuild renames new files into place): cheap, a ``stat`` per file."""
+    changed = info.stamp.changed()
+    if changed:
+        raise DatasetChanged(
+            f"the dataset was rebuilt or changed while this run trained on it "
+            f"({', '.join(Path(p).name for p in changed)}); the run stopped rather than "
+            f"train on other records than its checkpoints name", info.manifest_file)
+
+
+def check_identity(trained: DatasetIdentity, current: DatasetIdentity, what: str,
+                   scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
+    """Refuse (``DatasetError``) a dataset that is not the one a checkpoint was trained on.
+
+    Returns the differences when ``override`` accepts them (the caller logs them).
+    """
+    differences = identity_differences(trained, current, scope)
+    if differences and not override:
+        raise DatasetError(
+            f"{what} was trained on another dataset than {current.manifest}: "
+            f"{'; '.join(differences)} (trained on {trained.manifest or 'a dataset'}); "
+            f"point --config at the dataset it was trained on, or pass --override")
+    return differences
+
+
+# --- what a run records of its dataset ------------------------------------------------------------
+def run_record(info: DatasetInfo) -> dict[str, Any]:
+    """The ``dataset`` section of a checkpoint's JSON: where, what, how many."""
+    return {"manifest": info.manifest_file,
+            "identity": info.identity.as_dict() if info.identity else None,
+            "counts": {name: split.count for name, split in info.splits.items()}}
+
+
+def recorded_identity(checkpoint: dict[str, Any]) -> DatasetIdentity | None:
+    """The identity of the dataset a checkpoint was trained on; ``None`` when the checkpoint
+    predates identities (or was written by other code)."""
+    recorded = (checkpoint.get("dataset") or {}).get("identity")
+    return None if not recorded else DatasetIdentity.from_dict(recorded)
+
+
+def check_checkpoint_dataset(checkpoint: dict[str, Any], info: DatasetInfo, what: str,
+                             scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
+    """:func:`check_identity` of a checkpoint's recorded dataset against ``info``.
+
+    A checkpoint without a recorded identity cannot be checked: that is said (returned)
+    rather than refused, so checkpoints of other code stay usable.
+    """
+    trained = recorded_identity(checkpoint)
+    if trained is None:
+        return [f"{what} does not record its dataset's identity, so the dataset cannot be "
+                f"checked against it"]
+    return check_identity(trained, info.identity, what, scope, override)

@@ -1,0 +1,314 @@
+"""The dataset contract: one manifest schema, an identity, and every command checking that the
+dataset in front of it is the one its checkpoint was trained on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cifar_fixtures import write_cifar_config
+from conftest import REPO_ROOT, make_ilsvrc_tree, write_config
+
+import classify_image
+import export_onnx
+import report
+import test_googlenet
+import train_googlenet
+import verify_records
+from pyimagesearch.checkpoints import list_checkpoints, read_manifest, resolve_epoch
+from pyimagesearch.config import load_config
+from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.cifar import write_fake_cifar
+from pyimagesearch.data.cifar_records import build_cifar_dataset
+from pyimagesearch.data.dataset import (
+    MANIFEST_NAME,
+    DatasetError,
+    check_dataset,
+    identity_digest,
+    load_manifest,
+    manifest_path,
+    write_manifest,
+)
+from pyimagesearch.data.dataset import (
+    read_manifest as read_dataset_manifest,
+)
+
+TRAINING = {"NUM_CLASSES": 4, "NUM_TEST_IMAGES": 8, "BATCH_SIZE": 8, "LOG_INTERVAL": 2,
+            "DECODE_THREADS": 1, "SEED": 3, "HEALTH": None}
+
+
+def build(root: Path, name: str, **fields) -> str:
+    """A dataset of the shared tiny tree under ``root/name``; returns its config path."""
+    config = write_config(root / f"{name}.py", root / "ILSVRC2015", root / name,
+                          **{**TRAINING, **fields})
+    build_dataset(load_config(str(config)))
+    return str(config)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One dataset (map_clsloc), one epoch trained on it, and sibling datasets that differ."""
+    root = tmp_path_factory.mktemp("contract")
+    make_ilsvrc_tree(root / "ILSVRC2015", classes=4, train_per_class=10, val_per_class=3,
+                     blacklist=(5,))
+    configs = {"trained": build(root, "trained"),
+               "sorted": build(root, "sorted", LABEL_ORDER="sorted_wnid"),
+               "resized": build(root, "resized", RESIZE=36),
+               "other_split": build(root, "other_split", TEST_SPLIT_SEED=7)}
+    folder = root / "run"
+    assert train_googlenet.main(["--config", configs["trained"], "--checkpoints", str(folder),
+                                 "--prefix", "net", "--end-epoch", "1"]) == 0
+    return root, folder, configs
+
+
+def checkpoint_args(folder: Path, config: str, *extra: str) -> list[str]:
+    return ["--checkpoints", str(folder), "--prefix", "net", "--epoch", "1", "--config", config,
+            *extra]
+
+
+# --- one schema, one writer, an identity ----------------------------------------------------
+def test_every_builder_writes_the_same_schema_with_an_identity(run, tmp_path):
+    root, _, configs = run
+    ilsvrc = load_manifest(load_config(configs["trained"]))
+    fake = write_fake_cifar(tmp_path / "cifar", images_per_batch=20)
+    cifar_config = load_config(str(write_cifar_config(tmp_path / "c.py", fake.folder.parent,
+                                                      tmp_path / "rec", VAL_SIZE=10,
+                                                      BATCH_SIZE=8)))
+    cifar = build_cifar_dataset(cifar_config)
+    assert set(ilsvrc) - {"path", "sha256"} == set(cifar)
+    assert (ilsvrc["format"], ilsvrc["builder"], cifar["builder"]) == (2, "ilsvrc", "cifar")
+    for manifest in (ilsvrc, cifar):
+        assert manifest["identity"] == identity_digest(manifest)
+        for entry in manifest["splits"].values():
+            assert {"listed", "written", "count", "skipped", "rec", "idx", "rec_bytes",
+                    "rec_sha256", "idx_bytes", "idx_sha256"} <= set(entry)
+    assert cifar["mean_image_sha256"] and ilsvrc["mean_image_sha256"] is None
+
+
+def test_a_rebuild_of_the_same_images_keeps_the_identity_and_another_changes_it(run, tmp_path):
+    root, _, configs = run
+    first = load_manifest(load_config(configs["trained"]))
+    again = load_manifest(load_config(build(root, "again")))
+    assert again["identity"] == first["identity"] and again["created"] >= first["created"]
+    others = [load_manifest(load_config(configs[name]))["identity"]
+              for name in ("sorted", "resized", "other_split")]
+    assert len({first["identity"], *others}) == 4
+
+
+def test_an_edited_manifest_and_a_format_1_manifest(run, tmp_path):
+    root, _, configs = run
+    folder = tmp_path / "copy"
+    shutil.copytree(Path(load_config(configs["trained"]).TRAIN_MX_REC).parent, folder)
+    path = folder / MANIFEST_NAME
+    original = json.loads(path.read_text())
+    edited = {**original, "mean": {"R": 1.0, "G": 2.0, "B": 3.0}}
+    write_manifest(path, edited)
+    with pytest.raises(DatasetError, match="edited after the build"):
+        read_dataset_manifest(path)
+    # Written by the previous version: build parameters at the top, no builder, format 1.
+    old = {key: value for key, value in original.items()
+           if key not in ("builder", "build", "encoding", "mean_sha256", "mean_image_file",
+                          "mean_image_sha256", "identity")}
+    write_manifest(path, {**old, **original["build"], "format": 1})
+    upgraded = read_dataset_manifest(path)
+    assert upgraded["format"] == 2 and upgraded["builder"] == "ilsvrc"
+    assert upgraded["identity"] == original["identity"]
+
+
+# --- the cheap checks every command runs ---------------------------------------------------------
+def copy_of(config_path: str, tmp_path: Path) -> str:
+    """The dataset of ``config_path`` copied under ``tmp_path``, and a config pointing there."""
+    source = Path(load_config(config_path).TRAIN_MX_REC).parent
+    shutil.copytree(source, tmp_path / "rec")
+    text = Path(config_path).read_text().replace(str(source), str(tmp_path / "rec"))
+    path = tmp_path / "copy.py"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("mean", "differs from the training set's"),
+    ("rec", "bytes where the manifest"),
+    ("idx", "the index differs from the one built with these records"),
+    ("classes", "the records hold 4 classes, the config"),
+    ("resize", "the config .* says RESIZE = 40"),
+])
+def test_damage_or_a_mismatched_config_is_refused_before_training(run, tmp_path, capsys, damage,
+                                                                 message):
+    _, _, configs = run
+    path = copy_of(configs["trained"], tmp_path)
+    config = load_config(path)
+    if damage == "mean":
+        Path(config.DATASET_MEAN).write_text('{"R": 1.0, "G": 2.0, "B": 3.0}\n')
+    elif damage == "rec":
+        with open(config.TRAIN_MX_REC, "r+b") as handle:
+            handle.truncate(os.path.getsize(config.TRAIN_MX_REC) - 4)
+    elif damage == "idx":
+        idx = Path(config.TRAIN_MX_REC).with_suffix(".idx")
+        lines = idx.read_text().splitlines()
+        idx.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # same size
+    elif damage == "classes":
+        path = str(write_config(tmp_path / "five.py", "x", tmp_path / "x", **{
+            **{name: getattr(config, name) for name in ("TRAIN_MX_REC", "VAL_MX_REC",
+                                                         "TEST_MX_REC", "DATASET_MEAN")},
+            **TRAINING, "NUM_CLASSES": 5}))
+    elif damage == "resize":
+        Path(path).write_text(Path(path).read_text() + "RESIZE = 40\n")
+    with pytest.raises(DatasetError, match=message):
+        check_dataset(load_config(path), ("train", "val"))
+    assert train_googlenet.main(["--config", path, "--checkpoints", str(tmp_path / "out"),
+                                 "--prefix", "net"]) == 2
+    assert "[ERROR]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "net-0001.json").exists()
+
+
+def test_verify_records_checks_the_mean_too(run, tmp_path, capsys):
+    _, _, configs = run
+    path = copy_of(configs["trained"], tmp_path)
+    assert verify_records.main(["--config", path, "--hash"]) == 0
+    mean = Path(load_config(path).DATASET_MEAN)
+    mean.write_text(mean.read_text().replace("\n}", " \n}"))  # same values, other bytes
+    capsys.readouterr()
+    assert verify_records.main(["--config", path, "--hash"]) == 1
+    assert "dataset: FAILED" in capsys.readouterr().out
+
+
+# --- a checkpoint meets a dataset ---------------------------------------------------------
+def test_a_checkpoint_records_its_dataset(run):
+    _, folder, configs = run
+    recorded = read_manifest(folder, "net", 1)["dataset"]
+    manifest = load_manifest(load_config(configs["trained"]))
+    assert recorded["identity"]["digest"] == manifest["identity"]
+    assert recorded["identity"]["label_order"] == "map_clsloc"
+    assert recorded["manifest"] == str(manifest_path(load_config(configs["trained"])))
+
+
+def test_testing_on_another_label_order_is_refused_naming_both_sides(run, capsys):
+    _, folder, configs = run
+    capsys.readouterr()
+    assert test_googlenet.main(checkpoint_args(folder, configs["sorted"])) == 2
+    err = capsys.readouterr().err
+    assert "label order: checkpoint 'map_clsloc', dataset 'sorted_wnid'" in err
+    assert "sorted" in err and "trained" in err and "--override" in err
+    assert test_googlenet.main(checkpoint_args(folder, configs["sorted"], "--override")) == 0
+    assert "[WARNING]" in capsys.readouterr().err
+
+
+def test_testing_on_another_split_is_refused_also_with_all_epochs(run, capsys):
+    _, folder, configs = run
+    capsys.readouterr()
+    assert test_googlenet.main(checkpoint_args(folder, configs["other_split"])) == 2
+    assert "records: other images" in capsys.readouterr().err
+    args = ["--checkpoints", str(folder), "--prefix", "net", "--all-epochs", "--config",
+            configs["other_split"]]
+    assert test_googlenet.main(args) == 2
+    assert test_googlenet.main(checkpoint_args(folder, configs["trained"])) == 0
+
+
+def test_export_and_classify_refuse_another_mean_or_stored_size(run, capsys, tmp_path):
+    _, folder, configs = run
+    capsys.readouterr()
+    assert export_onnx.main(checkpoint_args(folder, configs["other_split"])) == 2
+    assert "mean: checkpoint R=" in capsys.readouterr().err
+    assert not list(folder.glob("*.onnx"))
+    image = next(Path(load_config(configs["trained"]).IMAGES_PATH).rglob("*.JPEG"))
+    assert classify_image.main([*checkpoint_args(folder, configs["resized"]), str(image)]) == 2
+    assert "stored image size: checkpoint 32 px, dataset 36 px" in capsys.readouterr().err
+    assert classify_image.main([*checkpoint_args(folder, configs["trained"]), str(image)]) == 0
+
+
+def test_a_report_of_a_rebuilt_dataset_is_refused(run, tmp_path, capsys):
+    root, folder, configs = run
+    run_copy = tmp_path / "run"
+    shutil.copytree(folder, run_copy)
+    config = copy_of(configs["trained"], tmp_path)
+    manifest = json.loads((run_copy / "net-0001.json").read_text())
+    manifest["dataset"]["manifest"] = str(manifest_path(load_config(config)))
+    (run_copy / "net-0001.json").write_text(json.dumps(manifest))
+    assert report.main(["--checkpoints", str(run_copy), "--prefix", "net"]) == 0
+    # Rebuilt in place with another test split.
+    Path(config).write_text(Path(config).read_text() + "TEST_SPLIT_SEED = 7\n")
+    build_dataset(load_config(config))
+    capsys.readouterr()
+    assert report.main(["--checkpoints", str(run_copy), "--prefix", "net"]) == 2
+    assert "was rebuilt since the run trained on it" in capsys.readouterr().err
+    assert report.main(["--checkpoints", str(run_copy), "--prefix", "net", "--override"]) == 0
+
+
+def test_resuming_on_a_rebuilt_dataset_is_refused_unless_overridden(run, tmp_path, capsys):
+    _, folder, configs = run
+    run_copy = tmp_path / "run"
+    shutil.copytree(folder, run_copy)
+    common = ["--checkpoints", str(run_copy), "--prefix", "net", "--start-epoch", "1",
+              "--end-epoch", "2"]
+    capsys.readouterr()
+    assert train_googlenet.main(["--config", configs["other_split"], *common]) == 2
+    assert "dataset train records: other images" in capsys.readouterr().err
+    assert train_googlenet.main(["--config", configs["other_split"], *common,
+                                 "--override"]) == 0
+    log = (run_copy / "training_1.log").read_text()
+    assert "Override (--override): dataset train records" in log
+
+
+def test_epoch_last_passes_over_a_newer_damaged_checkpoint(run, tmp_path, caplog):
+    _, folder, _ = run
+    run_copy = tmp_path / "run"
+    shutil.copytree(folder, run_copy)
+    for suffix in ("params", "states"):
+        shutil.copy(run_copy / f"net-0001.{suffix}", run_copy / f"net-0002.{suffix}")
+    manifest = json.loads((run_copy / "net-0001.json").read_text())
+    for entry in manifest["files"].values():
+        entry["file"] = entry["file"].replace("0001", "0002")
+    (run_copy / "net-0002.json").write_text(json.dumps({**manifest, "epoch": 2}))
+    params = run_copy / "net-0002.params"
+    params.write_bytes(params.read_bytes()[:-4] + b"oops")
+    assert list_checkpoints(run_copy, "net") == [1, 2]
+    assert resolve_epoch(run_copy, "net", "last") == 1
+    assert "skipping checkpoint net-0002" in caplog.text
+
+
+# --- a dataset rebuilt under a running training ------------------------------------------
+def wait_for(condition, what: str, deadline: float = 300.0):
+    """Poll ``condition`` until it holds; the deadline only catches a hang."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_a_rebuild_under_a_running_training_stops_it(tmp_path):
+    make_ilsvrc_tree(tmp_path / "ILSVRC2015", classes=4, train_per_class=10, val_per_class=3,
+                     blacklist=(5,))
+    config = build(tmp_path, "data")
+    trained = load_manifest(load_config(config))["identity"]
+    folder = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "train_googlenet.py", "--config", config, "--checkpoints",
+         str(folder), "--prefix", "net", "--end-epoch", "500"], cwd=REPO_ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (folder / "net-0001.json").exists() or process.poll() is not None,
+                 "the first checkpoint")
+        assert process.poll() is None, process.communicate()
+        Path(config).write_text(Path(config).read_text() + "TEST_SPLIT_SEED = 11\n")
+        build_dataset(load_config(config))
+        _, err = process.communicate(timeout=600)
+    finally:
+        process.kill()
+    assert process.returncode == 2, err
+    assert "the dataset was rebuilt or changed while this run trained on it" in err
+    assert "--override" in err and "--start-epoch" in err
+    epochs = list_checkpoints(folder, "net")
+    assert epochs and epochs[-1] < 500
+    # Every checkpoint names the dataset it was really trained on.
+    assert {read_manifest(folder, "net", e)["dataset"]["identity"]["digest"]
+            for e in epochs} == {trained}
