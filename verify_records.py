@@ -17,8 +17,8 @@ import logging
 import sys
 
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.dataset import DatasetError, load_manifest, rebuild_command
-from pyimagesearch.data.verify import SPLITS, check_splits
+from pyimagesearch.data.dataset import SPLITS, DatasetError, load_manifest, rebuild_command
+from pyimagesearch.data.verify import check_splits
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -41,7 +41,6 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.cifar import (
-    DATASETS,
     IMAGE_SIZE,
     CifarSplit,
     load_cifar,
@@ -54,6 +53,7 @@ from pyimagesearch.data.dataset import (
     manifest_path,
     new_manifest,
     split_files_entry,
+    split_records,
     write_mean,
     write_mean_image,
 )
@@ -66,7 +66,6 @@ logger = logging.getLogger(__name__)
 BUILD_FIELDS = ("CIFAR_ROOT", "CIFAR_DATASET", "NUM_CLASSES", "VAL_SIZE", "TRAIN_MX_REC",
                 "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "MEAN_IMAGE", "RESIZE",
                 "INPUT_SIZE")
-_REC_FIELDS = {"train": "TRAIN_MX_REC", "val": "VAL_MX_REC", "test": "TEST_MX_REC"}
 
 
 @dataclass(frozen=True)
@@ -82,24 +81,18 @@ def check_cifar_config(config: Settings) -> None:
     """Refuse a config that cannot give a usable CIFAR dataset, before any work."""
     config.require(*BUILD_FIELDS)
     name = config.source
-    if config.CIFAR_DATASET not in DATASETS:
-        raise ConfigError(f"config {name}: CIFAR_DATASET must be one of {DATASETS}, got "
-                          f"{config.CIFAR_DATASET!r}")
-    if int(config.RESIZE) != IMAGE_SIZE:
-        raise ConfigError(f"config {name}: CIFAR images are stored as they are, so RESIZE "
+    if config.RESIZE != IMAGE_SIZE:
+        raise ConfigError(f"{name}: CIFAR images are stored as they are, so RESIZE "
                           f"must be {IMAGE_SIZE}, got {config.RESIZE}")
-    if not 0 < int(config.INPUT_SIZE) <= IMAGE_SIZE:
-        raise ConfigError(f"config {name}: INPUT_SIZE must lie in 1..{IMAGE_SIZE}, got "
+    if config.INPUT_SIZE > IMAGE_SIZE:
+        raise ConfigError(f"{name}: INPUT_SIZE must lie in 1..{IMAGE_SIZE}, got "
                           f"{config.INPUT_SIZE}")
-    if int(config.VAL_SIZE) < 0:
-        raise ConfigError(f"config {name}: VAL_SIZE must be >= 0 (0: validate on the test "
-                          f"set), got {config.VAL_SIZE}")
-    outputs = [Path(getattr(config, f)).resolve() for f in
-               ("TRAIN_MX_REC", "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "MEAN_IMAGE")]
+    outputs = [*(split_records(config, split).resolve() for split in SPLITS),
+               Path(config.DATASET_MEAN).resolve(), Path(config.MEAN_IMAGE).resolve()]
     if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"config {name}: the record, mean and mean-image paths must differ")
-    if any(Path(getattr(config, f)).suffix != ".rec" for f in _REC_FIELDS.values()):
-        raise ConfigError(f"config {name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
+        raise ConfigError(f"{name}: the record, mean and mean-image paths must differ")
+    if any(split_records(config, split).suffix != ".rec" for split in SPLITS):
+        raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
                           f"in .rec (the .idx goes beside them)")
 
 
@@ -205,7 +198,7 @@ def build_cifar_dataset(config: Settings) -> dict[str, Any]:
     splits, validation = load_splits(config)
     class_names = splits["train"].data.class_names
 
-    records = {name: Path(getattr(config, field)) for name, field in _REC_FIELDS.items()}
+    records = {name: split_records(config, name) for name in SPLITS}
     mean_file, mean_image = Path(config.DATASET_MEAN), Path(config.MEAN_IMAGE)
     manifest_file = manifest_path(config)
     finals = [p for rec in records.values() for p in (rec, rec.with_suffix(".idx"))]

@@ -122,6 +122,13 @@ def idx_path(rec: str | Path) -> Path:
     return Path(rec).with_suffix(".idx")
 
 
+def split_records(config: Settings, split: str) -> Path:
+    """The ``.rec`` of ``split`` as ``config`` names it (``TRAIN_MX_REC``, ...)."""
+    if split not in SPLIT_SETTINGS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return Path(getattr(config, SPLIT_SETTINGS[split][1]))
+
+
 # --- means -------------------------------------------------------------------------------------
 def write_mean(path: str | Path, mean: dict[str, float]) -> None:
     """Write the book's mean file: ``{"R": ..., "G": ..., "B": ...}``."""
@@ -489,9 +496,6 @@ class DatasetInfo:
         return str(self.manifest.get("path", ""))
 
 
-_SPLIT_RECORDS = {split: rec for split, (_, rec) in SPLIT_SETTINGS.items()}
-
-
 def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
     """The cheap checks every command runs before reading ``config``'s records.
 
@@ -519,11 +523,11 @@ def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> Dataset
     watched: list[str | Path] = [source]
     for split in splits:
         entry = manifest["splits"][split]
-        rec = str(getattr(config, _SPLIT_RECORDS[split]))
+        rec = str(split_records(config, split))
         idx = str(idx_path(rec))
         for path, kind in ((rec, "rec"), (idx, "idx")):
             if not Path(path).is_file():
-                raise DatasetError(f"{split} records are missing ({_SPLIT_RECORDS[split]}); "
+                raise DatasetError(f"{split} records are missing ({SPLIT_SETTINGS[split][1]}); "
                                    f"{hint}", path)
             size = Path(path).stat().st_size
             if size != entry[f"{kind}_bytes"]:

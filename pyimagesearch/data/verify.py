@@ -52,7 +52,7 @@ import cv2
 import numpy as np
 
 from pyimagesearch.config import Settings
-from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.dataset import SPLITS, DatasetError, split_records
 from pyimagesearch.data.records import (
     IR_FORMAT,
     IR_SIZE,
@@ -65,8 +65,6 @@ from pyimagesearch.utils.files import sha256_file
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-_SPLIT_RECORDS = {"train": "TRAIN_MX_REC", "val": "VAL_MX_REC", "test": "TEST_MX_REC"}
 _PREFETCH_MIN = 20_000      # records below which prefetching threads are not worth it
 _PREFETCH_THREADS = 16
 _IDX_LINE = re.compile(rb"\d{1,18}\t\d{1,18}")
@@ -593,7 +591,7 @@ def verify_split(rec_path: str | Path, idx_path: str | Path,
 
 def split_paths(config: Settings, split: str) -> tuple[str, str]:
     """The ``.rec`` and ``.idx`` of ``split`` as the config names them."""
-    rec = str(getattr(config, _SPLIT_RECORDS[split]))
+    rec = str(split_records(config, split))
     return rec, str(Path(rec).with_suffix(".idx"))
 
 
@@ -608,8 +606,6 @@ def verify_dataset(config: Settings, splits: Sequence[str] = SPLITS, *,
     num_classes = config.NUM_CLASSES
     results = {}
     for split in splits:
-        if split not in _SPLIT_RECORDS:
-            raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
         rec, idx = split_paths(config, split)
         entry = manifest["splits"][split]
         results[split] = verify_split(rec, idx, int(entry["count"]), num_classes,
