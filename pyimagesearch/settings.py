@@ -264,6 +264,28 @@ class Keywords(Kind):
 
 
 @dataclass(frozen=True)
+class DeviceList(Kind):
+    """GPU ordinals, distinct: ``(0, 2)``, or ``"0,2"`` on the command line."""
+
+    def check(self, value: Any) -> tuple[int, ...]:
+        if not isinstance(value, (list, tuple)) or not value \
+                or not all(_is_int(v) and v >= 0 for v in value):
+            raise SettingError(f"must be {self.describe()}")
+        if len(set(value)) != len(value):
+            raise SettingError("names a GPU twice")
+        return tuple(value)
+
+    def describe(self) -> str:
+        return "GPU numbers >= 0, separated by commas (0,2)"
+
+    def parse(self, text: str) -> Any:
+        try:
+            return tuple(int(part) for part in text.split(","))
+        except ValueError:
+            return text
+
+
+@dataclass(frozen=True)
 class RecipeKind(Kind):
     """A recipe preset's name, or a dict of recipe fields over an optional ``base`` preset."""
 
@@ -324,7 +346,11 @@ PROBABILITY = Number(low=0, high=1)
 # MXNet's ImageRecordIter augmentation parameters that a config may set (AUGMENTATION).
 AUGMENTATION_FIELDS: dict[str, Kind] = {
     "rand_crop": Flag(), "rand_mirror": Flag(),
-    "max_rotate_angle": Integer(low=0, high=360), "max_shear_ratio": Number(low=0, high=1),
+    # max_rotate_angle: a random whole-degree angle in [-a, a] per image. rotate: every image
+    # turned by exactly that angle (counter-clockwise), whatever max_rotate_angle says: what
+    # the book's rotate=15 does in MXNet 1.9 (tests/test_augmentation_rotate.py); 0 is off.
+    "max_rotate_angle": Integer(low=0, high=360), "rotate": Integer(low=0, high=359),
+    "max_shear_ratio": Number(low=0, high=1),
     "max_aspect_ratio": Number(low=0), "min_aspect_ratio": Optional(Number(low=0)),
     "random_resized_crop": Flag(), "min_random_area": Number(low=0, high=1),
     "max_random_area": Number(low=0, high=1), "max_random_scale": Number(low=0, low_open=True),
@@ -336,6 +362,10 @@ AUGMENTATION_FIELDS: dict[str, Kind] = {
 }
 HEALTH_FIELDS: dict[str, Kind] = {
     "interval": POSITIVE, "dead_fraction": PROBABILITY, "patience": POSITIVE,
+}
+PLATEAU_METRICS = ("rank1", "rank5", "loss")
+PLATEAU_FIELDS: dict[str, Kind] = {
+    "metric": Choice(PLATEAU_METRICS), "min_delta": Number(low=0), "patience": POSITIVE,
 }
 KVSTORE_TYPES = ("device", "local", "nccl", "dist_sync", "dist_device_sync", "dist_async")
 
@@ -435,8 +465,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INPUT_SIZE", Optional(POSITIVE), "training crop and evaluation center crop",
             group=_TRAIN),
     Setting("BATCH_SIZE", Optional(POSITIVE), "images per device per step", group=_TRAIN),
-    Setting("NUM_DEVICES", POSITIVE, "GPUs to train on when MXNet sees GPUs", default=1,
-            group=_TRAIN),
+    Setting("NUM_DEVICES", POSITIVE, "GPUs to train on when MXNet sees GPUs (the first "
+            "ones; --gpus picks others)", default=1, group=_TRAIN),
     Setting("DECODE_THREADS", POSITIVE, "threads decoding training images", default=2,
             group=_TRAIN, operational=True),
     Setting("AUGMENTATION", Record(AUGMENTATION_FIELDS, what="a dict of ImageRecordIter "
@@ -460,6 +490,11 @@ SETTINGS: tuple[Setting, ...] = (
                                       "patience)")),
             "health monitor settings over its defaults; None turns it off", default={},
             group=_TRAIN, operational=True),
+    Setting("PLATEAU", Optional(Record(PLATEAU_FIELDS, what="a dict (metric, min_delta, "
+                                       "patience)")),
+            "plateau detector over its defaults (rank1, 0.005, 5): warns when the validation "
+            "metric has not improved by min_delta for patience epochs; None turns it off",
+            default={}, group=_TRAIN, operational=True),
     Setting("MAX_NONFINITE_STEPS", POSITIVE, "non-finite steps in a row that stop the run",
             default=3, group=_TRAIN, operational=True),
     Setting("WEIGHT_CHECK_INTERVAL", POSITIVE, "updates between checks that every weight "
@@ -481,6 +516,7 @@ ARGUMENT_KINDS: dict[str, Kind] = {
     "--end-epoch": POSITIVE,
     "--seed": SEED_KIND,
     "--cpu-contexts": POSITIVE,
+    "--gpus": DeviceList(),
 }
 
 

@@ -35,8 +35,7 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_iterator,
 )
 from pyimagesearch.scoring import EvaluationError, evaluate
-from pyimagesearch.settings import argument_type
-from pyimagesearch.training.devices import select_contexts
+from pyimagesearch.training.devices import add_device_arguments, select_contexts
 from pyimagesearch.utils.files import atomic_write_text
 
 EXIT_ERROR = 2
@@ -45,7 +44,8 @@ EXIT_BELOW_TARGET = 4
 
 def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: int | str,
                         split: str = "test", cpu_contexts: int = 1, crops: int = 1,
-                        override: bool = False) -> dict[str, Any]:
+                        override: bool = False,
+                        gpus: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON.
 
     ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged). The
@@ -55,12 +55,12 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
     """
     if crops not in CROPS:
         raise ConfigError(f"crops must be one of {CROPS}, got {crops}")
+    contexts = select_contexts(config.NUM_DEVICES, cpu_contexts, gpus, config.source)
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     info = check_dataset(config, (split,))
     notes = check_checkpoint_dataset(read_manifest(checkpoints, prefix, epoch, verify=False),
                                      info, f"checkpoint {checkpoint_name(prefix, epoch)}",
                                      override=override)
-    contexts = select_contexts(config.NUM_DEVICES, cpu_contexts)
     batch_size = config.BATCH_SIZE * len(contexts)
     # The iterator first: where 10-crop does not apply, fail before loading any weights.
     batches = (evaluation_iterator(config, info, split, batch_size) if crops == 1
@@ -78,7 +78,8 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
 
 
 def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
-                        cpu_contexts: int = 1, crops: int = 1, override: bool = False
+                        cpu_contexts: int = 1, crops: int = 1, override: bool = False,
+                        gpus: tuple[int, ...] | None = None
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score every checkpoint on validation, pick the best there, and test only that one.
 
@@ -92,7 +93,7 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     rows = []
     for epoch in epochs:
         result = evaluate_checkpoint(config, checkpoints, prefix, epoch, "val", cpu_contexts,
-                                     crops, override)
+                                     crops, override, gpus)
         rows.append({"epoch": epoch, "val_rank1": result["accuracy"],
                      "val_rank5": result["top_k_accuracy_5"],
                      "val_loss": result["cross-entropy"], "images": result["images"]})
@@ -102,7 +103,7 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     atomic_write_text(epochs_csv_path(checkpoints, prefix), "\n".join(lines) + "\n")
     best = max(rows, key=lambda r: (r["val_rank1"], -r["val_loss"]))
     test = evaluate_checkpoint(config, checkpoints, prefix, best["epoch"], "test", cpu_contexts,
-                               crops, override)
+                               crops, override, gpus)
     return rows, test
 
 
@@ -120,8 +121,7 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help=f"config module or .py path (default {default_config})")
     parser.add_argument("--split", choices=("test", "val"), default="test",
                         help="records to score (default: the test split carved from train)")
-    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
-                        help="without GPUs, split each batch over this many CPU contexts")
+    add_device_arguments(parser)
     parser.add_argument("--override", action="store_true",
                         help="score even though the dataset is not the one the checkpoint "
                              "was trained on (the differences are printed as warnings)")
@@ -139,7 +139,8 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
         config = load_config(args.config)
         if args.all_epochs:
             rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
-                                               args.cpu_contexts, args.crops, args.override)
+                                               args.cpu_contexts, args.crops, args.override,
+                                               args.gpus)
             for row in rows:
                 print(f"[INFO] epoch {row['epoch']}: validation rank-1 "
                       f"{100 * row['val_rank1']:.2f}%, rank-5 {100 * row['val_rank5']:.2f}%, "
@@ -150,7 +151,7 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
         else:
             result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
                                          args.split, args.cpu_contexts, args.crops,
-                                         args.override)
+                                         args.override, args.gpus)
     except (ConfigError, DatasetError, CheckpointError, EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR

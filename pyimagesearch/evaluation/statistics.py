@@ -26,6 +26,7 @@ from typing import Any
 
 from pyimagesearch.checkpoints import latest_checkpoint, read_manifest, result_path
 from pyimagesearch.config import Settings
+from pyimagesearch.training.devices import add_device_arguments
 from pyimagesearch.training.logs import metrics_jsonl_path, read_metrics
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,8 @@ def _dataset_is_fake(manifest: dict[str, Any]) -> bool:
 
 
 def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | None = None,
-                evaluate_missing: bool = True, cpu_contexts: int = 1) -> RunResult:
+                evaluate_missing: bool = True, cpu_contexts: int = 1,
+                gpus: tuple[int, ...] | None = None) -> RunResult:
     """Read one run; evaluate its last checkpoint on the test split if that was never done."""
     folder = Path(folder)
     metrics_file = metrics_jsonl_path(folder, prefix)
@@ -174,7 +176,7 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
 
         logger.info("evaluating %s epoch %d on the test split", folder, epoch)
         evaluate_checkpoint(_config_for(manifest, config), str(folder), prefix, epoch, "test",
-                            cpu_contexts)
+                            cpu_contexts, gpus=gpus)
     if path.is_file():
         scored = json.loads(path.read_text())
         result.test_error = 100.0 * (1.0 - float(scored["accuracy"]))
@@ -184,8 +186,9 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
 
 def collect_setting(path: str | Path, prefix: str, k: int = 5,
                     config: Settings | None = None, evaluate_missing: bool = True,
-                    cpu_contexts: int = 1) -> SettingResult:
-    runs = [collect_run(folder, prefix, k, config, evaluate_missing, cpu_contexts)
+                    cpu_contexts: int = 1, gpus: tuple[int, ...] | None = None
+                    ) -> SettingResult:
+    runs = [collect_run(folder, prefix, k, config, evaluate_missing, cpu_contexts, gpus)
             for folder in find_runs(path, prefix)]
     if not runs:
         raise FileNotFoundError(f"no run of {prefix!r} in {path} (expected "
@@ -326,7 +329,7 @@ def stats_main(argv: list[str] | None = None) -> int:
                              "each run's own config, as recorded in its checkpoint)")
     parser.add_argument("--no-evaluate", action="store_true",
                         help="use only test results already saved (test_cifar.py)")
-    parser.add_argument("--cpu-contexts", type=int, default=1)
+    add_device_arguments(parser)
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the numbers as JSON")
     args = parser.parse_args(argv)
@@ -336,7 +339,7 @@ def stats_main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config) if args.config else None
         settings = [collect_setting(path, args.prefix, args.last, config,
-                                    not args.no_evaluate, args.cpu_contexts)
+                                    not args.no_evaluate, args.cpu_contexts, args.gpus)
                     for path in args.settings]
     except (FileNotFoundError, ConfigError, DatasetError, CheckpointError,
             EvaluationError) as exc:

@@ -108,7 +108,7 @@ def plan_runs(config: Settings, args: argparse.Namespace) -> list[RunRequest]:
         requests.append(RunRequest(
             checkpoints=str(folder), prefix=args.prefix, start_epoch=start,
             end_epoch=args.end_epoch, lr=args.lr, cpu_contexts=args.cpu_contexts,
-            model_params=overrides, seed=seed, recipe=recipe, **passed))
+            gpus=args.gpus, model_params=overrides, seed=seed, recipe=recipe, **passed))
     return requests
 
 

@@ -18,6 +18,7 @@ from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.dataset import DatasetChanged, DatasetError
 from pyimagesearch.settings import KVSTORE_TYPES, argument_type
+from pyimagesearch.training.devices import add_device_arguments
 from pyimagesearch.training.experiment import RunRequest, train
 from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
 from pyimagesearch.training.optimizers import StateError
@@ -40,8 +41,7 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                              "(the book's manual drop); kept by later resumes")
     parser.add_argument("--config", default=default_config,
                         help=f"config module or .py path (default {default_config})")
-    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
-                        help="without GPUs, split each batch over this many CPU contexts")
+    add_device_arguments(parser)
     parser.add_argument("--seed", type=argument_type("--seed"), default=None,
                         help="random seed of the run (default: the config's SEED)")
     parser.add_argument("--override", action="store_true",
@@ -141,7 +141,8 @@ def train_main(argv: list[str] | None, description: str, default_config: str,
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     request = RunRequest(checkpoints=args.checkpoints, prefix=args.prefix,
                          start_epoch=args.start_epoch, end_epoch=args.end_epoch, lr=args.lr,
-                         cpu_contexts=args.cpu_contexts, model_params=to_model_params(args),
+                         cpu_contexts=args.cpu_contexts, gpus=args.gpus,
+                         model_params=to_model_params(args),
                          seed=args.seed, override=args.override,
                          reset_optimizer=args.reset_optimizer, kvstore=args.kvstore)
     try:

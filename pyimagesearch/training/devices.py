@@ -1,28 +1,78 @@
-"""Which devices a run trains on: NUM_DEVICES GPUs where MXNet sees them, else the CPU."""
+"""Which devices a run trains on: the GPUs a config or ``--gpus`` asks for, else the CPU.
+
+``NUM_DEVICES`` GPUs (the first ones) when MXNet sees GPUs; ``--gpus 0,2`` picks them by
+number instead. Without a GPU visible to MXNet (a CPU build, no driver) training runs on
+the CPU, split over ``--cpu-contexts`` contexts. Asking for GPUs MXNet does not see is a
+one-line :class:`DeviceError` naming the setting or option and what MXNet sees, never a
+failure deep inside MXNet.
+"""
 
 from __future__ import annotations
 
+import argparse
 import logging
+from collections.abc import Sequence
 
 import mxnet as mx
+
+from pyimagesearch.settings import ConfigError, argument_type
 
 logger = logging.getLogger(__name__)
 
 
-def select_contexts(num_devices: int, cpu_contexts: int = 1) -> list[mx.Context]:
-    """Contexts for a run: the first ``num_devices`` GPUs, or CPU contexts without GPUs.
+class DeviceError(ConfigError):
+    """The devices asked for are not there."""
 
-    ``cpu_contexts`` > 1 splits each batch over several CPU contexts, which exercises
-    the multi-device path (kvstore aggregation) on a machine without GPUs.
+
+def visible_gpus() -> int:
+    """GPUs MXNet sees (0 with a CPU-only MXNet build)."""
+    return mx.context.num_gpus()
+
+
+def _seen(count: int) -> str:
+    if count == 0:
+        return "MXNet sees no GPU (a CPU build of MXNet, or no CUDA driver)"
+    names = ", ".join(f"gpu({i})" for i in range(count))
+    return f"MXNet sees {count} GPU{'s' if count > 1 else ''} ({names})"
+
+
+def select_contexts(num_devices: int, cpu_contexts: int = 1, gpus: Sequence[int] | None = None,
+                    source: str = "the config", visible: int | None = None) -> list[mx.Context]:
+    """Contexts for a run.
+
+    ``gpus`` (``--gpus``) names GPUs explicitly; otherwise the first ``num_devices``
+    (``NUM_DEVICES`` of config ``source``) when MXNet sees GPUs, else ``cpu_contexts``
+    CPU contexts. ``cpu_contexts`` > 1 splits each batch over several CPU contexts, which
+    exercises the multi-device path (kvstore aggregation) on a machine without GPUs.
+    ``visible`` overrides the GPU count MXNet reports (for checks of the messages).
     """
-    available = mx.context.num_gpus()
+    available = visible_gpus() if visible is None else visible
+    if gpus is not None:
+        missing = [g for g in gpus if g >= available]
+        if missing:
+            flag = "--gpus " + ",".join(str(g) for g in gpus)
+            raise DeviceError(
+                f"{flag}: {_seen(available)}; "
+                + ("drop --gpus to train on the CPU (--cpu-contexts N splits the batch)"
+                   if available == 0 else
+                   f"gpu({missing[0]}) is not among them; pick from 0..{available - 1}"))
+        return [mx.gpu(g) for g in gpus]
     if available > 0:
         if num_devices > available:
-            raise RuntimeError(
-                f"config asks for NUM_DEVICES = {num_devices} GPUs but MXNet sees {available}; "
-                f"lower NUM_DEVICES (the batch is BATCH_SIZE x devices)")
+            raise DeviceError(
+                f"{source}: NUM_DEVICES = {num_devices}, but {_seen(available)}; lower "
+                f"NUM_DEVICES to {available} or less, or pick GPUs with --gpus (the batch "
+                f"is BATCH_SIZE x devices)")
         return [mx.gpu(i) for i in range(num_devices)]
     return [mx.cpu(i) for i in range(max(cpu_contexts, 1))]
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--gpus`` and ``--cpu-contexts``: the devices of every command that runs a network."""
+    parser.add_argument("--gpus", type=argument_type("--gpus"), default=None, metavar="0,2",
+                        help="these GPUs (by number) instead of the config's first NUM_DEVICES")
+    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
+                        help="without GPUs, split each batch over this many CPU contexts")
 
 
 def describe_contexts(contexts: list[mx.Context]) -> str:

@@ -57,6 +57,7 @@ class RunRequest:
     end_epoch: int | None = None
     lr: float | None = None
     cpu_contexts: int = 1
+    gpus: tuple[int, ...] | None = None  # --gpus: these GPUs instead of the first NUM_DEVICES
     # Run-specific network arguments and seed (CIFAR's --depth/--variant, --seed), merged
     # over the config's MODEL_PARAMS and SEED.
     model_params: dict[str, Any] = field(default_factory=dict)
@@ -128,8 +129,9 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
                           f"{end_epoch}; pass a larger --end-epoch")
+    contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts,
+                                           request.gpus, config.source)
     info = check_dataset(config, ("train", "val"))
-    contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts)
     dtype = _precision(config, contexts)
     cluster = create_cluster(request.kvstore or config.KVSTORE, contexts)
     local_batch = config.BATCH_SIZE * len(contexts)
