@@ -9,7 +9,8 @@ beside it) that a person can read without the training folder:
 - the curves of the whole run, restarts stitched (``pyimagesearch.plots``), and the
   learning rate per epoch;
 - a table per epoch: learning rate, train and validation figures, wall time, speed;
-- the health monitor's checks and warnings (``pyimagesearch.training.health``);
+- the health monitor's checks and warnings (``pyimagesearch.training.health``) and the
+  plateau detector's warnings (``pyimagesearch.training.plateau``);
 - the dataset manifest's summary and the label order, and the effective config (the
   newest checkpoint's snapshot).
 
@@ -48,10 +49,13 @@ from pyimagesearch.training.logs import (
     run_logs,
     stitch_logs,
 )
+from pyimagesearch.training.plateau import PlateauWarning, parse_plateau_lines
 
 EXIT_ERROR = 2
-# The line the training core writes (health.describe_health) saying how the run is watched.
+# The lines the training core writes (health.describe_health, plateau.describe_plateau)
+# saying how the run is watched.
 MONITOR_LINE = "Health monitor:"
+PLATEAU_LINE = "Plateau detector:"
 SHOWN_WARNINGS = 10  # the first and last this many; the rest folded away
 _RESULT_FILE = re.compile(r"-(\d{4})-(test|val)(?:-(\d+)crop)?\.json$")
 
@@ -96,6 +100,8 @@ class RunData:
     comparison: Comparison
     model: str
     model_params: dict[str, Any]
+    plateau_warnings: list[PlateauWarning] = field(default_factory=list)
+    plateau_detector: str = ""
 
     @property
     def final(self) -> CheckpointFigures | None:
@@ -143,12 +149,22 @@ def _health(history: RunHistory) -> tuple[list[HealthCheck], list[DyingWarning]]
     return sorted(checks, key=key), sorted(warnings, key=key)
 
 
-def _monitor_settings(history: RunHistory) -> str:
-    """The newest start's line saying how the health monitor watched the run."""
+def _plateaus(history: RunHistory) -> list[PlateauWarning]:
+    """Plateau warnings of every start, minus those of epochs a later start trained again."""
+    warnings = []
+    starts = [restart.epoch for restart in history.restarts]
+    for i, restart in enumerate(history.restarts):
+        limit = min(starts[i + 1:], default=math.inf)
+        warnings += [w for w in parse_plateau_lines(restart.path) if w.epoch < limit]
+    return sorted(warnings, key=lambda warning: warning.epoch)
+
+
+def _monitor_settings(history: RunHistory, prefix: str = MONITOR_LINE) -> str:
+    """The newest start's line saying how the run was watched (health monitor, plateau)."""
     for restart in reversed(history.restarts):
         with open(restart.path, errors="replace") as handle:
             for line in handle:
-                if line.startswith(MONITOR_LINE):
+                if line.startswith(prefix):
                     return f"{line.strip()} ({restart.path.name})"
     return ""
 
@@ -215,7 +231,8 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
     records = read_metrics(jsonl) if jsonl.is_file() else []
     return RunData(folder, prefix, found, history, snapshot, origin, dataset, dataset_origin,
                    checks, warnings, _monitor_settings(history), records,
-                   comparison(model, snapshot, params), model, params)
+                   comparison(model, snapshot, params), model, params,
+                   _plateaus(history), _monitor_settings(history, PLATEAU_LINE))
 
 
 # --- figures -------------------------------------------------------------------------
@@ -442,7 +459,7 @@ def _health_section(data: RunData, figures: dict[str, Path]) -> str:
         parts.append("<p>No health check in the logs: none was due yet (see the interval "
                      "above), the config turned the monitor off (<code>HEALTH = None</code>), "
                      "or the run predates it.</p>")
-        return "".join(parts)
+        return "".join(parts) + _plateau_part(data)
     last = data.health_checks[-1] if data.health_checks else None
     summary = f"{len(data.health_checks)} checks, {len(data.health_warnings)} warning(s)."
     if last is not None:
@@ -470,6 +487,22 @@ def _health_section(data: RunData, figures: dict[str, Path]) -> str:
         parts.append('<p class="ok">No dying warnings.</p>')
     if "health" in figures:
         parts.append(_image(figures["health"], "health checks", "single"))
+    return "".join(parts) + _plateau_part(data)
+
+
+def _plateau_part(data: RunData) -> str:
+    """The plateau detector's settings and warnings: what the zero-fraction cannot see."""
+    parts = ['<h3 id="plateau">Plateau detector</h3>']
+    if data.plateau_detector:
+        parts.append(f'<p class="note">{_e(data.plateau_detector)}</p>')
+    if not data.plateau_warnings:
+        parts.append('<p class="ok">No plateau warnings.</p>')
+        return "".join(parts)
+    first = data.plateau_warnings[0]
+    parts.append(f'<p class="warning">Validation stopped improving, first reported at epoch '
+                 f"{first.epoch}:</p>")
+    rows = [[str(w.epoch), _e(w.details)] for w in data.plateau_warnings]
+    parts.append(_table(["epoch", "warning"], rows, "warnings"))
     return "".join(parts)
 
 

@@ -13,6 +13,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.config import ConfigError, Settings, load_config
@@ -81,10 +82,11 @@ def argv_overriding(argv: list[str]) -> list[str]:
     return [*without_options(argv, (), flags=("--override",)), "--override"]
 
 
-def _resume_command(argv: list[str], epoch: int) -> str:
-    """The command line that was run, with ``--start-epoch`` set to ``epoch``."""
+def _resume_command(argv: list[str], epoch: int, lr: float | None = None) -> str:
+    """The command line that was run, with ``--start-epoch`` set to ``epoch`` (and ``--lr``)."""
     kept = without_options(argv, ("-s", "--start-epoch", "--lr"))
-    return command_line([*kept, "--start-epoch", str(epoch)])
+    rate = [] if lr is None else ["--lr", f"{lr:g}"]
+    return command_line([*kept, "--start-epoch", str(epoch), *rate])
 
 
 ModelArguments = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], dict]]
@@ -92,6 +94,7 @@ ModelArguments = Callable[[argparse.ArgumentParser], Callable[[argparse.Namespac
 
 def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> int:
     """Train as ``request`` says; turn the expected failures into a message and exit code."""
+    request = replace(request, resume_command=lambda epoch, lr: _resume_command(argv, epoch, lr))
     try:
         record = train(config, request)
     except TrainingInterrupted as exc:

@@ -33,10 +33,17 @@ from pyimagesearch.training.distribution import (
     scaled_schedule,
 )
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
-from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path
+from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path, read_metrics
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
+from pyimagesearch.training.plateau import (
+    PlateauDetector,
+    PlateauObserver,
+    ResumeCommand,
+    describe_plateau,
+    plateau_settings,
+)
 from pyimagesearch.training.recipes import Recipe
 from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
 from pyimagesearch.training.schedules import LROverride
@@ -67,6 +74,8 @@ class RunRequest:
     override: bool = False          # resume although the run's description changed
     reset_optimizer: bool = False   # resume with fresh momentum (missing/damaged .states)
     kvstore: str | None = None      # the config's KVSTORE unless given
+    # How the plateau warning words the resume command (the CLI gives the script's own).
+    resume_command: ResumeCommand | None = None
 
     @property
     def start(self) -> StartRequest:
@@ -107,6 +116,18 @@ def _identity(config: Settings, recipe: Recipe, batch_size: int, per_epoch: int,
     return {"model": config.MODEL, "model_params": params,
             "input_size": config.INPUT_SIZE, "batch_size": batch_size,
             "updates_per_epoch": per_epoch, "optimizer": recipe.optimizer}
+
+
+def epoch_observers(config: Settings, request: RunRequest) -> list[PlateauObserver]:
+    """The plateau detector unless ``PLATEAU = None``, knowing the epochs before the start."""
+    settings = plateau_settings(config)
+    if settings is None:
+        return []
+    detector = PlateauDetector(settings, request.resume_command)
+    path = metrics_jsonl_path(request.checkpoints, request.prefix)
+    if request.start_epoch > 0 and path.is_file():
+        detector.replay(r for r in read_metrics(path) if int(r["epoch"]) < request.start_epoch)
+    return [PlateauObserver(detector)]
 
 
 def _precision(config: Settings, contexts: list[mx.Context]) -> str:
@@ -215,6 +236,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
             log.info(f"Learning rate set by hand to {request.lr:g} from epoch "
                      f"{request.start_epoch} on (--lr)")
         log.info(describe_health(health_settings(config)))
+        log.info(describe_plateau(plateau_settings(config)))
         setup = TrainingSetup(
             net=net, trainer=trainer, contexts=contexts,
             normalize=Normalizer(info.mean, info.mean_image),
@@ -224,6 +246,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
             batch_size=local_batch if cluster.updates_on_servers else batch_size,
             log=log, log_interval=config.LOG_INTERVAL, seed=seed,
             observers=observers_from_config(config),
+            epoch_observers=epoch_observers(config, request) if cluster.is_main else [],
             max_nonfinite_steps=config.MAX_NONFINITE_STEPS,
             weight_check_interval=config.WEIGHT_CHECK_INTERVAL,
             max_batches=per_epoch,

@@ -1,9 +1,14 @@
 """The health monitor: is the network still learning, or dying, or diverging?
 
 Szegedy et al. 2016 (arXiv 1602.07261, section 3.3) report that Inception-ResNet variants
-without residual scaling "die" early in training: the last layer before average pooling
-outputs only zeros. A public Caffe attempt stalled that way after days on two GPUs. This
-observer watches for it in every network. Every ``interval`` updates it logs
+with more than 1000 filters and no residual scaling "died" early in training: after a few
+tens of thousands of iterations the last layer before average pooling produced only zeros.
+This observer watches for that in every network. It does not see the other way a run
+fails: the public Caffe attempt (revilokeb/inception_resnetv2_caffe) did not die; it
+plateaued near 28% top-5 error (about 72% top-5 accuracy) with no noticeable change in
+validation error from epoch 15 to 25. Its author suspected the missing residual scaling
+but did not confirm it. A stalled validation curve is the plateau detector's to report
+(``plateau.py``). Every ``interval`` updates this monitor logs
 
 - the loss of the step (mean over the batch),
 - the global gradient norm: the L2 norm over every trainable parameter's gradient as the

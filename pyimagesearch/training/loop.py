@@ -118,6 +118,15 @@ class StepObserver(Protocol):
     def observe(self, step: StepContext) -> None: ...
 
 
+class EpochObserver(Protocol):
+    """Runs after every validated and saved epoch (the plateau detector and the like).
+
+    ``record`` is the epoch's metrics record (``NAME-metrics.jsonl``); it may log.
+    """
+
+    def end_of_epoch(self, record: dict[str, Any], log: TrainingLog) -> None: ...
+
+
 @dataclass
 class TrainingSetup:
     """What the loop trains, and how."""
@@ -133,6 +142,7 @@ class TrainingSetup:
     normalize: Normalize = field(default=lambda x: x.astype("float32"))
     loss_fn: gluon.loss.Loss = field(default_factory=gluon.loss.SoftmaxCrossEntropyLoss)
     observers: list[StepObserver] = field(default_factory=list)
+    epoch_observers: list[EpochObserver] = field(default_factory=list)
     # A step whose loss or gradient is not finite is skipped; this many in a row stop the run.
     max_nonfinite_steps: int = 3
     # Every this many updates all weights are checked finite: on the CPU, ReLU turns NaN
@@ -346,6 +356,8 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
                              "epoch_seconds": seconds})
             last_saved = epoch + 1
             append_metrics(metrics_path, record)
+            for epoch_observer in setup.epoch_observers:
+                epoch_observer.end_of_epoch(record, setup.log)
             if stop.signum is not None:
                 raise TrainingInterrupted(stop.signum, epoch, progress.batch, last_saved)
     return record

@@ -1,0 +1,163 @@
+"""The plateau detector: validation has stopped improving; time for the book's remedy.
+
+The failure the health monitor cannot see. A public Caffe attempt at Inception-ResNet-v2
+(revilokeb/inception_resnetv2_caffe) did not die: its network stayed alive at about 28%
+top-5 error from epoch 15 to 25, with no noticeable change in validation error, while the
+paper was near 10% at epoch 20. Every unit still fired; only the validation curve showed
+it. The ImageNet Bundle's answer to a flat curve is to stop, lower the learning rate by
+10x and resume from the last checkpoint (``--start-epoch N``), which is what the warning
+prints, ready to run.
+
+After each epoch's validation the detector compares the configured metric (``rank1``,
+``rank5`` or ``loss``) with the best so far. When it has not improved by ``min_delta``
+(absolute: 0.005 is half a percentage point of rank-1) for ``patience`` epochs in a row at
+the same learning rate, the log gets one warning, and another every ``patience`` epochs
+while it lasts. A change of rate restarts the count: a drop gets ``patience`` epochs to
+work. On resume the epochs before the start are read back from ``NAME-metrics.jsonl``, so
+a restart neither forgets the best value nor warns again about old epochs.
+
+Configured by the optional config field ``PLATEAU`` (``None`` turns it off)::
+
+    PLATEAU = {"metric": "rank1", "min_delta": 0.005, "patience": 5}
+
+The log line, written here and parsed here (``parse_plateau_lines``)::
+
+    Epoch[12]<TAB>Warning: plateau: <details>
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyimagesearch.scoring import LOSS, RANK1, RANK5
+from pyimagesearch.settings import Settings
+
+# The metric names of PLATEAU, and the keys the loop's validation metrics use.
+METRIC_KEYS = {"rank1": RANK1, "rank5": RANK5, "loss": LOSS}
+METRIC_NAMES = {"rank1": "rank-1", "rank5": "rank-5", "loss": "loss"}
+
+# (epoch to resume from, learning rate) -> the command that does it.
+ResumeCommand = Callable[[int, float], str]
+
+
+@dataclass(frozen=True)
+class PlateauSettings:
+    """Warn after ``patience`` epochs whose ``metric`` did not beat the best by ``min_delta``."""
+
+    metric: str = "rank1"
+    min_delta: float = 0.005
+    patience: int = 5
+
+
+def plateau_settings(config: Settings) -> PlateauSettings | None:
+    """The config's ``PLATEAU`` over the defaults; ``None`` when ``PLATEAU = None``."""
+    return None if config.PLATEAU is None else PlateauSettings(**config.PLATEAU)
+
+
+def describe_plateau(settings: PlateauSettings | None) -> str:
+    """One line for the training log saying how the run is watched."""
+    if settings is None:
+        return "Plateau detector: off (PLATEAU = None)"
+    return (f"Plateau detector: warns when validation {METRIC_NAMES[settings.metric]} has not "
+            f"improved by {settings.min_delta:g} for {settings.patience} epochs at one "
+            f"learning rate")
+
+
+def default_resume_command(epoch: int, lr: float) -> str:
+    return f"--start-epoch {epoch} --lr {lr:g}"
+
+
+class PlateauDetector:
+    """Per-epoch watcher of the validation metric; ``observe`` returns a warning or None."""
+
+    def __init__(self, settings: PlateauSettings | None = None,
+                 resume_command: ResumeCommand | None = None) -> None:
+        self.settings = settings or PlateauSettings()
+        self.resume_command = resume_command or default_resume_command
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.lr: float | None = None
+        self.rate_since: int | None = None  # first epoch at the current learning rate
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.settings.metric == "loss":
+            return value < self.best - self.settings.min_delta
+        return value > self.best + self.settings.min_delta
+
+    def observe(self, epoch: int, val_metrics: dict[str, float], lr: float) -> str | None:
+        """Take epoch ``epoch``'s validation metrics (trained at ``lr``); the warning's
+        details when the metric has stalled for ``patience`` epochs (or a multiple)."""
+        value = val_metrics.get(METRIC_KEYS[self.settings.metric])
+        if value is None or not math.isfinite(value):
+            return None
+        if self.lr is None or not math.isclose(lr, self.lr, rel_tol=1e-6):
+            self.lr, self.rate_since = lr, epoch
+        if self._improves(value):
+            self.best, self.best_epoch = value, epoch
+            return None
+        # Epochs without improvement, counted from the best or from the rate change.
+        stale = epoch - max(self.best_epoch or 0, (self.rate_since or 0) - 1)
+        if stale < self.settings.patience or stale % self.settings.patience:
+            return None
+        name = METRIC_NAMES[self.settings.metric]
+        show = (lambda v: f"{v:.4f}") if self.settings.metric == "loss" \
+            else (lambda v: f"{100 * v:.2f}%")
+        command = self.resume_command(epoch + 1, lr / 10)
+        return (f"validation {name} {show(value)} has not improved by "
+                f"{self.settings.min_delta:g} on the best, {show(self.best)} at epoch "
+                f"{self.best_epoch}, for {stale} epochs at learning rate {lr:g}; the book's "
+                f"remedy: stop, lower the rate 10x and resume from checkpoint {epoch + 1}: "
+                f"{command}")
+
+    def replay(self, records: Iterable[dict[str, Any]]) -> None:
+        """Take earlier epochs (``NAME-metrics.jsonl`` records) silently, in epoch order;
+        a later record of an epoch (a restart) replaces an earlier one."""
+        latest: dict[int, dict[str, Any]] = {}
+        for record in records:
+            if isinstance(record.get("val"), dict) and record.get("lr") is not None:
+                latest[int(record["epoch"])] = record
+        for epoch in sorted(latest):
+            self.observe(epoch, latest[epoch]["val"], float(latest[epoch]["lr"]))
+
+
+class PlateauObserver:
+    """An ``EpochObserver`` (``loop.py``): logs the detector's warnings after each epoch."""
+
+    def __init__(self, detector: PlateauDetector) -> None:
+        self.detector = detector
+
+    def end_of_epoch(self, record: dict[str, Any], log: Any) -> None:
+        details = self.detector.observe(int(record["epoch"]), record["val"], float(record["lr"]))
+        if details is not None:
+            log.warning(format_plateau_line(int(record["epoch"]), details))
+
+
+# --- the log line, both ways ---------------------------------------------------------------
+_PLATEAU = re.compile(r"Epoch\[(\d+)\]\tWarning: plateau: (.*)$")
+
+
+def format_plateau_line(epoch: int, details: str) -> str:
+    return f"Epoch[{epoch}]\tWarning: plateau: {details}"
+
+
+@dataclass(frozen=True)
+class PlateauWarning:
+    epoch: int
+    details: str
+
+
+def parse_plateau_lines(path: str | Path) -> list[PlateauWarning]:
+    """The plateau warnings of one ``training_*.log``, in file order."""
+    warnings = []
+    with open(path, errors="replace") as handle:
+        for line in handle.read().splitlines():
+            if (match := _PLATEAU.search(line)) is not None:
+                warnings.append(PlateauWarning(int(match.group(1)), match.group(2)))
+    return warnings
