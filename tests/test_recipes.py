@@ -110,3 +110,26 @@ def test_torch_and_mxnet_momentum_agree_at_a_constant_rate_and_differ_at_a_chang
     # After the drop Torch applies the new rate to the whole buffer; MXNet's buffer still
     # carries steps taken at the old rate, so it moves further.
     assert abs(mxnet_style(dropped)) > abs(torch_style(dropped)) * 1.5
+
+
+@pytest.mark.parametrize("recipe, rates, end", [
+    (recipes.BOOK_GOOGLENET_EXP1, {0: 1e-2, 14: 1e-2, 15: 1e-3, 24: 1e-3, 25: 1e-4, 29: 1e-4}, 30),
+    (recipes.BOOK_GOOGLENET_EXP2, {0: 1e-3, 69: 1e-3, 70: 1e-4, 79: 1e-4, 80: 1e-5, 84: 1e-5}, 85),
+    (recipes.BOOK_GOOGLENET_ADAM, {0: 1e-3, 29: 1e-3, 30: 1e-4, 44: 1e-4, 45: 1e-5, 49: 1e-5}, 50),
+])
+def test_the_books_experiments_lower_the_rate_where_the_book_stopped(recipe, rates, end):
+    # The book's resume at --start-epoch 15 trains epoch 15 (the 16th) at the lower rate:
+    # the table's keys are the epochs a new rate starts at, as --start-epoch counts them.
+    spec = recipe.schedule_spec()
+    for epoch, lr in rates.items():
+        assert lr_at_epoch_start(spec, IMAGENET_UPDATES, epoch) == pytest.approx(lr), epoch
+    assert recipe.num_epochs == end
+    assert (recipe.batch_per_device, recipe.num_devices, recipe.weight_decay) == (128, 3, 2e-4)
+    assert recipe.optimizer == ("adam" if recipe is recipes.BOOK_GOOGLENET_ADAM else "sgd")
+
+
+def test_sgd_by_hand_keeps_one_rate_until_lr_lowers_it():
+    recipe = recipes.BOOK_GOOGLENET_SGD
+    assert (recipe.optimizer, recipe.base_lr, recipe.momentum) == ("sgd", 1e-2, 0.9)
+    spec = recipe.schedule_spec()
+    assert {lr_at_epoch_start(spec, IMAGENET_UPDATES, e) for e in (0, 15, 49)} == {1e-2}

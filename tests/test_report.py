@@ -147,13 +147,24 @@ def test_nothing_to_report_fails_clearly(tmp_path, capsys):
 
 def test_published_numbers_are_keyed_by_model_and_recipe():
     book = comparison("googlenet", {"RECIPE": {"name": "book-googlenet-adam"}})
-    assert [r.rank1_text() for r in book.rows] == ["63-66%"] and "71%" in book.note
+    assert [(r.rank1_text(), r.rank5_text()) for r in book.rows] == \
+        [("63.45%", "84.9%"), ("65.87%", "87.48%")]
+    assert "validation" in book.rows[0].protocol and "test split" in book.rows[1].protocol
+    assert "experiment #3" in book.rows[0].source
+    one = comparison("googlenet", {"RECIPE": {"name": "book-googlenet-exp1"}})
+    assert [(r.rank1_text(), r.rank5_text()) for r in one.rows] == [("57.75%", "81.15%")]
+    two = comparison("googlenet", {"RECIPE": "book-googlenet-exp2"})
+    assert [(r.rank1_text(), r.rank5_text()) for r in two.rows] == [("53.67%", "77.85%")]
+    by_hand = comparison("googlenet", {"RECIPE": {"name": "book-googlenet-sgd"}})
+    assert len(by_hand.rows) == 4 and "validation with validation" in by_hand.note
     irv2 = comparison("inception_resnet_v2", {"RECIPE": {"name": "torch-inception-resnet-v2-sgd"}})
     assert [(r.rank1_text(), r.rank5_text()) for r in irv2.rows] == \
-        [("80.1%", "95.1%"), ("75.6%", "92.6%")]
+        [("80.1%", "95.1%"), ("75.593%", "92.593%")]
     cifar = comparison("cifar_resnet", {"RECIPE": {"name": "paper-cifar-resnet"}},
                        {"depth": 20, "shortcut": "A", "num_classes": 10})
-    assert cifar.rows[0].rank1_text() == "91.2%" and "8.75%" in cifar.rows[0].protocol
+    assert cifar.rows[0].rank1_text() == "91.25%" and "8.75%" in cifar.rows[0].protocol
+    assert cifar.rows[1].rank1_text() == "91.71%" and "gcr/torch-residual-networks" in \
+        cifar.rows[1].source
     assert not comparison("cifar_resnet", {}, {"depth": 20, "shortcut": "B"}).rows
     demo = comparison("googlenet", {"RECIPE": {"name": "demo-googlenet-adam"}})
     assert not demo.rows and "digits demo" in demo.note

@@ -1,8 +1,8 @@
 """Statistics over several runs of one setting, and settings side by side with the papers.
 
-The CIFAR curves are too noisy to rank settings by one run: a Torch reproduction of
-He et al. 2016 found the error of epochs 195-200 of a single run often spread over more
-than 0.5%. So a setting is trained R times (``train_cifar.py --runs R``) and reported as
+One run cannot rank CIFAR settings: neighbouring depths differ by tenths of a percent, and
+He et al.'s own five 110-layer runs spread by 0.16 (6.61 +- 0.16, best 6.43). So a setting
+is trained R times (``train_cifar.py --runs R``) and reported as
 the final test error's mean +- sample standard deviation, median, min and max over the
 runs, next to each run's average validation error over its last K epochs (and the
 spread within that window, to show how much one epoch's number can be trusted).
@@ -37,8 +37,11 @@ PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 PAPER_TABLE6_MEAN_STD = {110: (6.61, 0.16)}
 PAPER_TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M",
                        1202: "19.4M"}
-# The Torch reproduction cited in issue 5 (200 epochs, /10 at 80 and 160).
-TORCH_REPRODUCTION = {20: 8.4, 32: 7.9, 44: 7.6, 56: 6.3, 110: 6.8}
+# The Torch reproduction of issue 5: gcr/torch-residual-networks (Michael Wilber), 200
+# epochs, /10 at 80 and 160, one run per depth, as corrected on 2016-01-15. Its first
+# release (2016-01-12: 8.4, 7.9, 7.6, 6.3, 6.8, the figures issue 5 quotes) tested on
+# 2,000 images sampled with replacement; its author replaced them with these.
+TORCH_REPRODUCTION = {20: 8.29, 32: 7.63, 44: 7.14, 56: 6.94, 110: 6.73}
 
 _SEED_FOLDER = re.compile(r"seed(-?\d+)$")
 
@@ -224,7 +227,7 @@ def published(params: dict[str, Any]) -> tuple[str, str]:
         if depth in PAPER_TABLE6_MEAN_STD:
             mean, std = PAPER_TABLE6_MEAN_STD[depth]
             paper += f" ({mean:.2f} ± {std:.2f})"
-    torch = f"{TORCH_REPRODUCTION[depth]:.1f}" if depth in TORCH_REPRODUCTION else "-"
+    torch = f"{TORCH_REPRODUCTION[depth]:.2f}" if depth in TORCH_REPRODUCTION else "-"
     return paper, torch
 
 
@@ -323,7 +326,7 @@ def stats_main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--prefix", required=True, help="checkpoint prefix of the runs")
     parser.add_argument("-k", "--last", type=int, default=5, metavar="K",
                         help="average the validation error over each run's last K epochs "
-                             "(default 5, as epochs 195-200 in the Torch reproduction)")
+                             "(default 5: epochs 195-200 of a 200-epoch run)")
     parser.add_argument("--config", default=None,
                         help="config for evaluating runs without a test result (default: "
                              "each run's own config, as recorded in its checkpoint)")
