@@ -56,13 +56,14 @@ DECODE_THREADS = os.cpu_count() or 1
 AUGMENTATION = {"random_resized_crop": True, "min_random_area": 0.08, "max_random_area": 1.0,
                 "min_aspect_ratio": 3 / 4, "max_aspect_ratio": 4 / 3, "rand_mirror": True,
                 "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "pca_noise": 0.1}
-# The Torch reproduction's recipe (SGD 0.045, x0.96 every 12,800 updates of batch 64, 90
-# epochs), the one public from-scratch run with a result. Alternatives:
+# The Torch reproduction's schedule (SGD 0.045, x0.96 every 12,800 updates of batch 64, 90
+# epochs) with momentum 0.9; its one run with a result, the published 24.407% / 7.407%,
+# used momentum 0.4737: "torch-inception-resnet-v2-sgd-setting1" (recipes.py lists how
+# that run differed from what this project can train). Alternatives:
 # "paper-inception-resnet-v2-rmsprop" (the paper's, without RMSProp momentum in MXNet),
-# "caffe-inception-resnet-v2-sgd", "torch-inception-resnet-v2-sgd-setting1" (momentum
-# 0.4737, the published 24.407% / 7.407%).
+# "caffe-inception-resnet-v2-sgd".
 RECIPE = "torch-inception-resnet-v2-sgd"
-LOG_INTERVAL = 500
+LOG_INTERVAL = 250      # batches between speed lines, as the book's Speedometer(batch, 250)
 # The health monitor's defaults, written out: a dying network shows within hours.
 HEALTH = {"interval": 100, "dead_fraction": 0.99, "patience": 3}
 SEED = 42
