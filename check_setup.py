@@ -1,0 +1,12 @@
+"""Check that this machine can train a config: the first command to run on a new machine.
+
+    python check_setup.py --config config.imagenet_googlenet_config
+    python check_setup.py --config config.imagenet_googlenet_config --gpus 0,2
+"""
+
+import sys
+
+from pyimagesearch.check_setup import main
+
+if __name__ == "__main__":
+    sys.exit(main())
