@@ -1,4 +1,4 @@
-"""CIFAR-10 ResNets as the Torch reproduction of issue 5 trains them.
+"""CIFAR-10 ResNets as the Torch reproduction of issue 5 (gcr/torch-residual-networks) trains them.
 
 200 epochs of SGD 0.1 (momentum 0.9, weight decay 1e-4, batch 128), divided by 10 at
 epochs 80 and 160, on all 50k training images, validating on the test set (so the

@@ -39,7 +39,8 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
                         help="train up to this epoch (default: the recipe's num_epochs)")
     parser.add_argument("--lr", type=argument_type("--lr"), default=None,
                         help="learning rate from the start epoch on, replacing the schedule "
-                             "(the book's manual drop); kept by later resumes")
+                             "(the book's manual drop, which it makes by editing the script); "
+                             "kept by later resumes")
     parser.add_argument("--config", default=default_config,
                         help=f"config module or .py path (default {default_config})")
     add_device_arguments(parser)

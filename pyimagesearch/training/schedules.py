@@ -118,7 +118,7 @@ Schedule = Constant | EpochTable | StepDecay | MultiStep
 
 @dataclass(frozen=True)
 class LROverride:
-    """A learning rate set by hand on resume (the book's ``--lr``), from ``epoch`` on."""
+    """A rate set by hand on resume (``--lr``, the book's manual drop) from ``epoch`` on."""
 
     epoch: int
     lr: float
