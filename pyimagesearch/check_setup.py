@@ -16,7 +16,7 @@ each in one line, then gives one verdict line (exit status 0: ready, 1: not):
   1.9's BatchNorm backward with global statistics gives different gradients from run to
   run on the CPU.);
 - the dataset: the manifest found, the records there and consistent with it and with
-  the config (the training core's own checks, ``data.iterators.dataset_info``);
+  the config (the checks every command makes at start, ``data.dataset.check_dataset``);
 - free disk where the checkpoints go, against one checkpoint and the whole run.
 
 Warnings (a GPU config on a machine without GPUs, disk for some but not all epochs) do
@@ -39,7 +39,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.data.iterators import DataError, dataset_info
+from pyimagesearch.data.dataset import DatasetError, check_dataset
 from pyimagesearch.nn import get_model
 from pyimagesearch.training.devices import add_device_arguments, select_contexts, visible_gpus
 from pyimagesearch.training.experiment import build_network, initializer, model_params
@@ -214,8 +214,8 @@ def dataset_check(config: Settings) -> Check:
                                               ("test", "TEST_MX_REC"))
                    if getattr(config, field) is not None)
     try:
-        info = dataset_info(config, splits)
-    except (DataError, ConfigError) as exc:
+        info = check_dataset(config, splits)
+    except (DatasetError, ConfigError) as exc:
         return Check("dataset", FAIL, str(exc))
     counts = ", ".join(f"{split} {info.splits[split].count:,}" for split in splits)
     return Check("dataset", OK, f"{info.manifest_file}: {counts} records, consistent with the "

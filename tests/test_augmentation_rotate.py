@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from pyimagesearch.config import ConfigError
-from pyimagesearch.data.iterators import DatasetInfo, RecordSplit, training_iterator
+from pyimagesearch.data.dataset import DatasetInfo, RecordSplit
+from pyimagesearch.data.iterators import training_iterator
 from pyimagesearch.settings import validate
 
 SIZE, COPIES = 40, 8
@@ -38,7 +39,7 @@ def records(tmp_path_factory):
                                                  l_shape()[:, :, ::-1], img_fmt=".png"))
     writer.close()
     return DatasetInfo(splits={"train": RecordSplit(rec, idx, COPIES)}, mean={},
-                       image_size=SIZE, manifest_file="", manifest={})
+                       image_size=SIZE, manifest={})
 
 
 def batch(records, augmentation, epoch=0, seed=0) -> np.ndarray:
