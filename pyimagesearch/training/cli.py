@@ -106,7 +106,7 @@ def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> in
                   file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # before the training loop watches for signals
-        print("[INFO] stopped while the run was being set up; nothing was written",
+        print("[INFO] stopped before training began; no checkpoint was written",
               file=sys.stderr)
         return 128 + signal.SIGINT
     except TrainingDiverged as exc:

@@ -315,6 +315,15 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
     return totals.result()
 
 
+@dataclass
+class _FitState:
+    """Where ``fit`` is, for the message of a run that stops outside its checks."""
+
+    last_saved: int | None  # the newest complete checkpoint
+    progress: EpochProgress
+    stop: StopFlag = field(default_factory=StopFlag)
+
+
 def _save(setup: TrainingSetup, checkpoints: str, prefix: str, epoch: int, state: _FitState,
           info: dict[str, Any]) -> None:
     """Save checkpoint ``epoch + 1``; a second signal meanwhile waits for the save to end,
@@ -337,15 +346,6 @@ def _save(setup: TrainingSetup, checkpoints: str, prefix: str, epoch: int, state
     finally:
         stop.saving = False
     state.last_saved = epoch + 1
-
-
-@dataclass
-class _FitState:
-    """Where ``fit`` is, for the message of a run that stops outside its checks."""
-
-    last_saved: int | None  # the newest complete checkpoint
-    progress: EpochProgress
-    stop: StopFlag = field(default_factory=StopFlag)
 
 
 def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
