@@ -5,8 +5,9 @@
 Unreadable images are skipped and listed (in the summary and in the manifest);
 ``--strict`` turns any of them into a failure that writes nothing. Exit status: 0 done,
 1 ``--strict`` found unreadable images, 2 bad config, devkit files or lists (an unsafe
-path, an empty split or class), 3 the build failed (an image worker died or hung, the disk
-is full, the records do not read back), 130 interrupted. In every failure case the
+path, an empty split or class) or another build writing to the same folder, 3 the build
+failed (an image worker died or hung, the disk is full, the records do not read back),
+130 interrupted. In every failure case the
 previous complete dataset, if any, is left as it was (docs/faults_data.md).
 """
 
@@ -19,6 +20,7 @@ import sys
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.build import BuildError, StrictBuildError, build_dataset, format_summary
 from pyimagesearch.data.dataset import DatasetError, manifest_path
+from pyimagesearch.utils.locks import LockError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except StrictBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
-    except (ConfigError, DatasetError) as exc:
+    except (ConfigError, DatasetError, LockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BuildError as exc:

@@ -12,7 +12,9 @@ and reads its files through this module. For epoch N, in the checkpoint folder:
 
 Every file is written under a temporary name in the same folder, flushed to disk and
 renamed into place; the manifest goes last, so a checkpoint without its manifest (a
-crash mid-save) is never taken for a complete one. Checkpoint N holds the weights after
+crash mid-save) is never taken for a complete one. What a killed save leaves
+(``.NAME.tmp<pid>-*``, ``NAME-%04d.json.partial-<pid>``) is removed at the next start,
+under the run's lock (:func:`remove_save_leftovers`). Checkpoint N holds the weights after
 N epochs, which is where ``--start-epoch N`` resumes, as in the book.
 
 Beside them, the commands write ``NAME-%04d-<split>[-10crop].json`` (a test score),
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -113,7 +116,7 @@ def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str 
         raise CheckpointError(f"not saving epoch {epoch}: non-finite values in "
                               f"{', '.join(broken[:5])}")
     final = checkpoint_paths(folder, prefix, epoch)
-    stem = folder / f".{prefix}.tmp{os.getpid()}"
+    stem = folder / f"{_TEMPORARY_STEM.format(prefix=prefix)}{os.getpid()}"
     temporary = checkpoint_paths(stem.parent, stem.name, epoch)
     try:
         _write_checkpoint(net, trainer, folder, prefix, epoch, info, final, stem, temporary)
@@ -133,6 +136,9 @@ def _write_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: Pa
                       temporary: dict[str, Path]) -> None:
     net.export(str(stem), epoch=epoch)
     counters = save_optimizer_state(trainer, str(temporary["states"]))
+    # An older checkpoint of this epoch stops counting before its files are replaced, so
+    # a save cut short never leaves a manifest beside files it does not describe.
+    final["manifest"].unlink(missing_ok=True)
     for kind in ("symbol", "params", "states"):
         commit_file(temporary[kind], final[kind])
     manifest = {
@@ -147,6 +153,29 @@ def _write_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: Pa
     fsync_path(folder)
     # Last: the manifest is what makes the checkpoint count as complete.
     atomic_write_text(final["manifest"], json.dumps(manifest, indent=2, sort_keys=True))
+
+
+# Temporary names of a save: ".NAME.tmp<pid>-symbol.json", ".NAME.tmp<pid>-0001.params", ...
+_TEMPORARY_STEM = ".{prefix}.tmp"
+
+
+def remove_save_leftovers(folder: str | Path, prefix: str) -> list[Path]:
+    """Delete what interrupted saves of ``prefix`` left in ``folder``; return those files.
+
+    Call it holding the run's lock: no other process can be saving then, so every
+    temporary file of a save is a leftover (whatever its pid, which may have been reused).
+    """
+    folder = Path(folder)
+    stem = re.escape(_TEMPORARY_STEM.format(prefix=prefix))
+    pattern = re.compile(rf"{stem}\d+-(symbol\.json|\d{{4}}\.(params|states|json))"
+                         rf"|{re.escape(prefix)}-\d{{4}}\.json\.partial-\d+")
+    removed = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if pattern.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+            logger.info("removed %s, left by an interrupted checkpoint save", path)
+    return removed
 
 
 def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:

@@ -8,12 +8,16 @@ Sections
    ``make_tree`` / ``make_config`` (factories), ``ilsvrc_tree``, ``ilsvrc_config``, and
    the session-wide ``tiny_dataset_config``: a finished record dataset (lists, records,
    mean, manifest) for tests of training and evaluation.
+2. Waiting for another process: ``wait_for`` polls a condition (a file, a line) with a
+   generous deadline, failing early with the process's output if it ends meanwhile.
 """
 
 from __future__ import annotations
 
 import io
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,3 +289,26 @@ def tiny_dataset_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
                           NUM_CLASSES=4, NUM_TEST_IMAGES=8)
     build_dataset(load_config(str(config)))
     return config
+
+
+# ===================================================================================
+# 2. Waiting for another process
+# ===================================================================================
+
+DEADLINE = 180.0  # generous: a loaded 2-core machine imports MXNet slowly
+
+
+def wait_for(condition: Callable[[], object], what: str,
+             process: subprocess.Popen | None = None, seconds: float = DEADLINE) -> object:
+    """Poll ``condition`` until it is true; fail early if ``process`` ends meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            out, err = process.communicate()
+            raise AssertionError(f"the process ended (exit {process.returncode}) before "
+                                 f"{what}:\n{out}\n{err}")
+        time.sleep(0.05)
+    raise AssertionError(f"no {what} within {seconds:.0f} s")

@@ -44,6 +44,7 @@ from pyimagesearch.data.images import (
 )
 from pyimagesearch.data.lists import read_list
 from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.utils.locks import BUILD_LOCK_NAME
 
 RESIZE, INPUT_SIZE = 32, 28
 SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
@@ -392,7 +393,7 @@ def test_killed_build_leaves_no_finished_record(tmp_path, ilsvrc_tree):
     script = KILLER.format(repo=str(REPO_ROOT), config=str(config_path))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert result.returncode == -signal.SIGKILL, result.stderr.decode()
-    names = sorted(p.name for p in out.rglob("*") if p.is_file())
+    names = sorted(p.name for p in out.rglob("*") if p.is_file() and p.name != BUILD_LOCK_NAME)
     assert names and all(".partial-" in name for name in names), names
     assert any(name.startswith("train.rec.partial-") for name in names)
     with pytest.raises(DatasetError, match="manifest not found"):
@@ -408,5 +409,6 @@ def test_killed_build_leaves_no_finished_record(tmp_path, ilsvrc_tree):
     before = files_of(out)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert result.returncode == -signal.SIGKILL
-    after = {name: digest for name, digest in files_of(out).items() if ".partial-" not in name}
+    after = {name: digest for name, digest in files_of(out).items()
+             if ".partial-" not in name and not name.endswith(BUILD_LOCK_NAME)}
     assert after == before

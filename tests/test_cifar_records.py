@@ -33,6 +33,7 @@ from pyimagesearch.data.iterators import (
     training_iterator,
 )
 from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.utils.locks import BUILD_LOCK_NAME, FolderLock
 
 PER_BATCH = 40  # 200 training images in five batch files, 40 test images
 VAL_SIZE = 40
@@ -219,6 +220,20 @@ def test_a_failed_build_leaves_the_previous_dataset_as_it_was(built, fake, tmp_p
     with pytest.raises(KeyboardInterrupt):
         build_cifar_dataset(config)
     assert {p.name: sha256_file(p) for p in folder.iterdir()} == before
+
+
+def test_a_second_build_into_the_folder_is_refused_naming_the_first(fake, tmp_path, capsys):
+    config = write_cifar_config(tmp_path / "c.py", fake.folder.parent, tmp_path / "rec",
+                                VAL_SIZE=VAL_SIZE)
+    # A build under way in the output folder (this process holds its lock, through another
+    # open file: flock excludes it all the same).
+    with FolderLock(tmp_path / "rec", BUILD_LOCK_NAME, "a dataset build"):
+        assert build_cifar.main(["--config", str(config)]) == 2
+        assert [p.name for p in (tmp_path / "rec").iterdir()] == [BUILD_LOCK_NAME]
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'rec'} is in use: a dataset build is already "
+                          f"running there (pid {os.getpid()} on ")
+    assert err.count("\n") == 1
 
 
 class _Payload:

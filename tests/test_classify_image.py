@@ -18,6 +18,7 @@ import pytest
 from conftest import TREE_WNIDS
 from model_use_fixtures import FAST, class_image, config_with, train_run
 from PIL import Image
+from test_build_faults import png_header_only
 
 import classify_image  # noqa: F401  (the script imports)
 from pyimagesearch.data.images import prepare_image, resize_shorter
@@ -169,6 +170,24 @@ def test_unreadable_images_are_named_and_the_rest_classified(colour_run, colour_
     assert f"{missing}: cannot be classified: file not found" in captured.err
     assert "2 of 3 images could not be read" in captured.err
     assert good in captured.out and "label 1)" in captured.out
+
+
+def test_the_builds_size_and_aspect_limits_protect_classification(colour_run, colour_images,
+                                                                   tmp_path, capsys):
+    elongated = tmp_path / "strip.jpg"  # 23:1, beyond BUILD_MAX_ASPECT_RATIO (20)
+    Image.fromarray(class_image(0, 690, 30)).save(elongated, "JPEG")
+    bomb = tmp_path / "huge.png"  # declares 20000 x 20000 pixels and holds none
+    bomb.write_bytes(png_header_only(20000, 20000))
+    good = str(colour_images[0][0])
+    code = classify_main(["-c", str(colour_run), "-p", "net", "-e", "last", str(elongated),
+                          str(bomb), good])
+    captured = capsys.readouterr()
+    assert code == EXIT_UNREADABLE
+    assert (f"[ERROR] {elongated}: cannot be classified: extreme aspect ratio (690x30 px, "
+            f"23:1, above the 20:1 limit") in captured.err
+    assert (f"[ERROR] {bomb}: cannot be classified: too large (Image size (400000000 "
+            f"pixels) exceeds") in captured.err
+    assert "Traceback" not in captured.err and good in captured.out
 
 
 def test_the_onnx_export_classifies_alike_without_config(colour_run, colour_images, tmp_path,

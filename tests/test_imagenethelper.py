@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections import Counter
 from pathlib import Path
 
@@ -168,6 +169,41 @@ def test_count_mismatches_name_the_files(tmp_path, tree):
 def test_missing_devkit_file(tmp_path, tree):
     (tree.image_sets / "val.txt").unlink()
     with pytest.raises(DatasetError, match="val.txt: file not found"):
+        helper_for(tmp_path, tree).build_validation_set()
+
+
+def devkit_files(tree: IlsvrcTree) -> list[Path]:
+    return [tree.devkit / "map_clsloc.txt", tree.image_sets / "train_cls.txt",
+            tree.image_sets / "val.txt",
+            tree.devkit / "ILSVRC2015_clsloc_validation_ground_truth.txt",
+            tree.devkit / "ILSVRC2015_clsloc_validation_blacklist.txt"]
+
+
+def read_everything(helper: ImageNetHelper) -> tuple:
+    return (helper.classes, helper.build_training_set(), helper.build_validation_set())
+
+
+def test_a_utf8_byte_order_mark_is_read_as_what_it_is(tmp_path, tree):
+    plain = read_everything(helper_for(tmp_path, tree))
+    for path in devkit_files(tree):  # as a Windows editor saves them
+        path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+    assert read_everything(helper_for(tmp_path, tree)) == plain
+
+
+def test_other_byte_order_marks_are_refused_by_name(tmp_path, tree):
+    words = tree.devkit / "map_clsloc.txt"
+    text = words.read_text(encoding="utf-8")
+    words.write_bytes(text.encode("utf-16"))  # with its byte-order mark
+    with pytest.raises(DatasetError) as info:
+        helper_for(tmp_path, tree)
+    assert str(info.value) == (f"{words}: starts with a UTF-16 byte-order mark (ff fe): the "
+                               f"devkit files are UTF-8 text; save it as UTF-8")
+    # Two files joined, the second saved with a mark: the mark is named with its line.
+    truth = tree.devkit / "ILSVRC2015_clsloc_validation_ground_truth.txt"
+    lines = truth.read_text().splitlines()
+    truth.write_text("\n".join([*lines[:3], "\ufeff" + lines[3], *lines[4:]]) + "\n")
+    words.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"line 4: a byte-order mark \(U\+FEFF\) inside"):
         helper_for(tmp_path, tree).build_validation_set()
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ import pytest
 from pyimagesearch.distributed.launcher import (
     Host,
     LaunchError,
+    check_scheduler_port,
     free_port,
     launch,
     main,
@@ -201,6 +203,55 @@ def test_dry_run_prints_the_plan_and_usage_errors_exit_2(capsys: pytest.CaptureF
     assert "no train command" in capsys.readouterr().err
     assert main(["--workers", "1", "--hosts", "/nonexistent/hosts", "--", "python"]) == 2
     assert "cannot read the hosts file" in capsys.readouterr().err
+
+
+def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_starts(
+        tmp_path, token, capsys):
+    train = [sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--checkpoints",
+             str(tmp_path / "run"), "--prefix", "net"]
+    local, dist = tmp_path / "local.py", tmp_path / "dist.py"
+    local.write_text("KVSTORE = 'device'\n")
+    dist.write_text("KVSTORE = 'dist_sync'\n")
+    alone = ("each of the 2 workers would train a model of its own, all of them into one "
+             "checkpoint folder")
+    refused = [
+        ([*train, "--kvstore", "device"], "the train command has --kvstore device"),
+        ([*train, "--config", str(local)],
+         f"{local}: KVSTORE = 'device' and the train command has no --kvstore"),
+        # No --config: the script's default config, read from the script without running it.
+        (train, f"{REPO_ROOT / 'config' / 'imagenet_googlenet_config.py'}: KVSTORE = 'device'"),
+    ]
+    for command, says in refused:
+        assert main(["--workers", "2", "--timeout", "60", "--", *command]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("[launcher] error: ") and err.count("\n") == 1, err
+        assert says in err and alone in err
+    assert not (tmp_path / "run").exists()
+    assert_no_strays(token)
+    # A dist_* kvstore on the command line or in the config passes (--dry-run: no processes).
+    for command in ([*train, "--kvstore=dist_async"], [*train, "--config", str(dist)]):
+        assert main(["--workers", "2", "--dry-run", "--", *command]) == 0
+    # So does a program that is none of the train scripts (the launcher cannot know).
+    assert main(["--workers", "2", "--dry-run", "--", *WORKER, str(tmp_path)]) == 0
+
+
+def test_a_busy_scheduler_port_is_refused_in_one_line(token, capsys):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--workers", "1", "--port", str(port), "--", sys.executable, "-c",
+                     "pass"]) == 2
+        # On another host the port is tried from here: something answers there.
+        with pytest.raises(LaunchError, match=f"port {port} on 127.0.0.1 is already in use "
+                                              f"\\(something accepts connections there\\)"):
+            check_scheduler_port("127.0.0.1", port, local=False)
+    assert capsys.readouterr().err == (
+        f"[launcher] error: port {port} on 127.0.0.1 is already in use (Address already in "
+        f"use), so the scheduler cannot listen there; pick another --port, or leave it out "
+        f"here for a free one\n")
+    assert_no_strays(token)
+    check_scheduler_port("127.0.0.1", port, local=True)  # closed: free again
 
 
 # ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from pyimagesearch.training.logs import (
+    LogWriteError,
     TrainingLog,
     append_metrics,
     log_path,
@@ -107,3 +108,18 @@ def test_metrics_jsonl_stitches_restarts_and_skips_a_torn_line(tmp_path):
     assert [r["epoch"] for r in records] == [0, 1, 2]
     assert records[2]["run"] == "b" and records[2]["val"]["x"] is None
     assert json.loads(path.read_text().splitlines()[0])["epoch"] == 0
+
+
+def test_a_record_after_a_torn_line_is_kept_and_a_full_device_is_one_clear_error(tmp_path):
+    path = tmp_path / "net-metrics.jsonl"
+    append_metrics(path, {"epoch": 0, "start_epoch": 0, "run": "a"})
+    with open(path, "a") as handle:  # a process killed in the middle of its line
+        handle.write('{"epoch": 1, "start_ep')
+    append_metrics(path, {"epoch": 1, "start_epoch": 1, "run": "b"})  # the resumed run
+    assert [(r["epoch"], r["run"]) for r in read_metrics(path)] == [(0, "a"), (1, "b")]
+
+    with pytest.raises(LogWriteError) as full:  # a device that is always full
+        append_metrics("/dev/full", {"epoch": 2})
+    assert str(full.value) == ("could not write /dev/full ([Errno 28] No space left on device: "
+                               "the disk is full, or a quota or a file-size limit (ulimit -f) "
+                               "was reached)")

@@ -177,6 +177,7 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_config, tmp
     out, err = process.communicate(timeout=120)
     assert process.returncode == 2, err
     assert "could not write checkpoint 2" in err and "earlier checkpoints are untouched" in err
+    assert err.rstrip().endswith("--end-epoch 3 --start-epoch 1")  # the resume command
     assert list_checkpoints(tmp_path, "net") == [1]
     assert {p.name: p.read_bytes() for p in tmp_path.glob("net-0001.*")} == before
     read_manifest(tmp_path, "net", 1)

@@ -9,7 +9,8 @@ What this does that MXNet's ``im2rec.py`` does not:
   (``<name>.partial-<pid>``) and renamed into place only when the whole dataset is done,
   the manifest last, so an interrupted build never leaves a ``.rec`` that looks finished
   and never damages the previous complete dataset; the next build removes what a dead
-  one left behind (:func:`remove_stale_partials`);
+  one left behind (:func:`remove_stale_partials`), holding the build lock of every output
+  folder (``.build.lock``): a second build into the same folder is refused at once;
 * the manifest records the config, the sources' checksums, the tool versions and, per
   split, the counts, the skipped files and the checksums of what was written;
 * faults fail the build with :class:`BuildError` (exit 3 of ``build_imagenet.py``) and
@@ -64,6 +65,7 @@ from pyimagesearch.data.records import (
 )
 from pyimagesearch.data.staging import Staging, remove_stale_partials
 from pyimagesearch.utils.imagenethelper import ImageNetHelper
+from pyimagesearch.utils.locks import build_lock
 
 logger = logging.getLogger(__name__)
 
@@ -185,9 +187,28 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
     DatasetError
         Bad devkit files, lists, an empty split or class (``StrictBuildError`` for
         ``--strict``).
+    LockError
+        Another build writes to one of the output folders (``FolderBusy`` names it), or a
+        folder cannot be written.
     """
-    started, started_at = time.monotonic(), datetime.now(timezone.utc)
     check_build_config(config)
+    outputs = _split_outputs(config)
+    # One build per output folder at a time; its leftovers are removed under the lock.
+    with build_lock([*(p for files in outputs.values() for p in files.values()),
+                     Path(config.DATASET_MEAN), manifest_path(config)]):
+        return _build_dataset(config, strict, outputs)
+
+
+def _split_outputs(config: Settings) -> dict[str, dict[str, Path]]:
+    """The final ``.lst``, ``.rec`` and ``.idx`` path of every split."""
+    return {name: {"lst": Path(getattr(config, lst)), "rec": Path(getattr(config, rec)),
+                   "idx": idx_path_for(getattr(config, rec))}
+            for name, (lst, rec) in SPLIT_SETTINGS.items()}
+
+
+def _build_dataset(config: Settings, strict: bool,
+                   outputs: dict[str, dict[str, Path]]) -> dict[str, Any]:
+    started, started_at = time.monotonic(), datetime.now(timezone.utc)
     helper = ImageNetHelper(config)
     entries = make_split_lists(helper)
     for name, items in entries.items():
@@ -196,9 +217,6 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
     if strict and (absent := _missing_files(entries, image_root)):
         raise StrictBuildError(absent)
 
-    outputs = {name: {"lst": Path(getattr(config, lst)), "rec": Path(getattr(config, rec)),
-                      "idx": idx_path_for(getattr(config, rec))}
-               for name, (lst, rec) in SPLIT_SETTINGS.items()}
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
     remove_stale_partials([p for files in outputs.values() for p in files.values()]
                           + [mean_file, manifest_file])

@@ -60,6 +60,7 @@ from pyimagesearch.data.dataset import (
 from pyimagesearch.data.records import RecordWriter, pack_header
 from pyimagesearch.data.staging import Staging, remove_stale_partials
 from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.utils.locks import build_lock
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +188,20 @@ def build_cifar_dataset(config: Settings) -> dict[str, Any]:
     """Official CIFAR files -> three ``.rec``/``.idx``, both means and the manifest.
 
     Returns the manifest, as written. Raises ``ConfigError``, ``FileNotFoundError`` (no
-    dataset at ``CIFAR_ROOT``), ``CifarFormatError`` or ``UnsafePickleError`` (a pickle
-    that references anything but numpy arrays; nothing in it is run).
+    dataset at ``CIFAR_ROOT``), ``CifarFormatError``, ``UnsafePickleError`` (a pickle
+    that references anything but numpy arrays; nothing in it is run) or ``LockError``
+    (another build writes to the same folder: ``FolderBusy`` names it).
     """
-    started, started_at = time.monotonic(), datetime.now(timezone.utc)
     check_cifar_config(config)
+    outputs = [split_records(config, split) for split in SPLITS]
+    # One build per output folder at a time; its leftovers are removed under the lock.
+    with build_lock([*outputs, Path(config.DATASET_MEAN), Path(config.MEAN_IMAGE),
+                     manifest_path(config)]):
+        return _build_cifar_dataset(config)
+
+
+def _build_cifar_dataset(config: Settings) -> dict[str, Any]:
+    started, started_at = time.monotonic(), datetime.now(timezone.utc)
     fake = _write_fake_if_asked(config)
     folder, layout = locate_cifar(config.CIFAR_ROOT, config.CIFAR_DATASET,
                                   config.CIFAR_LAYOUT)
@@ -279,13 +289,15 @@ def format_summary(manifest: dict[str, Any]) -> str:
 
 def build_main(argv: list[str] | None = None,
                default_config: str = "config.cifar10_resnet_config") -> int:
-    """``build_cifar.py``: exit 0 done, 2 bad config or CIFAR files, 130 interrupted."""
+    """``build_cifar.py``: exit 0 done, 2 bad config or CIFAR files or a busy output
+    folder, 130 interrupted."""
     import argparse
     import sys
 
     from pyimagesearch.config import load_config
     from pyimagesearch.data.cifar import CifarFormatError, UnsafePickleError
     from pyimagesearch.data.dataset import DatasetError
+    from pyimagesearch.utils.locks import LockError
 
     parser = argparse.ArgumentParser(
         description="Convert the official CIFAR-10/100 files into MXNet records.")
@@ -302,7 +314,7 @@ def build_main(argv: list[str] | None = None,
               f"re-download the dataset from https://www.cs.toronto.edu/~kriz/cifar.html",
               file=sys.stderr)
         return 2
-    except (ConfigError, DatasetError, CifarFormatError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, CifarFormatError, FileNotFoundError, LockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

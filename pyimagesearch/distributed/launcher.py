@@ -22,6 +22,10 @@ a hosts file each runs on its machine through an ssh command. Either way the lau
   process group (signalled as a whole), dies with the launcher (``PR_SET_PDEATHSIG`` on
   Linux), and a remote command dies when its ssh connection closes.
 
+Before anything starts, the launcher refuses a train command that would not use a ``dist_*``
+kvstore (each worker would train alone, all into one folder: :func:`check_kvstore`) and a
+scheduler port already in use (:func:`check_scheduler_port`), each in one line.
+
 Worker slots are the launcher's numbering. The kvstore rank (``kv.rank``, which decides
 who writes checkpoints and which part of the data a worker reads) is assigned by the
 scheduler at start-up and need not equal the slot.
@@ -30,6 +34,7 @@ scheduler at start-up and need not equal the slot.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import ctypes
 import logging
@@ -323,6 +328,96 @@ def plan_job(command: Sequence[str], workers: int, servers: int | None = None, *
 
 
 # ----------------------------------------------------------------------------------------
+# Checks before anything starts
+# ----------------------------------------------------------------------------------------
+
+def _option_value(command: Sequence[str], name: str) -> str | None:
+    """The value of the last ``NAME VALUE`` or ``NAME=VALUE`` in ``command``."""
+    value = None
+    for i, arg in enumerate(command):
+        if arg == name and i + 1 < len(command):
+            value = command[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1:]
+    return value
+
+
+def _default_config(script: Path) -> str | None:
+    """The config a train script of this project reads without ``--config``: the
+    ``default_config="..."`` it hands to the training core (the script is read, not run)."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "default_config" \
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return node.value.value
+    return None
+
+
+def check_kvstore(command: Sequence[str], workers: int, workdir: str | None = None) -> None:
+    """Refuse a train command that would not join the parameter server.
+
+    Every worker runs the command: with a local kvstore (``device``, ``local``, ``nccl``)
+    each would train a model of its own, all of them into one checkpoint folder. The
+    kvstore is the command's ``--kvstore``, else its config's ``KVSTORE`` (``--config``,
+    else the script's default config). A command that is none of this project's train
+    scripts (no ``--kvstore``, no ``--config``, no default config) runs unchecked.
+    """
+    alone = (f"each of the {workers} workers would train a model of its own, all of them "
+             f"into one checkpoint folder")
+    given = _option_value(command, "--kvstore")
+    if given is not None:
+        if not given.startswith("dist_"):
+            raise LaunchError(f"the train command has --kvstore {given}: {alone}; give "
+                              f"--kvstore dist_sync (or dist_device_sync, dist_async)")
+        return
+    base = Path(workdir or os.getcwd())
+    spec = _option_value(command, "--config")
+    script = next((Path(arg) for arg in command if arg.endswith(".py")), None)
+    if spec is None and script is not None:
+        spec = _default_config(script if script.is_absolute() else base / script)
+    if spec is None:
+        return
+    if (spec.endswith(".py") or "/" in spec) and not Path(spec).is_absolute():
+        spec = str(base / spec)
+    from pyimagesearch.config import ConfigError, load_config
+
+    try:
+        config = load_config(spec)
+    except ConfigError as exc:
+        raise LaunchError(f"cannot read the train command's config to check its kvstore "
+                          f"({exc}); give --kvstore dist_sync in the train command") from None
+    if not config.KVSTORE.startswith("dist_"):
+        raise LaunchError(f"{config.source}: KVSTORE = {config.KVSTORE!r} and the train "
+                          f"command has no --kvstore: {alone}; add --kvstore dist_sync to "
+                          f"the train command")
+
+
+def check_scheduler_port(address: str, port: int, local: bool) -> None:
+    """Refuse a scheduler port that something already uses; ps-lite would end the
+    scheduler with "bind failed" at the bottom of a traceback."""
+    advice = "pick another --port, or leave it out here for a free one"
+    if local:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As ZeroMQ binds: a closed connection's TIME_WAIT does not count as in use.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((address, port))
+            except OSError as exc:
+                raise LaunchError(f"port {port} on {address} is already in use "
+                                  f"({exc.strerror or exc}), so the scheduler cannot listen "
+                                  f"there; {advice}") from None
+        return
+    # On another machine: something that accepts a connection there already listens.
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=3):
+        raise LaunchError(f"port {port} on {address} is already in use (something accepts "
+                          f"connections there), so the scheduler cannot listen there; "
+                          f"pick another --port")
+
+
+# ----------------------------------------------------------------------------------------
 # Results
 # ----------------------------------------------------------------------------------------
 
@@ -584,6 +679,10 @@ def _failure_message(child: _Child, elapsed: float, tail: int) -> str:
     lines = list(child.lines)[-tail:]
     text = (f"{spec.label} (pid {child.pid}{where}) failed after {elapsed:.1f} s: "
             f"{describe_returncode(code, spec.remote)}; the job was stopped.")
+    if spec.role == "scheduler" and any("bind failed" in line for line in lines):
+        text = (f"the scheduler could not listen on port {spec.env['DMLC_PS_ROOT_PORT']} of "
+                f"{spec.env['DMLC_PS_ROOT_URI']} (ps-lite: bind failed): the port is in use "
+                f"or the address is not one of that host's; pick another --port. " + text)
     if spec.role != "worker":
         text += (" A failed scheduler or server leaves the workers waiting forever, "
                  "so they were stopped too.")
@@ -655,11 +754,15 @@ def launch(command: Sequence[str], workers: int, servers: int | None = None, *,
     in the result. When a process fails, the job times out (``timeout`` seconds) or the
     launcher receives SIGINT/SIGTERM/SIGHUP, everything is stopped: workers first (the
     signal received, else SIGTERM), then scheduler and servers (SIGTERM), SIGKILL after
-    ``grace`` seconds. Raises :class:`LaunchError` when the job cannot be started.
+    ``grace`` seconds. Raises :class:`LaunchError` when the job cannot be started (a train
+    command without a ``dist_*`` kvstore, a scheduler port in use, ...).
     """
+    check_kvstore(command, workers, workdir)
     specs = plan_job(command, workers, servers, hosts=hosts, port=port, env=env,
                      workdir=workdir, ssh_command=ssh_command, server_command=server_command,
                      grace=grace)
+    check_scheduler_port(specs[0].env["DMLC_PS_ROOT_URI"],
+                         int(specs[0].env["DMLC_PS_ROOT_PORT"]), local=not hosts)
     base_env = {k: v for k, v in os.environ.items() if k != "DMLC_RANK"}
     children = [_Child(spec, keep_lines) for spec in specs]
     started = time.monotonic()
@@ -776,6 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        server_command=shlex.split(args.server_command)
                        if args.server_command else None)
         if args.dry_run:
+            check_kvstore(command, args.workers, args.workdir)
             for spec in plan_job(command, args.workers, args.servers, **options):
                 where = f" on {spec.host.target}" if spec.host else ""
                 print(f"[{spec.label}]{where}: {spec.describe()}")
@@ -788,8 +892,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.returncode
 
 
-__all__ = ["Host", "LaunchError", "LaunchResult", "ProcessResult", "ProcessSpec", "launch",
-           "main", "parse_hosts", "plan_job", "read_hosts", "remote_command"]
+__all__ = ["Host", "LaunchError", "LaunchResult", "ProcessResult", "ProcessSpec",
+           "check_kvstore", "check_scheduler_port", "launch", "main", "parse_hosts",
+           "plan_job", "read_hosts", "remote_command"]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports`
 any checkpoint of that format works, not only ours) and prints rank-1 and rank-5 on
 the test split with a center crop, as the book does, or with ``--crops 10`` averaged over
 the four corners, the center and their mirrors (``crops.py``).
+
+Exit status: 0 done, 2 bad config, records or checkpoint, 4 rank-1 below
+``--require-rank1``, 5 the figures were printed but a result file could not be written
+(a read-only or full checkpoint folder; the message names the file).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from pyimagesearch.checkpoints import (
@@ -36,10 +41,31 @@ from pyimagesearch.evaluation.crops import (
 )
 from pyimagesearch.scoring import EvaluationError, evaluate
 from pyimagesearch.training.devices import add_device_arguments, select_contexts
-from pyimagesearch.utils.files import atomic_write_text
+from pyimagesearch.utils.files import atomic_write_text, write_failure
 
 EXIT_ERROR = 2
 EXIT_BELOW_TARGET = 4
+EXIT_NOT_SAVED = 5
+
+
+class ResultNotSaved(Exception):
+    """The evaluation ran, but its result files could not be written (a read-only or full
+    checkpoint folder). ``result`` (and ``rows`` for ``--all-epochs``) hold what it found,
+    so it can still be shown."""
+
+    def __init__(self, failures: list[str], result: dict[str, Any],
+                 rows: list[dict[str, Any]] | None = None) -> None:
+        self.failures, self.result, self.rows = failures, result, rows
+        more = f" (and {len(failures) - 1} more file(s))" if len(failures) > 1 else ""
+        super().__init__(f"{failures[0]}{more}; the figures above were not saved")
+
+
+def _save_text(path: Path, text: str, failures: list[str]) -> None:
+    """Write a result file; a failure is collected, so the evaluation still reports."""
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        failures.append(write_failure(path, exc))
 
 
 def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: int | str,
@@ -51,7 +77,8 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
     ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged). The
     dataset must be the one the checkpoint was trained on (another build could put
     training images in the test split); ``override`` scores anyway, with the differences
-    among the result's warnings.
+    among the result's warnings. A result file that cannot be written raises
+    :class:`ResultNotSaved` carrying the result.
     """
     if crops not in CROPS:
         raise ConfigError(f"crops must be one of {CROPS}, got {crops}")
@@ -72,9 +99,21 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
     result.update(epoch=epoch, split=split, records=info.splits[split].rec, crops=crops,
                   protocol=describe_crops(crops, config),
                   warnings=notes + (ten_crop_caveats(config) if crops == 10 else []))
-    atomic_write_text(result_path(checkpoints, prefix, epoch, split, crops),
-                      json.dumps(result, indent=2, sort_keys=True))
+    failures: list[str] = []
+    _save_text(result_path(checkpoints, prefix, epoch, split, crops),
+               json.dumps(result, indent=2, sort_keys=True), failures)
+    if failures:
+        raise ResultNotSaved(failures, result)
     return result
+
+
+def _evaluate_keeping(failures: list[str], *args: Any) -> dict[str, Any]:
+    """:func:`evaluate_checkpoint`, with a result file that cannot be written collected."""
+    try:
+        return evaluate_checkpoint(*args)
+    except ResultNotSaved as exc:
+        failures.extend(exc.failures)
+        return exc.result
 
 
 def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
@@ -91,19 +130,22 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     if not epochs:
         raise CheckpointError(f"no complete checkpoint of {prefix!r} in {checkpoints}")
     rows = []
+    failures: list[str] = []  # result files that could not be written: reported at the end
     for epoch in epochs:
-        result = evaluate_checkpoint(config, checkpoints, prefix, epoch, "val", cpu_contexts,
-                                     crops, override, gpus)
+        result = _evaluate_keeping(failures, config, checkpoints, prefix, epoch, "val",
+                                   cpu_contexts, crops, override, gpus)
         rows.append({"epoch": epoch, "val_rank1": result["accuracy"],
                      "val_rank5": result["top_k_accuracy_5"],
                      "val_loss": result["cross-entropy"], "images": result["images"]})
     lines = ["epoch,val_rank1,val_rank5,val_loss,images"]
     lines += [f"{r['epoch']},{r['val_rank1']:.6f},{r['val_rank5']:.6f},{r['val_loss']:.6f},"
               f"{r['images']}" for r in rows]
-    atomic_write_text(epochs_csv_path(checkpoints, prefix), "\n".join(lines) + "\n")
+    _save_text(epochs_csv_path(checkpoints, prefix), "\n".join(lines) + "\n", failures)
     best = max(rows, key=lambda r: (r["val_rank1"], -r["val_loss"]))
-    test = evaluate_checkpoint(config, checkpoints, prefix, best["epoch"], "test", cpu_contexts,
-                               crops, override, gpus)
+    test = _evaluate_keeping(failures, config, checkpoints, prefix, best["epoch"], "test",
+                             cpu_contexts, crops, override, gpus)
+    if failures:
+        raise ResultNotSaved(failures, test, rows)
     return rows, test
 
 
@@ -135,12 +177,16 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
 
 def test_main(argv: list[str] | None, description: str, default_config: str) -> int:
     args = build_parser(description, default_config).parse_args(argv)
+    not_saved: ResultNotSaved | None = None
     try:
         config = load_config(args.config)
         if args.all_epochs:
-            rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
-                                               args.cpu_contexts, args.crops, args.override,
-                                               args.gpus)
+            try:
+                rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
+                                                   args.cpu_contexts, args.crops, args.override,
+                                                   args.gpus)
+            except ResultNotSaved as exc:  # shown first, then the files it could not write
+                not_saved, rows, result = exc, exc.rows or [], exc.result
             for row in rows:
                 print(f"[INFO] epoch {row['epoch']}: validation rank-1 "
                       f"{100 * row['val_rank1']:.2f}%, rank-5 {100 * row['val_rank5']:.2f}%, "
@@ -149,9 +195,12 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
                   f"{epochs_csv_path(args.checkpoints, args.prefix)})")
             args.split = "test"
         else:
-            result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
-                                         args.split, args.cpu_contexts, args.crops,
-                                         args.override, args.gpus)
+            try:
+                result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
+                                             args.split, args.cpu_contexts, args.crops,
+                                             args.override, args.gpus)
+            except ResultNotSaved as exc:
+                not_saved, result = exc, exc.result
     except (ConfigError, DatasetError, CheckpointError, EvaluationError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -162,8 +211,10 @@ def test_main(argv: list[str] | None, description: str, default_config: str) -> 
     print(f"[INFO] rank-1: {100 * result['accuracy']:.2f}%")
     print(f"[INFO] rank-5: {100 * result['top_k_accuracy_5']:.2f}%")
     print(f"[INFO] loss: {result['cross-entropy']:.4f}")
+    if not_saved is not None:
+        print(f"[ERROR] {not_saved}", file=sys.stderr)
     if args.require_rank1 is not None and result["accuracy"] < args.require_rank1:
         print(f"[ERROR] rank-1 {result['accuracy']:.4f} is below the required "
               f"{args.require_rank1:.4f}", file=sys.stderr)
         return EXIT_BELOW_TARGET
-    return 0
+    return EXIT_NOT_SAVED if not_saved is not None else 0

@@ -7,7 +7,10 @@ evaluation's preprocessing (:mod:`pyimagesearch.inference.preprocess`), and prin
 trained on (so the label order is training's). ``--onnx FILE`` runs an ``export_onnx.py``
 file instead; its metadata carries the preprocessing and the class names, so no config or
 checkpoint is needed. A file that cannot be read is reported by name and the others are
-still classified; the command then exits non-zero.
+still classified; the command then exits non-zero. The limits that protect the build
+protect this command too: an image above Pillow's decompression-bomb size or more
+elongated than ``BUILD_MAX_ASPECT_RATIO`` (the run's config; the default for an ONNX
+file) is refused in one line naming the file, before its pixels are decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network
 from pyimagesearch.config import ConfigError
-from pyimagesearch.data.images import UnreadableImage
+from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO, UnreadableImage
 from pyimagesearch.inference.preprocess import (
     ClassName,
     Preprocessing,
@@ -65,12 +68,14 @@ class Classifier:
 
     def __init__(self, predict: Callable[[np.ndarray], np.ndarray],
                  preprocessing: Preprocessing, classes: list[ClassName], description: str,
-                 batch_size: int = 8) -> None:
+                 batch_size: int = 8,
+                 max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> None:
         self.predict = predict
         self.preprocessing = preprocessing
         self.classes = classes
         self.description = description
         self.batch_size = batch_size
+        self.max_aspect_ratio = max_aspect_ratio
 
     @classmethod
     def from_checkpoint(cls, checkpoints: str, prefix: str, epoch: int | str,
@@ -88,7 +93,8 @@ class Classifier:
         description = (f"{source.model} {checkpoint_name(prefix, source.epoch)} (MXNet), "
                        f"{len(source.classes)} classes in {source.label_order} order from "
                        f"{source.classes_source}")
-        return cls(predict, source.preprocessing, source.classes, description)
+        return cls(predict, source.preprocessing, source.classes, description,
+                   max_aspect_ratio=float(source.config.BUILD_MAX_ASPECT_RATIO))
 
     @classmethod
     def from_onnx(cls, path: str | Path, runtime: str = "auto") -> Classifier:
@@ -128,7 +134,7 @@ class Classifier:
         ready: list[tuple[int, np.ndarray]] = []
         for position, path in enumerate(paths):
             try:
-                ready.append((position, self.preprocessing.load(path)))
+                ready.append((position, self.preprocessing.load(path, self.max_aspect_ratio)))
             except UnreadableImage as exc:
                 results[position] = ImageResult(str(path), error=str(exc))
         for start in range(0, len(ready), self.batch_size):

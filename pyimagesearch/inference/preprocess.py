@@ -31,7 +31,11 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.data.dataset import DatasetInfo, load_mean_image
-from pyimagesearch.data.images import read_image_file, resize_shorter
+from pyimagesearch.data.images import (
+    DEFAULT_MAX_ASPECT_RATIO,
+    read_image_file,
+    resize_shorter,
+)
 
 # Keys of the ONNX metadata_props written at export and read at inference.
 META_PREPROCESSING = "preprocessing"
@@ -103,9 +107,16 @@ class Preprocessing:
             return chw - self.mean_image.astype(np.float32)
         return chw - np.asarray(self.mean_rgb, np.float32).reshape(3, 1, 1)
 
-    def load(self, path: str | Path) -> np.ndarray:
-        """Read an image file and preprocess it; ``UnreadableImage`` says why it cannot be."""
-        return self.apply(read_image_file(path))
+    def load(self, path: str | Path,
+             max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO) -> np.ndarray:
+        """Read an image file and preprocess it; ``UnreadableImage`` says why it cannot be.
+
+        The build's limits apply: Pillow's decompression-bomb size, ``max_aspect_ratio``
+        (``BUILD_MAX_ASPECT_RATIO``), and a large JPEG is decoded at the reduced size the
+        build decodes it at (DCT scaling to at least ``resize``).
+        """
+        return self.apply(read_image_file(path, draft_size=self.resize,
+                                          max_aspect_ratio=max_aspect_ratio))
 
     def describe(self) -> str:
         if self.mean_image is not None:

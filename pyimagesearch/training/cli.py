@@ -3,7 +3,9 @@
 ``python train_googlenet.py --checkpoints out --prefix googlenet --start-epoch 30``:
 the book's flags, plus ``--lr`` (set the rate by hand from the start epoch on) and
 ``--end-epoch``. Expected failures (bad config, missing records or checkpoint, a
-diverged loss, a signal) print one clear message and exit non-zero, never a traceback.
+diverged loss, a signal, another run holding the folder, a full disk) print one clear
+message and exit non-zero, never a traceback; where a checkpoint exists to go on from,
+the exact resume command follows.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,8 +24,10 @@ from pyimagesearch.data.dataset import DatasetChanged, DatasetError
 from pyimagesearch.settings import KVSTORE_TYPES, argument_type
 from pyimagesearch.training.devices import add_device_arguments
 from pyimagesearch.training.experiment import RunRequest, train
-from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted
+from pyimagesearch.training.logs import LogWriteError
+from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted, WriteFailed
 from pyimagesearch.training.optimizers import StateError
+from pyimagesearch.utils.locks import LockError
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
@@ -104,6 +109,10 @@ def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> in
             print(f"[INFO] resume with: {_resume_command(argv, exc.resume_epoch)}",
                   file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # before the training loop watches for signals
+        print("[INFO] stopped before training began; no checkpoint was written",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
     except TrainingDiverged as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -115,7 +124,14 @@ def run_and_report(config: Settings, request: RunRequest, argv: list[str]) -> in
                   f"{_resume_command([*argv_overriding(argv)], exc.resume_epoch)}",
                   file=sys.stderr)
         return EXIT_ERROR
-    except (ConfigError, DatasetError, CheckpointError, StateError) as exc:
+    except WriteFailed as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        if exc.resume_epoch is not None:
+            print(f"[INFO] resume with: "
+                  f"{_resume_command(argv, exc.resume_epoch)}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ConfigError, DatasetError, CheckpointError, StateError, LockError,
+            LogWriteError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return EXIT_ERROR
     val = record.get("val")

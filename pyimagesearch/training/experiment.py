@@ -7,6 +7,8 @@ their config (``MODEL``, ``MODEL_PARAMS``, ``RECIPE``, sizes).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.checkpoints import CheckpointError
+from pyimagesearch.checkpoints import CheckpointError, remove_save_leftovers
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import check_dataset, check_unchanged, run_record
 from pyimagesearch.data.iterators import (
@@ -47,6 +49,7 @@ from pyimagesearch.training.plateau import (
 from pyimagesearch.training.recipes import Recipe
 from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
 from pyimagesearch.training.schedules import LROverride
+from pyimagesearch.utils.locks import FolderLock, training_lock
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +143,35 @@ def _precision(config: Settings, contexts: list[mx.Context]) -> str:
     return config.DTYPE
 
 
+@contextmanager
+def claim_run_folder(request: RunRequest) -> Iterator[FolderLock]:
+    """Hold the run's lock (one writer per checkpoint folder and prefix), after removing
+    what an interrupted save left there: holding the lock, nobody else can be saving."""
+    with training_lock(request.checkpoints, request.prefix) as lock:
+        remove_save_leftovers(request.checkpoints, request.prefix)
+        yield lock
+
+
 def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None = None,
           console: bool = True) -> dict[str, Any]:
-    """Train (or resume) a run as the config and the request say; return the last epoch's record."""
+    """Train (or resume) a run as the config and the request say; return the last epoch's record.
+
+    The run holds its folder's lock throughout (:func:`claim_run_folder`): a second
+    training of the same folder and prefix is refused at once, naming this one. In a
+    distributed run worker 0, which writes the checkpoints and the main log, holds it.
+    """
+    with ExitStack() as held:
+        return _train(config, request, contexts, console, held)
+
+
+def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None,
+           console: bool, held: ExitStack) -> dict[str, Any]:
     config.require(*REQUIRED_FIELDS)
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
+    kvstore = request.kvstore or config.KVSTORE
+    if not kvstore.startswith("dist"):
+        held.enter_context(claim_run_folder(request))
     resumed = check_start(request.start)
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
@@ -154,7 +180,10 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
                                            request.gpus, config.source)
     info = check_dataset(config, ("train", "val"))
     dtype = _precision(config, contexts)
-    cluster = create_cluster(request.kvstore or config.KVSTORE, contexts)
+    cluster = create_cluster(kvstore, contexts)
+    if cluster.distributed and cluster.is_main:
+        # Only now is the rank known; the other workers write nothing shared.
+        held.enter_context(claim_run_folder(request))
     local_batch = config.BATCH_SIZE * len(contexts)
     batch_size = local_batch * cluster.num_workers
     streams, _ = decode_streams(config.DECODE_THREADS)

@@ -7,10 +7,15 @@ code, whose lines carry a ``INFO:root:`` prefix from ``logging.basicConfig``.
 Each start of a run writes its own ``training_<start epoch>.log`` (a repeated start
 gets ``training_<start>.<k>.log``), never overwriting an earlier one. A machine record,
 ``<prefix>-metrics.jsonl``, gets one JSON line per epoch.
+
+A line that cannot be written (a full disk, a quota, ``ulimit -f``) is taken back, so
+neither file ends in half a line, and raises :class:`LogWriteError`: the training loop
+stops on it as on a failed checkpoint save, instead of going on without its records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pyimagesearch.scoring import METRIC_NAMES
+from pyimagesearch.utils.files import write_all, write_failure
 
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
 _BATCH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\s+Speed: " + _NUMBER + r" samples/sec(.*)$")
@@ -52,6 +58,47 @@ def log_path(checkpoints: str | Path, start_epoch: int, worker: int | None = Non
     return path
 
 
+class LogWriteError(Exception):
+    """A log line or a metrics record could not be written; nothing half-written was left."""
+
+    def __init__(self, path: str | Path, error: OSError) -> None:
+        self.path, self.error = Path(path), error
+        super().__init__(write_failure(path, error))
+
+
+class _LogFileHandler(logging.Handler):
+    """Appends each line with unbuffered writes; a line that fails is cut off again and
+    the error kept for :class:`TrainingLog` to raise (``logging.FileHandler`` would print a
+    traceback and carry on without the line)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        # O_EXCL: log_path picked a name no earlier start used.
+        self.descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                                  0o644)
+        self.size = 0
+        self.error: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.error is not None:
+            return
+        data = (self.format(record) + "\n").encode("utf-8")
+        try:
+            write_all(self.descriptor, data)
+            self.size += len(data)
+        except OSError as exc:
+            self.error = exc
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.descriptor, self.size)
+
+    def close(self) -> None:
+        if self.descriptor >= 0:
+            os.close(self.descriptor)
+            self.descriptor = -1
+        super().close()
+
+
 class TrainingLog:
     """Writes the lines of one start of a run to its log file and to the console."""
 
@@ -62,7 +109,11 @@ class TrainingLog:
         self.logger = logging.getLogger(f"pyimagesearch.run.{self.path.resolve()}")
         self.logger.propagate = False
         self.logger.setLevel(logging.INFO)
-        self._handlers: list[logging.Handler] = [logging.FileHandler(self.path, mode="x")]
+        try:
+            self._file = _LogFileHandler(self.path)
+        except OSError as exc:
+            raise LogWriteError(self.path, exc) from None
+        self._handlers: list[logging.Handler] = [self._file]
         if console:
             self._handlers.append(logging.StreamHandler(sys.stdout))
         for handler in self._handlers:
@@ -74,11 +125,17 @@ class TrainingLog:
             self.logger.removeHandler(handler)
             handler.close()
 
+    def _check_written(self) -> None:
+        if self._file.error is not None:
+            raise LogWriteError(self.path, self._file.error)
+
     def info(self, message: str) -> None:
         self.logger.info(message)
+        self._check_written()
 
     def warning(self, message: str) -> None:
         self.logger.warning(message)
+        self._check_written()
 
     def start(self, epoch: int, description: str) -> None:
         stamp = datetime.now().astimezone().isoformat(timespec="microseconds")
@@ -211,11 +268,30 @@ def _json_safe(value: Any) -> Any:
 
 
 def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one epoch's JSON line, flushed to disk before training goes on."""
-    with open(path, "a") as handle:
-        handle.write(json.dumps(_json_safe(record), sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one epoch's JSON line, flushed to disk before training goes on.
+
+    A line that cannot be written is cut off again (:class:`LogWriteError`); a last line
+    that a killed process left unfinished is ended first, so it spoils no other record.
+    """
+    line = (json.dumps(_json_safe(record), sort_keys=True) + "\n").encode("utf-8")
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        raise LogWriteError(path, exc) from None
+    size = None
+    try:
+        size = os.fstat(descriptor).st_size
+        if size and os.pread(descriptor, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        write_all(descriptor, line)
+        os.fsync(descriptor)
+    except OSError as exc:
+        if size is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(descriptor, size)
+        raise LogWriteError(path, exc) from None
+    finally:
+        os.close(descriptor)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import mxnet as mx
@@ -22,25 +23,46 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.checkpoints import nonfinite_weights, save_checkpoint
+from pyimagesearch.checkpoints import (
+    CheckpointError,
+    checkpoint_paths,
+    nonfinite_weights,
+    save_checkpoint,
+)
 from pyimagesearch.data.dataset import DatasetChanged
 from pyimagesearch.scoring import MetricTotals, Normalize, batch_sums, evaluate, split_batch
-from pyimagesearch.training.logs import TrainingLog, append_metrics
+from pyimagesearch.training.logs import LogWriteError, TrainingLog, append_metrics
 
 
 class TrainingInterrupted(Exception):
-    """SIGINT or SIGTERM arrived; the run stopped after the current step."""
+    """SIGINT or SIGTERM arrived; the run stopped after the current step.
 
-    def __init__(self, signum: int, epoch: int, batch: int, resume_epoch: int | None) -> None:
+    ``note`` tells what a repeated signal did (stopped a step at once, or came during a
+    checkpoint save: see :class:`StopFlag`).
+    """
+
+    def __init__(self, signum: int, epoch: int, batch: int, resume_epoch: int | None,
+                 note: str = "") -> None:
         self.signum, self.epoch, self.batch, self.resume_epoch = signum, epoch, batch, resume_epoch
+        self.note = note
         name = signal.Signals(signum).name
         super().__init__(f"{name} received during epoch {epoch}, batch {batch}; "
+                         + (f"{note}; " if note else "")
                          + (f"the last complete checkpoint is epoch {resume_epoch}"
                             if resume_epoch is not None else "no checkpoint was written yet"))
 
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class WriteFailed(Exception):
+    """A checkpoint, a log line or a metrics record could not be written (a full disk):
+    the run stopped; ``resume_epoch`` is the newest complete checkpoint."""
+
+    def __init__(self, message: str, resume_epoch: int | None) -> None:
+        self.resume_epoch = resume_epoch
+        super().__init__(message)
 
 
 class TrainingDiverged(Exception):
@@ -61,15 +83,30 @@ class TrainingDiverged(Exception):
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never torn."""
+    """Set by SIGINT/SIGTERM; the loop checks it between steps so a step is never torn.
+
+    A second signal means "now": it stops the step at once (``KeyboardInterrupt``; no
+    weights of that step are saved). During a checkpoint save (``saving``) the save is
+    finished first, since it takes seconds and a run stopped without it loses the epoch;
+    a third signal abandons the save (its files, without a manifest, do not count).
+    """
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.saving = False
+        self.repeated_while_saving = False
+        self.forced = False  # a KeyboardInterrupt was raised; later signals are ignored
 
     def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:  # a second Ctrl-C: the user means it
+        if self.signum is None:
+            self.signum = signum
+        elif self.forced:
+            return
+        elif self.saving and not self.repeated_while_saving:
+            self.repeated_while_saving = True
+        else:
+            self.forced = True
             raise KeyboardInterrupt
-        self.signum = signum
 
 
 @contextmanager
@@ -288,6 +325,39 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
     return totals.result()
 
 
+@dataclass
+class _FitState:
+    """Where ``fit`` is, for the message of a run that stops outside its checks."""
+
+    last_saved: int | None  # the newest complete checkpoint
+    progress: EpochProgress
+    stop: StopFlag = field(default_factory=StopFlag)
+
+
+def _save(setup: TrainingSetup, checkpoints: str, prefix: str, epoch: int, state: _FitState,
+          info: dict[str, Any]) -> None:
+    """Save checkpoint ``epoch + 1``; a second signal meanwhile waits for the save to end,
+    a third abandons it (see :class:`StopFlag`)."""
+    stop = state.stop
+    stop.saving = True
+    try:
+        save_checkpoint(setup.net, setup.trainer, checkpoints, prefix, epoch + 1, info)
+    except CheckpointError as exc:
+        raise WriteFailed(str(exc), state.last_saved) from None
+    except KeyboardInterrupt:
+        # The manifest is written last: if it made it, the checkpoint is complete.
+        if checkpoint_paths(checkpoints, prefix, epoch + 1)["manifest"].exists():
+            state.last_saved = epoch + 1
+        raise TrainingInterrupted(
+            stop.signum or signal.SIGINT, epoch, state.progress.batch, state.last_saved,
+            f"a third signal abandoned the save of checkpoint {epoch + 1}, which does not "
+            f"count" if state.last_saved != epoch + 1 else
+            f"a third signal came as checkpoint {epoch + 1} was completed") from None
+    finally:
+        stop.saving = False
+    state.last_saved = epoch + 1
+
+
 def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
         make_train_iter: Callable[[int], mx.io.DataIter],
         make_val_iter: Callable[[], mx.io.DataIter],
@@ -296,15 +366,37 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
     """Train epochs ``start_epoch .. end_epoch - 1``, validating and checkpointing each.
 
     ``checkpoint`` is the run's description merged into every checkpoint manifest.
-    Returns the last epoch's metrics record.
+    Returns the last epoch's metrics record. A log line or metrics record that cannot be
+    written stops the run (:class:`WriteFailed`), as a checkpoint that cannot be saved does.
     """
+    state = _FitState(start_epoch if start_epoch > 0 else None, EpochProgress(start_epoch))
+    try:
+        return _fit_epochs(setup, start_epoch, end_epoch, make_train_iter, make_val_iter,
+                           val_images, lr_at, checkpoint, metrics_path, checkpoints, prefix,
+                           state)
+    except LogWriteError as exc:
+        raise WriteFailed(f"{exc}; the run stopped", state.last_saved) from None
+    except KeyboardInterrupt:
+        # A second signal outside a save: the step was cut short and nothing of it saved.
+        raise TrainingInterrupted(state.stop.signum or signal.SIGINT, state.progress.epoch,
+                                  state.progress.batch, state.last_saved,
+                                  "a repeated signal stopped the run at once"
+                                  if state.stop.forced else "") from None
+
+
+def _fit_epochs(setup: TrainingSetup, start_epoch: int, end_epoch: int,
+                make_train_iter: Callable[[int], mx.io.DataIter],
+                make_val_iter: Callable[[], mx.io.DataIter],
+                val_images: int, lr_at: Callable[[int], float], checkpoint: dict[str, Any],
+                metrics_path: str, checkpoints: str, prefix: str,
+                state: _FitState) -> dict[str, Any]:
     record: dict[str, Any] = {}
-    last_saved = start_epoch if start_epoch > 0 else None
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S") + f"-{id(setup):x}"
     setup.updates = int(setup.trainer.optimizer.num_update)  # restored by a resume
     with stop_on_signals() as stop:
+        state.stop = stop
         for epoch in range(start_epoch, end_epoch):
-            progress = EpochProgress(epoch)
+            progress = state.progress = EpochProgress(epoch)
             lr = lr_at(epoch)
             setup.log.learning_rate(epoch, lr)
             # Dropout and any other randomness are seeded by epoch, so a resumed run
@@ -320,11 +412,13 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
                 if setup.is_main:
                     setup.check_data()
             except TrainingDiverged as exc:
-                raise TrainingDiverged(exc.epoch, exc.batch, exc.cause, last_saved) from None
+                raise TrainingDiverged(exc.epoch, exc.batch, exc.cause,
+                                       state.last_saved) from None
             except TrainingInterrupted as exc:
-                raise TrainingInterrupted(exc.signum, exc.epoch, exc.batch, last_saved) from None
+                raise TrainingInterrupted(exc.signum, exc.epoch, exc.batch,
+                                          state.last_saved) from None
             except DatasetChanged as exc:
-                raise DatasetChanged(exc.reason, exc.path, last_saved) from None
+                raise DatasetChanged(exc.reason, exc.path, state.last_saved) from None
             seconds = time.time() - tic
             setup.log.epoch_metrics(epoch, "Train", train_metrics)
             setup.log.time_cost(epoch, seconds)
@@ -350,14 +444,22 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
                       "train": train_metrics, "val": val_metrics, "time": seconds,
                       "num_update": num_update, "samples_per_sec": progress.samples / seconds,
                       "skipped_steps": progress.skipped}
-            save_checkpoint(setup.net, setup.trainer, checkpoints, prefix, epoch + 1,
-                            {**checkpoint, "lr": lr, "num_update": num_update,
-                             "metrics": {"train": train_metrics, "val": val_metrics},
-                             "epoch_seconds": seconds})
-            last_saved = epoch + 1
-            append_metrics(metrics_path, record)
+            _save(setup, checkpoints, prefix, epoch, state,
+                  {**checkpoint, "lr": lr, "num_update": num_update,
+                   "metrics": {"train": train_metrics, "val": val_metrics},
+                   "epoch_seconds": seconds})
+            try:
+                append_metrics(metrics_path, record)
+            except LogWriteError as exc:
+                raise WriteFailed(
+                    f"{exc}; checkpoint {epoch + 1} is complete, only epoch {epoch}'s line "
+                    f"is missing from {Path(metrics_path).name} (the log and the "
+                    f"checkpoint's manifest have its figures)", state.last_saved) from None
             for epoch_observer in setup.epoch_observers:
                 epoch_observer.end_of_epoch(record, setup.log)
             if stop.signum is not None:
-                raise TrainingInterrupted(stop.signum, epoch, progress.batch, last_saved)
+                raise TrainingInterrupted(
+                    stop.signum, epoch, progress.batch, state.last_saved,
+                    f"a second signal came while checkpoint {epoch + 1} was being saved, "
+                    f"which was finished first" if stop.repeated_while_saving else "")
     return record

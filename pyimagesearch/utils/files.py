@@ -7,6 +7,7 @@ leaves either the old file or the new one, never a torn one under the final name
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -36,6 +37,13 @@ def commit_file(temporary: str | Path, final: str | Path) -> None:
     os.replace(temporary, final)
 
 
+def write_all(descriptor: int, data: bytes) -> None:
+    """``os.write`` until every byte is written (a write may take only part of them)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, flushed, then renamed."""
     path = Path(path)
@@ -46,3 +54,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         fsync_path(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# What a write fails with when the disk (or a quota, or `ulimit -f`) says no more, and when
+# the folder may not be written.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def write_failure(path: str | Path, exc: OSError) -> str:
+    """One line for a write that failed: the file, the system's reason and what it means."""
+    reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+    if exc.errno in _FULL_ERRNOS:
+        reason += ": the disk is full, or a quota or a file-size limit (ulimit -f) was reached"
+    elif exc.errno in _DENIED_ERRNOS:
+        reason += f": {Path(path).parent} is read-only or not writable by this user"
+    return f"could not write {path} ({reason})"

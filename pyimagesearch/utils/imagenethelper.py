@@ -19,6 +19,7 @@ stratified and seeded, instead of in the build script with scikit-learn.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -68,18 +69,36 @@ class TestSplit:
     test_labels: list[int]
 
 
+# Byte-order marks of encodings other than UTF-8, longest first (UTF-32 LE starts like
+# UTF-16 LE): a devkit file in one of them is refused by name.
+_FOREIGN_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+                 (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
 def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, stripped text) for every line of a devkit file.
 
     Trailing blank lines are tolerated (every real file ends with a newline); a blank
     line in the middle is an error, because the ground truth is aligned by position.
+    A UTF-8 byte-order mark (what some Windows editors put first) is read as what it is,
+    not as part of the first line; a UTF-16 or UTF-32 file is refused naming its mark.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         raise DatasetError("file not found", path) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise DatasetError(f"cannot be read ({exc})", path) from None
+    for bom, encoding in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            raise DatasetError(f"starts with a {encoding} byte-order mark ({bom.hex(' ')}): "
+                               f"the devkit files are UTF-8 text; save it as UTF-8", path)
+    if data.startswith(codecs.BOM_UTF8):
+        logger.info("%s: UTF-8 byte-order mark skipped", path)
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
         raise DatasetError(f"cannot be read ({exc})", path) from None
     while lines and not lines[-1].strip():
         lines.pop()
@@ -87,6 +106,9 @@ def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         text = line.strip()
         if not text:
             raise DatasetError("blank line", path, number)
+        if "\ufeff" in text:
+            raise DatasetError("a byte-order mark (U+FEFF) inside the file: was it joined "
+                               "from files saved with one?", path, number)
         yield number, text
 
 
