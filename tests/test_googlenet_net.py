@@ -122,3 +122,74 @@ def test_registry_and_describe():
     text = net.describe(224)
     assert f"{expected_parameters(10):,}" in text
     assert "inception5b" in text and "1x1024x7x7" in text
+
+
+# --- the book's variant: MxGoogLeNet's parametrization -----------------------------------
+
+def _book_table_as_chapter() -> tuple:
+    """``BOOK_LAYERS`` in the form of ``tests/book_symbol.CHAPTER_TABLE``."""
+    rows = []
+    for name, kind, *numbers in module.BOOK_LAYERS:
+        if kind == "conv":
+            rows.append((name, "conv", tuple(numbers)))
+        elif kind.endswith("pool"):
+            rows.append((name, kind.split()[0], tuple(numbers[1:])))
+        elif kind in ("inception", "dropout"):
+            rows.append((name, kind, tuple(numbers)))
+    return tuple(rows)
+
+
+def test_book_table_is_the_chapters_and_the_papers():
+    from book_symbol import CHAPTER_TABLE
+
+    assert _book_table_as_chapter() == CHAPTER_TABLE
+    book_inceptions = [(n[2:], *w) for n, kind, *w in module.BOOK_LAYERS if kind == "inception"]
+    assert tuple(book_inceptions) == TABLE_1
+    book_stem = [tuple(row[2:]) for row in module.BOOK_LAYERS[:5]]
+    assert book_stem == [tuple(row[2:]) for row in module.STEM]
+    assert module.BOOK_LAYERS[-2] == ("do", "dropout", 0.4)
+    assert GoogLeNet.__init__.__defaults__[1] == 0.4  # dropout's default is the book's rate
+
+
+def test_book_variant_has_the_symbolic_defaults():
+    """Conv bias on; BatchNorm gamma fixed and untrained, eps 1e-3, momentum 0.9."""
+    import json
+
+    net = GoogLeNet(num_classes=10, variant="book")
+    graph = json.loads(net(mx.sym.var("data")).tojson())
+    convs = [n for n in graph["nodes"] if n["op"] == "Convolution"]
+    norms = [n for n in graph["nodes"] if n["op"] == "BatchNorm"]
+    assert len(convs) == len(norms) == 3 + 9 * 6
+    assert all(n["attrs"]["no_bias"] == "False" for n in convs)
+    assert all(n["attrs"]["fix_gamma"] == "True" and float(n["attrs"]["eps"]) == 1e-3
+               and float(n["attrs"]["momentum"]) == 0.9 for n in norms)
+    params = net.collect_params()
+    assert all(p.grad_req == "null" for name, p in params.items() if name.endswith("gamma"))
+    default = GoogLeNet(num_classes=10)
+    default_graph = json.loads(default(mx.sym.var("data")).tojson())
+    assert all(n["attrs"]["no_bias"] == "True" for n in default_graph["nodes"]
+               if n["op"] == "Convolution")
+
+
+def test_book_variant_parameter_counts():
+    # Trainable: conv weights + bias (in place of gamma) + beta, dense: the same as default.
+    for classes in (1000, 10):
+        assert count_trainable_parameters(GoogLeNet(num_classes=classes, variant="book")) \
+            == expected_parameters(classes)
+    # Stored: 57 convolutions x (weight, bias, gamma, beta, mean, var) + dense weight and bias.
+    assert len(list(GoogLeNet(num_classes=10, variant="book").collect_params())) == 57 * 6 + 2
+
+
+def test_book_variant_runs_any_size_and_round_trips(tmp_path):
+    net = _net(num_classes=10, variant="book")
+    x = _images(2, 56, seed=2)
+    imperative = net(x).asnumpy()
+    assert imperative.shape == (2, 10) and np.isfinite(imperative).all()
+    net.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+    assert "in5b" in net.describe(224) and "1x1024x1x1" in net.describe(224)
+
+
+def test_unknown_variant_names_the_valid_ones():
+    with pytest.raises(ValueError, match="default, book"):
+        GoogLeNet(variant="caffe")

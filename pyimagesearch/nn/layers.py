@@ -10,22 +10,26 @@ from mxnet.gluon import nn
 class ConvBNAct(nn.HybridSequential):
     """CONV => BN => ACT, the unit the book builds every GoogLeNet layer from.
 
-    ``in_channels`` is given so shapes are known at ``initialize()`` (no deferred init);
-    the convolution has no bias because BN's beta takes its place. ``activation=None``
-    leaves the activation out (a residual branch's last unit before scaling).
-    ``bn_scale=False`` fixes BN's gamma at 1 and stops training it (``grad_req='null'``),
-    as in Google's released Inception-ResNet-v2, whose batch norms have no scale.
+    ``in_channels`` is given so shapes are known at ``initialize()`` (no deferred init).
+    By default the convolution has no bias, because BN's beta takes its place;
+    ``use_bias=True`` gives it one, as ``mx.sym.Convolution`` does by default (the book's
+    symbolic GoogLeNet). ``activation=None`` leaves the activation out (a residual branch's
+    last unit before scaling). ``bn_scale=False`` fixes BN's gamma at 1 and stops training
+    it (``grad_req='null'``): MXNet's ``fix_gamma=True``, the default of ``mx.sym.BatchNorm``
+    and the choice of Google's released Inception-ResNet-v2, whose batch norms have no scale.
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int | tuple[int, int],
                  strides: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
                  activation: str | None = "relu", bn_epsilon: float = 1e-5,
-                 bn_scale: bool = True, **kwargs) -> None:
+                 bn_scale: bool = True, use_bias: bool = False, bn_momentum: float = 0.9,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self.name_scope():
             self.add(nn.Conv2D(channels, kernel_size, strides=strides, padding=padding,
-                               use_bias=False, in_channels=in_channels))
-            self.add(nn.BatchNorm(in_channels=channels, epsilon=bn_epsilon, scale=bn_scale))
+                               use_bias=use_bias, in_channels=in_channels))
+            self.add(nn.BatchNorm(in_channels=channels, epsilon=bn_epsilon, scale=bn_scale,
+                                  momentum=bn_momentum))
             if activation is not None:
                 self.add(nn.Activation(activation))
 
