@@ -212,3 +212,134 @@ def test_registry_and_describe():
     text = net.describe()
     assert f"{expected_parameters(PAPER_BLOCKS, 10):,}" in text
     assert "mixed_7a" in text and "1x2080x8x8" in text
+
+
+# --- the paper's layout, as the Torch reproduction built it -------------------------------
+# Restated from Figure 3 (stem), 16, 7 (k, l, m, n = 256, 256, 384, 384), 17, 18, 19 of
+# arXiv 1602.07261, with lim0606/torch-inception-resnet-v2's corrections: Inception-ResNet-B
+# closes at 1152 (the figure: 1154) and Reduction-B's 288 / 288 -> 320 become 256 / 256 ->
+# 256, so Inception-ResNet-C is the figure's 2048. Torch's branch order.
+PAPER_STEM = [(32, 3, 3), (32, 3, 3), (64, 3, 3)]
+PAPER_STEM_MIXED = [
+    [[None], [(96, 3, 3)]],
+    [[(64, 1, 1), (96, 3, 3)], [(64, 1, 1), (64, 7, 1), (64, 1, 7), (96, 3, 3)]],
+    [[(192, 3, 3)], [None]],
+]
+PAPER_REDUCTION_A = [[None], [(384, 3, 3)], [(256, 1, 1), (256, 3, 3), (384, 3, 3)]]
+PAPER_REDUCTION_B = [[None], [(256, 1, 1), (384, 3, 3)], [(256, 1, 1), (256, 3, 3)],
+                     [(256, 1, 1), (256, 3, 3), (256, 3, 3)]]
+
+
+def _paper_chain(cin: int, chain: list) -> tuple[int, int]:
+    """Conv weights (no bias) + BN gamma and beta (both trained, as in Torch)."""
+    params = 0
+    for layer in chain:
+        if layer is not None:
+            cout, kh, kw = layer
+            params, cin = params + cin * cout * kh * kw + 2 * cout, cout
+    return params, cin
+
+
+def _paper_mixed(cin: int, branches: list) -> tuple[int, int]:
+    results = [_paper_chain(cin, branch) for branch in branches]
+    return sum(p for p, _ in results), sum(c for _, c in results)
+
+
+def _paper_residual(cin: int, branches: list) -> int:
+    params, width = _paper_mixed(cin, branches)
+    return params + width * cin + 2 * cin  # the linear 1x1 + its BN, no bias
+
+
+def expected_paper_parameters(blocks: tuple[int, int, int], num_classes: int = 1000) -> int:
+    total, channels = _paper_chain(3, PAPER_STEM)
+    for table in PAPER_STEM_MIXED:
+        params, channels = _paper_mixed(channels, table)
+        total += params
+    assert channels == 384  # Figure 3
+    total += blocks[0] * _paper_residual(channels, BLOCK35)
+    params, channels = _paper_mixed(channels, PAPER_REDUCTION_A)
+    total += params
+    assert channels == 384 + 384 + 384 == 1152  # Figure 17 prints 1154
+    total += blocks[1] * _paper_residual(channels, BLOCK17)
+    params, channels = _paper_mixed(channels, PAPER_REDUCTION_B)
+    total += params
+    assert channels == 2048  # Figure 19; Figure 18's widths would give 2144
+    total += blocks[2] * _paper_residual(channels, BLOCK8)
+    return total + channels * num_classes + num_classes
+
+
+def test_paper_tables_are_figure_3_to_19_with_the_torch_corrections():
+    assert _as_restated((module.PAPER_STEM,)) == [PAPER_STEM]
+    assert [_as_restated(table) for _, table in module.PAPER_STEM_MIXED] == PAPER_STEM_MIXED
+    assert _as_restated(module.PAPER_BLOCK35) == BLOCK35
+    assert _as_restated(module.PAPER_REDUCTION_A) == PAPER_REDUCTION_A
+    assert _as_restated(module.PAPER_BLOCK17) == BLOCK17
+    assert _as_restated(module.PAPER_REDUCTION_B) == PAPER_REDUCTION_B
+    assert _as_restated(module.PAPER_BLOCK8) == BLOCK8
+    assert module.PAPER_SCALES == (0.1, 0.1, 0.1)
+
+
+@pytest.mark.parametrize("blocks", [PAPER_BLOCKS, (1, 1, 1)])
+def test_paper_layout_parameters_match_tables(blocks):
+    net = InceptionResNetV2(layout="paper", blocks=blocks)
+    assert count_trainable_parameters(net) == expected_paper_parameters(blocks)
+
+
+def test_paper_layout_count_pinned_and_defaults():
+    assert expected_paper_parameters(PAPER_BLOCKS) == 31_574_440
+    assert count_trainable_parameters(InceptionResNetV2(layout="paper")) == 31_574_440
+    net = InceptionResNetV2(layout="paper", num_classes=10)
+    blocks = [b for b in net.features[:] if isinstance(b, InceptionResNetBlock)]
+    assert len(blocks) == 5 + 10 + 5
+    assert all(b.scale == 0.1 and b.activation for b in blocks)
+    text = net.describe(299)
+    for shape in ("1x384x35x35", "1x1152x17x17", "1x2048x8x8", "1x2048x1x1"):
+        assert shape in text
+
+
+def test_paper_layout_batch_norm_is_torchs():
+    import json
+
+    net = InceptionResNetV2(layout="paper", blocks=(1, 1, 1), num_classes=10)
+    gammas = [p for n, p in net.collect_params().items() if n.endswith("_gamma")]
+    assert gammas and all(p.grad_req == "write" for p in gammas)
+    graph = json.loads(net(mx.sym.var("data")).tojson())
+    assert all(float(n["attrs"]["eps"]) == 1e-5 for n in graph["nodes"] if n["op"] == "BatchNorm")
+    assert all(n["attrs"]["no_bias"] == "True" for n in graph["nodes"] if n["op"] == "Convolution")
+
+
+def test_paper_layout_scales_after_the_linear_bn():
+    mx.random.seed(0)
+    block = InceptionResNetBlock(32, module.PAPER_BLOCK35, 0.1, unit=module.PAPER_UNIT,
+                                 prefix="block35_")
+    block.initialize(mx.init.Xavier(magnitude=2))
+    x = mx.nd.array(np.random.RandomState(3).randn(2, 32, 9, 9))
+    residual = block.up(block.mixed(x)).asnumpy()  # conv + BN, unscaled
+    assert np.abs(residual).max() > 0
+    assert sorted(n.split("_", 2)[-1] for n in block.up.collect_params()) == [
+        "batchnorm0_beta", "batchnorm0_gamma", "batchnorm0_running_mean",
+        "batchnorm0_running_var", "conv0_weight"]
+    np.testing.assert_allclose(block(x).asnumpy(), np.maximum(x.asnumpy() + 0.1 * residual, 0),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_paper_layout_trains_and_round_trips(tmp_path):
+    mx.random.seed(0)
+    net = InceptionResNetV2(layout="paper", blocks=(1, 1, 1), num_classes=10)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    x, y = _images(2, 75), mx.nd.array([3, 8])
+    with autograd.record():
+        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    trainable = {n: p for n, p in net.collect_params().items() if p.grad_req != "null"}
+    assert not [n for n, p in trainable.items() if not np.abs(p.grad().asnumpy()).sum() > 0]
+    imperative = net(x).asnumpy()
+    net.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+
+
+def test_paper_layout_refuses_final_scale_and_unknown_layouts():
+    with pytest.raises(ValueError, match="final_scale belongs to the released layout"):
+        InceptionResNetV2(layout="paper", final_scale=1.0)
+    with pytest.raises(ValueError, match="valid: released, paper"):
+        InceptionResNetV2(layout="torch")

@@ -1,11 +1,16 @@
-"""Inception-ResNet-v2 in the layout of Google's released weights.
+"""Inception-ResNet-v2, in two layouts: Google's released weights, and the paper's.
 
 Szegedy, Ioffe, Vanhoucke & Alemi, "Inception-v4, Inception-ResNet and the Impact of Residual
-Connections on Learning", AAAI 2017 (arXiv:1602.07261), Figures 15-19, and the graph of the
-weights Google released with TF-slim (``inception_resnet_v2_2016_08_30``; Keras'
-``InceptionResNetV2`` has the same layout). Where the two differ this module follows the
-released graph, so that its parameter count (55,813,192 trainable at 1000 classes) and its
-layer shapes match the weights everyone compares against. The choices:
+Connections on Learning", AAAI 2017 (arXiv:1602.07261), Figures 3 and 15-19.
+
+``layout="released"`` (the default) follows the graph of the weights Google released with
+TF-slim (``inception_resnet_v2_2016_08_30``; Keras' ``InceptionResNetV2`` has the same
+layout), so that its parameter count (55,813,192 trainable at 1000 classes) and its layer
+shapes match the weights everyone compares against. ``layout="paper"`` is the paper's
+network as the Torch reproduction (lim0606/torch-inception-resnet-v2, its model file in
+fb.resnet.torch pull request 64) built it; its choices follow the released layout's below.
+
+The released layout's choices:
 
 Stem
     The paper's Figure 3 (shared with Inception-v4) ends in 384 channels at 35x35. The
@@ -19,11 +24,12 @@ Widths that do not add up in the paper
     384 + n + m = 1152 channels, so Figure 17's "1154" for Inception-ResNet-B is a typo for
     1152. Reduction-B (Figure 18: 3x3/2 384 | 3x3/2 288 | 3x3 288 -> 3x3/2 320 | max pool)
     then outputs 1152 + 384 + 288 + 320 = 2144 channels, while Figure 19 gives
-    Inception-ResNet-C 2048 (Torch reproductions that keep 2048 depart from Figure 18 to get
-    it). With the released 320-channel stem everything adds up: Reduction-A gives
-    320 + 384 + 384 = 1088 (Inception-ResNet-B's last 1x1 is 1088 wide), Reduction-B gives
-    1088 + 384 + 288 + 320 = 2080 (Inception-ResNet-C's last 1x1 is 2080 wide). This module
-    uses the released widths, 1088 and 2080, and keeps Figure 18's branch widths.
+    Inception-ResNet-C 2048 (the Torch reproduction narrows Reduction-B to get 2048: the
+    paper layout below). With the released 320-channel stem everything adds up:
+    Reduction-A gives 320 + 384 + 384 = 1088 (Inception-ResNet-B's last 1x1 is 1088 wide),
+    Reduction-B gives 1088 + 384 + 288 + 320 = 2080 (Inception-ResNet-C's last 1x1 is 2080
+    wide). The released layout uses these widths, 1088 and 2080, and keeps Figure 18's
+    branch widths.
 Residual branches
     Each ends in a 1x1 convolution with bias and without BN or ReLU ("1x1 Conv, Linear" in
     the figures), scaled by the block type's residual scale (Section 3.3 suggests 0.1 to
@@ -40,9 +46,36 @@ Head
 Block counts
     The paper's Figure 15 repeats the residual blocks 5, 10, 5 times (``PAPER_BLOCKS``); the
     released weights repeat them 10, 20, 10 times (``RELEASED_BLOCKS``, the default).
+
+The paper layout (``PAPER_*`` tables), as the Torch reproduction built it:
+
+Stem
+    Figure 3 (shared with Inception-v4): conv 3x3/2 32 V, 3x3 32 V, 3x3 64, then three
+    filter concatenations: max pool 3x3/2 V | 3x3/2 96 V (160 channels); 1x1 64 -> 3x3 96 V
+    | 1x1 64 -> 7x1 64 -> 1x7 64 -> 3x3 96 V (192); 3x3/2 192 V | max pool 3x3/2 V (384 at
+    35x35). Kernels are (height, width) as the figures label them. The Torch code passes
+    its (kh, kw) to Torch's (kW, kH) arguments, so it runs each asymmetric pair transposed
+    (1x7 first here, 7x1 first in Inception-ResNet-B); shapes and counts are the same.
+Widths, with the Torch reproduction's typo corrections
+    Reduction-A (k, l, m, n = 256, 256, 384, 384) outputs 384 + 384 + 384 = 1152, so
+    Inception-ResNet-B's last 1x1 is 1152 wide (Figure 17 prints 1154). Figure 18's
+    Reduction-B (3x3/2 384 | 3x3/2 288 | 3x3 288 -> 3x3/2 320, each after a 1x1 256) would
+    output 1152 + 992 = 2144, not the 2048 of Figure 19; the reproduction narrowed the
+    second branch to 256 and the third to 256 -> 256 (after revilokeb's Caffe model), which
+    gives 1152 + 384 + 256 + 256 = 2048.
+Residual branches
+    The last 1x1 convolution is "linear" as in the figures: no ReLU, but, as in the Torch
+    code, followed by BN (no convolution in that code has a bias); its output is multiplied
+    by 0.1 in every block, the last included, before the addition, then ReLU.
+Batch normalization, head
+    Torch's defaults: trained gamma, epsilon 1e-5 (MXNet's momentum 0.9 is Torch's 0.1).
+    No 1x1 head convolution: Inception-ResNet-C's 2048 channels go straight to the average
+    pooling (8x8 at 299 px), dropout 0.2 (keep 0.8) and the classifier. Blocks 5, 10, 5.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from mxnet.gluon import nn
 
@@ -111,24 +144,76 @@ RELEASED_SCALES = (0.17, 0.10, 0.20)  # residual scales of block35, block17, blo
 
 BN_EPSILON = 1e-3  # released graph
 BN_SCALE = False  # Deviation from Gluon's default, as released: no trained gamma
+RELEASED_UNIT = {"bn_epsilon": BN_EPSILON, "bn_scale": BN_SCALE}
+
+# --- The paper's layout, as the Torch reproduction built it (lim0606) -------------------
+# Concatenations in the Torch code's branch order.
+
+PAPER_STEM = (  # Figure 3, before its first filter concatenation
+    (32, 3, 2, 0),
+    (32, 3, 1, 0),
+    (64, 3),
+)
+PAPER_STEM_NAMES = ("conv2d_1a", "conv2d_2a", "conv2d_2b")
+
+PAPER_STEM_MIXED = (  # Figure 3's three filter concatenations: 160, 192, 384 channels
+    ("mixed_3a", (
+        (("max", 3, 2, 0),),
+        ((96, 3, 2, 0),),
+    )),
+    ("mixed_4a", (
+        ((64, 1), (96, 3, 1, 0)),
+        ((64, 1), (64, (7, 1)), (64, (1, 7)), (96, 3, 1, 0)),
+    )),
+    ("mixed_5a", (
+        ((192, 3, 2, 0),),
+        (("max", 3, 2, 0),),
+    )),
+)
+
+PAPER_BLOCK35 = BLOCK35  # Figure 16: the same branches; closed by a 1x1 back to 384
+
+PAPER_REDUCTION_A = (  # Figure 7 with k, l, m, n = 256, 256, 384, 384: 1152 channels
+    (("max", 3, 2, 0),),
+    ((384, 3, 2, 0),),
+    ((256, 1), (256, 3), (384, 3, 2, 0)),
+)
+
+PAPER_BLOCK17 = BLOCK17  # Figure 17; closed by a 1x1 back to 1152 (the figure prints 1154)
+
+PAPER_REDUCTION_B = (  # Figure 18 with the Torch reproduction's widths: 2048 channels
+    (("max", 3, 2, 0),),
+    ((256, 1), (384, 3, 2, 0)),
+    ((256, 1), (256, 3, 2, 0)),               # Deviation from Figure 18: 288 there
+    ((256, 1), (256, 3), (256, 3, 2, 0)),     # Deviation from Figure 18: 288, 320 there
+)
+
+PAPER_BLOCK8 = BLOCK8  # Figure 19; closed by a 1x1 back to 2048
+
+PAPER_SCALES = (0.1, 0.1, 0.1)  # the Torch code's MulConstant(0.1), every block
+PAPER_UNIT = {"bn_epsilon": 1e-5, "bn_scale": True}  # Torch's SpatialBatchNormalization
+
+LAYOUTS = ("released", "paper")
 
 
-def _conv(in_channels: int, spec: tuple, prefix: str) -> tuple[ConvBNAct, int]:
+def _conv(in_channels: int, spec: tuple, prefix: str, unit: dict[str, Any] = RELEASED_UNIT,
+          activation: str | None = "relu") -> tuple[ConvBNAct, int]:
     channels, kernel, *rest = spec
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     stride, padding = rest if rest else (1, (kh // 2, kw // 2))
-    return ConvBNAct(in_channels, channels, (kh, kw), stride, padding, bn_epsilon=BN_EPSILON,
-                     bn_scale=BN_SCALE, prefix=prefix), channels
+    return ConvBNAct(in_channels, channels, (kh, kw), stride, padding, activation=activation,
+                     prefix=prefix, **unit), channels
 
 
-def _layer(in_channels: int, spec: tuple, prefix: str) -> tuple[nn.HybridBlock, int]:
+def _layer(in_channels: int, spec: tuple, prefix: str,
+           unit: dict[str, Any] = RELEASED_UNIT) -> tuple[nn.HybridBlock, int]:
     """A convolution or pooling from its table entry, and its output channels."""
     if spec[0] == "max":
         return nn.MaxPool2D(*spec[1:], prefix=prefix), in_channels
     if spec[0] == "avg":
         # TF "same" average pooling divides by the number of real (unpadded) inputs.
         return nn.AvgPool2D(*spec[1:], count_include_pad=False, prefix=prefix), in_channels
-    return _conv(in_channels, spec, prefix)
+    return _conv(in_channels, spec, prefix, unit)
 
 
 class Mixed(nn.HybridBlock):
@@ -143,9 +228,12 @@ class Mixed(nn.HybridBlock):
         Channels of the input.
     branches : tuple
         The block's table (see the module's table format).
+    unit : dict
+        Keyword arguments of every convolution's :class:`ConvBNAct` (the layout's BN).
     """
 
-    def __init__(self, in_channels: int, branches: tuple, **kwargs) -> None:
+    def __init__(self, in_channels: int, branches: tuple,
+                 unit: dict[str, Any] = RELEASED_UNIT, **kwargs) -> None:
         super().__init__(**kwargs)
         self.out_channels = 0
         with self.name_scope():
@@ -155,7 +243,7 @@ class Mixed(nn.HybridBlock):
                 channels = in_channels
                 with branch.name_scope():
                     for i, spec in enumerate(chain):
-                        layer, channels = _layer(channels, spec, prefix=f"{i}_")
+                        layer, channels = _layer(channels, spec, f"{i}_", unit)
                         branch.add(layer)
                 self.register_child(branch)
                 self.branches.append(branch)
@@ -194,8 +282,10 @@ class ScaledConv1x1(nn.HybridBlock):
 class InceptionResNetBlock(nn.HybridBlock):
     """An Inception-ResNet block (Figures 16, 17, 19): ``x + scale * up(branches(x))``, ReLU.
 
-    ``up`` is a 1x1 convolution back to ``in_channels``, with bias and without BN or
-    activation, as released; it applies ``scale`` (stored as ``self.scale``) to its weights.
+    ``up`` is a 1x1 convolution back to ``in_channels``. Released layout: with bias, without
+    BN or activation; it applies ``scale`` (stored as ``self.scale``) to its weights. Paper
+    layout (``unit=PAPER_UNIT``): without bias and followed by BN, as the Torch reproduction
+    built it, so the scale multiplies BN's output.
 
     Parameters
     ----------
@@ -207,66 +297,97 @@ class InceptionResNetBlock(nn.HybridBlock):
         Residual scale (Section 3.3 of the paper).
     activation : bool
         ReLU after the addition; the released graph leaves it out of the very last block.
+    unit : dict
+        The convolutions' BN: ``RELEASED_UNIT`` or ``PAPER_UNIT`` (which also closes the
+        branch with conv + BN instead of a biased conv).
     """
 
     def __init__(self, in_channels: int, branches: tuple, scale: float,
-                 activation: bool = True, **kwargs) -> None:
+                 activation: bool = True, unit: dict[str, Any] = RELEASED_UNIT,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.scale = float(scale)
         self.activation = activation
+        self._scale_outside = unit is not RELEASED_UNIT
         with self.name_scope():
-            self.mixed = Mixed(in_channels, branches, prefix="")
-            # back to the input width: 1088 and 2080 in the released layout, where the paper's
-            # figures print 1154 and 2048 (see the module docstring); bias, no BN, as released
-            self.up = ScaledConv1x1(in_channels, self.mixed.out_channels, self.scale,
-                                    prefix="up_")
+            self.mixed = Mixed(in_channels, branches, unit, prefix="")
+            # Back to the input width: 320, 1088 and 2080 in the released layout, 384, 1152
+            # and 2048 in the paper's (whose figures print 1154 for 1152).
+            if self._scale_outside:
+                # The Torch reproduction's addConvLinear: conv (no bias) => BN, no ReLU.
+                self.up, _ = _conv(self.mixed.out_channels, (in_channels, 1), "up_", unit,
+                                   activation=None)
+            else:  # bias, no BN, as released
+                self.up = ScaledConv1x1(in_channels, self.mixed.out_channels, self.scale,
+                                        prefix="up_")
 
     def hybrid_forward(self, F, x):
-        out = x + self.up(self.mixed(x))  # up() applies the residual scale
+        residual = self.up(self.mixed(x))  # the released up() applies the scale itself
+        out = x + (residual * self.scale if self._scale_outside else residual)
         # Activation, not relu: MXNet's plain relu has no oneDNN kernel, and on the blocked
         # layouts oneDNN hands it, relu forward and backward took 13% of a training step.
         return F.Activation(out, act_type="relu") if self.activation else out
 
 
 class InceptionResNetV2(nn.HybridBlock):
-    """Inception-ResNet-v2 (Szegedy et al. 2016, arXiv:1602.07261), released layout.
+    """Inception-ResNet-v2 (Szegedy et al. 2016, arXiv:1602.07261), released or paper layout.
 
-    ``features``: stem, ``mixed_5b``, ``blocks[0]`` x block35, ``mixed_6a`` (Reduction-A),
-    ``blocks[1]`` x block17, ``mixed_7a`` (Reduction-B), ``blocks[2]`` x block8 (the last one
-    with ``final_scale`` and no ReLU), ``conv2d_7b`` and global average pooling; ``output``:
-    dropout and dense. Output: ``(batch, num_classes)`` logits. The smallest input that
-    works is 75 px; the paper's is 299 px.
+    Released: ``features``: stem, ``mixed_5b``, ``blocks[0]`` x block35, ``mixed_6a``
+    (Reduction-A), ``blocks[1]`` x block17, ``mixed_7a`` (Reduction-B), ``blocks[2]`` x block8
+    (the last one with ``final_scale`` and no ReLU), ``conv2d_7b`` and global average
+    pooling. Paper: Figure 3's stem (``conv2d_1a`` .. ``mixed_5a``), the same sequence of
+    residual and reduction blocks in the paper's widths, every block8 alike, global average
+    pooling. ``output``: dropout and dense. Output: ``(batch, num_classes)`` logits. The
+    smallest input that works is 75 px; the paper's is 299 px.
 
     Parameters
     ----------
     num_classes : int
         Width of the classifier.
-    blocks : tuple of 3 int
-        Repeats of Inception-ResNet-A, -B, -C: ``RELEASED_BLOCKS`` or ``PAPER_BLOCKS``.
-    scales : tuple of 3 float
-        Residual scales of the three block types.
+    blocks : tuple of 3 int, optional
+        Repeats of Inception-ResNet-A, -B, -C: ``RELEASED_BLOCKS`` (the released layout's
+        default) or ``PAPER_BLOCKS`` (the paper layout's).
+    scales : tuple of 3 float, optional
+        Residual scales of the three block types (``RELEASED_SCALES``, ``PAPER_SCALES``).
     dropout : float
         Dropout rate before the classifier (0.2, i.e. keep probability 0.8).
     in_channels : int
         Channels of the input images.
-    final_scale : float
-        Residual scale of the last Inception-ResNet-C block (1.0 as released).
+    final_scale : float, optional
+        Released layout only: residual scale of the last Inception-ResNet-C block (1.0).
+    layout : str
+        ``"released"`` (Google's released graph) or ``"paper"`` (the Torch reproduction's).
     prefix : str
         Name prefix of every parameter; fixed so checkpoints load by name in any process.
     """
 
-    def __init__(self, num_classes: int = 1000, blocks: tuple[int, int, int] = RELEASED_BLOCKS,
-                 scales: tuple[float, float, float] = RELEASED_SCALES, dropout: float = 0.2,
-                 in_channels: int = 3, final_scale: float = 1.0,
-                 prefix: str = "inception_resnet_v2_", params=None) -> None:
+    def __init__(self, num_classes: int = 1000, blocks: tuple[int, int, int] | None = None,
+                 scales: tuple[float, float, float] | None = None, dropout: float = 0.2,
+                 in_channels: int = 3, final_scale: float | None = None,
+                 layout: str = "released", prefix: str = "inception_resnet_v2_",
+                 params=None) -> None:
         super().__init__(prefix=prefix, params=params)
-        blocks, scales = tuple(blocks), tuple(scales)
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
+        paper = layout == "paper"
+        if paper and final_scale is not None:
+            raise ValueError("final_scale belongs to the released layout; the paper layout "
+                             "scales its last block like the others (scales[2])")
+        blocks = tuple(blocks if blocks is not None else
+                       PAPER_BLOCKS if paper else RELEASED_BLOCKS)
+        scales = tuple(scales if scales is not None else
+                       PAPER_SCALES if paper else RELEASED_SCALES)
         if len(blocks) != 3 or any(not isinstance(n, int) or n < 1 for n in blocks):
             raise ValueError(f"blocks must be three positive ints (e.g. {RELEASED_BLOCKS} "
                              f"released, {PAPER_BLOCKS} paper), got {blocks}")
         if len(scales) != 3:
             raise ValueError(f"scales must be three floats (e.g. {RELEASED_SCALES}), got {scales}")
         self._in_channels = in_channels
+        self.layout = layout
+        if paper:
+            self._build_paper(num_classes, blocks, scales, dropout, in_channels)
+            return
+        final_scale = 1.0 if final_scale is None else final_scale
         channels = in_channels
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="features_")
@@ -290,15 +411,42 @@ class InceptionResNetV2(nn.HybridBlock):
                 self.output.add(nn.Dropout(dropout),
                                 nn.Dense(num_classes, in_units=channels, prefix="logits_"))
 
-    def _add_mixed(self, in_channels: int, table: tuple, prefix: str) -> int:
-        block = Mixed(in_channels, table, prefix=prefix)
+    def _build_paper(self, num_classes: int, blocks: tuple[int, int, int],
+                     scales: tuple[float, float, float], dropout: float, channels: int) -> None:
+        """The ``PAPER_*`` tables, every convolution a ``PAPER_UNIT``."""
+        unit = PAPER_UNIT
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix="features_")
+            for name, spec in zip(PAPER_STEM_NAMES, PAPER_STEM):
+                layer, channels = _layer(channels, spec, f"{name}_", unit)
+                self.features.add(layer)
+            for name, table in PAPER_STEM_MIXED:
+                channels = self._add_mixed(channels, table, f"{name}_", unit)
+            channels = self._add_residual(channels, PAPER_BLOCK35, "block35", blocks[0],
+                                          scales[0], unit)
+            channels = self._add_mixed(channels, PAPER_REDUCTION_A, "mixed_6a_", unit)
+            channels = self._add_residual(channels, PAPER_BLOCK17, "block17", blocks[1],
+                                          scales[1], unit)
+            channels = self._add_mixed(channels, PAPER_REDUCTION_B, "mixed_7a_", unit)
+            channels = self._add_residual(channels, PAPER_BLOCK8, "block8", blocks[2],
+                                          scales[2], unit)
+            # Deviation from the Torch code's fixed 8x8 average pooling: the same at 299 px.
+            self.features.add(GlobalAvgPool(prefix="global_pool_"))
+            self.output = nn.HybridSequential(prefix="output_")
+            with self.output.name_scope():
+                self.output.add(nn.Dropout(dropout),
+                                nn.Dense(num_classes, in_units=channels, prefix="logits_"))
+
+    def _add_mixed(self, in_channels: int, table: tuple, prefix: str,
+                   unit: dict[str, Any] = RELEASED_UNIT) -> int:
+        block = Mixed(in_channels, table, unit, prefix=prefix)
         self.features.add(block)
         return block.out_channels
 
     def _add_residual(self, channels: int, table: tuple, name: str, count: int,
-                      scale: float) -> int:
+                      scale: float, unit: dict[str, Any] = RELEASED_UNIT) -> int:
         for i in range(1, count + 1):
-            self.features.add(InceptionResNetBlock(channels, table, scale,
+            self.features.add(InceptionResNetBlock(channels, table, scale, unit=unit,
                                                    prefix=f"{name}_{i}_"))
         return channels
 
