@@ -27,7 +27,7 @@ from pyimagesearch.data.iterators import (
     evaluation_iterator,
     training_iterator,
 )
-from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
 from pyimagesearch.settings import to_json
 from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
@@ -107,6 +107,8 @@ def initializer(config: Settings) -> mx.init.Initializer:
 def build_network(config: Settings, contexts: list[mx.Context], seed: int,
                   overrides: dict[str, Any] | None = None) -> gluon.HybridBlock:
     net = get_model(config.MODEL, **model_params(config, overrides))
+    # Networks with deferred shapes (GluonCV's zoo) get them now, so counts are complete.
+    complete_shapes(net, (1, 3, config.INPUT_SIZE, config.INPUT_SIZE))
     mx.random.seed(seed)
     net.initialize(initializer(config), ctx=contexts)
     net.hybridize(static_alloc=True, static_shape=True)

@@ -1,0 +1,117 @@
+"""GluonCV's model zoo by name: ``MODEL = "gluoncv:resnet18_v1b"`` in a config.
+
+Any name ``gluoncv.model_zoo.get_model`` knows is built untrained (``pretrained=False``,
+this project trains from scratch) with ``classes=NUM_CLASSES`` and the config's
+``MODEL_PARAMS`` as further constructor arguments, inside :class:`ZooNetwork`, which gives
+it what the project's own networks have:
+
+* a fixed parameter prefix (``gluoncv_resnet18_v1b_``), so checkpoints load by name in any
+  process (GluonCV's own prefixes count instances per process);
+* ``features``, the layers up to and including the global average pooling, which the
+  health monitor needs for its zero fraction of the last feature map. GluonCV's networks
+  with a ``features`` sequence holding a global pooling have it as it is (ResNet v1/v2,
+  SE-ResNet, ResNeXt, MobileNet v1/v2/v3, the CIFAR ResNets and wide ResNets); the
+  ResNetV1b family (``resnet*_v1b/c/d/e/s``) and ResNeSt get it assembled from their named
+  stages in the order their ``hybrid_forward`` runs them. Others (VGG, AlexNet, DenseNet,
+  Inception v3, SqueezeNet, GoogLeNet, Xception) have no global pooling in such a sequence
+  or apply a layer more than once; they train, but the monitor reports no zero fraction.
+
+The network is otherwise GluonCV's own, forward included.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+
+from mxnet.gluon import nn
+
+PREFIX = "gluoncv:"
+GLOBAL_POOLS = (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D)
+# ResNetV1b.hybrid_forward and ResNeSt.hybrid_forward, up to the global pooling.
+RESNET_V1B_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3",
+                     "layer4", "avgpool")
+
+
+class ZooNetworkError(ValueError):
+    """The name is not in GluonCV's model zoo, or its constructor refuses the arguments."""
+
+
+def _model_zoo():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GluonCV warns about optional packages on import
+        from gluoncv import model_zoo
+    return model_zoo
+
+
+def zoo_names() -> list[str]:
+    """Every name ``gluoncv.model_zoo.get_model`` accepts."""
+    return sorted(_model_zoo().get_model_list())
+
+
+def _feature_trunk(net: nn.HybridBlock) -> nn.HybridSequential | None:
+    """The layers up to the last global pooling, in forward order, or None."""
+    features = getattr(net, "features", None)
+    if isinstance(features, nn.HybridSequential) and any(
+            isinstance(layer, GLOBAL_POOLS) for layer in features):
+        return features
+    from gluoncv.model_zoo.resnest import ResNeSt
+    from gluoncv.model_zoo.resnetv1b import ResNetV1b
+
+    if isinstance(net, (ResNetV1b, ResNeSt)):
+        trunk = nn.HybridSequential(prefix="features_")
+        for stage in RESNET_V1B_STAGES:
+            trunk.register_child(getattr(net, stage))
+        return trunk
+    return None
+
+
+class ZooNetwork(nn.HybridBlock):
+    """A GluonCV model-zoo network, untrained, under a fixed prefix.
+
+    Output: ``(batch, num_classes)`` logits, as the zoo network computes them.
+
+    Parameters
+    ----------
+    name : str
+        A ``gluoncv.model_zoo.get_model`` name (``resnet18_v1b``, ``mobilenet0.25``, ...).
+    num_classes : int
+        Passed as the zoo constructor's ``classes``.
+    **kwargs
+        Further constructor arguments of the zoo network (``MODEL_PARAMS``).
+    """
+
+    def __init__(self, name: str, num_classes: int = 1000, **kwargs) -> None:
+        super().__init__(prefix=f"gluoncv_{re.sub(r'[^0-9A-Za-z]+', '_', name)}_")
+        if "pretrained" in kwargs:
+            raise ZooNetworkError(f"{PREFIX}{name}: MODEL_PARAMS may not set 'pretrained'; "
+                                  f"zoo networks are trained from scratch here")
+        zoo = _model_zoo()
+        known = zoo.get_model_list()
+        if name.lower() not in known:
+            close = difflib.get_close_matches(name.lower(), known, n=6, cutoff=0.5)
+            raise ZooNetworkError(
+                f"unknown GluonCV model {name!r}; "
+                + (f"close names: {', '.join(PREFIX + c for c in close)}; " if close else "")
+                + f"gluoncv.model_zoo.get_model_list() has all {len(known)}")
+        self.zoo_name = name
+        with self.name_scope():
+            try:
+                self.net = zoo.get_model(name, pretrained=False, classes=num_classes, **kwargs)
+            except TypeError as exc:
+                raise ZooNetworkError(f"{PREFIX}{name} does not take these arguments "
+                                      f"(classes={num_classes}, MODEL_PARAMS {kwargs}): "
+                                      f"{exc}") from None
+
+    @property
+    def features(self) -> nn.HybridSequential | None:
+        """Layers up to and including the global pooling (None where the network has none).
+
+        Built on each call rather than held: an attribute holding it would register the
+        zoo network's layers a second time, as children of this block.
+        """
+        return _feature_trunk(self.net)
+
+    def hybrid_forward(self, F, x):
+        return self.net(x)
