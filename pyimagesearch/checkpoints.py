@@ -17,6 +17,11 @@ crash mid-save) is never taken for a complete one. What a killed save leaves
 under the run's lock (:func:`remove_save_leftovers`). Checkpoint N holds the weights after
 N epochs, which is where ``--start-epoch N`` resumes, as in the book.
 
+An epoch that MXNet's symbolic API wrote (``mx.model.save_checkpoint``,
+``Module.save_checkpoint``: the book's own checkpoints) has the first two files and no
+manifest; :mod:`pyimagesearch.mxnet_checkpoints` recognizes it, and the functions here
+accept it (a stand-in manifest, ``last``, and loading into the config's network).
+
 Beside them, the commands write ``NAME-%04d-<split>[-10crop].json`` (a test score),
 ``NAME-epochs.csv`` (every checkpoint on validation), ``NAME-%04d.onnx`` and
 ``NAME-report.html``: :func:`result_path` and its siblings name them.
@@ -37,6 +42,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from pyimagesearch.settings import Settings
 from pyimagesearch.training.optimizers import save_optimizer_state
 from pyimagesearch.utils.files import atomic_write_text, commit_file, fsync_path, sha256_file
 
@@ -203,7 +209,12 @@ def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
     """
     if str(epoch) != "last":
         return int(epoch)
+    from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs  # it imports us
+
+    newest_mxnet = max(mxnet_checkpoint_epochs(folder, prefix), default=None)
     for candidate in reversed(list_checkpoints(folder, prefix)):
+        if newest_mxnet is not None and newest_mxnet > candidate:
+            return newest_mxnet
         try:
             read_manifest(folder, prefix, candidate)
         except CheckpointError as exc:
@@ -211,15 +222,25 @@ def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
                            exc)
             continue
         return candidate
+    if newest_mxnet is not None:
+        return newest_mxnet
     raise CheckpointError(f"no complete checkpoint of {prefix!r} in {folder} verifies")
 
 
 def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = True,
                   skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The manifest of checkpoint ``epoch``, its files (but ``skip``) checked by SHA-256."""
+    """The manifest of checkpoint ``epoch``, its files (but ``skip``) checked by SHA-256.
+
+    For an epoch MXNet's symbolic API wrote, a stand-in with ``"format": "mxnet"`` and its
+    two files (``mxnet_checkpoints.stand_in_manifest``).
+    """
     folder = Path(folder)
     paths = checkpoint_paths(folder, prefix, epoch)
     if not paths["manifest"].exists():
+        from pyimagesearch.mxnet_checkpoints import is_mxnet_checkpoint, stand_in_manifest
+
+        if is_mxnet_checkpoint(folder, prefix, epoch):
+            return stand_in_manifest(folder, prefix, epoch)
         existing = list_checkpoints(folder, prefix)
         listing = ", ".join(str(e) for e in existing) if existing else "none"
         raise CheckpointError(f"no checkpoint {paths['manifest'].name} in {folder}; "
@@ -264,10 +285,22 @@ def load_exported_params(net: gluon.Block, path: str | Path) -> None:
         param.set_data(arrays[name])
 
 
-def load_network(folder: str | Path, prefix: str, epoch: int,
-                 contexts: list[mx.Context]) -> gluon.SymbolBlock:
+def load_network(folder: str | Path, prefix: str, epoch: int, contexts: list[mx.Context],
+                 config: Settings | None = None) -> gluon.HybridBlock:
     """Checkpoint ``epoch`` as a hybridized ``SymbolBlock`` on ``contexts``, its files
-    verified against the manifest first."""
+    verified against the manifest first.
+
+    An epoch MXNet's symbolic API wrote is loaded into ``config``'s network instead, its
+    arrays mapped by structure (``mxnet_checkpoints``); without a config it is refused.
+    """
+    from pyimagesearch.mxnet_checkpoints import build_from_mxnet_checkpoint, is_mxnet_checkpoint
+
+    if is_mxnet_checkpoint(folder, prefix, epoch):
+        if config is None:
+            raise CheckpointError(f"{checkpoint_name(prefix, epoch)} in {folder} was written by "
+                                  f"MXNet's symbolic API and records no network; give the "
+                                  f"config that builds it")
+        return build_from_mxnet_checkpoint(config, folder, prefix, epoch, contexts)
     read_manifest(folder, prefix, epoch)
     paths = checkpoint_paths(folder, prefix, epoch)
     with warnings.catch_warnings():

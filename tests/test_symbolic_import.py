@@ -14,13 +14,13 @@ from book_symbol import (
     save_book_checkpoint,
 )
 
+from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.nn import get_model
 from pyimagesearch.nn.symbolic_import import (
     StructureMismatch,
     load_symbolic_checkpoint,
     read_symbolic_checkpoint,
 )
-from pyimagesearch.checkpoints import CheckpointError
 
 CLASSES = 4
 
@@ -117,3 +117,109 @@ def test_unreadable_files_are_one_line_errors(tmp_path, book_checkpoint):
                                               .read_text())
     with pytest.raises(CheckpointError, match="bad-0001.params: not a readable parameter file"):
         read_symbolic_checkpoint(tmp_path, "bad", 1)
+
+
+# --- every command that takes --checkpoints/--prefix/--epoch ----------------------------
+
+@pytest.fixture(scope="module")
+def book_config(tiny_dataset_config, tmp_path_factory) -> Path:
+    """The tiny dataset (4 classes, 28 px crops) with the book's GoogLeNet."""
+    from model_use_fixtures import FAST, config_with
+
+    folder = tmp_path_factory.mktemp("book_config")
+    return config_with(tiny_dataset_config, folder / "book_config.py",
+                       **{**FAST, "MODEL_PARAMS": {"variant": "book"}})
+
+
+def _copy_checkpoint(source: Path, target: Path) -> Path:
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("googlenet-*"):
+        shutil.copy(path, target / path.name)
+    return target
+
+
+def test_evaluation_path_gives_the_modules_logits(book_checkpoint, book_config, tmp_path):
+    from model_use_fixtures import config_with
+
+    from pyimagesearch.checkpoints import load_network
+    from pyimagesearch.config import load_config
+
+    config = load_config(str(config_with(book_config, tmp_path / "at224.py",
+                                         INPUT_SIZE=BOOK_INPUT)))
+    images = np.random.RandomState(4).uniform(-1, 1, (2, 3, BOOK_INPUT, BOOK_INPUT))
+    expected = module_logits(book_checkpoint, "googlenet", 3, images.astype(np.float32))
+    net = load_network(book_checkpoint, "googlenet", 3, [mx.cpu()], config)
+    assert np.abs(net(mx.nd.array(images)).asnumpy() - expected).max() < 1e-4
+
+
+def test_test_export_classify_and_report_accept_it(book_checkpoint, book_config, tmp_path,
+                                                   capsys):
+    from pyimagesearch.evaluation.cli import test_main
+    from pyimagesearch.export.onnx_export import export_main
+    from pyimagesearch.inference.classify import classify_main
+    from pyimagesearch.reporting.run_report import report_main
+
+    folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
+    common = ["--checkpoints", str(folder), "--prefix", "googlenet", "--config", str(book_config)]
+    assert test_main([*common, "--epoch", "last"], "test", "config.demo_googlenet_config") == 0
+    assert "googlenet epoch 3 on 8 test images" in capsys.readouterr().out
+    assert (folder / "googlenet-0003-test.json").is_file()
+
+    pytest.importorskip("onnx", reason="onnx==1.13.1 belongs in requirements.txt")
+    assert export_main([*common, "--epoch", "3", "--runtime", "reference",
+                        "--parity-images", "3"]) == 0
+    assert (folder / "googlenet-0003.onnx").is_file()
+
+    from pyimagesearch.config import load_config
+
+    images = sorted(Path(load_config(str(book_config)).IMAGES_PATH).glob("train/*/*.JPEG"))
+    assert classify_main([*common, "--epoch", "3", str(images[0])]) == 0
+    assert report_main(common) == 0
+    assert "googlenet in " in (folder / "googlenet-report.html").read_text()
+    assert "checkpoint 3; generated" in (folder / "googlenet-report.html").read_text()
+
+
+def test_other_structure_is_refused_by_the_command(book_checkpoint, tiny_dataset_config,
+                                                   tmp_path, capsys):
+    from model_use_fixtures import FAST, config_with
+
+    from pyimagesearch.evaluation.cli import test_main
+
+    folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
+    default = config_with(tiny_dataset_config, tmp_path / "default.py", **FAST)
+    code = test_main(["--checkpoints", str(folder), "--prefix", "googlenet", "--epoch", "3",
+                      "--config", str(default)], "test", "config.demo_googlenet_config")
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert "does not fit the network: parameter 2 of 287: expected BatchNorm gamma (64,)" in error
+
+
+def test_training_resumes_from_it_weights_only(book_checkpoint, book_config, tmp_path):
+    from model_use_fixtures import train_run
+
+    from pyimagesearch.checkpoints import read_manifest
+    from pyimagesearch.config import load_config
+    from pyimagesearch.evaluation.cli import evaluate_checkpoint
+
+    folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
+    book_symbol_text = (folder / "googlenet-symbol.json").read_text()
+    train_run(book_config, folder, "googlenet", end_epoch=4, start_epoch=3)
+
+    log = (folder / "training_3.log").read_text()
+    resumed = [line for line in log.splitlines() if "Resumed from epoch 3" in line]
+    assert len(resumed) == 1
+    per_epoch = read_manifest(folder, "googlenet", 4)["identity"]["updates_per_epoch"]
+    assert "weights only, from MXNet checkpoint googlenet-0003: 344 arrays" in resumed[0]
+    assert f"optimizer state starts fresh and the schedule at update {3 * per_epoch:,}" \
+        in resumed[0]
+    # The schedule went on from update 3 x per_epoch: epoch 4 ends one epoch later.
+    assert read_manifest(folder, "googlenet", 4)["num_update"] == 4 * per_epoch
+    # The run wrote its own symbol; the book's was kept, and its epoch still loads.
+    assert (folder / "googlenet-mxnet-symbol.json").read_text() == book_symbol_text
+    assert (folder / "googlenet-symbol.json").read_text() != book_symbol_text
+    config = load_config(str(book_config))
+    for epoch in (3, 4):
+        assert evaluate_checkpoint(config, str(folder), "googlenet", epoch)["images"] == 8

@@ -1,10 +1,11 @@
 """The command line of every ``test_*.py`` script: score a saved checkpoint on the test records.
 
 ``python test_googlenet.py --checkpoints out --prefix googlenet --epoch 50`` loads the
-standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports``, so
-any checkpoint of that format works, not only ours) and prints rank-1 and rank-5 on
-the test split with a center crop, as the book does, or with ``--crops 10`` averaged over
-the four corners, the center and their mirrors (``crops.py``).
+standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports``; an
+epoch MXNet's symbolic API wrote, without the project's manifest, is mapped onto the
+config's network by structure: ``pyimagesearch.mxnet_checkpoints``) and prints rank-1
+and rank-5 on the test split with a center crop, as the book does, or with ``--crops 10``
+averaged over the four corners, the center and their mirrors (``crops.py``).
 
 Exit status: 0 done, 2 bad config, records or checkpoint, 4 rank-1 below
 ``--require-rank1``, 5 the figures were printed but a result file could not be written
@@ -39,6 +40,7 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_caveats,
     ten_crop_iterator,
 )
+from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.scoring import EvaluationError, evaluate
 from pyimagesearch.training.devices import add_device_arguments, select_contexts
 from pyimagesearch.utils.files import atomic_write_text, write_failure
@@ -92,7 +94,7 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
     # The iterator first: where 10-crop does not apply, fail before loading any weights.
     batches = (evaluation_iterator(config, info, split, batch_size) if crops == 1
                else ten_crop_iterator(config, info, split, batch_size))
-    net = load_network(checkpoints, prefix, epoch, contexts)
+    net = load_network(checkpoints, prefix, epoch, contexts, config)
     scorer = net if crops == 1 else TenCropAverage(net, config.INPUT_SIZE)
     result = evaluate(scorer, batches, contexts, Normalizer(info.mean, info.mean_image),
                       info.splits[split].count)
@@ -126,7 +128,8 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     highest validation rank-1 (lower loss breaks ties): choosing on the test split would
     make its figure an optimistic one.
     """
-    epochs = list_checkpoints(checkpoints, prefix)
+    epochs = sorted({*list_checkpoints(checkpoints, prefix),
+                     *mxnet_checkpoint_epochs(checkpoints, prefix)})
     if not epochs:
         raise CheckpointError(f"no complete checkpoint of {prefix!r} in {checkpoints}")
     rows = []

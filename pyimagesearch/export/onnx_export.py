@@ -52,6 +52,7 @@ from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.export.runtime import RUNTIMES, OnnxModel, OnnxModelError
 from pyimagesearch.inference.preprocess import classes_metadata
 from pyimagesearch.inference.source import CheckpointSource, describe_checkpoint
+from pyimagesearch.mxnet_checkpoints import network_graph
 from pyimagesearch.utils.files import commit_file, fsync_path
 
 EXIT_ERROR = 2
@@ -154,8 +155,8 @@ def _name_batch_dimension(value: onnx.ValueInfoProto) -> None:
 def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
     """Convert the checkpoint to an ONNX model (not yet written), metadata included."""
     size = int(source.preprocessing.input_size)
-    symbol, args, auxs = mx.model.load_checkpoint(
-        str(Path(source.checkpoints) / source.prefix), source.epoch)
+    symbol, args, auxs = network_graph(source.config, source.checkpoints, source.prefix,
+                                       source.epoch)
     _, (out_shape,), _ = symbol.infer_shape(data=(1, 3, size, size))
     if len(out_shape) != 2 or out_shape[1] != len(source.classes):
         raise ExportError(f"the network outputs shape {tuple(out_shape)} for one image but the "
@@ -212,8 +213,9 @@ def parity_batch(source: CheckpointSource, images: int, split: str) -> np.ndarra
 
 
 def mxnet_outputs(source: CheckpointSource, batch: np.ndarray) -> np.ndarray:
-    """The checkpoint's outputs, loaded as evaluation loads it (``SymbolBlock.imports``)."""
-    net = load_network(source.checkpoints, source.prefix, source.epoch, [mx.cpu()])
+    """The checkpoint's outputs, loaded as evaluation loads it (``load_network``)."""
+    net = load_network(source.checkpoints, source.prefix, source.epoch, [mx.cpu()],
+                       source.config)
     return net(mx.nd.array(batch)).asnumpy()
 
 

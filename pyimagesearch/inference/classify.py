@@ -85,7 +85,7 @@ class Classifier:
         from pyimagesearch.inference.source import describe_checkpoint
 
         source = describe_checkpoint(checkpoints, prefix, epoch, config, override)
-        net = load_network(checkpoints, prefix, source.epoch, [mx.cpu()])
+        net = load_network(checkpoints, prefix, source.epoch, [mx.cpu()], source.config)
 
         def predict(batch: np.ndarray) -> np.ndarray:
             return net(mx.nd.array(batch)).asnumpy()

@@ -10,7 +10,7 @@ it what the project's own networks have:
 * ``features``, the layers up to and including the global average pooling, which the
   health monitor needs for its zero fraction of the last feature map. GluonCV's networks
   with a ``features`` sequence holding a global pooling have it as it is (ResNet v1/v2,
-  SE-ResNet, ResNeXt, MobileNet v1/v2/v3, the CIFAR ResNets and wide ResNets); the
+  SE-ResNet, SENet, ResNeXt, MobileNet v1/v2/v3, the CIFAR ResNets and wide ResNets); the
   ResNetV1b family (``resnet*_v1b/c/d/e/s``) and ResNeSt get it assembled from their named
   stages in the order their ``hybrid_forward`` runs them. Others (VGG, AlexNet, DenseNet,
   Inception v3, SqueezeNet, GoogLeNet, Xception) have no global pooling in such a sequence

@@ -89,9 +89,14 @@ def checkpoint_files(folder: str | Path, prefix: str, epoch: int) -> tuple[Path,
     return folder / f"{prefix}-symbol.json", folder / f"{prefix}-{epoch:04d}.params"
 
 
-def read_symbolic_checkpoint(folder: str | Path, prefix: str, epoch: int) -> SymbolicCheckpoint:
-    """Read both files; any problem is a one-line :class:`CheckpointError` naming the file."""
-    symbol_file, params_file = checkpoint_files(folder, prefix, epoch)
+def read_symbolic_checkpoint(folder: str | Path, prefix: str, epoch: int,
+                             symbol_file: str | Path | None = None) -> SymbolicCheckpoint:
+    """Read both files; any problem is a one-line :class:`CheckpointError` naming the file.
+
+    ``symbol_file`` replaces ``NAME-symbol.json`` (a copy kept under another name).
+    """
+    default_symbol, params_file = checkpoint_files(folder, prefix, epoch)
+    symbol_file = Path(symbol_file) if symbol_file is not None else default_symbol
     for path in (symbol_file, params_file):
         if not path.is_file():
             raise CheckpointError(f"{path}: not found (an MXNet checkpoint is "
@@ -258,8 +263,9 @@ def match_slots(expected: list[Slot], found: list[Slot], source: str) -> dict[st
         if difference is not None:
             raise StructureMismatch(
                 f"{source} does not fit the network: parameter {position} of "
-                f"{len(expected)}: {difference} (is the config's MODEL, MODEL_PARAMS and "
-                f"NUM_CLASSES the network that wrote it?)")
+                f"{len(expected)}: {difference} (do the config's MODEL, MODEL_PARAMS and "
+                f"NUM_CLASSES describe the network that wrote it? The book's GoogLeNet is "
+                f"MODEL_PARAMS = {{'variant': 'book'}})")
         if mapping.setdefault(ours.variable, theirs.variable) != theirs.variable:
             raise StructureMismatch(
                 f"{source} does not fit the network: parameter {position}: the network "
@@ -292,12 +298,13 @@ def map_checkpoint(checkpoint: SymbolicCheckpoint, net: gluon.HybridBlock,
 
 
 def load_symbolic_checkpoint(net: gluon.HybridBlock, folder: str | Path, prefix: str,
-                             epoch: int, data_shape: tuple[int, ...] | None = None) -> str:
+                             epoch: int, data_shape: tuple[int, ...] | None = None,
+                             symbol_file: str | Path | None = None) -> str:
     """Load checkpoint ``epoch`` of an MXNet symbolic checkpoint into ``net`` by structure.
 
     ``net`` must be initialized (on any contexts); returns one line saying what was loaded.
     """
-    checkpoint = read_symbolic_checkpoint(folder, prefix, epoch)
+    checkpoint = read_symbolic_checkpoint(folder, prefix, epoch, symbol_file)
     values = map_checkpoint(checkpoint, net, data_shape)
     params = {p.name: p for p in net.collect_params().values()}
     for name, array in values.items():

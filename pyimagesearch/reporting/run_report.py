@@ -39,6 +39,7 @@ from pyimagesearch.checkpoints import (
     read_manifest,
     report_path,
 )
+from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.reporting.published import Comparison, comparison
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
 from pyimagesearch.training.health import DyingWarning, HealthCheck, parse_health_lines
@@ -204,9 +205,11 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
     """Read the run's checkpoints, logs, metrics and evaluations."""
     folder = Path(checkpoints)
     evaluations = _evaluations(folder, prefix)
+    # With the epochs MXNet's symbolic API wrote: their stand-in manifests hold no figures.
+    epochs = sorted({*list_checkpoints(folder, prefix), *mxnet_checkpoint_epochs(folder, prefix)})
     found = [CheckpointFigures(epoch, read_manifest(folder, prefix, epoch, verify=False),
                                evaluations.get(epoch, {}))
-             for epoch in list_checkpoints(folder, prefix)]
+             for epoch in epochs]
     logs = run_logs(folder)
     if not found and not logs:
         raise ReportError(f"no checkpoint of {prefix!r} and no training_*.log in {folder}")

@@ -27,6 +27,8 @@ from pyimagesearch.data.iterators import (
     evaluation_iterator,
     training_iterator,
 )
+from pyimagesearch.mxnet_checkpoints import KIND as MXNET_KIND
+from pyimagesearch.mxnet_checkpoints import restore_weights_only
 from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
 from pyimagesearch.settings import to_json
 from pyimagesearch.training.devices import describe_contexts, select_contexts
@@ -221,7 +223,11 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
     }
     differences: list[str] = []
     restored = None
-    if resumed is not None:
+    if resumed is not None and resumed.get("format") == MXNET_KIND:
+        # MXNet's own checkpoint: weights only, as the book resumes (no optimizer state).
+        restored = restore_weights_only(net, trainer, request.checkpoints, request.prefix,
+                                        request.start_epoch, per_epoch, config.INPUT_SIZE)
+    elif resumed is not None:
         differences = run_differences(resumed, description)
         if differences and not request.override:
             raise CheckpointError(

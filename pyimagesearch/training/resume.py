@@ -23,6 +23,7 @@ from pyimagesearch.checkpoints import (
     read_manifest,
 )
 from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
+from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.settings import SETTINGS, default_snapshot_value
 from pyimagesearch.training.optimizers import load_optimizer_state
 
@@ -43,9 +44,12 @@ class StartRequest:
 def check_start(request: StartRequest) -> dict[str, Any] | None:
     """Fail at once on an impossible start; return the manifest to resume from, if any.
 
-    With ``reset_optimizer`` a missing or damaged ``.states`` file is accepted.
+    With ``reset_optimizer`` a missing or damaged ``.states`` file is accepted. An epoch
+    MXNet's symbolic API wrote gives its stand-in manifest (``"format": "mxnet"``), which
+    resumes weights only (``mxnet_checkpoints.restore_weights_only``).
     """
-    existing = list_checkpoints(request.checkpoints, request.prefix)
+    existing = sorted({*list_checkpoints(request.checkpoints, request.prefix),
+                       *mxnet_checkpoint_epochs(request.checkpoints, request.prefix)})
     if request.start_epoch == 0:
         if existing:
             raise CheckpointError(
