@@ -13,8 +13,9 @@ and reads its files through this module. For epoch N, in the checkpoint folder:
 Every file is written under a temporary name in the same folder, flushed to disk and
 renamed into place; the manifest goes last, so a checkpoint without its manifest (a
 crash mid-save) is never taken for a complete one. What a killed save leaves
-(``.NAME.tmp<pid>-*``, ``NAME-%04d.json.partial-<pid>``) is removed at the next start,
-under the run's lock (:func:`remove_save_leftovers`). Checkpoint N holds the weights after
+(``.NAME.tmp<pid>-*``, ``NAME-%04d.json.partial-<pid>``, and that epoch's files it had
+renamed into place) is removed at the next start, under the run's lock
+(:func:`remove_save_leftovers`). Checkpoint N holds the weights after
 N epochs, which is where ``--start-epoch N`` resumes, as in the book.
 
 An epoch that MXNet's symbolic API wrote (``mx.model.save_checkpoint``,
@@ -176,11 +177,24 @@ def remove_save_leftovers(folder: str | Path, prefix: str) -> list[Path]:
     pattern = re.compile(rf"{stem}\d+-(symbol\.json|\d{{4}}\.(params|states|json))"
                          rf"|{re.escape(prefix)}-\d{{4}}\.json\.partial-\d+")
     removed = []
+    interrupted = set()
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if pattern.fullmatch(path.name) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
             logger.info("removed %s, left by an interrupted checkpoint save", path)
+            interrupted.update(int(e) for e in re.findall(r"-(\d{4})\.", path.name))
+    # What that save had already renamed into place, its manifest missing: without the
+    # temporary files it would pass for a checkpoint of MXNet's own (mxnet_checkpoints).
+    for epoch in sorted(interrupted):
+        paths = checkpoint_paths(folder, prefix, epoch)
+        if not paths["manifest"].exists():
+            for kind in ("params", "states"):
+                if paths[kind].is_file():
+                    paths[kind].unlink()
+                    removed.append(paths[kind])
+                    logger.info("removed %s, written by an interrupted checkpoint save",
+                                paths[kind])
     return removed
 
 

@@ -63,7 +63,8 @@ def is_mxnet_checkpoint(folder: str | Path, prefix: str, epoch: int) -> bool:
         return True
     if not paths["symbol"].is_file() or any(folder.glob(f"{prefix}-[0-9][0-9][0-9][0-9].json")):
         return False
-    if any(folder.glob(f".{prefix}.tmp*-{epoch:04d}.*")):
+    if any(folder.glob(f".{prefix}.tmp*-{epoch:04d}.*")) or any(
+            folder.glob(f"{prefix}-{epoch:04d}.json.partial-*")):
         return False
     return not (paths["states"].is_file() and _array_file(paths["states"]))
 
