@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.lists import read_list
-from pyimagesearch.data.records import pack_records
+from pyimagesearch.data.packing import pack_records
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 # MXNet is imported inside the functions that use it: the packer's worker processes are

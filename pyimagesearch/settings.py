@@ -432,6 +432,9 @@ SETTINGS: tuple[Setting, ...] = (
             default=600.0, group=_BUILD, operational=True),
     Setting("BUILD_MAX_ASPECT_RATIO", Number(low=1), "longer / shorter side beyond which an "
             "image is skipped", default=20.0, group=_BUILD),
+    Setting("PACKER", Choice(("project", "im2rec")), "what writes the records: the project's "
+            "checked writer, or MXNet's tools/im2rec.py over the checked lists (the book's "
+            "path)", default="project", group=_BUILD),
     # The demo tree written by build_demo_dataset.py.
     Setting("DEMO_VAL_PER_CLASS", POSITIVE, "validation digits per class", default=30,
             group=_DEMO),

@@ -29,7 +29,7 @@ from pyimagesearch.data.build import build_dataset, make_split_lists
 from pyimagesearch.data.dataset import SPLITS, DatasetError
 from pyimagesearch.data.images import decode_image
 from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.records import pack_records
+from pyimagesearch.data.packing import pack_records
 from pyimagesearch.data.verify import verify_dataset
 from pyimagesearch.utils.imagenethelper import ImageNetHelper
 
@@ -69,11 +69,11 @@ def running_with(marker: str) -> list[int]:
 FAULTY_WORKER = """
 import os, signal, sys, time
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data import records
+from pyimagesearch.data import packing
 
 if __name__ == "__mp_main__":
     open(os.path.join({pids!r}, str(os.getpid())), "w").close()
-    original = records._process_one
+    original = packing._process_one
 
     def faulty(settings, entry):
         if entry.path == {trigger!r}:
@@ -84,7 +84,7 @@ if __name__ == "__mp_main__":
             time.sleep(3600)
         return original(settings, entry)
 
-    records._process_one = faulty
+    packing._process_one = faulty
 
 if __name__ == "__main__":
     import build_imagenet

@@ -33,12 +33,13 @@ from conftest import (
 
 import build_imagenet
 from pyimagesearch.config import load_config
-from pyimagesearch.data import build, records
+from pyimagesearch.data import build, packing, progress
 from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.dataset import SPLITS, DatasetError, load_manifest, load_mean, manifest_path
 from pyimagesearch.data.images import (
     UnreadableImage,
     decode_image,
+    prepare_stored_image,
     read_image_file,
     resize_shorter,
 )
@@ -210,15 +211,24 @@ def test_records_hold_every_written_image_with_its_label(odd_build, split):
 
 
 def test_mean_is_the_average_of_stored_training_images(odd_build):
-    _, rec_path, idx_path = split_files(odd_build.config, "train")
-    record = mx.recordio.MXIndexedRecordIO(str(idx_path), str(rec_path), "r")
-    means = [cv2.mean(mx.recordio.unpack_img(record.read_idx(key))[1])[:3]
-             for key in record.keys]
-    record.close()
-    blue, green, red = np.mean(means, axis=0)
+    # The mean is taken from the pixels the workers encode (no second decode) ...
+    entries = written_entries(odd_build, "train")
+    encoded = [prepare_stored_image(odd_build.tree.images / entry.path, RESIZE, 95,
+                                    with_mean=True).mean_rgb for entry in entries]
+    red, green, blue = np.mean(encoded, axis=0)
     mean = load_mean(odd_build.config.DATASET_MEAN)
     assert mean == pytest.approx({"R": red, "G": green, "B": blue}, abs=1e-9)
-    assert len(means) == odd_build.manifest["splits"]["train"]["written"]
+    assert len(encoded) == odd_build.manifest["splits"]["train"]["written"]
+    # ... and is the mean of the stored images, as ImageRecordIter decodes them, up to
+    # JPEG's loss of the average (these tiny noisy images are the worst case for it).
+    _, rec_path, idx_path = split_files(odd_build.config, "train")
+    record = mx.recordio.MXIndexedRecordIO(str(idx_path), str(rec_path), "r")
+    stored = [cv2.mean(mx.recordio.unpack_img(record.read_idx(key))[1])[:3]
+              for key in record.keys]
+    record.close()
+    blue, green, red = np.mean(stored, axis=0)
+    assert mean == pytest.approx({"R": red, "G": green, "B": blue}, abs=0.1)
+    assert abs(mean["R"] - mean["B"]) > 1  # the channels are not mixed up
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -318,7 +328,7 @@ def test_resize_below_the_crop_size_is_refused_before_any_work(tmp_path, ilsvrc_
 
 
 def _fail_on_third_image(monkeypatch):
-    original, calls = records._process_one, []
+    original, calls = packing._process_one, []
 
     def failing(settings, entry):
         calls.append(entry)
@@ -326,7 +336,7 @@ def _fail_on_third_image(monkeypatch):
             raise RuntimeError("simulated worker failure")
         return original(settings, entry)
 
-    monkeypatch.setattr(records, "_process_one", failing)
+    monkeypatch.setattr(packing, "_process_one", failing)
 
 
 def _fail_writing_the_mean(monkeypatch):
@@ -352,7 +362,7 @@ def test_failed_build_leaves_the_previous_dataset_untouched(tmp_path, ilsvrc_con
 def test_interrupt_stops_the_worker_processes(tmp_path, ilsvrc_tree, monkeypatch):
     config = write_config(tmp_path / "c.py", ilsvrc_tree.base, tmp_path / "out",
                           BUILD_THREADS=2)
-    original, calls = records.Progress.update, []
+    original, calls = progress.Progress.update, []
 
     def interrupted(self, count=1):
         calls.append(count)
@@ -360,7 +370,7 @@ def test_interrupt_stops_the_worker_processes(tmp_path, ilsvrc_tree, monkeypatch
             raise KeyboardInterrupt
         original(self, count)
 
-    monkeypatch.setattr(records.Progress, "update", interrupted)
+    monkeypatch.setattr(progress.Progress, "update", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(load_config(str(config)))
     assert not multiprocessing.active_children()
@@ -370,14 +380,14 @@ def test_interrupt_stops_the_worker_processes(tmp_path, ilsvrc_tree, monkeypatch
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data import records
-original, calls = records._process_one, []
+from pyimagesearch.data import packing
+original, calls = packing._process_one, []
 def dying(settings, entry):
     calls.append(entry)
     if len(calls) == 5:
         os.kill(os.getpid(), signal.SIGKILL)
     return original(settings, entry)
-records._process_one = dying
+packing._process_one = dying
 import build_imagenet
 sys.exit(build_imagenet.main(["--config", {config!r}]))
 """

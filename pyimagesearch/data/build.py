@@ -24,9 +24,10 @@ What this does that MXNet's ``im2rec.py`` does not:
 
 See ``docs/faults_data.md`` for the whole fault table.
 
-Images are read by :mod:`pyimagesearch.data.images`, packed by
-:mod:`pyimagesearch.data.records`, and the mean is written by
-:mod:`pyimagesearch.data.mean`.
+Images are read by :mod:`pyimagesearch.data.images` and packed by
+:mod:`pyimagesearch.data.packing` (the project's writer, or MXNet's im2rec with
+``PACKER = "im2rec"``) in the worker processes of :mod:`pyimagesearch.data.workers`; the
+mean is written by :mod:`pyimagesearch.data.mean`.
 """
 
 from __future__ import annotations
@@ -54,16 +55,10 @@ from pyimagesearch.data.dataset import (
     write_mean,
 )
 from pyimagesearch.data.lists import ListEntry, make_entries, write_list
-from pyimagesearch.data.records import (
-    BuildError,
-    ImageWorkers,
-    PackResult,
-    WorkerError,
-    idx_path_for,
-    naming_errors,
-    pack_records,
-)
+from pyimagesearch.data.packing import PackResult, pack_records
+from pyimagesearch.data.records import idx_path_for, naming_errors
 from pyimagesearch.data.staging import Staging, remove_stale_partials
+from pyimagesearch.data.workers import BuildError, ImageWorkers, WorkerError
 from pyimagesearch.utils.imagenethelper import ImageNetHelper
 from pyimagesearch.utils.locks import build_lock
 
@@ -258,7 +253,7 @@ def _build_staged(config: Settings, helper: ImageNetHelper,
                 entries[name], image_root, temporary[name]["rec"], temporary[name]["idx"],
                 resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY),
                 workers=workers, compute_mean=(name == "train"), description=name,
-                max_aspect_ratio=max_aspect)
+                max_aspect_ratio=max_aspect, packer=config.PACKER)
             if strict and results[name].skipped:
                 raise StrictBuildError({name: results[name].skipped})
             _check_not_empty(name, results[name], helper)
@@ -344,6 +339,7 @@ def _build_parameters(config: Settings) -> dict[str, Any]:
         "test_split": {"num_test_images": int(config.NUM_TEST_IMAGES),
                        "seed": int(config.TEST_SPLIT_SEED)},
         "build_threads": config.BUILD_THREADS,
+        "packer": config.PACKER,  # what wrote the records: "project" or "im2rec"
         # Images more elongated than this were skipped (see images.prepare_image).
         "max_aspect_ratio": config.BUILD_MAX_ASPECT_RATIO,
     }

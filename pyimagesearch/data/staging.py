@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
-    """Delete ``<name>.partial-<pid>`` files that a dead build left beside ``finals``."""
+    """Delete ``<name>.partial-<pid>`` files that a dead build left beside ``finals``.
+
+    Folders named ``<name>.partial-<pid>.<what>`` go too (im2rec's work folder).
+    """
     removed = []
     for final in finals:
         if not final.parent.is_dir():
             continue
         for candidate in final.parent.glob(f"{final.name}{_PARTIAL}*"):
-            pid = candidate.name.rsplit(_PARTIAL, 1)[1]
+            pid = candidate.name.rsplit(_PARTIAL, 1)[1].split(".", 1)[0]
             if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                candidate.unlink(missing_ok=True)
+                if candidate.is_dir() and not candidate.is_symlink():
+                    shutil.rmtree(candidate, ignore_errors=True)
+                else:
+                    candidate.unlink(missing_ok=True)
                 removed.append(candidate)
                 logger.info("removed %s, left by an interrupted build", candidate)
     return removed

@@ -1,0 +1,218 @@
+"""Pack a list of images into an MXNet RecordIO ``.rec``/``.idx`` pair.
+
+Two packers, chosen by the config's ``PACKER``:
+
+* ``"project"`` (the default), the project's checked writer: worker processes
+  (:mod:`pyimagesearch.data.workers`) read, check, decode, resize and encode each image
+  in one decode (:func:`pyimagesearch.data.images.prepare_stored_image`); the main
+  process writes records in list order with :class:`~pyimagesearch.data.records.RecordWriter`,
+  so a ``.rec`` is byte-for-byte the same whatever ``BUILD_THREADS`` is. On request the
+  per-image channel means of the pixels stored are accumulated from the pixels the workers
+  already have, which is the book's mean and what ``mx.io.ImageRecordIter`` will subtract.
+* ``"im2rec"``, MXNet's own ``tools/im2rec.py`` over the same, checked list
+  (:mod:`pyimagesearch.data.im2rec`).
+
+With either, every listed file that cannot be read is skipped and reported by path and
+reason, so ``written + skipped == listed``, and the records hold
+``IRHeader(0, label, index, 0)`` + JPEG under key ``index``, in list order. The files are
+written exactly where asked: the caller (:mod:`pyimagesearch.data.build`) picks the
+temporary names and commits them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.images import (
+    DEFAULT_MAX_ASPECT_RATIO,
+    UnreadableImage,
+    prepare_stored_image,
+)
+from pyimagesearch.data.lists import ListEntry, unsafe_path_reason
+from pyimagesearch.data.progress import Progress
+from pyimagesearch.data.records import RecordWriter, pack_header
+from pyimagesearch.data.workers import DEFAULT_WORKER_TIMEOUT, ImageWorkers
+
+logger = logging.getLogger(__name__)
+
+PACKERS = ("project", "im2rec")
+
+
+@dataclass(frozen=True)
+class PackSettings:
+    """What a worker needs to turn one listed file into a record."""
+
+    image_root: str
+    resize: int
+    quality: int
+    compute_mean: bool
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+
+
+@dataclass
+class PackResult:
+    """What :func:`pack_records` did with one list."""
+
+    listed: int
+    written: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    mean_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))  # R, G, B
+    seconds: float = 0.0
+    # label -> (listed, written), to find classes that end up with no record
+    per_label: dict[int, list[int]] = field(default_factory=dict)
+    packer: str = "project"
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Average of the per-image (R, G, B) means (needs ``compute_mean=True``)."""
+        if self.written == 0:
+            raise DatasetError("no image could be read, so there is no mean")
+        red, green, blue = (self.mean_sum / self.written).tolist()
+        return {"R": red, "G": green, "B": blue}
+
+    def count_listed(self, entries: Sequence[ListEntry]) -> None:
+        for entry in entries:
+            self.per_label.setdefault(entry.label, [0, 0])[0] += 1
+
+    def add_written(self, label: int) -> None:
+        self.written += 1
+        self.per_label[label][1] += 1
+
+    def add_skipped(self, path: str, reason: str, description: str) -> None:
+        logger.warning("%s: skipped %s: %s", description, path, reason)
+        self.skipped.append({"path": path, "reason": reason})
+
+
+def check_entry_paths(entries: Sequence[ListEntry], image_root: str | Path) -> None:
+    """Refuse any list path that would leave ``image_root`` when joined to it."""
+    for entry in entries:
+        reason = unsafe_path_reason(entry.path)
+        if reason:
+            raise DatasetError(f"image path {entry.path!r} (index {entry.index}) {reason}; "
+                               f"list paths must stay inside the image root {image_root}")
+
+
+# (index, label, jpeg or None, skip reason or None, (R, G, B) mean or None)
+_Result = tuple[int, int, bytes | None, str | None, tuple[float, float, float] | None]
+
+
+def _process_one(settings: PackSettings, entry: ListEntry) -> _Result:
+    """The project packer's job, in a worker process: one listed file -> its record's JPEG."""
+    try:
+        stored = prepare_stored_image(os.path.join(settings.image_root, entry.path),
+                                      settings.resize, settings.quality,
+                                      max_aspect_ratio=settings.max_aspect_ratio,
+                                      with_mean=settings.compute_mean)
+    except UnreadableImage as exc:
+        return entry.index, entry.label, None, str(exc), None
+    except MemoryError:
+        # One pathological image must not end a build of a million.
+        return entry.index, entry.label, None, "out of memory while converting it", None
+    except cv2.error as exc:
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else "error"
+        return entry.index, entry.label, None, f"cannot be converted (OpenCV: {message})", None
+    return entry.index, entry.label, stored.jpeg, None, stored.mean_rgb
+
+
+def _pack_project(entries: Sequence[ListEntry], settings: PackSettings, rec_path: str | Path,
+                  idx_path: str | Path, pool: ImageWorkers, description: str) -> PackResult:
+    result = PackResult(listed=len(entries))
+    result.count_listed(entries)
+    by_index = {entry.index: entry for entry in entries}
+    progress = Progress(len(entries), description)
+    writer = RecordWriter(rec_path, idx_path)
+    try:
+        for index, label, jpeg, reason, mean in pool.map(_process_one, settings, entries):
+            if jpeg is None:
+                result.add_skipped(by_index[index].path, str(reason), description)
+            else:
+                writer.write(index, pack_header(label, index) + jpeg)
+                result.add_written(label)
+                if mean is not None:
+                    result.mean_sum += mean
+            progress.update()
+    except BaseException:
+        progress.close()
+        with suppress(OSError):  # the first error is the one to report
+            writer.close()
+        raise
+    progress.close()
+    writer.close()
+    return result
+
+
+def pack_records(entries: Sequence[ListEntry], image_root: str | Path, rec_path: str | Path,
+                 idx_path: str | Path, *, resize: int, quality: int,
+                 workers: int | ImageWorkers = 1, compute_mean: bool = False,
+                 description: str = "records",
+                 max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO,
+                 timeout: float | None = DEFAULT_WORKER_TIMEOUT,
+                 packer: str = "project") -> PackResult:
+    """Write every readable image of ``entries`` to ``rec_path``/``idx_path``.
+
+    Each record is ``mx.recordio.pack(IRHeader(0, label, index, 0), jpeg)`` stored under
+    key ``index``; records follow list order. Unreadable files are skipped and reported.
+    The files are written exactly where asked: the caller picks temporary names.
+
+    Parameters
+    ----------
+    entries : sequence of ListEntry
+        The list (paths relative to ``image_root``; one that leaves it is refused).
+    resize : int
+        Shorter side of every stored image.
+    quality : int
+        JPEG quality, 1-100.
+    workers : int or ImageWorkers
+        Number of worker processes, or a running pool to share between lists (im2rec
+        runs with as many processes).
+    compute_mean : bool
+        Accumulate the per-image channel means of the stored images.
+    max_aspect_ratio : float
+        Images more elongated than this are skipped (see
+        :func:`pyimagesearch.data.images.prepare_stored_image`).
+    timeout : float or None
+        Seconds a chunk of images may take in a worker process (when ``workers`` is a
+        count; a pool brings its own), and seconds im2rec may go without writing.
+    packer : str
+        ``"project"`` or ``"im2rec"`` (see the module docstring).
+
+    Raises
+    ------
+    WorkerError
+        A worker process (or im2rec) died or hung.
+    BuildError
+        im2rec failed.
+    OSError
+        Writing failed (disk full, ...); the exception names the file.
+    """
+    if packer not in PACKERS:
+        raise ValueError(f"packer must be one of {', '.join(PACKERS)}, not {packer!r}")
+    check_entry_paths(entries, image_root)
+    settings = PackSettings(str(image_root), int(resize), int(quality), compute_mean,
+                            float(max_aspect_ratio))
+    started = time.monotonic()
+    pool_context = (nullcontext(workers) if isinstance(workers, ImageWorkers)
+                    else ImageWorkers(workers, timeout))
+    with pool_context as pool:
+        if packer == "im2rec":
+            # Imported here: im2rec builds on this module's PackResult and job settings.
+            from pyimagesearch.data.im2rec import pack_with_im2rec
+
+            result = pack_with_im2rec(entries, settings, rec_path, idx_path, pool,
+                                      description)
+        else:
+            result = _pack_project(entries, settings, rec_path, idx_path, pool, description)
+    result.seconds = time.monotonic() - started
+    logger.info("%s: %d written, %d skipped in %.1f s (%s packer)", description,
+                result.written, len(result.skipped), result.seconds, result.packer)
+    return result
