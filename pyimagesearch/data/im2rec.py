@@ -173,14 +173,19 @@ def _written_keys(idx_path: Path) -> list[int]:
         return [int(line.split("\t", 1)[0]) for line in handle if line.strip()]
 
 
-def _why_not_decodable(path: str) -> str | None:
-    """Why OpenCV (im2rec's decoder) cannot decode ``path``; None if it can."""
+def _why_dropped(path: str, settings: PackSettings) -> str | None:
+    """Why im2rec dropped ``path``: the project's reason, or OpenCV's; None if it should not have.
+
+    A file that passed the check and still fails is one that only a full decode shows as
+    damaged (a bogus Huffman table, say): the project's packer would skip it too.
+    """
     try:
         data = read_image_bytes(path)
+        decode_bgr(data, settings.resize, settings.max_aspect_ratio)
     except UnreadableImage as exc:
         return str(exc)
     if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
-        return "OpenCV (im2rec's decoder) cannot decode it"
+        return "OpenCV, im2rec's decoder, cannot decode it"
     return None
 
 
@@ -237,7 +242,7 @@ def pack_with_im2rec(entries: Sequence[ListEntry], settings: PackSettings,
         lost = []
         for item in to_pack:
             if item.index not in written:
-                reason = _why_not_decodable(os.path.join(settings.image_root, item.path))
+                reason = _why_dropped(os.path.join(settings.image_root, item.path), settings)
                 if reason is None:
                     lost.append(item.path)
                 else:
