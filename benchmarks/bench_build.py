@@ -1,32 +1,41 @@
-"""Record building: our packer vs MXNet's bare im2rec on the same list, plus read speed.
+"""Record building per image: our packer beside MXNet's bare im2rec and our im2rec packer.
 
-    python benchmarks/bench_build.py                 # 400 photo-like 500x375 JPEGs
-    python benchmarks/bench_build.py --quick         # a smoke run (CI): 40 images, 1 repeat
+    python benchmarks/bench_build.py --jpeg-folder /tmp/photos   # bench-peers' make_images.py
+    python benchmarks/bench_build.py                             # 400 generated 500x375 JPEGs
+    python benchmarks/bench_build.py --quick                     # a smoke run (CI)
 
-Builds a generated ILSVRC tree (photo-like JPEGs of ImageNet's typical size and file size)
-with ``build_dataset`` (lists, three splits, mean, hashes, manifest), then, alternating
-``--repeats`` times on the same ``train.lst``:
+On the same photographs (an ImageFolder tree of ``make_images.py``, or generated photo-like
+JPEGs), with the same resize (shorter side 256) and JPEG quality (95):
 
-* ours:   ``pack_records`` with ``--threads`` worker processes (Pillow decode with
-  truncation check, RGB conversion, shorter side to 256, JPEG 95, per-image mean);
-* im2rec: ``python $(mx.test_utils.get_im2rec_path()) --resize 256 --quality 95
-  --num-thread N prefix root``, timed as a subprocess; its fixed cost (interpreter,
-  imports, processes: the same command on an empty list) is measured too, and the ratio
-  is given both with and without it;
-* ``mx.io.ImageRecordIter`` over our ``train.rec`` with 224 crops and the book's
-  augmentation (rand_crop, rand_mirror, max_rotate_angle 15, max_shear_ratio 0.1, mean
-  subtraction).
+1. **where a worker's time goes** per image, in one process with one OpenCV thread: our
+   stages (read, marker walk, DCT-scaled decode, resize, mean, encode) beside im2rec's
+   (``cv2.imread``, ``cv2.resize``, ``cv2.imencode``) and the stages our build no longer
+   has (Pillow decode, ``INTER_AREA``, a second decode for the mean);
+2. **the packers, interleaved** (``--repeats`` rounds, the order reversed every other
+   round so that load drifts hit all alike), each on the whole training list and on its
+   first few images:
 
-Every figure is the median of the repeats with min and max. Writes
-benchmarks/output/build.json (build_quick.json with --quick). No timing is asserted.
+   * ``project``: ``pack_records`` with ``--threads`` worker processes and the mean;
+   * ``im2rec``: bare ``python $(mx.test_utils.get_im2rec_path()) --resize 256 --quality 95
+     --num-thread N prefix root`` as a subprocess, no check and no mean;
+   * ``im2rec packer``: ``pack_records(packer="im2rec")``: the check of every file,
+     im2rec, and the mean from the stored images.
+
+   Per image = (time on the whole list - time on the first few) / the difference in
+   images, within each round: what each costs per image once started (interpreters,
+   imports, process start-up cancel out). The ratios to im2rec are of the medians;
+3. the full ``build_dataset`` once (three splits, mean, hashes, manifest), and
+   ``mx.io.ImageRecordIter`` over its ``train.rec`` with the book's augmentation.
+
+Writes benchmarks/output/build.json (build_quick.json with --quick). No timing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -34,21 +43,30 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchlib import machine, output_path, summary, write_json
 
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset
-from pyimagesearch.data.lists import read_list
+from pyimagesearch.data.images import (
+    decode_bgr,
+    encode_bgr_jpeg,
+    plain_jpeg,
+    read_image_bytes,
+    resize_shorter,
+    stored_image_mean,
+)
+from pyimagesearch.data.lists import ListEntry, read_list, write_list
 from pyimagesearch.data.packing import pack_records
 
-OUTPUT = Path(__file__).resolve().parent / "output"
 # MXNet is imported inside the functions that use it: the packer's worker processes are
 # spawned, and spawning re-imports this script, which should not cost them an MXNet import.
 WNID_BASE = 1440764  # n01440764, n01440765, ...: a made-up but well-formed id range
+RESIZE, QUALITY = 256, 95
+VARIANTS = ("project", "im2rec", "im2rec packer")
 
 
 def photo(rng: np.random.RandomState, width: int, height: int) -> np.ndarray:
@@ -121,42 +139,93 @@ def write_config(path: Path, base: Path, output: Path, classes: int, threads: in
     }
     lines = [f"{name} = {str(value)!r}" for name, value in fields.items()]
     lines += [f"NUM_CLASSES = {classes}", f"NUM_TEST_IMAGES = {classes}",
-              "TEST_SPLIT_SEED = 42", 'LABEL_ORDER = "map_clsloc"', "RESIZE = 256",
-              "ENCODING_QUALITY = 95", f"BUILD_THREADS = {threads}", "INPUT_SIZE = 224"]
+              "TEST_SPLIT_SEED = 42", 'LABEL_ORDER = "map_clsloc"', f"RESIZE = {RESIZE}",
+              f"ENCODING_QUALITY = {QUALITY}", f"BUILD_THREADS = {threads}", "INPUT_SIZE = 224"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def timed(function, *args, **kwargs) -> float:
-    started = time.perf_counter()
-    function(*args, **kwargs)
-    return time.perf_counter() - started
+# --- 1. where a worker's time goes ------------------------------------------------------------
+def _im2rec_size(height: int, width: int) -> tuple[int, int]:
+    """im2rec's own target size: shorter side RESIZE, the longer rounded down."""
+    if height > width:
+        return RESIZE, height * RESIZE // width
+    return width * RESIZE // height, RESIZE
 
 
-def run_im2rec(work: Path, lst: Path | None, root: Path, threads: int) -> float:
-    """Wall time of a bare im2rec run on a copy of ``lst`` (it writes beside its list).
+def stage_profile(paths: list[str]) -> dict[str, dict[str, float]]:
+    """Mean milliseconds per image of each stage, in this process with one OpenCV thread."""
+    from PIL import Image
 
-    With ``lst=None`` it runs on an empty list: its fixed cost (interpreter, MXNet and
-    OpenCV imports, starting and joining its processes).
-    """
+    cv2.setNumThreads(1)
+    times: dict[str, dict[str, list[float]]] = {"ours": {}, "im2rec": {}, "no longer done": {}}
+
+    def timed(group: str, stage: str, function, *args, **kwargs):
+        started = time.perf_counter()
+        value = function(*args, **kwargs)
+        times[group].setdefault(stage, []).append(time.perf_counter() - started)
+        return value
+
+    for path in paths:
+        data = timed("ours", "read", read_image_bytes, path)
+        timed("ours", "marker walk and scan check", plain_jpeg, data)
+        bgr = timed("ours", "decode (the walk again, OpenCV)", decode_bgr, data, RESIZE)
+        small = timed("ours", "resize", resize_shorter, bgr, RESIZE)
+        timed("ours", "mean of the pixels", cv2.mean, small)
+        timed("ours", "encode", encode_bgr_jpeg, small, QUALITY)
+
+        full = timed("im2rec", "cv2.imread", cv2.imread, path, cv2.IMREAD_COLOR)
+        resized = timed("im2rec", "cv2.resize (INTER_LINEAR)", cv2.resize, full,
+                        _im2rec_size(*full.shape[:2]))
+        jpeg = timed("im2rec", "cv2.imencode", encode_bgr_jpeg, resized, QUALITY)
+
+        def pillow_decode(data=data):
+            image = Image.open(io.BytesIO(data))
+            image.draft("RGB", (RESIZE, RESIZE))
+            return np.asarray(image.convert("RGB"))
+
+        rgb = timed("no longer done", "Pillow decode", pillow_decode)
+        height, width = rgb.shape[:2]
+        size = ((int(width * RESIZE / height + 0.5), RESIZE) if height <= width
+                else (RESIZE, int(height * RESIZE / width + 0.5)))
+        timed("no longer done", "INTER_AREA resize", cv2.resize, rgb, size,
+              interpolation=cv2.INTER_AREA)
+        timed("no longer done", "second decode for the mean", stored_image_mean, jpeg)
+    return {group: {stage: 1e3 * statistics.fmean(values) for stage, values in stages.items()}
+            for group, stages in times.items()}
+
+
+# --- 2. the packers --------------------------------------------------------------------------
+def run_im2rec(work: Path, entries: list[ListEntry], root: Path, threads: int) -> int:
+    """A bare im2rec run on ``entries`` (it writes beside its list); returns records written."""
     import mxnet as mx
 
-    for stale in work.glob("train.*"):
-        stale.unlink()
-    if lst is None:
-        (work / "train.lst").write_text("")
-    else:
-        shutil.copy(lst, work / "train.lst")
-    command = [sys.executable, mx.test_utils.get_im2rec_path(), "--resize", "256",
-               "--quality", "95", "--num-thread", str(threads), str(work / "train"),
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    write_list(work / "train.lst", entries)
+    command = [sys.executable, mx.test_utils.get_im2rec_path(), "--resize", str(RESIZE),
+               "--quality", str(QUALITY), "--num-thread", str(threads), str(work / "train"),
                str(root)]
-    started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - started
+    return len((work / "train.idx").read_text().splitlines())
 
 
-def read_speed(rec: Path, mean: dict[str, float], threads: int, epochs: int,
-               batch_size: int) -> float:
+def run_variant(variant: str, entries: list[ListEntry], root: Path, scratch: Path,
+                threads: int) -> tuple[float, int]:
+    """Seconds and records written for one packer on one list."""
+    started = time.perf_counter()
+    if variant == "im2rec":
+        written = run_im2rec(scratch / "im2rec", entries, root, threads)
+    else:
+        packer = "project" if variant == "project" else "im2rec"
+        written = pack_records(entries, root, scratch / f"{packer}.rec",
+                               scratch / f"{packer}.idx", resize=RESIZE, quality=QUALITY,
+                               workers=threads, compute_mean=True, description=variant,
+                               packer=packer).written
+    return time.perf_counter() - started, written
+
+
+def read_speed(rec: Path, mean: dict[str, float], threads: int, batch_size: int) -> float:
     """Images per second that ImageRecordIter delivers with the book's augmentation."""
     import mxnet as mx
 
@@ -168,106 +237,134 @@ def read_speed(rec: Path, mean: dict[str, float], threads: int, epochs: int,
     next(iter(iterator))  # warm-up: thread start and first decode
     iterator.reset()
     images, started = 0, time.perf_counter()
-    for _ in range(epochs):
-        for batch in iterator:
-            batch.data[0].wait_to_read()
-            images += batch_size - batch.pad
-        iterator.reset()
+    for batch in iterator:
+        batch.data[0].wait_to_read()
+        images += batch_size - batch.pad
     return images / (time.perf_counter() - started)
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+def make_tree(args: argparse.Namespace, base: Path) -> tuple[int, str]:
+    """The ILSVRC tree to build: linked photographs or generated JPEGs; (classes, source)."""
+    if args.jpeg_folder:
+        # Imported here: bench_pipeline builds its datasets through this module.
+        from bench_pipeline import imagefolder_tree
+
+        count, classes = imagefolder_tree(base, Path(args.jpeg_folder))
+        return classes, f"{count} photographs of {args.jpeg_folder} (make_images.py)"
+    jpeg_kib = write_tree(base, args.images, args.classes, (500, 375))
+    return args.classes, (f"{args.images} generated photo-like 500x375 JPEGs "
+                          f"(mean {jpeg_kib:.0f} KiB)")
+
+
+def describe_images(paths: list[str]) -> dict[str, float]:
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    return {"mean_kib": statistics.fmean(os.path.getsize(p) for p in paths) / 1024,
+            "median_shorter_side": statistics.median(min(s) for s in sizes),
+            "median_longer_side": statistics.median(max(s) for s in sizes)}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 40 images, 1 repeat")
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 40 images, 1 round")
+    parser.add_argument("--jpeg-folder", help="an ImageFolder tree (make_images.py) to use")
+    parser.add_argument("--images", type=int, default=400, help="generated images")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--head", type=int, default=16,
+                        help="images of the short run that measures fixed costs")
+    parser.add_argument("--output", help="JSON file name (default build.json)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.images, args.repeats = 40, 1
+        args.images, args.repeats, args.jpeg_folder = 40, 1, None
     import mxnet as mx  # here, not at the top (see above), and before any timing
 
-
-    with tempfile.TemporaryDirectory(prefix="bench_build_") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="bench_build_") as scratch_name:
+        scratch = Path(scratch_name)
         base = scratch / "ILSVRC2015"
-        started = time.perf_counter()
-        jpeg_kib = write_tree(base, args.images, args.classes, (500, 375))
-        generate_seconds = time.perf_counter() - started
+        classes, source = make_tree(args, base)
         config = load_config(str(write_config(scratch / "bench_config.py", base,
-                                              scratch / "out", args.classes, args.threads)))
-
-        build_seconds = timed(build_dataset, config)
-        listed = sum(len(read_list(getattr(config, f"{s}_MX_LIST"))) for s in
-                     ("TRAIN", "VAL", "TEST"))
+                                              scratch / "out", classes, args.threads)))
+        build_seconds = timed_call(build_dataset, config)
+        listed = sum(len(read_list(getattr(config, f"{s}_MX_LIST")))
+                     for s in ("TRAIN", "VAL", "TEST"))
+        root = Path(config.IMAGES_PATH)
         entries = read_list(config.TRAIN_MX_LIST)
-        work = scratch / "im2rec"
-        work.mkdir()
-        ours, im2rec, startup, reads = [], [], [], []
-        mean = json.loads(Path(config.DATASET_MEAN).read_text())
-        for _ in range(args.repeats):
-            ours.append(timed(pack_records, entries, config.IMAGES_PATH, scratch / "p.rec",
-                              scratch / "p.idx", resize=256, quality=95,
-                              workers=args.threads, compute_mean=True, description="bench"))
-            im2rec.append(run_im2rec(work, Path(config.TRAIN_MX_LIST), Path(config.IMAGES_PATH),
-                                     args.threads))
-            im2rec_bytes = (work / "train.rec").stat().st_size
-            startup.append(run_im2rec(work, None, Path(config.IMAGES_PATH), args.threads))
-            reads.append(read_speed(Path(config.TRAIN_MX_REC), mean, args.threads,
-                                    epochs=1 if args.quick else 3, batch_size=32))
-        ours_bytes = (scratch / "p.rec").stat().st_size
+        head = entries[:min(args.head, len(entries) // 4)]
+        paths = [str(root / entry.path) for entry in entries]
+        images = describe_images(paths)
+        stages = stage_profile(paths)
 
-    count = len(entries)
-    ours_s, im2rec_s, startup_s = (statistics.median(v) for v in (ours, im2rec, startup))
-    # With few images im2rec's work is lost in the noise of its start-up: no figure then.
-    im2rec_work = im2rec_s - startup_s if im2rec_s - startup_s > 0.1 * im2rec_s else None
-    report = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "mxnet": mx.__version__,
-                    "opencv": cv2.__version__},
-        "settings": {"images": args.images, "classes": args.classes, "size": [500, 375],
-                     "threads": args.threads, "repeats": args.repeats, "resize": 256,
-                     "quality": 95, "quick": args.quick},
-        "tree": {"mean_jpeg_kib": round(jpeg_kib, 1),
-                 "generate_seconds": round(generate_seconds, 2)},
+        runs: dict[str, dict[str, list[float]]] = {v: {"whole": [], "head": []}
+                                                   for v in VARIANTS}
+        written: dict[str, int] = {}
+        reads = []
+        mean = json.loads(Path(config.DATASET_MEAN).read_text())
+        for repeat in range(args.repeats):
+            order = VARIANTS if repeat % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                for part, items in (("whole", entries), ("head", head)):
+                    seconds, count = run_variant(variant, items, root, scratch, args.threads)
+                    runs[variant][part].append(seconds)
+                    if part == "whole":
+                        written[variant] = count
+            reads.append(read_speed(Path(config.TRAIN_MX_REC), mean, args.threads, 32))
+
+    count, extra = len(entries), len(entries) - len(head)
+    per_image = {v: [1e3 * (whole - short) / extra for whole, short in
+                     zip(runs[v]["whole"], runs[v]["head"])] for v in VARIANTS}
+    medians = {v: statistics.median(per_image[v]) for v in VARIANTS}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {"source": source, "threads": args.threads, "repeats": args.repeats,
+                     "resize": RESIZE, "quality": QUALITY, "head": len(head),
+                     "quick": args.quick},
+        "images": images,
+        "stage_ms_per_image": stages,
         "full_build": {"seconds": build_seconds, "listed": listed,
                        "records_per_second": listed / build_seconds},
         "train_list": count,
-        "ours_seconds": spread(ours),
-        "ours_records_per_second": spread([count / s for s in ours]),
-        "ours_rec_bytes": ours_bytes,
-        "im2rec_seconds": spread(im2rec),
-        "im2rec_fixed_seconds": spread(startup),
-        "im2rec_records_per_second_excluding_fixed": im2rec_work and count / im2rec_work,
-        "im2rec_rec_bytes": im2rec_bytes,
-        "ratio_ours_to_im2rec": ours_s / im2rec_s,
-        "ratio_ours_to_im2rec_excluding_its_fixed_cost": im2rec_work and ours_s / im2rec_work,
-        "record_iter_images_per_second": spread(reads),
+        "written": written,
+        "seconds": {v: {part: summary(values) for part, values in runs[v].items()}
+                    for v in VARIANTS},
+        "ms_per_image": {v: summary(values) for v, values in per_image.items()},
+        "ratio_to_im2rec_per_image": {v: medians[v] / medians["im2rec"] for v in VARIANTS},
+        "ratio_to_im2rec_per_image_each_round": {
+            v: [a / b for a, b in zip(per_image[v], per_image["im2rec"])] for v in VARIANTS},
+        "record_iter_images_per_second": summary(reads),
+        "mxnet": mx.__version__,
     }
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    path = OUTPUT / ("build_quick.json" if args.quick else "build.json")
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    path = write_json(output_path(args.output, "build.json", args.quick), report)
 
-    print(f"{count} training images of 500x375 (mean JPEG {jpeg_kib:.0f} KiB), "
-          f"{args.threads} worker(s), median of {args.repeats}:")
+    print(f"{source}; shorter side {images['median_shorter_side']:.0f} px median, "
+          f"{images['mean_kib']:.0f} KiB mean; {args.threads} worker(s), "
+          f"median of {args.repeats} round(s):")
+    for group, values in stages.items():
+        print(f"  {group} (ms per image, one process): " + ", ".join(
+            f"{stage} {ms:.2f}" for stage, ms in values.items()))
     print(f"  full build (3 splits, mean, hashes, manifest): {listed} images in "
-          f"{build_seconds:.2f} s = {listed / build_seconds:.0f} records/s")
-    print(f"  ours  : {ours_s:.2f} s = {count / ours_s:.0f} records/s")
-    after = f"{count / im2rec_work:.0f} records/s after that" if im2rec_work else "n/a"
-    print(f"  im2rec: {im2rec_s:.2f} s wall, of which {startup_s:.2f} s fixed (its run on an "
-          f"empty list); {after}")
-    without = f"{ours_s / im2rec_work:.2f}" if im2rec_work else "n/a"
-    print(f"  ours / im2rec time: {ours_s / im2rec_s:.2f} ({without} against im2rec without "
-          f"its fixed cost)")
+          f"{build_seconds:.2f} s")
+    for variant in VARIANTS:
+        whole = statistics.median(runs[variant]["whole"])
+        print(f"  {variant:14s} {medians[variant]:6.2f} ms per image "
+              f"({1e3 / medians[variant]:.0f} img/s once started), "
+              f"x{medians[variant] / medians['im2rec']:.2f} im2rec; whole list "
+              f"{whole:.2f} s for {written[variant]} records")
     print(f"  ImageRecordIter (224 crops, augmentation, mean): "
           f"{statistics.median(reads):.0f} images/s")
     print(f"written {path}")
     return 0
+
+
+def timed_call(function, *args, **kwargs) -> float:
+    started = time.perf_counter()
+    function(*args, **kwargs)
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
