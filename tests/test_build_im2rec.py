@@ -12,14 +12,25 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ODD_KINDS, IlsvrcTree, jpeg_bytes, make_ilsvrc_tree, tree_image, write_config
+from conftest import (
+    ODD_KINDS,
+    REPO_ROOT,
+    IlsvrcTree,
+    jpeg_bytes,
+    make_ilsvrc_tree,
+    tree_image,
+    write_config,
+)
 
 from pyimagesearch.config import load_config
+from pyimagesearch.data import im2rec
 from pyimagesearch.data.build import build_dataset
 from pyimagesearch.data.images import plain_jpeg
-from pyimagesearch.data.lists import read_list
+from pyimagesearch.data.lists import ListEntry, read_list
 from pyimagesearch.data.manifest import SPLITS
+from pyimagesearch.data.packing import pack_records
 from pyimagesearch.data.staging import remove_stale_partials
+from pyimagesearch.data.workers import BuildError, WorkerError
 
 RESIZE, INPUT_SIZE = 32, 28
 PACKERS = ("project", "im2rec")
@@ -163,3 +174,63 @@ def test_a_dead_builds_im2rec_folder_is_removed(tmp_path):
     (stale / "records.lst").write_text("0\t0\tx.JPEG\n")
     assert remove_stale_partials([final]) == [stale]
     assert not stale.exists()
+
+
+# --- im2rec failing: a stand-in script where the wheel's im2rec.py would run ---------------
+FAKE_HANGS = """
+import os, time
+if os.fork() == 0:  # a process of its own, as im2rec's workers
+    time.sleep(3600)
+time.sleep(3600)
+"""
+FAKE_FAILS = """
+import sys
+print("Traceback (most recent call last): simulated failure")
+sys.exit(3)
+"""
+FAKE_LOSES_ONE = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from pyimagesearch.data.lists import ListEntry, read_list
+from pyimagesearch.data.records import RecordWriter, pack_header
+prefix, root = sys.argv[-2:]
+with RecordWriter(prefix + ".rec", prefix + ".idx") as writer:
+    for entry in read_list(prefix + ".lst")[1:]:  # the first is lost, as when a worker dies
+        with open(os.path.join(root, entry.path), "rb") as image:
+            writer.write(entry.index, pack_header(entry.label, entry.index) + image.read())
+"""
+
+
+def running_with(text: str) -> list[int]:
+    """Live processes whose command line holds ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    found.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+@pytest.mark.parametrize(("script", "error", "message"), [
+    (FAKE_HANGS, WorkerError, r"im2rec has written nothing to records.rec for 2 s "
+                              r"\(BUILD_WORKER_TIMEOUT\)"),
+    (FAKE_FAILS, BuildError, r"exited with status 3 and no records: .*simulated failure"),
+    (FAKE_LOSES_ONE, BuildError, r"im2rec did not write 1 image\(s\) that decode \(first: "
+                                 r"train/"),
+], ids=["hangs", "fails", "loses_an_image"])
+def test_an_im2rec_that_hangs_fails_or_loses_an_image_stops_the_packing(
+        tmp_path, monkeypatch, script, error, message):
+    tree = make_ilsvrc_tree(tmp_path / "ILSVRC2015")
+    fake = tmp_path / "fake_im2rec.py"
+    fake.write_text(script.format(repo=str(REPO_ROOT)) if "{repo" in script else script)
+    monkeypatch.setattr(im2rec, "im2rec_path", lambda: str(fake))
+    entries = [ListEntry(i, 0, path) for i, (path, _) in enumerate(tree.train[:5])]
+    with pytest.raises(error, match=message):
+        pack_records(entries, tree.images, tmp_path / "x.rec", tmp_path / "x.idx", resize=32,
+                     quality=90, packer="im2rec", timeout=2)
+    assert not running_with(str(fake))  # im2rec and its own processes were stopped
+    assert not (tmp_path / "x.rec.im2rec").exists()

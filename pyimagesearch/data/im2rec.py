@@ -190,15 +190,23 @@ def _why_dropped(path: str, settings: PackSettings) -> str | None:
 
 
 # --- 4. the mean, from the stored JPEGs (in the worker processes) ------------------------
-def _stored_mean(rec_path: str, offset: int) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class _StoredRecord:
+    path: str  # the listed image, named in messages
+    offset: int
+
+
+def _stored_mean(rec_path: str, record: _StoredRecord) -> tuple[float, float, float]:
     with open(rec_path, "rb") as handle, \
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-        return stored_image_mean(read_record_at(buffer, offset)[0][IR_SIZE:])
+        return stored_image_mean(read_record_at(buffer, record.offset)[0][IR_SIZE:])
 
 
-def _record_offsets(idx_path: Path) -> list[int]:
+def _stored_records(idx_path: Path, entries: Sequence[ListEntry]) -> list[_StoredRecord]:
+    paths = {entry.index: entry.path for entry in entries}
     with open(idx_path, encoding="ascii") as handle:
-        return [int(line.split("\t")[1]) for line in handle if line.strip()]
+        return [_StoredRecord(paths[int(key)], int(offset))
+                for key, offset in (line.split("\t") for line in handle if line.strip())]
 
 
 def pack_with_im2rec(entries: Sequence[ListEntry], settings: PackSettings,
@@ -261,10 +269,10 @@ def pack_with_im2rec(entries: Sequence[ListEntry], settings: PackSettings,
         else:
             result.add_written(entry.label)
     if settings.compute_mean and result.written:
-        offsets = _record_offsets(Path(idx_path))
-        progress = Progress(len(offsets), f"{description}: mean of the stored images")
+        records = _stored_records(Path(idx_path), entries)
+        progress = Progress(len(records), f"{description}: mean of the stored images")
         try:
-            for mean in pool.map(_stored_mean, str(rec_path), offsets):
+            for mean in pool.map(_stored_mean, str(rec_path), records):
                 result.mean_sum += mean
                 progress.update()
         finally:

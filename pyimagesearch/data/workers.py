@@ -14,6 +14,7 @@ What ``concurrent.futures`` and ``multiprocessing`` do not give on their own:
 
 A job is a module-level function ``job(settings, item)`` (the workers are spawned, so it
 travels by name); :meth:`ImageWorkers.map` runs it over a sequence of items, in chunks.
+Items name their image by a ``path`` attribute, which messages quote.
 """
 
 from __future__ import annotations
@@ -66,13 +67,10 @@ def _init_worker() -> None:
 
 
 def _describe(chunk: Sequence[Any]) -> str:
-    """The images of a chunk, for a message (items with a ``path`` name theirs)."""
-    def name(item: Any) -> str:
-        return str(getattr(item, "path", item))
-
+    """The images of a chunk, for a message (an item names its image by ``path``)."""
     if len(chunk) == 1:
-        return name(chunk[0])
-    return f"{len(chunk)} images from {name(chunk[0])} to {name(chunk[-1])}"
+        return str(chunk[0].path)
+    return f"{len(chunk)} images from {chunk[0].path} to {chunk[-1].path}"
 
 
 class ImageWorkers:
