@@ -74,7 +74,7 @@ _BETWEEN_SCANS = frozenset({0xC4, 0xCC, 0xDA, 0xDB, 0xDC, 0xDD, 0xFE, *range(0xE
 _END_OF_IMAGE = 0xD9
 # The DCT scale factors libjpeg offers, largest first, as OpenCV's decode flags.
 _REDUCED_DECODE = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                   (2, cv2.IMREAD_REDUCED_COLOR_2), (1, cv2.IMREAD_COLOR))
+                   (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
 @dataclass(frozen=True)
@@ -144,10 +144,10 @@ def jpeg_layout(data: bytes) -> JpegLayout | None:
 # --- decoding (runs in the worker processes) -----------------------------------------------
 def _reduction(width: int, height: int, draft_size: int | None) -> tuple[int, int]:
     """(factor, OpenCV flag): the largest DCT scaling whose shorter side is >= draft_size."""
-    shorter = min(width, height)
-    for factor, flag in _REDUCED_DECODE:
-        if draft_size and shorter >= factor * draft_size:
-            return factor, flag
+    if draft_size:
+        for factor, flag in _REDUCED_DECODE:
+            if min(width, height) >= factor * draft_size:
+                return factor, flag
     return 1, cv2.IMREAD_COLOR
 
 
