@@ -25,9 +25,9 @@ from conftest import (
 from pyimagesearch.config import load_config
 from pyimagesearch.data import im2rec
 from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.dataset import SPLITS
 from pyimagesearch.data.images import plain_jpeg
 from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.manifest import SPLITS
 from pyimagesearch.data.packing import pack_records
 from pyimagesearch.data.staging import remove_stale_partials
 from pyimagesearch.data.workers import BuildError, WorkerError
@@ -80,7 +80,7 @@ def test_both_packers_list_write_and_skip_the_same_files(builds):
     tree, by_packer = builds
     assert plain_jpeg((tree.images / tree.train[-1][0]).read_bytes()) is not None
     for packer, build in by_packer.items():
-        assert build.manifest["packer"] == packer
+        assert build.manifest["build"]["packer"] == packer
     project, im2rec = (by_packer[p].manifest["splits"] for p in PACKERS)
     for split in SPLITS:
         assert project[split]["listed"] == im2rec[split]["listed"]

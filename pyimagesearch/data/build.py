@@ -27,7 +27,7 @@ See ``docs/faults_data.md`` for the whole fault table.
 Images are read by :mod:`pyimagesearch.data.images` and packed by
 :mod:`pyimagesearch.data.packing` (the project's writer, or MXNet's im2rec with
 ``PACKER = "im2rec"``) in the worker processes of :mod:`pyimagesearch.data.workers`; the
-mean is written by :mod:`pyimagesearch.data.mean`.
+mean and the manifest are written by :mod:`pyimagesearch.data.dataset`.
 """
 
 from __future__ import annotations
