@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 # --- the RecordIO format (dmlc-core recordio.h) --------------------------------------------
 # A record is  magic (uint32) | lrecord (uint32) | data | zero padding to 4 bytes,  all
 # little-endian, where lrecord = cflag << 29 | length. A payload holding the magic word at a
@@ -40,19 +42,16 @@ def frame_record(payload: bytes) -> bytes:
     if len(payload) > MAX_PART_LENGTH:
         raise ValueError(f"a RecordIO record holds at most {MAX_PART_LENGTH} bytes, "
                          f"not {len(payload)}")
+    # The magic word counts only at 4-aligned positions: compare whole words (a third of
+    # the cost of bytes.find on JPEG data, and this runs once per record).
+    words = np.frombuffer(payload, dtype="<u4", count=len(payload) // 4)
     parts = []
     start = 0
-    aligned_end = len(payload) & ~3
-    found = payload.find(MAGIC_BYTES)
-    while 0 <= found < aligned_end:
-        if found % 4:
-            found = payload.find(MAGIC_BYTES, found + 1)
-            continue
+    for found in (4 * np.flatnonzero(words == RECORDIO_MAGIC)).tolist():
         parts.append(struct.pack("<II", RECORDIO_MAGIC, lrecord(2 if start else 1,
                                                                 found - start)))
         parts.append(payload[start:found])
         start = found + 4
-        found = payload.find(MAGIC_BYTES, start)
     tail = len(payload) - start
     parts.append(struct.pack("<II", RECORDIO_MAGIC, lrecord(3 if start else 0, tail)))
     parts.append(payload[start:])
