@@ -284,20 +284,29 @@ def decode_image(data: bytes, draft_size: int | None = None,
 def read_image_bytes(path: str | Path) -> bytes:
     """The contents of an image file; :class:`UnreadableImage` says why they cannot be read."""
     try:
-        info = os.stat(path)
+        # Non-blocking, so that a FIFO is refused below instead of waiting for a writer.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise UnreadableImage("file not found") from None
     except OSError as exc:
         raise UnreadableImage(f"cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, a folder fail it
-        raise UnreadableImage("not a regular file")
-    if info.st_size == 0:
-        raise UnreadableImage("empty file")
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableImage("not a regular file")
+        if info.st_size == 0:
+            raise UnreadableImage("empty file")
+        data = os.read(descriptor, info.st_size)
+        while len(data) < info.st_size:  # a read may return less (signals, huge files)
+            chunk = os.read(descriptor, info.st_size - len(data))
+            if not chunk:
+                break
+            data += chunk
     except OSError as exc:
         raise UnreadableImage(f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(descriptor)
+    return data
 
 
 def read_image_file(path: str | Path, draft_size: int | None = None,
