@@ -109,8 +109,9 @@ def _check_one(settings: _CheckSettings, entry: ListEntry) -> _Checked:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else "error"
         return entry.index, None, f"cannot be converted (OpenCV: {message})"
     converted = os.path.join(settings.converted, f"{entry.index}.png")
-    if not cv2.imwrite(converted, bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise OSError(f"cannot write {converted}")
+    png = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1]
+    with open(converted, "wb") as handle, naming_errors(converted):  # a full disk says so
+        handle.write(png.tobytes())
     return entry.index, converted, None
 
 
@@ -156,9 +157,9 @@ def _run_im2rec(list_path: Path, image_root: str, settings: PackSettings, thread
             process.wait()
     if process.returncode != 0 or not list_path.with_suffix(".idx").is_file():
         tail = _tail(log_path).decode(errors="replace").strip().splitlines()[-3:]
-        raise BuildError(f"im2rec ({command[1]}) exited with status {process.returncode} "
-                         f"and {'its' if rec.exists() else 'no'} records: "
-                         f"{' | '.join(tail) or 'no output'}")
+        what = (f"exited with status {process.returncode}" if process.returncode
+                else f"wrote no {list_path.with_suffix('.idx').name}")
+        raise BuildError(f"im2rec ({command[1]}) {what}: {' | '.join(tail) or 'no output'}")
 
 
 def _tail(path: Path, size: int = 4096) -> bytes:
