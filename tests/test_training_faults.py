@@ -15,7 +15,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import DEADLINE, REPO_ROOT, config_with, wait_for
 from mxnet import gluon
 from mxnet.gluon import nn
 
@@ -32,22 +32,17 @@ from pyimagesearch.training.loop import (
 )
 from pyimagesearch.training.optimizers import create_optimizer
 
-# Two decode threads: two interleaved iterators on this 2-core machine (MXNet caps one at 1).
-TINY = {"BATCH_SIZE": 8, "LOG_INTERVAL": 2, "DECODE_THREADS": 2, "SEED": 3}
-
 
 @pytest.fixture(scope="module")
-def tiny_config(tiny_dataset_config, tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("faults_config") / "faults_config.py"
-    path.write_text(tiny_dataset_config.read_text() + "".join(
-        f"{name} = {value!r}\n" for name, value in TINY.items()))
-    return str(path)
+def faults_config(tiny_config, tmp_path_factory) -> str:
+    """The session's tiny config read by two interleaved iterators (two decode threads:
+    MXNet caps one iterator at one), so resume is checked across both streams."""
+    folder = tmp_path_factory.mktemp("faults_config")
+    return str(config_with(tiny_config, folder / "faults_config.py", DECODE_THREADS=2))
 
 
-def variant(tiny_config: str, folder: Path, name: str, extra: str) -> str:
-    path = folder / f"{name}.py"
-    path.write_text(Path(tiny_config).read_text() + extra)
-    return str(path)
+def variant(config: str, folder: Path, name: str, **fields) -> str:
+    return str(config_with(config, folder / f"{name}.py", **fields))
 
 
 def train(config, folder, *extra):
@@ -61,11 +56,11 @@ def arrays(folder, epoch, kind):
 
 # --- resume is exact and honest ---------------------------------------------------------
 
-def test_one_plus_one_plus_one_epochs_equal_three_bitwise(tiny_config, tmp_path):
+def test_one_plus_one_plus_one_epochs_equal_three_bitwise(faults_config, tmp_path):
     straight, pieces = tmp_path / "straight", tmp_path / "pieces"
-    assert train(tiny_config, straight, "--end-epoch", 3) == 0
+    assert train(faults_config, straight, "--end-epoch", 3) == 0
     for start in range(3):
-        assert train(tiny_config, pieces, "--start-epoch", start, "--end-epoch", start + 1) == 0
+        assert train(faults_config, pieces, "--start-epoch", start, "--end-epoch", start + 1) == 0
     for kind in ("params", "states"):
         a, b = arrays(straight, 3, kind), arrays(pieces, 3, kind)
         assert a.keys() == b.keys()
@@ -77,12 +72,12 @@ def test_one_plus_one_plus_one_epochs_equal_three_bitwise(tiny_config, tmp_path)
 
 
 def test_a_changed_config_is_refused_unless_overridden_and_then_the_new_rate_applies(
-        tiny_config, tmp_path, capsys):
-    assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
-    changed = variant(tiny_config, tmp_path, "changed",
-                      "RECIPE = {'base': 'book-googlenet-adam', 'name': 'demo-googlenet-adam', "
-                      "'num_epochs': 10, 'base_lr': 5e-4, "
-                      "'schedule': {'kind': 'epoch_table', 'table': {0: 5e-4}}}\n")
+        faults_config, tmp_path, capsys):
+    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
+    changed = variant(faults_config, tmp_path, "changed",
+                      RECIPE={"base": "book-googlenet-adam", "name": "demo-googlenet-adam",
+                              "num_epochs": 10, "base_lr": 5e-4,
+                              "schedule": {"kind": "epoch_table", "table": {0: 5e-4}}})
     capsys.readouterr()
     assert train(changed, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err
@@ -95,26 +90,26 @@ def test_a_changed_config_is_refused_unless_overridden_and_then_the_new_rate_app
     assert read_manifest(tmp_path, "net", 2)["num_update"] == 2 * 4
 
 
-def test_a_changed_dataset_is_refused(tiny_config, tmp_path, capsys):
-    assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
-    other = variant(tiny_config, tmp_path, "other", "SEED = 4\n")
+def test_a_changed_dataset_is_refused(faults_config, tmp_path, capsys):
+    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
+    other = variant(faults_config, tmp_path, "other", SEED=4)
     capsys.readouterr()
     assert train(other, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
     assert "seed: checkpoint 3, now 4" in capsys.readouterr().err
 
 
-def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(tiny_config, tmp_path, capsys):
-    assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
+def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, tmp_path, capsys):
+    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     states = tmp_path / "net-0001.states"
     states.write_bytes(states.read_bytes()[:-8] + b"garbage!")
     capsys.readouterr()
-    assert train(tiny_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err
     assert "net-0001.states does not match its checksum" in err and "--reset-optimizer" in err
     states.unlink()
-    assert train(tiny_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
     assert "states file" in capsys.readouterr().err
-    assert train(tiny_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2,
+    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2,
                  "--reset-optimizer") == 0
     log = (tmp_path / "training_1.log").read_text()
     assert "optimizer state reset" in log and "schedule continues at update 4" in log
@@ -129,34 +124,91 @@ def _run(command, **kwargs):
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, **kwargs)
 
 
-def test_sigkill_at_random_moments_never_leaves_a_broken_checkpoint(tiny_config, tmp_path):
+class Saves:
+    """What a checkpoint folder shows of one process's saves.
+
+    A save is under way while that process's temporary files exist: the exported symbol
+    and weights and the optimizer state as ``.net.tmp<pid>-*``, renamed into place, then
+    the manifest as ``net-NNNN.json.partial-<pid>``.
+    """
+
+    def __init__(self, folder: Path, pid: int) -> None:
+        self.folder, self.pid = folder, pid
+
+    def temporary(self) -> list[str]:
+        return [name for name in os.listdir(self.folder)
+                if name.startswith(f".net.tmp{self.pid}-") or
+                name.endswith(f".partial-{self.pid}")]
+
+    def phase(self, epoch: int) -> str:
+        """How far the save of checkpoint ``epoch`` got."""
+        if (self.folder / f"net-{epoch:04d}.json").exists():
+            return "complete"
+        left = self.temporary()
+        if any(name.endswith(f".partial-{self.pid}") for name in left):
+            return "writing the manifest"
+        if (self.folder / f"net-{epoch:04d}.params").exists():
+            return "renaming into place"
+        if any(name.endswith(".states") for name in left):
+            return "writing the optimizer state"
+        return "exporting the network"
+
+
+def test_sigkill_during_checkpoint_saves_never_leaves_a_broken_checkpoint(tiny_config,
+                                                                          tmp_path):
+    """SIGKILL at random moments across the saves this test watches: a first process
+    times one save from its first temporary file to its manifest; every trial then kills
+    a process that much into a save, at offsets spread over that window, so each phase of
+    a save is hit whatever the machine's speed. Every checkpoint left must be complete
+    and intact, and the run must resume from the newest."""
     rng = random.Random(7)
-    trials = 10
-    for trial in range(trials):
+    trials = 8
+    fractions = [(i + rng.random()) / trials for i in range(trials)]
+    rng.shuffle(fractions)
+    window, phases = None, []
+    for trial, fraction in enumerate(fractions):
         latest = list_checkpoints(tmp_path, "net")
         start = latest[-1] if latest else 0
         process = _run([sys.executable, str(REPO_ROOT / "train_googlenet.py"),
                         "--config", tiny_config, "--checkpoints", str(tmp_path),
                         "--prefix", "net", "--start-epoch", str(start),
                         "--end-epoch", "1000"])
+        saves = Saves(tmp_path, process.pid)
         try:
-            # Wait for training to be under way (a log exists), then kill at a random moment.
-            deadline = time.time() + 60
-            while not list(tmp_path.glob(f"training_{start}*.log")) and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.2, 2.5))
+            if window is None:
+                wait_for(saves.temporary, "first checkpoint save", process=process,
+                           interval=0.002)
+                began = time.monotonic()
+                first = tmp_path / f"net-{start + 1:04d}.json"
+                wait_for(first.exists, "first checkpoint", process=process, interval=0.002)
+                window = time.monotonic() - began
+            # A save missed between two looks (a busy machine) is no loss: the next one counts.
+            wait_for(saves.temporary, "checkpoint save", process=process, interval=0.002)
+            epoch = max(list_checkpoints(tmp_path, "net"), default=0) + 1
+            time.sleep(fraction * window)
             process.send_signal(signal.SIGKILL)
-            process.communicate(timeout=30)
+            process.communicate(timeout=DEADLINE)
         finally:
             process.kill()
-        for epoch in list_checkpoints(tmp_path, "net"):
-            manifest = read_manifest(tmp_path, "net", epoch)  # files match their hashes
-            assert manifest["epoch"] == epoch
-            mx.nd.load(str(tmp_path / f"net-{epoch:04d}.params"))
-            mx.nd.load(str(tmp_path / f"net-{epoch:04d}.states"))
+            process.communicate()
+        phases.append(saves.phase(epoch))
+        for done in list_checkpoints(tmp_path, "net"):
+            manifest = read_manifest(tmp_path, "net", done)  # files match their hashes
+            assert manifest["epoch"] == done
+            mx.nd.load(str(tmp_path / f"net-{done:04d}.params"))
+            mx.nd.load(str(tmp_path / f"net-{done:04d}.states"))
+        # A dead process's temporary files stay (hidden, never taken for a checkpoint);
+        # the next trial starts beside this one's, earlier ones go to save disk space.
+        for name in os.listdir(tmp_path):
+            if (".tmp" in name or ".partial-" in name) and str(process.pid) not in name:
+                (tmp_path / name).unlink()
         for log in tmp_path.glob("training_*.log"):
             log.rename(log.with_suffix(f".trial{trial}"))  # each trial starts a fresh log
-    assert list_checkpoints(tmp_path, "net"), "no trial got as far as a checkpoint"
+    assert any(phase != "complete" for phase in phases), \
+        f"no kill landed inside a save (save window {window:.3f} s): {phases}"
+    latest = list_checkpoints(tmp_path, "net")[-1]
+    assert train(tiny_config, tmp_path, "--start-epoch", latest, "--end-epoch", latest + 1) == 0
+    assert list_checkpoints(tmp_path, "net")[-1] == latest + 1
 
 
 def _limit_file_size(limit: int):
@@ -166,15 +218,15 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(tiny_config, tmp_path):
-    assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(faults_config, tmp_path):
+    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.glob("net-0001.*")}
     params_size = (tmp_path / "net-0001.params").stat().st_size
     process = _run([sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--config",
-                    tiny_config, "--checkpoints", str(tmp_path), "--prefix", "net",
+                    faults_config, "--checkpoints", str(tmp_path), "--prefix", "net",
                     "--start-epoch", "1", "--end-epoch", "3"],
                    preexec_fn=_limit_file_size(params_size // 2))
-    out, err = process.communicate(timeout=120)
+    out, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == 2, err
     assert "could not write checkpoint 2" in err and "earlier checkpoints are untouched" in err
     assert err.rstrip().endswith("--end-epoch 3 --start-epoch 1")  # the resume command
@@ -239,7 +291,7 @@ def test_a_nan_bias_hidden_by_relu_is_caught_by_the_weight_check(tmp_path):
     setup.log.close()
 
 
-def test_metrics_jsonl_counts_skipped_steps(tiny_config, tmp_path):
-    assert train(tiny_config, tmp_path, "--end-epoch", 1) == 0
+def test_metrics_jsonl_counts_skipped_steps(faults_config, tmp_path):
+    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     record = json.loads((tmp_path / "net-metrics.jsonl").read_text().splitlines()[-1])
     assert record["skipped_steps"] == 0 and record["lr"] == pytest.approx(1e-3)
