@@ -12,7 +12,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -21,7 +20,15 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, jpeg_bytes, make_ilsvrc_tree, tree_image, write_config
+from conftest import (
+    DEADLINE,
+    REPO_ROOT,
+    jpeg_bytes,
+    make_ilsvrc_tree,
+    tree_image,
+    wait_until,
+    write_config,
+)
 
 import build_imagenet
 from pyimagesearch.config import load_config
@@ -112,16 +119,13 @@ def test_dead_or_hung_worker_fails_the_build_and_keeps_the_dataset(tmp_path, mod
                                            trigger=trigger, mode=mode,
                                            config=str(faulty_config)))
     marker = f"BUILD_FAULT_TEST={tmp_path}"
-    started = time.monotonic()
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path,
+                            timeout=DEADLINE, cwd=tmp_path,
                             env={**os.environ, "BUILD_FAULT_TEST": str(tmp_path)})
-    elapsed = time.monotonic() - started
 
     assert result.returncode == 3, result.stderr
-    if mode == "hang":
+    if mode == "hang":  # the watchdog, not the deadline above, ended the build
         assert f"has not finished {trigger} within 3 s (BUILD_WORKER_TIMEOUT)" in result.stderr
-        assert elapsed < 60
     else:
         assert "error: an image worker process died" in result.stderr
     if previous:
@@ -130,7 +134,9 @@ def test_dead_or_hung_worker_fails_the_build_and_keeps_the_dataset(tmp_path, mod
         assert "nothing final-named was written" in result.stderr
     assert files_of(out) == before  # byte-identical, and no temporary files left
     assert 1 <= len(list(pids.iterdir())) <= 2  # the fault was injected in a worker
-    assert not running_with(marker)  # no worker left running
+    # No worker left running (multiprocessing's helper may take a moment to see its parent go).
+    wait_until(lambda: not running_with(marker), "end of every process of the build",
+               deadline=60)
 
 
 # --- a full disk -------------------------------------------------------------------------------
@@ -155,7 +161,7 @@ def test_disk_full_names_the_file_and_keeps_the_previous_dataset(tmp_path, previ
     before = files_of(out) if previous else {}
     script = DISK_FULL.format(repo=str(REPO_ROOT), limit=8192, config=str(config))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+                            timeout=DEADLINE, cwd=tmp_path)
     assert result.returncode == 3, result.stderr
     assert f"error: writing {out / 'rec' / 'train.rec'} (as train.rec.partial-" in result.stderr
     assert "[Errno 27] File too large: the disk is full" in result.stderr

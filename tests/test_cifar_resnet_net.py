@@ -5,9 +5,7 @@ from __future__ import annotations
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import autograd, gluon
 
-from pyimagesearch.nn import cifar_resnet as module
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.nn.cifar_resnet import BasicBlock, CifarResNet, ZeroPadShortcut
 from pyimagesearch.nn.layers import ConvBNAct
@@ -118,33 +116,6 @@ def test_shortcut_only_where_shape_changes(shortcut, kind):
         for b in range(len(stage)):
             expected = kind if s > 0 and b == 0 else type(None)
             assert isinstance(stage[b].shortcut, expected)
-
-
-@pytest.mark.parametrize("shortcut", ["A", "B"])
-@pytest.mark.parametrize("variant", sorted(module.VARIANTS))
-def test_every_parameter_gets_a_gradient(shortcut, variant):
-    net = _net(depth=8, shortcut=shortcut, variant=variant)
-    x, y = _images(2, seed=1), mx.nd.array([0, 9])
-    with autograd.record():
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-    loss.backward()
-    trainable = {n: p for n, p in net.collect_params().items() if p.grad_req != "null"}
-    dead = [n for n, p in trainable.items() if not np.abs(p.grad().asnumpy()).sum() > 0]
-    assert not dead
-
-
-@pytest.mark.filterwarnings("ignore:Cannot decide type")  # SymbolBlock.imports, MXNet 1.9
-@pytest.mark.parametrize("shortcut, variant", [("A", "original"), ("B", "no_relu_bn_after")])
-def test_hybridized_matches_imperative_and_export_round_trips(tmp_path, shortcut, variant):
-    net = _net(depth=20, shortcut=shortcut, variant=variant)
-    x = _images(2, seed=2)
-    imperative = net(x).asnumpy()
-    net.hybridize(static_alloc=True, static_shape=True)
-    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
-    net.export(str(tmp_path / "resnet"), epoch=5)
-    imported = gluon.SymbolBlock.imports(str(tmp_path / "resnet-symbol.json"), ["data"],
-                                         str(tmp_path / "resnet-0005.params"))
-    np.testing.assert_allclose(imported(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("depth", [18, 21, 2, 0, "20"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import mxnet as mx
 import numpy as np
 import pytest
-from mxnet import autograd, gluon
 
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.nn import inception_resnet_v2 as module
@@ -138,31 +137,6 @@ def test_smallest_input_is_75():
     assert "1x2080x1x1" in net.describe(75)
     with pytest.raises(mx.base.MXNetError):
         net.describe(74)
-
-
-def test_every_parameter_gets_a_gradient():
-    net = _net()
-    x, y = _images(2, 75), mx.nd.array([3, 8])
-    with autograd.record():
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-    loss.backward()
-    assert np.isfinite(loss.asnumpy()).all()
-    trainable = {n: p for n, p in net.collect_params().items() if p.grad_req != "null"}
-    dead = [n for n, p in trainable.items() if not np.abs(p.grad().asnumpy()).sum() > 0]
-    assert not dead
-
-
-@pytest.mark.filterwarnings("ignore:Cannot decide type")  # SymbolBlock.imports, MXNet 1.9
-def test_hybridized_matches_imperative_and_export_round_trips(tmp_path):
-    net = _net()
-    x = _images(2, 75, seed=1)
-    imperative = net(x).asnumpy()
-    net.hybridize(static_alloc=True, static_shape=True)
-    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
-    net.export(str(tmp_path / "irv2"), epoch=1)
-    imported = gluon.SymbolBlock.imports(str(tmp_path / "irv2-symbol.json"), ["data"],
-                                         str(tmp_path / "irv2-0001.params"))
-    np.testing.assert_allclose(imported(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
 
 
 def _block(scale: float, activation: bool = True) -> InceptionResNetBlock:
