@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-requirements
 DEMO_CONFIG := config.demo_googlenet_config
 DEMO_OUT    := output/demo
 
-.PHONY: venv demo test lint bench bench-quick clean-demo
+.PHONY: venv demo test test-fast lint bench bench-quick clean-demo
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (over ~20 s each: kills, restarts, clusters, benchmarks).
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
 
 demo: $(STAMP)
 	$(PY) build_demo_dataset.py --config $(DEMO_CONFIG)

@@ -1,7 +1,7 @@
 """Helpers of the tests that use a trained model (export, classification, report).
 
 Runs are trained with the real training core (``experiment.train``) on the tiny record
-datasets of ``conftest.py``, a config ``.py`` per variant written by :func:`config_with`.
+datasets of ``conftest.py``, a config ``.py`` per variant written by ``conftest.config_with``.
 """
 
 from __future__ import annotations
@@ -10,19 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conftest import TREE_COLOURS, make_ilsvrc_tree, tree_image, write_config
+from conftest import TINY, TREE_COLOURS, make_ilsvrc_tree, tree_image, write_config
 
-# Small batches and a quiet, deterministic run; the health monitor off unless a test wants it.
-FAST = {"BATCH_SIZE": 8, "LOG_INTERVAL": 2, "DECODE_THREADS": 1, "SEED": 3, "HEALTH": None}
-
-
-def config_with(base: str | Path, path: str | Path, **fields: Any) -> Path:
-    """A copy of the config ``base`` with upper-case ``fields`` set (literals only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(Path(base).read_text() + "".join(f"{name} = {value!r}\n"
-                                                     for name, value in fields.items()))
-    return path
+# conftest.TINY (small batches, one decode thread, a fixed seed), the health monitor off.
+FAST = {**TINY, "HEALTH": None}
 
 
 def train_run(config: str | Path, folder: str | Path, prefix: str, end_epoch: int,

@@ -110,8 +110,12 @@ def test_dead_or_hung_worker_fails_the_build_and_keeps_the_dataset(tmp_path, mod
     if previous:
         build_dataset(load_config(str(write_config(tmp_path / "c.py", tree.base, out))))
     before = files_of(out) if previous else {}
-    # The first training image in list order: the first chunk handed to a worker.
-    trigger = make_split_lists(ImageNetHelper(load_config(str(faulty_config))))["train"][0].path
+    # A dying worker: the first training image (the first chunk handed to a worker). A
+    # hanging one: the last, so that the watchdog's clock, which runs from when the build
+    # starts waiting for that chunk, counts the hang alone and not the workers' start-up
+    # (seconds on a busy machine): every earlier chunk is done by then.
+    train = make_split_lists(ImageNetHelper(load_config(str(faulty_config))))["train"]
+    trigger = train[-1 if mode == "hang" else 0].path
     pids = tmp_path / "pids"
     pids.mkdir()
     script = tmp_path / "faulty_build.py"

@@ -14,7 +14,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from cifar_fixtures import write_cifar_config
+from conftest import write_cifar_config
 
 import build_cifar
 from pyimagesearch.config import ConfigError, load_config

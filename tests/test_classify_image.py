@@ -15,8 +15,8 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import TREE_WNIDS
-from model_use_fixtures import FAST, class_image, config_with, train_run
+from conftest import TREE_WNIDS, config_with
+from model_use_fixtures import FAST, class_image, train_run
 from PIL import Image
 from test_build_faults import png_header_only
 
@@ -108,6 +108,8 @@ def test_per_pixel_mean_is_what_image_record_iter_subtracts(tmp_path):
 # --- classifying after a short real training ---------------------------------------------
 @pytest.fixture(scope="module")
 def colour_run(tiny_dataset_config, tmp_path_factory) -> Path:
+    """A run of its own: the session's tiny_run (GoogLeNet, mostly at a low rate) has not
+    learnt the colours well enough to name new images; this small ResNet has."""
     folder = tmp_path_factory.mktemp("colour_run")
     config = config_with(tiny_dataset_config, folder / "config.py", **FAST,
                          MODEL="cifar_resnet", MODEL_PARAMS={"depth": 8, "shortcut": "A"})

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import config_with, linked_copy, run_config
 
 import test_googlenet
-import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.evaluation.cli import evaluate_checkpoint
@@ -66,14 +65,12 @@ def test_the_average_is_taken_over_probabilities():
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_dataset_config, tmp_path_factory):
-    """The tiny dataset (32 px stored, 28 px crops) and a GoogLeNet trained on it for an epoch."""
+def trained(tiny_run, tmp_path_factory):
+    """The tiny dataset (32 px stored, 28 px crops) evaluated in batches of 6, and a copy of
+    the session's GoogLeNet run on it (evaluations are written beside the checkpoints)."""
     folder = tmp_path_factory.mktemp("crops")
-    config = folder / "config.py"
-    config.write_text(tiny_dataset_config.read_text() + "BATCH_SIZE = 6\n")
-    assert train_googlenet.main(["--config", str(config), "--checkpoints", str(folder),
-                                 "--prefix", "net", "--end-epoch", "1"]) == 0
-    return str(config), folder
+    config = config_with(run_config(tiny_run), folder / "config.py", BATCH_SIZE=6)
+    return str(config), linked_copy(tiny_run, folder / "run")
 
 
 def test_ten_crop_scores_each_image_once_and_differs_plausibly(trained, capsys):
@@ -116,8 +113,7 @@ def test_ten_crop_is_refused_where_it_cannot_apply(trained, tmp_path, capsys):
     with pytest.raises(ConfigError, match="per-pixel MEAN_IMAGE"):
         check_ten_crop(load_config(config), info)
 
-    no_margin = tmp_path / "no_margin.py"
-    no_margin.write_text(Path(config).read_text() + "INPUT_SIZE = 32\n")
+    no_margin = config_with(config, tmp_path / "no_margin.py", INPUT_SIZE=32)
     with pytest.raises(ConfigError, match="same window"):
         evaluate_checkpoint(load_config(str(no_margin)), str(folder), "net", 1, crops=10)
     assert test_googlenet.main(["--config", str(no_margin), "--checkpoints", str(folder),

@@ -7,6 +7,7 @@ import math
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import config_with
 
 import train_googlenet
 from pyimagesearch.config import ConfigError
@@ -77,13 +78,12 @@ def test_local_kvstores_and_refusals():
 
 def test_float16_is_accepted_by_the_config_and_refused_on_the_cpu(tiny_dataset_config,
                                                                    tmp_path, capsys):
-    config = tmp_path / "fp16.py"
-    config.write_text(tiny_dataset_config.read_text() + "DTYPE = 'float16'\n")
+    config = config_with(tiny_dataset_config, tmp_path / "fp16.py", DTYPE="float16")
     assert train_googlenet.main(["--config", str(config), "--checkpoints", str(tmp_path / "o"),
                                  "--prefix", "net", "--end-epoch", "1"]) == 2
     err = capsys.readouterr().err
     assert "DTYPE = 'float16' trains with mixed precision" in err and "needs GPUs" in err
-    config.write_text(tiny_dataset_config.read_text() + "DTYPE = 'bfloat8'\n")
+    config = config_with(tiny_dataset_config, tmp_path / "bf8.py", DTYPE="bfloat8")
     assert train_googlenet.main(["--config", str(config), "--checkpoints", str(tmp_path / "o"),
                                  "--prefix", "net", "--end-epoch", "1"]) == 2
     assert "DTYPE = 'bfloat8': must be one of 'float32', 'float16'" in capsys.readouterr().err

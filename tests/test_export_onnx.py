@@ -1,10 +1,10 @@
 """export_onnx.py: MXNet's exporter, metadata, and the parity check that refuses a wrong file.
 
-Checkpoints come from the real training core on tiny record datasets: GoogLeNet (28 px),
-Inception-ResNet-v2 with one block of each type (its minimum, 75 px) and CIFAR ResNets of
-depth 8 with shortcuts A and B (A with a per-pixel mean image). Parity runs on ONNX's
-reference evaluator, so the tests need no onnxruntime; where it is installed, it is
-checked too.
+Checkpoints come from the real training core on tiny record datasets: GoogLeNet (28 px,
+the session's ``tiny_run``), Inception-ResNet-v2 with one block of each type (its minimum,
+75 px) and CIFAR ResNets of depth 8 with shortcuts A and B (A with a per-pixel mean image).
+Parity runs on ONNX's reference evaluator, so the tests need no onnxruntime; where it is
+installed, it is checked too.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 
 # Without onnx (it belongs in requirements.txt) say so instead of failing to collect.
 onnx = pytest.importorskip("onnx", reason="onnx==1.13.1 belongs in requirements.txt")
-from cifar_fixtures import write_cifar_config  # noqa: E402
-from model_use_fixtures import FAST, build_large_dataset, config_with, train_run  # noqa: E402
+from conftest import config_with, rewrite_checkpoint_params, write_cifar_config  # noqa: E402
+from model_use_fixtures import FAST, build_large_dataset, train_run  # noqa: E402
 from onnx import helper  # noqa: E402
 
 import export_onnx  # noqa: E402, F401  (the script imports)
@@ -44,20 +44,13 @@ def metadata(path: Path) -> dict[str, str]:
     return {prop.key: prop.value for prop in onnx.load(str(path)).metadata_props}
 
 
-@pytest.fixture(scope="module")
-def googlenet_run(tiny_dataset_config, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("googlenet_run")
-    config = config_with(tiny_dataset_config, folder / "config.py", **FAST)
-    return train_run(config, folder / "run", "net", end_epoch=1)
-
-
-def test_googlenet_export_keeps_parity_and_documents_its_input(googlenet_run, tmp_path,
+def test_googlenet_export_keeps_parity_and_documents_its_input(tiny_run, tmp_path,
                                                                 capsys):
     from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 
     translations = {version: dict(table) for version, table in MXNetGraph.registry_.items()}
     output = tmp_path / "googlenet.onnx"
-    assert export(googlenet_run, "net", output) == 0
+    assert export(tiny_run, "net", output) == 0
     # The raw-bytes weight translation is gone again: MXNet's exporter is as it was.
     assert {v: dict(t) for v, t in MXNetGraph.registry_.items()} == translations
     out = capsys.readouterr().out
@@ -72,7 +65,7 @@ def test_googlenet_export_keeps_parity_and_documents_its_input(googlenet_run, tm
     props = metadata(output)
     assert props["input_size"] == "28" and props["resize_shorter_side"] == "32"
     assert props["channel_order"] == "RGB" and "per channel" in props["mean_subtraction"]
-    mean = json.loads((Path(read_manifest(googlenet_run, "net", 1)["config"]["DATASET_MEAN"]))
+    mean = json.loads((Path(read_manifest(tiny_run, "net", 1)["config"]["DATASET_MEAN"]))
                       .read_text())
     spec = json.loads(props["preprocessing"])
     assert spec["mean_rgb"] == pytest.approx([mean["R"], mean["G"], mean["B"]])
@@ -82,7 +75,7 @@ def test_googlenet_export_keeps_parity_and_documents_its_input(googlenet_run, tm
     assert props["label_order"] == "map_clsloc"
     assert props["class_names_source"].endswith("manifest.json")
     assert float(props["parity_max_abs_diff"]) == pytest.approx(figure, rel=1e-2, abs=1e-9)
-    assert props["source_params_sha256"] == sha256_file(googlenet_run / "net-0001.params")
+    assert props["source_params_sha256"] == sha256_file(tiny_run / "net-0003.params")
     assert not list(tmp_path.glob(".*partial*"))
     # The batch dimension is free: one image and two images run.
     reference = OnnxModel(output, "reference")
@@ -93,16 +86,16 @@ def test_googlenet_export_keeps_parity_and_documents_its_input(googlenet_run, tm
         np.testing.assert_allclose(runtime.run(x), reference.run(x), atol=1e-4)
 
 
-def test_a_wrong_config_or_missing_checkpoint_fails_clearly(googlenet_run, tiny_dataset_config,
+def test_a_wrong_config_or_missing_checkpoint_fails_clearly(tiny_run, tiny_dataset_config,
                                                             tmp_path, capsys):
     other = config_with(tiny_dataset_config, tmp_path / "other.py", INPUT_SIZE=24)
-    assert export_main(["-c", str(googlenet_run), "-p", "net", "-e", "1", "--config",
+    assert export_main(["-c", str(tiny_run), "-p", "net", "-e", "1", "--config",
                         str(other), "-o", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert "trained with INPUT_SIZE 28, the config" in err and "says 24" in err
-    assert export_main(["-c", str(googlenet_run), "-p", "net", "-e", "7",
+    assert export_main(["-c", str(tiny_run), "-p", "net", "-e", "7",
                         "-o", str(tmp_path / "x.onnx")]) == 2
-    assert "complete checkpoints of 'net' there: 1" in capsys.readouterr().err
+    assert "complete checkpoints of 'net' there: 1, 2, 3" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -117,22 +110,18 @@ def irv2_run(tmp_path_factory) -> Path:
 
 def _set_fixed_gammas(folder: Path, prefix: str, epoch: int, value: float) -> int:
     """Store ``value`` in every fix_gamma BatchNorm's gamma (as a checkpoint trained
-    elsewhere might) and update the manifest's checksum; return how many were changed."""
+    elsewhere might), its checksum updated; return how many were changed."""
     symbol = mx.sym.load(str(folder / f"{prefix}-symbol.json"))
     nodes = json.loads(symbol.tojson())["nodes"]
     fixed = {nodes[n["inputs"][1][0]]["name"] for n in nodes
              if n["op"] == "BatchNorm" and n["attrs"].get("fix_gamma", "True") == "True"}
-    params_file = folder / f"{prefix}-{epoch:04d}.params"
-    arrays = mx.nd.load(str(params_file))
-    for name in arrays:
-        if name.split(":", 1)[1] in fixed:
-            arrays[name] = mx.nd.full(arrays[name].shape, value)
-    mx.nd.save(str(params_file), arrays)
-    manifest_file = folder / f"{prefix}-{epoch:04d}.json"
-    manifest = json.loads(manifest_file.read_text())
-    manifest["files"]["params"].update(bytes=params_file.stat().st_size,
-                                       sha256=sha256_file(params_file))
-    manifest_file.write_text(json.dumps(manifest))
+
+    def set_gammas(arrays: dict) -> None:
+        for name in arrays:
+            if name.split(":", 1)[1] in fixed:
+                arrays[name] = mx.nd.full(arrays[name].shape, value)
+
+    rewrite_checkpoint_params(folder, prefix, epoch, set_gammas)
     return len(fixed)
 
 

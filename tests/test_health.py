@@ -7,6 +7,7 @@ import math
 import mxnet as mx
 import numpy as np
 import pytest
+from conftest import config_with
 from mxnet import autograd, gluon
 
 import train_googlenet
@@ -149,9 +150,8 @@ def test_checks_change_nothing_the_run_computes(config, tmp_path):
 
 
 def test_a_healthy_run_logs_checks_and_stays_quiet(tiny_dataset_config, tmp_path):
-    config = tmp_path / "healthy.py"
-    config.write_text(tiny_dataset_config.read_text()
-                      + "BATCH_SIZE = 4\nHEALTH = {'interval': 1, 'patience': 2}\n")
+    config = config_with(tiny_dataset_config, tmp_path / "healthy.py", BATCH_SIZE=4,
+                         HEALTH={"interval": 1, "patience": 2})
     # Two CPU contexts, batch 4 each: the multi-device path (slices, summed gradients).
     assert train_googlenet.main(["--config", str(config), "--checkpoints", str(tmp_path),
                                  "--prefix", "net", "--end-epoch", "2",

@@ -1,8 +1,9 @@
 """report.py: one self-contained page per run, showing that run's own figures.
 
-The run: GoogLeNet on the tiny dataset, two epochs, then a restart from checkpoint 1 with a
-lower rate (so the logs need stitching), the health monitor told to warn at every check,
-and the test split scored for the last checkpoint.
+The run: the session's ``tiny_run`` (conftest.py): GoogLeNet on the tiny dataset, two
+epochs, then a restart from checkpoint 1 with a lower rate (so the logs need stitching),
+the health monitor told to warn at every check, and the test split scored for the last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ import json
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-from model_use_fixtures import FAST, config_with
+from conftest import linked_copy
 
 import report  # noqa: F401  (the script imports)
-import test_googlenet
-import train_googlenet
 from pyimagesearch.checkpoints import read_manifest
 from pyimagesearch.reporting.published import comparison
 from pyimagesearch.reporting.run_report import report_main
@@ -63,28 +61,26 @@ class Page(HTMLParser):
         self.text.append(data)
 
 
-@pytest.fixture(scope="module")
-def restarted_run(tiny_dataset_config, tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("report_run")
-    config = config_with(tiny_dataset_config, folder / "config.py",
-                         **{**FAST, "HEALTH": {"interval": 1, "dead_fraction": 0.0,
-                                               "patience": 1}})
-    run = folder / "run"
-    base = ["--config", str(config), "--checkpoints", str(run), "--prefix", "net"]
-    assert train_googlenet.main([*base, "--end-epoch", "2"]) == 0
-    assert train_googlenet.main([*base, "--start-epoch", "1", "--end-epoch", "3",
-                                 "--lr", "1e-4"]) == 0
-    assert test_googlenet.main([*base, "--epoch", "3"]) == 0
-    return run, config
+def set_validation_rank1(run: Path, rank1: dict[int, float]) -> None:
+    """Give checkpoints the validation rank-1 a test wants to see reported."""
+    for epoch, value in rank1.items():
+        path = run / f"net-{epoch:04d}.json"
+        manifest = json.loads(path.read_text())
+        manifest["metrics"]["val"]["accuracy"] = value
+        path.write_text(json.dumps(manifest))
 
 
-def test_the_page_shows_this_runs_figures(restarted_run, tmp_path, capsys):
-    run, _ = restarted_run
+def test_the_page_shows_this_runs_figures(tiny_run, tmp_path, capsys):
+    run = linked_copy(tiny_run, tmp_path / "run")
+    # The best on validation: the highest rank-1, and of equals the earlier checkpoint.
+    set_validation_rank1(run, {1: 0.5, 2: 0.75, 3: 0.75})
     output = tmp_path / "page" / "report.html"
     capsys.readouterr()
     assert report_main(["--checkpoints", str(run), "--prefix", "net",
                         "--output", str(output)]) == 0
-    assert f"wrote {output}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {output}" in out
+    assert "best on validation: checkpoint 2, rank-1 75.00%" in out
     page = Page()
     page.feed(output.read_text(encoding="utf-8"))
     page.close()
@@ -107,9 +103,7 @@ def test_the_page_shows_this_runs_figures(restarted_run, tmp_path, capsys):
     final = manifests[3]["metrics"]["val"]
     assert page.by_id["final-val-rank1"] == f"{100 * final['accuracy']:.2f}%"
     assert page.by_id["final-val-rank5"] == f"{100 * final['top_k_accuracy_5']:.2f}%"
-    best = max(manifests, key=lambda e: (manifests[e]["metrics"]["val"]["accuracy"], -e))
-    assert page.by_id["best-val-rank1"] == \
-        f"{100 * manifests[best]['metrics']['val']['accuracy']:.2f}%"
+    assert page.by_id["best-val-rank1"] == "75.00%"
     test = json.loads((run / "net-0003-test.json").read_text())
     assert page.by_id["final-test-rank1"] == f"{100 * test['accuracy']:.2f}%"
 
@@ -133,8 +127,8 @@ def test_the_page_shows_this_runs_figures(restarted_run, tmp_path, capsys):
     assert "no published number exists for it" in text  # the tiny config is the demo's
 
 
-def test_the_default_page_sits_beside_the_checkpoints(restarted_run, capsys):
-    run, _ = restarted_run
+def test_the_default_page_sits_beside_the_checkpoints(tiny_run, tmp_path, capsys):
+    run = linked_copy(tiny_run, tmp_path / "run")
     assert report_main(["-c", str(run), "-p", "net"]) == 0
     assert (run / "net-report.html").is_file() and (run / "net_rank1.png").is_file()
     assert "final checkpoint 3: validation rank-1" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
-from cifar_fixtures import write_cifar_config
+from conftest import write_cifar_config
 
 import cifar_stats  # noqa: F401  (the script imports)
 import plot_log

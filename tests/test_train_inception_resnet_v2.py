@@ -15,6 +15,7 @@ from conftest import make_ilsvrc_tree, write_config
 
 import test_inception_resnet_v2
 import train_inception_resnet_v2
+from config.demo_inception_resnet_v2_config import RECIPE as DEMO_RECIPE
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset
@@ -33,9 +34,7 @@ def irv2_config(tmp_path_factory) -> str:
                         MODEL="inception_resnet_v2", MODEL_PARAMS={"blocks": [1, 1, 1]},
                         AUGMENTATION={"rand_crop": True, "rand_mirror": True},
                         HEALTH={"interval": 1, "dead_fraction": 0.99, "patience": 3},
-                        LOG_INTERVAL=1, DECODE_THREADS=1, SEED=11)
-    path.write_text(path.read_text()
-                    + "from config.demo_inception_resnet_v2_config import RECIPE  # noqa: E402\n")
+                        LOG_INTERVAL=1, DECODE_THREADS=1, SEED=11, RECIPE=DEMO_RECIPE)
     build_dataset(load_config(str(path)))
     return str(path)
 
