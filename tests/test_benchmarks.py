@@ -64,6 +64,7 @@ def test_missing_peers_are_a_reason_not_a_failure(tmp_path):
     assert targets(results) == []
 
 
+@pytest.mark.slow
 def test_run_all_quick_writes_results_with_every_section(tmp_path):
     md, js = tmp_path / "RESULTS.md", tmp_path / "results.json"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "run_all.py"),

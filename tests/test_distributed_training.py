@@ -5,12 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import DEADLINE, REPO_ROOT
 
 import train_googlenet
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.distributed import launch
 from pyimagesearch.training.logs import parse_log
+
+# A loopback cluster of four processes importing MXNet, training for epochs: tens of seconds.
+pytestmark = pytest.mark.slow
 
 
 def fingerprints(log: Path) -> dict[int, str]:

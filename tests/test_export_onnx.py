@@ -125,6 +125,7 @@ def _set_fixed_gammas(folder: Path, prefix: str, epoch: int, value: float) -> in
     return len(fixed)
 
 
+@pytest.mark.slow
 def test_inception_resnet_v2_export_and_a_failed_parity(irv2_run, tmp_path, capsys,
                                                         monkeypatch):
     output = tmp_path / "irv2.onnx"

@@ -44,6 +44,7 @@ def run(script, config, folder, *extra):
                         *map(str, extra)])
 
 
+@pytest.mark.slow
 def test_train_resume_and_evaluate_with_one_and_ten_crops(irv2_config, tmp_path, capsys):
     assert run(train_inception_resnet_v2, irv2_config, tmp_path, "--end-epoch", 1) == 0
     assert run(train_inception_resnet_v2, irv2_config, tmp_path, "--start-epoch", 1,

@@ -56,6 +56,7 @@ def arrays(folder, epoch, kind):
 
 # --- resume is exact and honest ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_one_plus_one_plus_one_epochs_equal_three_bitwise(faults_config, tmp_path):
     straight, pieces = tmp_path / "straight", tmp_path / "pieces"
     assert train(faults_config, straight, "--end-epoch", 3) == 0
@@ -98,6 +99,7 @@ def test_a_changed_dataset_is_refused(faults_config, tmp_path, capsys):
     assert "seed: checkpoint 3, now 4" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, tmp_path, capsys):
     assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     states = tmp_path / "net-0001.states"
@@ -154,6 +156,7 @@ class Saves:
         return "exporting the network"
 
 
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_saves_never_leaves_a_broken_checkpoint(tiny_config,
                                                                           tmp_path):
     """SIGKILL at random moments across the saves this test watches: a first process
@@ -218,6 +221,7 @@ def _limit_file_size(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(faults_config, tmp_path):
     assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.glob("net-0001.*")}
