@@ -8,12 +8,17 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from cifar_fixtures import write_cifar_config
-from conftest import REPO_ROOT, make_ilsvrc_tree, write_config
+from conftest import (
+    REPO_ROOT,
+    config_with,
+    make_ilsvrc_tree,
+    wait_until,
+    write_cifar_config,
+    write_config,
+)
 
 import classify_image
 import export_onnx
@@ -159,7 +164,7 @@ def test_damage_or_a_mismatched_config_is_refused_before_training(run, tmp_path,
                                                          "TEST_MX_REC", "DATASET_MEAN")},
             **TRAINING, "NUM_CLASSES": 5}))
     elif damage == "resize":
-        Path(path).write_text(Path(path).read_text() + "RESIZE = 40\n")
+        config_with(path, path, RESIZE=40)
     with pytest.raises(DatasetError, match=message):
         check_dataset(load_config(path), ("train", "val"))
     assert train_googlenet.main(["--config", path, "--checkpoints", str(tmp_path / "out"),
@@ -274,17 +279,6 @@ def test_epoch_last_passes_over_a_newer_damaged_checkpoint(run, tmp_path, caplog
 
 
 # --- a dataset rebuilt under a running training ------------------------------------------
-def wait_for(condition, what: str, deadline: float = 300.0):
-    """Poll ``condition`` until it holds; the deadline only catches a hang."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 def test_a_rebuild_under_a_running_training_stops_it(tmp_path):
     make_ilsvrc_tree(tmp_path / "ILSVRC2015", classes=4, train_per_class=10, val_per_class=3,
                      blacklist=(5,))
@@ -296,10 +290,8 @@ def test_a_rebuild_under_a_running_training_stops_it(tmp_path):
          str(folder), "--prefix", "net", "--end-epoch", "500"], cwd=REPO_ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (folder / "net-0001.json").exists() or process.poll() is not None,
-                 "the first checkpoint")
-        assert process.poll() is None, process.communicate()
-        Path(config).write_text(Path(config).read_text() + "TEST_SPLIT_SEED = 11\n")
+        wait_until((folder / "net-0001.json").exists, "the first checkpoint", process=process)
+        config_with(config, config, TEST_SPLIT_SEED=11)
         build_dataset(load_config(config))
         _, err = process.communicate(timeout=600)
     finally:
