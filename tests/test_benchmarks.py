@@ -104,6 +104,7 @@ def test_run_all_quick_writes_results_with_every_section(tmp_path):
     assert "Quick run" in text and "PyTorch peers skipped" in text
 
 
+@pytest.mark.slow
 def test_profile_step_accounts_for_the_step_by_operator_kind(tmp_path):
     """The profiler run sees every convolution of the network, forward and backward, puts
     each operator in its kind, and the operators' time cannot exceed the step by much."""

@@ -356,6 +356,7 @@ def test_remote_processes_stop_when_their_ssh_stdin_closes(tmp_path, token, fake
 # A real loopback cluster: 1 scheduler, 1-2 servers, 2 workers
 # ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_workers_train_in_sync(tmp_path, token, capsys):
     result = launch([*WORKER, str(tmp_path)], workers=2, servers=1, timeout=DEADLINE, grace=3)
     assert (result.outcome, result.returncode) == ("finished", 0), result.message
@@ -370,6 +371,7 @@ def test_two_workers_train_in_sync(tmp_path, token, capsys):
     assert_no_strays(token)
 
 
+@pytest.mark.slow
 def test_a_killed_worker_stops_the_job_with_its_last_lines(tmp_path, token):
     result = launch([*WORKER, str(tmp_path), "--steps", "500"], workers=2, servers=1,
                     env={"DIST_TEST_DIE_AFTER": "2", "DIST_TEST_DIE_RANK": "1"},
@@ -390,6 +392,7 @@ def test_a_killed_worker_stops_the_job_with_its_last_lines(tmp_path, token):
     assert_no_strays(token)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_launcher_stops_every_process(tmp_path, token):
     launcher = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "launch_distributed.py"), "--workers", "2",
@@ -415,6 +418,7 @@ def test_sigterm_to_the_launcher_stops_every_process(tmp_path, token):
     assert_no_strays(token)
 
 
+@pytest.mark.slow
 def test_hosts_file_through_an_ssh_command(tmp_path, token, fake_ssh):
     ssh_command, log = fake_ssh
     hosts_file = tmp_path / "hosts"

@@ -43,6 +43,7 @@ def saved_arrays(folder, epoch, kind):
     return mx.nd.load(str(Path(folder) / f"net-{epoch:04d}.{kind}"))
 
 
+@pytest.mark.slow
 def test_two_plus_two_epochs_equal_four_uninterrupted(tiny_config, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert train(tiny_config, straight, "--end-epoch", 4) == 0

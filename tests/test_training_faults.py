@@ -99,7 +99,6 @@ def test_a_changed_dataset_is_refused(faults_config, tmp_path, capsys):
     assert "seed: checkpoint 3, now 4" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, tmp_path, capsys):
     assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
     states = tmp_path / "net-0001.states"
