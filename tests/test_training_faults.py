@@ -15,7 +15,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import DEADLINE, REPO_ROOT, config_with, wait_for
+from conftest import DEADLINE, REPO_ROOT, config_with, linked_copy, wait_for
 from mxnet import gluon
 from mxnet.gluon import nn
 
@@ -39,6 +39,15 @@ def faults_config(tiny_config, tmp_path_factory) -> str:
     MXNet caps one iterator at one), so resume is checked across both streams."""
     folder = tmp_path_factory.mktemp("faults_config")
     return str(config_with(tiny_config, folder / "faults_config.py", DECODE_THREADS=2))
+
+
+@pytest.fixture(scope="module")
+def one_epoch(faults_config, tmp_path_factory) -> Path:
+    """A run of one epoch on ``faults_config`` (checkpoint 1). Read-only: tests that resume
+    or damage it work on a :func:`linked_copy`."""
+    folder = tmp_path_factory.mktemp("one_epoch")
+    assert train(faults_config, folder, "--end-epoch", 1) == 0
+    return folder
 
 
 def variant(config: str, folder: Path, name: str, **fields) -> str:
@@ -73,48 +82,51 @@ def test_one_plus_one_plus_one_epochs_equal_three_bitwise(faults_config, tmp_pat
 
 
 def test_a_changed_config_is_refused_unless_overridden_and_then_the_new_rate_applies(
-        faults_config, tmp_path, capsys):
-    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
+        faults_config, one_epoch, tmp_path, capsys):
+    run = linked_copy(one_epoch, tmp_path / "run")
     changed = variant(faults_config, tmp_path, "changed",
                       RECIPE={"base": "book-googlenet-adam", "name": "demo-googlenet-adam",
                               "num_epochs": 10, "base_lr": 5e-4,
                               "schedule": {"kind": "epoch_table", "table": {0: 5e-4}}})
     capsys.readouterr()
-    assert train(changed, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(changed, run, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err
     assert "differs from the checkpoint's" in err and "base_lr" in err and "--override" in err
-    assert train(changed, tmp_path, "--start-epoch", 1, "--end-epoch", 2, "--override") == 0
-    assert "Override (--override): recipe.base_lr" in (tmp_path / "training_1.log").read_text()
+    assert train(changed, run, "--start-epoch", 1, "--end-epoch", 2, "--override") == 0
+    assert "Override (--override): recipe.base_lr" in (run / "training_1.log").read_text()
     # The rate the optimizer really used at the first update after the resume.
-    record = read_metrics(tmp_path / "net-metrics.jsonl")[-1]
+    record = read_metrics(run / "net-metrics.jsonl")[-1]
     assert record["epoch"] == 1 and record["lr"] == pytest.approx(5e-4)
-    assert read_manifest(tmp_path, "net", 2)["num_update"] == 2 * 4
+    assert read_manifest(run, "net", 2)["num_update"] == 2 * 4
 
 
-def test_a_changed_dataset_is_refused(faults_config, tmp_path, capsys):
-    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
+def test_a_changed_dataset_is_refused(faults_config, one_epoch, tmp_path, capsys):
+    run = linked_copy(one_epoch, tmp_path / "run")
     other = variant(faults_config, tmp_path, "other", SEED=4)
     capsys.readouterr()
-    assert train(other, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(other, run, "--start-epoch", 1, "--end-epoch", 2) == 2
     assert "seed: checkpoint 3, now 4" in capsys.readouterr().err
 
 
-def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, tmp_path, capsys):
-    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
-    states = tmp_path / "net-0001.states"
-    states.write_bytes(states.read_bytes()[:-8] + b"garbage!")
+def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, one_epoch,
+                                                                  tmp_path, capsys):
+    run = linked_copy(one_epoch, tmp_path / "run")
+    states = run / "net-0001.states"
+    damaged = states.read_bytes()[:-8] + b"garbage!"
+    states.unlink()  # a new file: the hard-linked original stays intact
+    states.write_bytes(damaged)
     capsys.readouterr()
-    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(faults_config, run, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err
     assert "net-0001.states does not match its checksum" in err and "--reset-optimizer" in err
     states.unlink()
-    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2) == 2
+    assert train(faults_config, run, "--start-epoch", 1, "--end-epoch", 2) == 2
     assert "states file" in capsys.readouterr().err
-    assert train(faults_config, tmp_path, "--start-epoch", 1, "--end-epoch", 2,
+    assert train(faults_config, run, "--start-epoch", 1, "--end-epoch", 2,
                  "--reset-optimizer") == 0
-    log = (tmp_path / "training_1.log").read_text()
+    log = (run / "training_1.log").read_text()
     assert "optimizer state reset" in log and "schedule continues at update 4" in log
-    assert read_manifest(tmp_path, "net", 2)["num_update"] == 8
+    assert read_manifest(run, "net", 2)["num_update"] == 8
 
 
 # --- checkpoint faults ------------------------------------------------------------------
@@ -221,22 +233,23 @@ def _limit_file_size(limit: int):
 
 
 @pytest.mark.slow
-def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(faults_config, tmp_path):
-    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
-    before = {p.name: p.read_bytes() for p in tmp_path.glob("net-0001.*")}
-    params_size = (tmp_path / "net-0001.params").stat().st_size
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(faults_config, one_epoch,
+                                                                tmp_path):
+    run = linked_copy(one_epoch, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in run.glob("net-0001.*")}
+    params_size = (run / "net-0001.params").stat().st_size
     process = _run([sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--config",
-                    faults_config, "--checkpoints", str(tmp_path), "--prefix", "net",
+                    faults_config, "--checkpoints", str(run), "--prefix", "net",
                     "--start-epoch", "1", "--end-epoch", "3"],
                    preexec_fn=_limit_file_size(params_size // 2))
     out, err = process.communicate(timeout=DEADLINE)
     assert process.returncode == 2, err
     assert "could not write checkpoint 2" in err and "earlier checkpoints are untouched" in err
     assert err.rstrip().endswith("--end-epoch 3 --start-epoch 1")  # the resume command
-    assert list_checkpoints(tmp_path, "net") == [1]
-    assert {p.name: p.read_bytes() for p in tmp_path.glob("net-0001.*")} == before
-    read_manifest(tmp_path, "net", 1)
-    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name or "partial" in p.name]
+    assert list_checkpoints(run, "net") == [1]
+    assert {p.name: p.read_bytes() for p in run.glob("net-0001.*")} == before
+    read_manifest(run, "net", 1)
+    assert not [p for p in run.iterdir() if "tmp" in p.name or "partial" in p.name]
 
 
 # --- numerical faults ----------------------------------------------------------------------
@@ -294,7 +307,6 @@ def test_a_nan_bias_hidden_by_relu_is_caught_by_the_weight_check(tmp_path):
     setup.log.close()
 
 
-def test_metrics_jsonl_counts_skipped_steps(faults_config, tmp_path):
-    assert train(faults_config, tmp_path, "--end-epoch", 1) == 0
-    record = json.loads((tmp_path / "net-metrics.jsonl").read_text().splitlines()[-1])
+def test_metrics_jsonl_counts_skipped_steps(one_epoch):
+    record = json.loads((one_epoch / "net-metrics.jsonl").read_text().splitlines()[-1])
     assert record["skipped_steps"] == 0 and record["lr"] == pytest.approx(1e-3)
