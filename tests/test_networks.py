@@ -7,7 +7,7 @@ network (or a new variant) comes with its count and is held to the same contract
 - it builds, and its trainable parameters (``grad_req != 'null'``) are the table's count;
 - forward at the smallest input gives finite ``(batch, classes)`` logits;
 - it names its last feature map for the health monitor: ``features`` up to its global
-  pooling (``health.last_feature_map``), whose pooled output is what ``output`` classifies;
+  pooling (``health.last_feature_map``), whose pooled output is what the classifier reads;
 - hybridized, it computes what it computes imperatively;
 - ``export`` then ``SymbolBlock.imports`` gives the same outputs (the checkpoint format);
 - backward, hybridized as training runs it, gives every trainable parameter a finite,
@@ -89,8 +89,13 @@ def test_network_contract(case, tmp_path):
     assert trunk is not None, "no features stage ending in a global pooling"
     feature_map = trunk(x)
     assert feature_map.ndim == 4 and min(feature_map.shape[2:]) >= 1
-    pooled = feature_map.mean(axis=(2, 3))
-    np.testing.assert_allclose(net.output(pooled).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+    # The map is the last one: its global average, through the classifier (the last dense
+    # layer's weight and bias), is the network's output.
+    weight = [p for p in net.collect_params().values() if len(p.shape) == 2][-1]
+    bias = net.collect_params()[weight.name[:-len("weight")] + "bias"]
+    pooled = feature_map.mean(axis=(2, 3)).asnumpy()
+    logits = pooled @ weight.data().asnumpy().T + bias.data().asnumpy()
+    np.testing.assert_allclose(logits, imperative, rtol=1e-4, atol=1e-5)
 
     net.hybridize(static_alloc=True, static_shape=True)
     np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
