@@ -26,7 +26,7 @@ from conftest import (
     jpeg_bytes,
     make_ilsvrc_tree,
     tree_image,
-    wait_until,
+    wait_for,
     write_config,
 )
 
@@ -142,8 +142,8 @@ def test_dead_or_hung_worker_fails_the_build_and_keeps_the_dataset(tmp_path, mod
     assert files_of(out) == before  # byte-identical, and no temporary files left
     assert 1 <= len(list(pids.iterdir())) <= 2  # the fault was injected in a worker
     # No worker left running (multiprocessing's helper may take a moment to see its parent go).
-    wait_until(lambda: not running_with(marker), "end of every process of the build",
-               deadline=60)
+    wait_for(lambda: not running_with(marker), "end of every process of the build",
+             seconds=60)
 
 
 # --- a full disk -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from conftest import (
     REPO_ROOT,
     config_with,
     make_ilsvrc_tree,
-    wait_until,
+    wait_for,
     write_cifar_config,
     write_config,
 )
@@ -290,7 +290,7 @@ def test_a_rebuild_under_a_running_training_stops_it(tmp_path):
          str(folder), "--prefix", "net", "--end-epoch", "500"], cwd=REPO_ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until((folder / "net-0001.json").exists, "the first checkpoint", process=process)
+        wait_for((folder / "net-0001.json").exists, "the first checkpoint", process=process)
         config_with(config, config, TEST_SPLIT_SEED=11)
         build_dataset(load_config(config))
         _, err = process.communicate(timeout=600)

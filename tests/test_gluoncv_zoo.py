@@ -7,7 +7,8 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from model_use_fixtures import FAST, config_with, train_run
+from conftest import config_with
+from model_use_fixtures import FAST, train_run
 
 from pyimagesearch.config import load_config
 from pyimagesearch.evaluation.cli import evaluate_checkpoint

@@ -149,13 +149,10 @@ def test_book_variant_parameter_counts():
     assert len(list(GoogLeNet(num_classes=10, variant="book").collect_params())) == 57 * 6 + 2
 
 
-def test_book_variant_runs_any_size_and_round_trips(tmp_path):
+def test_book_variant_runs_any_size():
     net = _net(num_classes=10, variant="book")
-    x = _images(2, 56, seed=2)
-    imperative = net(x).asnumpy()
-    assert imperative.shape == (2, 10) and np.isfinite(imperative).all()
-    net.hybridize(static_alloc=True, static_shape=True)
-    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
+    out = net(_images(2, 56, seed=2)).asnumpy()
+    assert out.shape == (2, 10) and np.isfinite(out).all()
     assert "in5b" in net.describe(224) and "1x1024x1x1" in net.describe(224)
 
 

@@ -297,21 +297,6 @@ def test_paper_layout_scales_after_the_linear_bn():
                                rtol=1e-5, atol=1e-5)
 
 
-def test_paper_layout_trains_and_round_trips(tmp_path):
-    mx.random.seed(0)
-    net = InceptionResNetV2(layout="paper", blocks=(1, 1, 1), num_classes=10)
-    net.initialize(mx.init.Xavier(magnitude=2))
-    x, y = _images(2, 75), mx.nd.array([3, 8])
-    with autograd.record():
-        loss = gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
-    loss.backward()
-    trainable = {n: p for n, p in net.collect_params().items() if p.grad_req != "null"}
-    assert not [n for n, p in trainable.items() if not np.abs(p.grad().asnumpy()).sum() > 0]
-    imperative = net(x).asnumpy()
-    net.hybridize(static_alloc=True, static_shape=True)
-    np.testing.assert_allclose(net(x).asnumpy(), imperative, rtol=1e-4, atol=1e-5)
-
-
 def test_paper_layout_refuses_final_scale_and_unknown_layouts():
     with pytest.raises(ValueError, match="final_scale belongs to the released layout"):
         InceptionResNetV2(layout="paper", final_scale=1.0)

@@ -2,7 +2,8 @@
 
 Each row of ``CASES`` is a network at its smallest input, with the trainable-parameter count
 worked out apart from the code. Every registered name needs at least one row, so a new
-network (or a new variant) comes with its count and is held to the same contract:
+network comes with its count (a new variant, or a GluonCV zoo network the project relies on,
+gets a row too) and is held to the same contract:
 
 - it builds, and its trainable parameters (``grad_req != 'null'``) are the table's count;
 - forward at the smallest input gives finite ``(batch, classes)`` logits;
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from pyimagesearch.nn import get_model, model_names
+from pyimagesearch.nn import GLUONCV_PREFIX, get_model, model_names
 from pyimagesearch.training.health import last_feature_map
 
 
@@ -43,9 +44,14 @@ CASES = [
     Case("googlenet", {"num_classes": 10}, 32, 5_991_082,
          "Table 1 of Szegedy et al.: 57 convolutions (weights, BN gamma and beta) and the "
          "1024x10 classifier with bias; 7,005,832 with 1000 classes"),
+    Case("googlenet", {"num_classes": 10, "variant": "book"}, 32, 5_991_082,
+         "as the default: each convolution's bias takes the place of BN's gamma (fixed)"),
     Case("inception_resnet_v2", {"blocks": (1, 1, 1), "num_classes": 10}, 75, 13_478_042,
          "the released layout's tables (weights and BN beta; gamma fixed), one block per "
          "stage; the same arithmetic gives Keras' 55,813,192 for (10, 20, 10) blocks"),
+    Case("inception_resnet_v2", {"layout": "paper", "blocks": (1, 1, 1), "num_classes": 10},
+         75, 10_393_354, "Figures 3 and 16-19 with the Torch reproduction's corrections "
+         "(weights, BN gamma and beta); 31,574,440 for the paper's (5, 10, 5) and 1000 classes"),
     # Every block variant with both shortcuts: the variants move BN and ReLU, never a weight.
     *(Case("cifar_resnet", {"depth": 8, "shortcut": "A", "variant": variant}, 32, 75_290,
            "by hand: stem 3*16*9+32, one block per stage at widths 16/32/64 "
@@ -54,11 +60,18 @@ CASES = [
     *(Case("cifar_resnet", {"depth": 8, "shortcut": "B", "variant": variant}, 32, 78_042,
            "the option-A count plus two 1x1 projections with BN: 576 + 2,176")
       for variant in ("original", "bn_after_add", "no_relu_bn_before", "no_relu_bn_after")),
+    # GluonCV's zoo (any gluoncv.model_zoo name builds; these stand for it).
+    Case("gluoncv:resnet18_v1b", {"num_classes": 10}, 32, 11_181_642,
+         "torchvision's ResNet-18, 11,689,512, with a 10-class head: - 512*1000 - 1000 "
+         "+ 512*10 + 10"),
+    Case("gluoncv:cifar_resnet20_v1", {"num_classes": 10}, 32, 272_474,
+         "He et al.'s ResNet-20 with 1x1 projections (option B): 269,722 + 576 + 2,176"),
 ]
 
 
 def test_every_registered_network_has_a_row():
-    assert sorted({case.name for case in CASES}) == model_names(), \
+    own = {case.name for case in CASES if not case.name.startswith(GLUONCV_PREFIX)}
+    assert sorted(own) == model_names(), \
         "add a row to CASES for each network: constructor arguments, smallest input, count"
 
 

@@ -174,7 +174,8 @@ def test_sigkill_during_checkpoint_saves_never_leaves_a_broken_checkpoint(tiny_c
     times one save from its first temporary file to its manifest; every trial then kills
     a process that much into a save, at offsets spread over that window, so each phase of
     a save is hit whatever the machine's speed. Every checkpoint left must be complete
-    and intact, and the run must resume from the newest."""
+    and intact, the next start must clear the dead save's files, and the run must resume
+    from the newest."""
     rng = random.Random(7)
     trials = 6  # one fraction of the save window each: every phase of a save gets hit
     fractions = [(i + rng.random()) / trials for i in range(trials)]
@@ -211,11 +212,10 @@ def test_sigkill_during_checkpoint_saves_never_leaves_a_broken_checkpoint(tiny_c
             assert manifest["epoch"] == done
             mx.nd.load(str(tmp_path / f"net-{done:04d}.params"))
             mx.nd.load(str(tmp_path / f"net-{done:04d}.states"))
-        # A dead process's temporary files stay (hidden, never taken for a checkpoint);
-        # the next trial starts beside this one's, earlier ones go to save disk space.
-        for name in os.listdir(tmp_path):
-            if (".tmp" in name or ".partial-" in name) and str(process.pid) not in name:
-                (tmp_path / name).unlink()
+        # This trial's process removed at its start what the previous kill had left.
+        strays = [name for name in os.listdir(tmp_path)
+                  if (".tmp" in name or ".partial-" in name) and str(process.pid) not in name]
+        assert not strays, f"an earlier save's leftovers survived a start: {strays}"
         for log in tmp_path.glob("training_*.log"):
             log.rename(log.with_suffix(f".trial{trial}"))  # each trial starts a fresh log
     assert any(phase != "complete" for phase in phases), \
@@ -223,6 +223,7 @@ def test_sigkill_during_checkpoint_saves_never_leaves_a_broken_checkpoint(tiny_c
     latest = list_checkpoints(tmp_path, "net")[-1]
     assert train(tiny_config, tmp_path, "--start-epoch", latest, "--end-epoch", latest + 1) == 0
     assert list_checkpoints(tmp_path, "net")[-1] == latest + 1
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name or ".partial-" in name]
 
 
 def _limit_file_size(limit: int):
