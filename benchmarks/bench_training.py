@@ -2,8 +2,10 @@
 
 The bare step is forward + backward + update on one batch already in memory, which is
 all the device must do. The loop is ``train_epoch`` over real records (decode and
-augmentation by ``ImageRecordIter``, split over contexts, metrics, log lines) plus the
-epoch's checkpoint. Their ratio is the loop's overhead; the target is >= 0.95. The loop's
+augmentation by ``ImageRecordIter`` in a process of the epoch's own, as training runs it,
+batches handed over through shared memory; split over contexts, metrics, log lines) plus
+the epoch's checkpoint; the same loop with the iterators in this process is timed too, for
+what the hand-over costs. Their ratio is the loop's overhead; the target is >= 0.95. The loop's
 data settings (AUGMENTATION, DECODE_THREADS, ...) are those of the network's real config.
 A timed epoch is a few batches, so what an epoch pays once (creating the iterator, saving a
 checkpoint: 0.5 GB for Inception-ResNet-v2) weighs far more than in a real epoch; both
@@ -65,7 +67,8 @@ from mxnet import autograd, gluon
 from pyimagesearch.checkpoints import save_checkpoint
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import DatasetInfo, RecordSplit
-from pyimagesearch.data.iterators import Normalizer, training_iterator
+from pyimagesearch.data.decoder import ProcessIter, start_server
+from pyimagesearch.data.iterators import Normalizer, training_iterator, training_iterator_params
 from pyimagesearch.nn import count_trainable_parameters, get_model
 from pyimagesearch.training import recipes
 from pyimagesearch.training.health import HealthMonitor, HealthSettings
@@ -260,20 +263,28 @@ def at_real_epoch(within_img_s: float, per_epoch_s: float, images: int) -> float
 
 
 def whole_loop(setup: TrainingSetup, config, info: DatasetInfo, batch: int, epoch: int,
-               folder: Path) -> tuple[float, float, float]:
-    """One epoch as ``fit`` runs it: create the epoch's iterator, ``train_epoch``, save the
-    checkpoint. Returns images per second, the fraction of that time spent waiting for
-    data, and the wait before the first batch (seconds).
+               folder: Path, in_process: bool = False) -> LoopTiming:
+    """One epoch as ``fit`` runs it: the epoch's iterator in a decoding process of its own
+    (``data.decoder``), ``train_epoch``, the checkpoint. ``in_process``: the same
+    iterators in this process instead, as before the decoding processes.
 
     Creating the iterator is timed and counted as waiting: MXNet's ``MXDataIter`` decodes
-    the first batch in its constructor, and a real epoch pays it.
+    the first batch in its constructor, and a real epoch pays it (``fit`` starts an
+    epoch's decoding process an epoch ahead, which hides that; here it is paid).
     """
     tic = time.perf_counter()
-    data_iter = WaitTimer(training_iterator(config, info, batch, epoch, seed=0))
+    if in_process:
+        source = training_iterator(config, info, batch, epoch, seed=0)
+    else:
+        source = ProcessIter(training_iterator_params(config, info, batch, epoch, seed=0),
+                             f"benchmark epoch {epoch}")
+    data_iter = WaitTimer(source)
     created = time.perf_counter() - tic
     progress = EpochProgress(epoch)
     train_epoch(setup, data_iter, epoch, StopFlag(), progress)
     trained = time.perf_counter()
+    if not in_process:
+        source.close()
     save_checkpoint(setup.net, setup.trainer, folder, "bench", epoch + 1, {})
     seconds = time.perf_counter() - tic
     return LoopTiming(img_s=progress.samples / seconds,
@@ -331,12 +342,15 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
         # Warm the loop path too (iterator start, checkpoint code, the monitor's inference
         # graphs) before timing.
         setup.observers = [monitor] if health else []
+        start_server()
         whole_loop(setup, config, info, case.batch, 0, folder)
-        bare, timings, watched, memory = [], [], [], []
+        bare, timings, watched, memory, in_process = [], [], [], [], []
         for repeat in range(repeats):
             bare.append(bare_step(setup, case, steps))
             setup.observers = []
             timings.append(whole_loop(setup, config, info, case.batch, repeat + 1, folder))
+            in_process.append(whole_loop(setup, config, info, case.batch, repeat + 1, folder,
+                                         in_process=True))
             memory.append(memory_loop(setup, case, repeat + 1, folder))
             if health:
                 setup.observers = [monitor]
@@ -367,6 +381,14 @@ def measure(name: str, case: Case, repeats: int, health: bool) -> dict[str, Any]
                   # loop's shortfall against the same loop over in-memory batches.
                   "host_in_next_fraction": summary([t.wait_fraction for t in timings]),
                   "loop_in_memory_img_s": summary(memory),
+                  # The same loop with the iterators in this process, as before epochs were
+                  # decoded in processes of their own: what the hand-over costs.
+                  "loop_in_process_img_s": summary([t.img_s for t in in_process]),
+                  "loop_in_process_over_bare": summary([t.img_s / bs for t, bs
+                                                        in zip(in_process, bare)]),
+                  "loop_over_loop_in_process": summary([lp / t.img_s for lp, t
+                                                        in zip(loop, in_process)]),
+                  "per_epoch_seconds_in_process": summary([t.per_epoch_s for t in in_process]),
                   "data_wait_fraction": summary([max(0.0, 1 - lp / mem)
                                                  for lp, mem in zip(loop, memory)]),
                   "data_wait_first_batch_s": summary([t.first_batch_s for t in timings]),
@@ -398,6 +420,9 @@ def report_line(r: dict[str, Any], peak: float | None = None) -> str:
             f"{r['loop_over_bare']['median']:.3f} "
             f"(min {r['loop_over_bare']['min']:.3f}, max {r['loop_over_bare']['max']:.3f}), "
             f"data path costs {100 * r['data_wait_fraction']['median']:.1f}% of the loop; "
+            f"decoding in this process instead: loop/bare "
+            f"{r['loop_in_process_over_bare']['median']:.3f}, process/in-process "
+            f"{r['loop_over_loop_in_process']['median']:.3f}; "
             f"{r['per_epoch_seconds']['median']:.2f} s per epoch (iterator start, checkpoint) "
             f"over {r['real_epoch_images']:,} images: loop/bare "
             f"{r['loop_at_real_epoch_over_bare']['median']:.3f} at a real epoch")

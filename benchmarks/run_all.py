@@ -490,14 +490,15 @@ def render_memory(results: dict[str, Any]) -> list[str]:
         rows.append([LABELS.get(r["network"], r["network"]),
                      f"{r['crop']} px, b{r['batch']}, {r['train_images']} images, "
                      f"{len(r['rss_by_epoch'])} epochs", f"{num(r['peak_rss_mib'], 0)} MiB",
-                     f"{num(growth['rss_mib'][0], 0)} MiB" if growth else "n/a",
+                     f"{num(growth['rss_mib'][0], 0)} MiB (epoch {growth['from_epoch']})"
+                     if growth else "n/a",
                      f"{num(growth['rss_mib'][1], 0)} MiB (epoch {growth['to_epoch']})"
                      if growth else "n/a",
                      f"{growth['mib']:+.1f} MiB ({100 * growth['fraction']:+.1f}%)"
                      if growth else "n/a",
                      "ok" if r["returncode"] == 0 else f"failed: {r.get('error', '')}"])
-    lines += table(["network", "run", "peak RSS", "RSS after epoch 2", "RSS after last epoch",
-                    "growth", "run status"], rows)
+    lines += table(["network", "run", "peak RSS", "RSS after the first epoch compared",
+                    "RSS after last epoch", "growth", "run status"], rows)
     for r in memory["results"]:
         series = ", ".join(f"{e['rss_mib']:.0f}" for e in r["rss_by_epoch"])
         lines.append(f"- {r['network']}: RSS (MiB) at the end of each epoch's training: "

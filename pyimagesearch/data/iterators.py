@@ -167,6 +167,32 @@ class InterleavedIter(mx.io.DataIter):
         raise StopIteration
 
 
+def record_iterator(params: list[dict[str, Any]]) -> mx.io.DataIter:
+    """One ``ImageRecordIter`` per parameter set, taken in turn when there are several.
+
+    The parameters are plain data (``training_iterator_params``,
+    ``evaluation_iterator_params``), so a decoding process can build the same iterators
+    (``data.decoder``).
+    """
+    iterators = [mx.io.ImageRecordIter(**p) for p in params]
+    return iterators[0] if len(iterators) == 1 else InterleavedIter(iterators)
+
+
+def training_iterator_params(config: Settings, info: DatasetInfo, batch_size: int, epoch: int,
+                             seed: int, num_parts: int = 1, part_index: int = 0,
+                             streams: int | None = None) -> list[dict[str, Any]]:
+    """``ImageRecordIter`` parameters of ``training_iterator``: one set per decode stream."""
+    threads = config.DECODE_THREADS
+    streams = streams or decode_streams(threads)[0]
+    common = {**_common(info.splits["train"], info, config, batch_size), **config.AUGMENTATION,
+              "shuffle": True, "num_parts": num_parts * streams,
+              "preprocess_threads": math.ceil(threads / streams)}
+    return [{**common, "seed": _draw_seed(seed, epoch, f"order/{stream}"),
+             "seed_aug": _draw_seed(seed, epoch, f"augmentation/{stream}"),
+             "part_index": part_index * streams + stream}
+            for stream in range(streams)]
+
+
 def training_iterator(config: Settings, info: DatasetInfo, batch_size: int, epoch: int,
                       seed: int, num_parts: int = 1, part_index: int = 0,
                       streams: int | None = None) -> mx.io.DataIter:
@@ -174,18 +200,22 @@ def training_iterator(config: Settings, info: DatasetInfo, batch_size: int, epoc
 
     ``DECODE_THREADS`` threads are reached with ``streams`` iterators over parts of this
     worker's records (default: as many as MXNet's per-iterator cap requires), taken in
-    turn; ``batches_per_epoch`` counts the batches that gives.
+    turn; ``batches_per_epoch`` counts the batches that gives. Training decodes the same
+    iterators in a child process per epoch (``data.decoder``).
     """
-    threads = config.DECODE_THREADS
-    streams = streams or decode_streams(threads)[0]
-    common = {**_common(info.splits["train"], info, config, batch_size), **config.AUGMENTATION,
-              "shuffle": True, "num_parts": num_parts * streams,
-              "preprocess_threads": math.ceil(threads / streams)}
-    iterators = [mx.io.ImageRecordIter(**common, seed=_draw_seed(seed, epoch, f"order/{stream}"),
-                                       seed_aug=_draw_seed(seed, epoch, f"augmentation/{stream}"),
-                                       part_index=part_index * streams + stream)
-                 for stream in range(streams)]
-    return iterators[0] if streams == 1 else InterleavedIter(iterators)
+    return record_iterator(training_iterator_params(config, info, batch_size, epoch, seed,
+                                                    num_parts, part_index, streams))
+
+
+def evaluation_iterator_params(config: Settings, info: DatasetInfo, split: str,
+                               batch_size: int, size: int | None = None) -> list[dict[str, Any]]:
+    """``ImageRecordIter`` parameters of ``evaluation_iterator`` (one set)."""
+    if split not in info.splits:
+        raise DatasetError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
+    params = _common(info.splits[split], info, config, batch_size, size)
+    params.update(shuffle=False)
+    # Padding settings (CIFAR's 4-pixel pad) belong to the random crop only.
+    return [params]
 
 
 def evaluation_iterator(config: Settings, info: DatasetInfo, split: str, batch_size: int,
@@ -195,9 +225,4 @@ def evaluation_iterator(config: Settings, info: DatasetInfo, split: str, batch_s
     ``size`` is the side of the center square (default ``INPUT_SIZE``; 10-crop evaluation
     takes the whole stored square and crops it itself).
     """
-    if split not in info.splits:
-        raise DatasetError(f"split {split!r} was not checked; known: {sorted(info.splits)}")
-    params = _common(info.splits[split], info, config, batch_size, size)
-    params.update(shuffle=False)
-    # Padding settings (CIFAR's 4-pixel pad) belong to the random crop only.
-    return mx.io.ImageRecordIter(**params)
+    return record_iterator(evaluation_iterator_params(config, info, split, batch_size, size))

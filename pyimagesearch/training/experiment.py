@@ -20,12 +20,13 @@ from mxnet.contrib import amp
 from pyimagesearch.checkpoints import CheckpointError, remove_save_leftovers
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import check_dataset, check_unchanged, run_record
+from pyimagesearch.data.decoder import EpochDecoders, start_server
 from pyimagesearch.data.iterators import (
     Normalizer,
     batches_per_epoch,
     decode_streams,
-    evaluation_iterator,
-    training_iterator,
+    evaluation_iterator_params,
+    training_iterator_params,
 )
 from pyimagesearch.mxnet_checkpoints import KIND as MXNET_KIND
 from pyimagesearch.mxnet_checkpoints import restore_weights_only
@@ -183,6 +184,7 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts,
                                            request.gpus, config.source)
     info = check_dataset(config, ("train", "val"))
+    start_server()  # imports MXNet for the decoding processes while the network is built
     dtype = _precision(config, contexts)
     cluster = create_cluster(kvstore, contexts)
     if cluster.distributed and cluster.is_main:
@@ -289,16 +291,22 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
             max_batches=per_epoch,
             is_main=cluster.is_main, mixed_precision=dtype == "float16",
             log_fingerprints=cluster.distributed)
-        return fit(
-            setup, request.start_epoch, end_epoch,
-            make_train_iter=lambda epoch: training_iterator(
-                config, info, local_batch, epoch, seed, num_parts=cluster.num_workers,
-                part_index=cluster.rank),
-            make_val_iter=lambda: evaluation_iterator(config, info, "val", local_batch),
-            val_images=info.splits["val"].count,
-            lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
-            checkpoint=description,
-            metrics_path=str(metrics_jsonl_path(request.checkpoints, request.prefix)),
-            checkpoints=request.checkpoints, prefix=request.prefix)
+        # Each epoch's iterators run in a process of their own (MXNet's ImageRecordIter
+        # leaks every instance; see data.decoder).
+        with EpochDecoders(
+                lambda epoch: training_iterator_params(
+                    config, info, local_batch, epoch, seed, num_parts=cluster.num_workers,
+                    part_index=cluster.rank),
+                evaluation_iterator_params(config, info, "val", local_batch)
+                if cluster.is_main else None,
+                range(request.start_epoch, end_epoch)) as decoders:
+            return fit(
+                setup, request.start_epoch, end_epoch,
+                make_train_iter=decoders.train, make_val_iter=decoders.validation,
+                val_images=info.splits["val"].count,
+                lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
+                checkpoint=description,
+                metrics_path=str(metrics_jsonl_path(request.checkpoints, request.prefix)),
+                checkpoints=request.checkpoints, prefix=request.prefix)
     finally:
         log.close()
