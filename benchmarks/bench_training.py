@@ -70,6 +70,7 @@ from pyimagesearch.data.dataset import DatasetInfo, RecordSplit
 from pyimagesearch.data.decoder import ProcessIter, start_server
 from pyimagesearch.data.iterators import Normalizer, training_iterator, training_iterator_params
 from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.training import recipes
 from pyimagesearch.training.health import HealthMonitor, HealthSettings
 from pyimagesearch.training.logs import TrainingLog
@@ -207,6 +208,7 @@ def write_records(folder: Path, count: int, size: int, classes: int) -> RecordSp
 
 
 def make_setup(case: Case, folder: Path, updates_per_epoch: int) -> TrainingSetup:
+    return_large_blocks()  # as the training process does (experiment.train)
     mx.random.seed(0)
     net = get_model(case.model, num_classes=case.classes, **case.params)
     net.initialize(mx.init.Xavier(), ctx=[mx.cpu()])

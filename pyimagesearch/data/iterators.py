@@ -7,7 +7,9 @@ mean and crop against the manifest), and refuse batch sizes that would make MXNe
 
 A new training iterator is created for every epoch with seeds derived from the epoch:
 a re-created ``ImageRecordIter`` replays its first shuffle, so seeding by epoch is what
-makes a resumed run see the same batches as an uninterrupted one.
+makes a resumed run see the same batches as an uninterrupted one. (Training builds them
+in a process of the epoch's own, from ``training_iterator_params``: MXNet 1.9.1 never
+frees part of every ``ImageRecordIter``; see ``data.decoder``.)
 
 Augmentation is reproducible only with ``seed_aug``, and MXNet 1.9 applies it per
 image as ``seed_aug + position in the batch``: within an epoch, the image at position k

@@ -31,6 +31,7 @@ from pyimagesearch.data.iterators import (
 from pyimagesearch.mxnet_checkpoints import KIND as MXNET_KIND
 from pyimagesearch.mxnet_checkpoints import restore_weights_only
 from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
+from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.settings import to_json
 from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
@@ -184,6 +185,7 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
     contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts,
                                            request.gpus, config.source)
     info = check_dataset(config, ("train", "val"))
+    return_large_blocks()  # a heap that does not creep over a long run (see runtime)
     start_server()  # imports MXNet for the decoding processes while the network is built
     dtype = _precision(config, contexts)
     cluster = create_cluster(kvstore, contexts)
