@@ -16,7 +16,8 @@ included), so batches, order and augmentation are bit for bit the same.
   batches are ready by the time they are needed. As with every multiprocessing start
   method but fork, each process imports the trainer's script (not as ``__main__``), so a
   script that trains must keep its work under ``if __name__ == "__main__":`` (ours do;
-  the build's worker processes need it too).
+  the build's worker processes need it too). Where there is no fork server (Windows)
+  the processes are spawned, each importing MXNet: slower to start, the same batches.
 - **Hand-over**: a few batch-sized slots of shared memory; the process decodes into a
   free slot and says which, the trainer copies the slot into an ``NDArray`` and gives the
   slot back. Its name is unlinked as soon as the process has attached it, so nothing is
@@ -79,8 +80,7 @@ class SlotLayout:
 
     @property
     def slot_bytes(self) -> int:
-        label_bytes = math.prod(self.label_shape) * 4
-        return -(-(_aligned(self._data_bytes) + label_bytes) // _ALIGN) * _ALIGN
+        return _aligned(_aligned(self._data_bytes) + math.prod(self.label_shape) * 4)
 
     def views(self, buffer: memoryview) -> list[tuple[np.ndarray, np.ndarray]]:
         """(pixels, labels) arrays of every slot, over ``buffer``."""
