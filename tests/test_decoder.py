@@ -16,9 +16,9 @@ import pytest
 from conftest import REPO_ROOT
 
 from pyimagesearch.config import load_config
+from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.decoder import DecoderError, EpochDecoders, ProcessIter
 from pyimagesearch.data.iterators import (
-    dataset_info,
     evaluation_iterator_params,
     record_iterator,
     training_iterator_params,
@@ -30,7 +30,7 @@ SHM = Path("/dev/shm")
 @pytest.fixture(scope="module")
 def data(tiny_dataset_config):
     config = load_config(str(tiny_dataset_config))
-    return config, dataset_info(config, ("train", "val"))
+    return config, check_dataset(config, ("train", "val"))
 
 
 def batches(data_iter) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -118,11 +118,12 @@ import sys
 import pyimagesearch
 from pyimagesearch.config import load_config
 from pyimagesearch.data.decoder import EpochDecoders
-from pyimagesearch.data.iterators import dataset_info, training_iterator_params
+from pyimagesearch.data.dataset import check_dataset
+from pyimagesearch.data.iterators import training_iterator_params
 
 if __name__ == "__main__":
     config = load_config(sys.argv[1])
-    info = dataset_info(config, ("train",))
+    info = check_dataset(config, ("train",))
     params = lambda epoch: training_iterator_params(config, info, 8, epoch, seed=5)
     with EpochDecoders(params, None, range(10**6)) as decoders:
         for epoch in range(10**6):

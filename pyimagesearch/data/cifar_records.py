@@ -23,7 +23,7 @@ mean subtraction in its C++ threads like for ImageNet.
   :mod:`pyimagesearch.data.build`, whose leftovers clean-up it shares).
 
 The manifest has the layout of :mod:`pyimagesearch.data.manifest` (format 1), so the
-training core's ``dataset_info`` reads its counts and image size.
+training core's ``check_dataset`` reads its counts and image size.
 """
 
 from __future__ import annotations

@@ -47,14 +47,15 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-from pyimagesearch.data.iterators import DataError, record_iterator
+from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.iterators import record_iterator
 
 # Batches a process may have decoded ahead of the trainer (besides MXNet's own prefetch).
 SLOTS = 3
 _ALIGN = 64
 
 
-class DecoderError(DataError):
+class DecoderError(DatasetError):
     """A decoding process failed or died."""
 
 
