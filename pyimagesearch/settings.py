@@ -248,6 +248,32 @@ class Table(Kind):
 
 
 @dataclass(frozen=True)
+class Items(Kind):
+    """A list (or tuple) of distinct values of one kind, kept as a tuple."""
+
+    item: Kind
+    what: str = "a list"
+
+    def check(self, value: Any) -> tuple[Any, ...]:
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) \
+                or not value:
+            raise SettingError(f"must be {self.describe()}")
+        checked = []
+        for position, item in enumerate(value):
+            try:
+                checked.append(self.item.check(item))
+            except SettingError as exc:
+                raise SettingError(f"item {position} = {item!r}: {exc}") from None
+        duplicated = sorted({repr(x) for x in checked if checked.count(x) > 1})
+        if duplicated:
+            raise SettingError(f"lists {duplicated[0]} more than once")
+        return tuple(checked)
+
+    def describe(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True)
 class Keywords(Kind):
     """Keyword arguments (a dict with identifier keys): checked where they are used."""
 
@@ -376,6 +402,7 @@ def _all_cores() -> int:
 
 
 _ILSVRC = "ILSVRC tree"
+_FOLDERS = "image folders"
 _RECORDS = "records"
 _BUILD = "build"
 _DEMO = "demo tree"
@@ -405,6 +432,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LABEL_ORDER", Choice(("map_clsloc", "sorted_wnid")), "class numbering: "
             "map_clsloc.txt order (the book) or sorted WordNet ids (model zoos)",
             default="map_clsloc", group=_ILSVRC),
+    # An image-folder tree (pyimagesearch/data/folders.py), read instead of the ILSVRC tree.
+    Setting("DATASET_LAYOUT", Choice(("ilsvrc", "folders")), "the raw dataset build_imagenet.py "
+            "reads: the ILSVRC2015 tree or <FOLDER_ROOT>/<split>/<class>/<image>",
+            default="ilsvrc", group=_FOLDERS),
+    Setting("FOLDER_ROOT", PATH, "folder holding train/ and test/ (and val/) class folders",
+            group=_FOLDERS),
+    Setting("FOLDER_CLASSES", Optional(Items(Text(), what="a list of class folder names")),
+            "the classes in label order (None: the sorted folder names of train/)",
+            default=None, group=_FOLDERS),
     # Lists, records and means.
     Setting("MX_OUTPUT", PATH, "root of the lists and records of this dataset",
             group=_RECORDS),
@@ -416,12 +452,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TEST_MX_REC", PATH, "test.rec", group=_RECORDS),
     Setting("DATASET_MEAN", PATH, "the training set's channel mean, JSON {R, G, B}",
             group=_RECORDS),
-    Setting("MEAN_IMAGE", PATH, "a per-pixel mean (MXNet .nd) used instead of DATASET_MEAN",
+    Setting("MEAN_IMAGE", PATH, "a per-pixel mean (MXNet .nd) of the training set, written by "
+            "the build, subtracted instead of DATASET_MEAN",
             default=None, group=_RECORDS),
     Setting("RESIZE", Optional(POSITIVE), "shorter side of every stored image, >= "
             "INPUT_SIZE", group=_RECORDS),
     Setting("ENCODING_QUALITY", Integer(low=1, high=100), "JPEG quality of the records",
             default=95, group=_RECORDS),
+    Setting("RECORD_ENCODING", Choice(("jpeg", "png")), "how build_imagenet.py stores images: "
+            "JPEG (ENCODING_QUALITY) or lossless PNG (small images such as CIFAR's)",
+            default="jpeg", group=_RECORDS),
     Setting("BUILD_SCRIPT", Text(), "the command that builds these records, named in "
             "messages", default="build_imagenet.py", group=_RECORDS),
     # The build.
@@ -452,9 +492,11 @@ SETTINGS: tuple[Setting, ...] = (
             default="auto", group=_CIFAR),
     Setting("CIFAR_LABELS", Choice(("fine", "coarse")), "CIFAR-100's label set",
             default="fine", group=_CIFAR),
-    Setting("VAL_SIZE", NON_NEGATIVE, "validation images held out of the training files "
-            "(0: validate on test)", default=5000, group=_CIFAR),
-    Setting("VAL_SPLIT_SEED", SEED_KIND, "seed of that hold-out", default=0, group=_CIFAR),
+    Setting("VAL_SIZE", NON_NEGATIVE, "validation images held out of the training files, "
+            "or of an image-folder tree without val/ (0: validate on test)", default=5000,
+            group=_CIFAR),
+    Setting("VAL_SPLIT_SEED", SEED_KIND, "seed of that hold-out (image folders: and of the "
+            "training records' order)", default=0, group=_CIFAR),
     Setting("FAKE_CIFAR", Optional(Record({"images_per_batch": POSITIVE, "seed": SEED_KIND,
                                            "layout": Choice(("python", "binary"))},
                                           required=("images_per_batch",),

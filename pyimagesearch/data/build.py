@@ -1,4 +1,8 @@
-"""Build the whole dataset: raw ILSVRC tree -> lists -> records -> mean -> manifest.
+"""Build the whole dataset: raw tree -> lists -> records -> mean -> manifest.
+
+The raw tree is the ILSVRC2015 download or an image-folder tree (``DATASET_LAYOUT``); a
+:class:`pyimagesearch.data.sources.SplitSource` turns it into the three lists, and
+everything after that is the same for both.
 
 What this does that MXNet's ``im2rec.py`` does not:
 
@@ -24,10 +28,13 @@ What this does that MXNet's ``im2rec.py`` does not:
 
 See ``docs/faults_data.md`` for the whole fault table.
 
-Images are read by :mod:`pyimagesearch.data.images` and packed by
-:mod:`pyimagesearch.data.packing` (the project's writer, or MXNet's im2rec with
-``PACKER = "im2rec"``) in the worker processes of :mod:`pyimagesearch.data.workers`; the
-mean and the manifest are written by :mod:`pyimagesearch.data.dataset`.
+Images are read by :mod:`pyimagesearch.data.images` from an ILSVRC tree or an image-folder
+tree (:mod:`pyimagesearch.data.sources`) and packed by :mod:`pyimagesearch.data.packing`
+(the project's writer, as JPEG or as lossless PNG with ``RECORD_ENCODING``, or MXNet's
+im2rec with ``PACKER = "im2rec"``) in the worker processes of
+:mod:`pyimagesearch.data.workers`; the means (the channel mean, and the per-pixel
+``MEAN_IMAGE`` when the config names one) and the manifest are written by
+:mod:`pyimagesearch.data.dataset`.
 """
 
 from __future__ import annotations
@@ -42,8 +49,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import (
     SPLIT_SETTINGS,
@@ -53,22 +58,23 @@ from pyimagesearch.data.dataset import (
     new_manifest,
     split_files_entry,
     write_mean,
+    write_mean_image,
 )
-from pyimagesearch.data.lists import ListEntry, make_entries, write_list
+from pyimagesearch.data.lists import ListEntry, write_list
 from pyimagesearch.data.packing import PackResult, pack_records
 from pyimagesearch.data.records import idx_path_for, naming_errors
+from pyimagesearch.data.sources import SplitSource, make_split_lists, split_source
 from pyimagesearch.data.staging import Staging, remove_stale_partials
 from pyimagesearch.data.workers import BuildError, ImageWorkers, WorkerError
-from pyimagesearch.utils.imagenethelper import ImageNetHelper
 from pyimagesearch.utils.locks import build_lock
 
 logger = logging.getLogger(__name__)
 
+# What every build needs; the source of the lists adds its own (SplitSource.required_fields).
 BUILD_FIELDS = (
-    "BASE_PATH", "IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
-    "VAL_BLACKLIST", "NUM_CLASSES", "NUM_TEST_IMAGES", "TRAIN_MX_LIST", "VAL_MX_LIST",
-    "TEST_MX_LIST", "TRAIN_MX_REC", "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "RESIZE",
-    "ENCODING_QUALITY", "BUILD_THREADS", "INPUT_SIZE",
+    "NUM_CLASSES", "TRAIN_MX_LIST", "VAL_MX_LIST", "TEST_MX_LIST", "TRAIN_MX_REC",
+    "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "RESIZE", "ENCODING_QUALITY",
+    "BUILD_THREADS", "INPUT_SIZE",
 )
 # What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
@@ -106,12 +112,16 @@ def check_build_config(config: Settings) -> None:
             f"every stored image must be at least as large as the training crop")
     lists = [Path(getattr(config, lst)).resolve() for lst, _ in SPLIT_SETTINGS.values()]
     records = [Path(getattr(config, rec)).resolve() for _, rec in SPLIT_SETTINGS.values()]
-    outputs = [*lists, *records, *map(idx_path_for, records), Path(config.DATASET_MEAN).resolve()]
+    means = [Path(path).resolve() for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
+    outputs = [*lists, *records, *map(idx_path_for, records), *means]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{name}: the list, record and mean paths must all differ")
     if any(path.suffix != ".rec" for path in records):
         raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
                           f"in .rec (the .idx goes beside them)")
+    if config.PACKER == "im2rec" and (config.RECORD_ENCODING != "jpeg" or config.MEAN_IMAGE):
+        raise ConfigError(f"{name}: PACKER='im2rec' stores JPEG with a channel mean; "
+                          f"RECORD_ENCODING='png' and MEAN_IMAGE need PACKER='project'")
 
 
 def _missing_files(entries: dict[str, list[ListEntry]],
@@ -133,37 +143,16 @@ def _missing_files(entries: dict[str, list[ListEntry]],
     return found
 
 
-def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
-    """The train, val and test lists of the book: test carved out of train, train shuffled.
-
-    The training list is shuffled once here, with ``TEST_SPLIT_SEED``: ImageRecordIter
-    reads a record file in chunks (and in contiguous parts per worker in distributed
-    training), so class-sorted records would give class-sorted batches.
-    """
-    seed = int(helper.config.TEST_SPLIT_SEED)
-    train_paths, train_labels = helper.build_training_set()
-    val_paths, val_labels = helper.build_validation_set()
-    split = helper.split_test_set(train_paths, train_labels, seed=seed)
-    if not split.test_paths:
-        raise ConfigError(f"{helper.config.source}: NUM_TEST_IMAGES is 0, so the "
-                          f"test split would be empty (the book carves 50 per class)")
-    order = np.random.RandomState(seed).permutation(len(split.train_paths))
-    return {
-        "train": make_entries([split.train_paths[i] for i in order],
-                              [split.train_labels[i] for i in order]),
-        "val": make_entries(val_paths, val_labels),
-        "test": make_entries(split.test_paths, split.test_labels),
-    }
 
 
 def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
-    """Raw ILSVRC tree -> three ``.lst`` -> three ``.rec``/``.idx`` + mean + manifest.
+    """Raw tree -> three ``.lst`` -> three ``.rec``/``.idx`` + mean + manifest.
 
     Parameters
     ----------
-    config : module
-        A config with :data:`BUILD_FIELDS` (and optionally ``LABEL_ORDER``,
-        ``TEST_SPLIT_SEED``, ``BUILD_WORKER_TIMEOUT``, ``BUILD_MAX_ASPECT_RATIO``).
+    config : Settings
+        A config with :data:`BUILD_FIELDS` and the fields of its ``DATASET_LAYOUT``'s
+        source (the ILSVRC devkit paths, or ``FOLDER_ROOT``).
     strict : bool
         Fail (:class:`StrictBuildError`) instead of skipping unreadable files; nothing
         final-named is written then.
@@ -180,8 +169,8 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
         limit), or the records just written do not read back. The message says whether
         the previous dataset is untouched (it is, unless the failure came while renaming).
     DatasetError
-        Bad devkit files, lists, an empty split or class (``StrictBuildError`` for
-        ``--strict``).
+        Bad devkit files or folder tree, lists, an empty split or class
+        (``StrictBuildError`` for ``--strict``).
     LockError
         Another build writes to one of the output folders (``FolderBusy`` names it), or a
         folder cannot be written.
@@ -189,8 +178,9 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
     check_build_config(config)
     outputs = _split_outputs(config)
     # One build per output folder at a time; its leftovers are removed under the lock.
+    mean_files = [Path(path) for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
     with build_lock([*(p for files in outputs.values() for p in files.values()),
-                     Path(config.DATASET_MEAN), manifest_path(config)]):
+                     *mean_files, manifest_path(config)]):
         return _build_dataset(config, strict, outputs)
 
 
@@ -204,22 +194,23 @@ def _split_outputs(config: Settings) -> dict[str, dict[str, Path]]:
 def _build_dataset(config: Settings, strict: bool,
                    outputs: dict[str, dict[str, Path]]) -> dict[str, Any]:
     started, started_at = time.monotonic(), datetime.now(timezone.utc)
-    helper = ImageNetHelper(config)
-    entries = make_split_lists(helper)
+    source = split_source(config)
+    entries = source.split_lists()
     for name, items in entries.items():
         logger.info("%s: %d images listed", name, len(items))
-    image_root = str(config.IMAGES_PATH)
+    image_root = source.image_root
     if strict and (absent := _missing_files(entries, image_root)):
         raise StrictBuildError(absent)
 
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
+    mean_image = [Path(config.MEAN_IMAGE)] if config.MEAN_IMAGE else []
     remove_stale_partials([p for files in outputs.values() for p in files.values()]
-                          + [mean_file, manifest_file])
+                          + [mean_file, *mean_image, manifest_file])
     previous = manifest_file.is_file()
 
     staging = Staging()
     try:
-        manifest = _build_staged(config, helper, entries, outputs, staging, strict, started,
+        manifest = _build_staged(config, source, entries, outputs, staging, strict, started,
                                  started_at)
     except (WorkerError, OSError) as exc:
         raise BuildError(_failure_message(exc, staging, manifest_file, previous)) from exc
@@ -231,17 +222,17 @@ def _build_dataset(config: Settings, strict: bool,
     return manifest
 
 
-def _build_staged(config: Settings, helper: ImageNetHelper,
+def _build_staged(config: Settings, source: SplitSource,
                   entries: dict[str, list[ListEntry]], outputs: dict[str, dict[str, Path]],
                   staging: Staging, strict: bool, started: float,
                   started_at: datetime) -> dict[str, Any]:
     """Everything under temporary names, then the commit (see :class:`Staging`)."""
     from pyimagesearch.data.verify import RecordError, verify_split
 
-    image_root = str(config.IMAGES_PATH)
+    image_root = source.image_root
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
     timeout, max_aspect = config.BUILD_WORKER_TIMEOUT, config.BUILD_MAX_ASPECT_RATIO
-    num_classes = len(helper.classes)
+    num_classes = len(source.classes)
     temporary: dict[str, dict[str, Path]] = {}
     results: dict[str, PackResult] = {}
     with ImageWorkers(int(config.BUILD_THREADS), timeout) as workers:
@@ -253,10 +244,12 @@ def _build_staged(config: Settings, helper: ImageNetHelper,
                 entries[name], image_root, temporary[name]["rec"], temporary[name]["idx"],
                 resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY),
                 workers=workers, compute_mean=(name == "train"), description=name,
-                max_aspect_ratio=max_aspect, packer=config.PACKER)
+                max_aspect_ratio=max_aspect, packer=config.PACKER,
+                encoding=config.RECORD_ENCODING,
+                compute_pixel_mean=(name == "train" and config.MEAN_IMAGE is not None))
             if strict and results[name].skipped:
                 raise StrictBuildError({name: results[name].skipped})
-            _check_not_empty(name, results[name], helper)
+            _check_not_empty(name, results[name], source.classes)
             try:
                 # Cheap (header walk), and it catches what no exception reports: a write
                 # that the filesystem accepted but did not keep.
@@ -269,20 +262,37 @@ def _build_staged(config: Settings, helper: ImageNetHelper,
     with naming_errors(mean_temporary):
         write_mean(mean_temporary, results["train"].mean)
     folder = manifest_file.resolve().parent
+    mean_image_file = mean_image_temporary = None
+    if config.MEAN_IMAGE is not None:
+        mean_image_file = Path(config.MEAN_IMAGE)
+        mean_image_temporary = staging.path(mean_image_file)
+        with naming_errors(mean_image_temporary):
+            write_mean_image(mean_image_temporary, results["train"].pixel_mean)
     manifest = new_manifest(
-        builder="ilsvrc", config=config, created=started_at.isoformat(timespec="seconds"),
-        label_order=helper.label_order, classes=[info.as_dict() for info in helper.classes],
-        resize=config.RESIZE, encoding="jpeg", quality=config.ENCODING_QUALITY,
+        builder=source.builder, config=config,
+        created=started_at.isoformat(timespec="seconds"), label_order=source.label_order,
+        classes=source.classes, resize=config.RESIZE, encoding=config.RECORD_ENCODING,
+        quality=config.ENCODING_QUALITY if config.RECORD_ENCODING == "jpeg" else None,
         mean=results["train"].mean, mean_file=mean_file, mean_temporary=mean_temporary,
-        splits={name: _split_entry(results[name], outputs[name], temporary[name], folder)
+        mean_image_file=mean_image_file, mean_image_temporary=mean_image_temporary,
+        splits={name: _split_entry(results[name], outputs[name], temporary[name], folder,
+                                   num_classes)
                 for name in SPLITS},
-        folder=folder, build=_build_parameters(config), sources=helper.fingerprints())
+        folder=folder, build=_build_parameters(config, source),
+        sources=source.fingerprints())
     manifest["build_seconds"] = round(time.monotonic() - started, 3)
     staging.commit(manifest_file, manifest)
     return manifest
 
 
-def _check_not_empty(name: str, result: PackResult, helper: ImageNetHelper) -> None:
+def _class_text(info: dict[str, Any], listed: int) -> str:
+    """``n01440764 (label 0, 'tench': 3 listed, all skipped)``; folders have no WordNet id."""
+    if "wnid" in info:
+        return f"{info['wnid']} (label {info['label']}, {info['name']!r}: {listed} listed, "
+    return f"{info['name']!r} (label {info['label']}: {listed} listed, "
+
+
+def _check_not_empty(name: str, result: PackResult, classes: list[dict[str, Any]]) -> None:
     """No split without records; no class without a training record."""
     if result.written == 0:
         raise DatasetError(f"no image of the {name} split could be read ({result.listed} "
@@ -290,11 +300,11 @@ def _check_not_empty(name: str, result: PackResult, helper: ImageNetHelper) -> N
                            f"dataset")
     if name != "train":
         return
-    empty = [(info, result.per_label.get(info.label, [0, 0])[0]) for info in helper.classes
-             if result.per_label.get(info.label, [0, 0])[1] == 0]
+    empty = [(info, result.per_label.get(info["label"], [0, 0])[0]) for info in classes
+             if result.per_label.get(info["label"], [0, 0])[1] == 0]
     if empty:
-        shown = ", ".join(f"{info.wnid} (label {info.label}, {info.name!r}: {listed} listed, "
-                          f"all skipped)" for info, listed in empty[:10])
+        shown = ", ".join(f"{_class_text(info, listed)}all skipped)"
+                          for info, listed in empty[:10])
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
         raise DatasetError(f"{len(empty)} class(es) would have no training record: "
                            f"{shown}{more}; a class cannot be learned without examples "
@@ -332,12 +342,10 @@ def _failure_message(exc: BaseException, staging: Staging, manifest_file: Path,
     return f"{where} failed: {reason}{hint}; {state}"
 
 
-def _build_parameters(config: Settings) -> dict[str, Any]:
+def _build_parameters(config: Settings, source: SplitSource) -> dict[str, Any]:
     return {
-        "image_root": str(Path(config.IMAGES_PATH).resolve()),
-        # The training list's order is drawn with the same seed.
-        "test_split": {"num_test_images": int(config.NUM_TEST_IMAGES),
-                       "seed": int(config.TEST_SPLIT_SEED)},
+        "image_root": str(Path(source.image_root).resolve()),
+        **source.description(),
         "build_threads": config.BUILD_THREADS,
         "packer": config.PACKER,  # what wrote the records: "project" or "im2rec"
         # Images more elongated than this were skipped (see images.prepare_image).
@@ -346,12 +354,14 @@ def _build_parameters(config: Settings) -> dict[str, Any]:
 
 
 def _split_entry(result: PackResult, finals: dict[str, Path], temporary: dict[str, Path],
-                 folder: Path) -> dict[str, Any]:
+                 folder: Path, num_classes: int) -> dict[str, Any]:
     size = temporary["rec"].stat().st_size
     if size >= 1 << 30:  # minutes for ImageNet's train.rec: say so
         logger.info("hashing %s (%.1f GB)", finals["rec"].name, size / 1e9)
     return {"listed": result.listed, "written": result.written, "count": result.written,
             "skipped": result.skipped, "seconds": round(result.seconds, 3),
+            "class_counts": [result.per_label.get(label, [0, 0])[1]
+                             for label in range(num_classes)],
             **split_files_entry(finals["rec"], temporary, folder, lst=finals["lst"])}
 
 
@@ -373,9 +383,24 @@ def format_summary(manifest: dict[str, Any], max_reasons: int = 20) -> str:
             lines += [f"  {item['path']}: {item['reason']}" for item in skipped[:max_reasons]]
             if len(skipped) > max_reasons:
                 lines.append(f"  ... and {len(skipped) - max_reasons} more (see the manifest)")
+    build = manifest.get("build", {})
+    for name, ignored in build.get("folders", {}).get("ignored", {}).items():
+        if ignored["count"]:
+            lines.append(f"ignored in {name}/ (not listed: not image files): "
+                         f"{ignored['count']}, e.g. {ignored['files'][0]['path']}: "
+                         f"{ignored['files'][0]['reason']}")
+    validation = build.get("validation")
+    if validation:
+        lines.append({"val": f"validation: the tree's val/ folder ({validation['size']} images)",
+                      "test": f"note: {validation.get('note', '')}",
+                      "train": f"validation: {validation['size']} training images held "
+                               f"out, stratified, seed {validation.get('seed')}"
+                      }[validation["source"]])
     mean = manifest["mean"]
     lines.append(f"mean R={mean['R']:.3f} G={mean['G']:.3f} B={mean['B']:.3f} "
-                 f"(training set, {manifest['resize']}px shorter side)")
+                 f"(training set, {manifest['resize']}px shorter side)"
+                 + (f"; per-pixel mean image {manifest['mean_image_file']}"
+                    if manifest.get("mean_image_file") else ""))
     lines.append(f"labels: {manifest['label_order']} order, {manifest['num_classes']} classes; "
                  f"built in {manifest['build_seconds']:.1f} s")
     return "\n".join(lines)

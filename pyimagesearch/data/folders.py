@@ -1,0 +1,252 @@
+"""An image-folder tree as a build's split lists: ``<root>/<split>/<class>/<image>``.
+
+How most people hold their own data (Imagenette, Kaggle's ImageNet layout, exports of
+labelling tools, the public JPEG re-encoding of CIFAR-10)::
+
+    FOLDER_ROOT/train/<class>/<image>      required
+    FOLDER_ROOT/test/<class>/<image>       required
+    FOLDER_ROOT/val/<class>/<image>        optional
+
+- **Labels.** Classes are the sorted folder names of ``train/`` (label 0 first), or the
+  config's ``FOLDER_CLASSES`` in its order; the manifest records which. A class folder in
+  ``val/`` or ``test/`` that ``train/`` lacks is an error (a mislabelled tree), unless
+  ``FOLDER_CLASSES`` leaves it out on purpose; folders it leaves out are ignored
+  everywhere.
+- **Validation.** ``val/`` when the tree has it; otherwise ``VAL_SIZE`` training images
+  are held out, stratified by class and drawn with ``VAL_SPLIT_SEED``
+  (:func:`pyimagesearch.data.cifar.train_val_indices`, the same split CIFAR's 45k/5k
+  uses); ``VAL_SIZE = 0`` validates on the test images.
+- **What is listed.** Every file whose name ends in an image suffix (any case): whether it
+  decodes is the build's business, so a broken one is skipped *and listed* there
+  (``listed = written + skipped``). Anything else (hidden files, other suffixes, nested
+  folders, files beside the class folders) is not listed but *ignored*, and reported by
+  path and reason in the manifest. A file name with a tab, a newline or a backslash
+  cannot go into a ``.lst`` and is an error naming it.
+- **Order.** The test and validation lists follow the sorted file names; the training
+  list is shuffled once with ``VAL_SPLIT_SEED`` (class-sorted records would give
+  class-sorted chunks to ImageRecordIter and to distributed workers).
+
+:func:`pyimagesearch.data.build.build_dataset` does the rest as for the ILSVRC tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.cifar import train_val_indices
+from pyimagesearch.data.lists import ListEntry, make_entries, unsafe_path_reason
+from pyimagesearch.utils.imagenethelper import DatasetError
+
+logger = logging.getLogger(__name__)
+
+# Suffixes of the formats Pillow decodes that photographs come in (compared lower-case).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif",
+                            ".tiff", ".webp", ".ppm", ".pgm", ".pbm"})
+FOLDER_SPLITS = ("train", "val", "test")
+# Ignored files named per split in the manifest; the count is always complete.
+MAX_IGNORED_LISTED = 100
+
+
+@dataclass
+class ScannedSplit:
+    """The images found under one split folder, and what was passed over."""
+
+    paths: list[str] = field(default_factory=list)      # relative to the root, "/"-joined
+    labels: list[int] = field(default_factory=list)
+    ignored: list[dict[str, str]] = field(default_factory=list)
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return np.bincount(np.asarray(self.labels, dtype=np.int64),
+                           minlength=num_classes).tolist()
+
+
+def _listing_sha256(scanned: ScannedSplit, root: Path) -> str:
+    """A fingerprint of what was listed: every path with its size (no image is read)."""
+    digest = hashlib.sha256()
+    for path in scanned.paths:
+        digest.update(f"{path}\t{os.stat(root / path).st_size}\n".encode())
+    return digest.hexdigest()
+
+
+def _check_name(relative: str, root: Path) -> None:
+    for bad, what in (("\t", "a tab"), ("\n", "a newline"), ("\r", "a carriage return")):
+        if bad in relative:
+            raise DatasetError(f"file name {relative!r} contains {what}, which a .lst line "
+                               f"cannot hold; rename it", root)
+    reason = unsafe_path_reason(relative)
+    if reason:
+        raise DatasetError(f"file name {relative!r} {reason}; rename it", root)
+
+
+class ImageFolderSource:
+    """The split lists of ``<FOLDER_ROOT>/<split>/<class>/<image>`` (see the module doc).
+
+    Raises :class:`DatasetError` (naming the folder or file) for a tree without
+    ``train/`` or ``test/``, a class without training images, an unknown class folder, or
+    a file name that a list cannot hold; :class:`ConfigError` when ``NUM_CLASSES`` or
+    ``FOLDER_CLASSES`` do not fit the tree.
+    """
+
+    builder = "folders"
+    required_fields = ("FOLDER_ROOT", "NUM_CLASSES")
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.root = Path(config.FOLDER_ROOT)
+        self.image_root = str(self.root)
+        if not self.root.is_dir():
+            raise DatasetError("image-folder root (FOLDER_ROOT) not found or not a folder",
+                               self.root)
+        missing = [name for name in ("train", "test") if not (self.root / name).is_dir()]
+        if missing:
+            raise DatasetError(f"has no {' and no '.join(f'{m}/' for m in missing)} folder; "
+                               f"an image-folder tree holds train/<class>/<image> and "
+                               f"test/<class>/<image> (and optionally val/)", self.root)
+        train_folders = self._class_folders("train")
+        given = config.FOLDER_CLASSES
+        if given is None:
+            names = train_folders
+            self.label_order = "sorted"
+            if not names:
+                raise DatasetError("holds no class folders", self.root / "train")
+        else:
+            names = list(given)
+            self.label_order = "config"
+            absent = [name for name in names if name not in train_folders]
+            if absent:
+                raise DatasetError(f"has no folder for {len(absent)} class(es) of "
+                                   f"FOLDER_CLASSES: {', '.join(absent[:10])}; a class "
+                                   f"without training images cannot be learned",
+                                   self.root / "train")
+        if len(names) != int(config.NUM_CLASSES):
+            raise ConfigError(f"{config.source}: NUM_CLASSES is {config.NUM_CLASSES}, but "
+                              f"{self.root / 'train'} holds {len(names)} class folders"
+                              f"{' in FOLDER_CLASSES' if given is not None else ''}")
+        self.classes: list[dict[str, Any]] = [{"label": label, "name": name}
+                                              for label, name in enumerate(names)]
+        self._label_of = {name: label for label, name in enumerate(names)}
+        self.scanned = {split: self._scan(split) for split in FOLDER_SPLITS
+                        if (self.root / split).is_dir()}
+        self.validation: dict[str, Any] = {}
+
+    # --- reading the tree ------------------------------------------------------------
+    def _class_folders(self, split: str) -> list[str]:
+        return sorted(entry.name for entry in os.scandir(self.root / split)
+                      if entry.is_dir() and not entry.name.startswith("."))
+
+    def _scan(self, split: str) -> ScannedSplit:
+        scanned = ScannedSplit()
+        folder = self.root / split
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            relative = f"{split}/{entry.name}"
+            if not entry.is_dir():
+                scanned.ignored.append({"path": relative, "reason": "a file beside the class "
+                                        "folders (images go in <split>/<class>/)"})
+                continue
+            if entry.name.startswith("."):
+                scanned.ignored.append({"path": relative, "reason": "hidden folder"})
+                continue
+            label = self._label_of.get(entry.name)
+            if label is None:
+                if self.config.FOLDER_CLASSES is not None:
+                    scanned.ignored.append({"path": relative,
+                                            "reason": "class not in FOLDER_CLASSES"})
+                    continue
+                raise DatasetError(f"class folder {entry.name!r} is not a class of train/ "
+                                   f"({len(self.classes)} classes); every split must use "
+                                   f"the training classes (or list the classes in "
+                                   f"FOLDER_CLASSES)", folder)
+            self._scan_class(split, entry.name, label, scanned)
+        if split == "train":
+            counts = scanned.class_counts(len(self.classes))
+            empty = [info["name"] for info in self.classes if counts[info["label"]] == 0]
+            if empty:
+                raise DatasetError(f"{len(empty)} class folder(s) hold no image file: "
+                                   f"{', '.join(empty[:10])}; a class cannot be learned "
+                                   f"without examples", folder)
+        if scanned.ignored:
+            logger.info("%s: %d file(s) or folder(s) ignored (not images), e.g. %s: %s",
+                        split, len(scanned.ignored), scanned.ignored[0]["path"],
+                        scanned.ignored[0]["reason"])
+        return scanned
+
+    def _scan_class(self, split: str, name: str, label: int, scanned: ScannedSplit) -> None:
+        for entry in sorted(os.scandir(self.root / split / name), key=lambda e: e.name):
+            relative = f"{split}/{name}/{entry.name}"
+            suffix = os.path.splitext(entry.name)[1].lower()
+            if entry.name.startswith("."):
+                reason = "hidden file"
+            elif entry.is_dir():
+                reason = "a folder inside a class folder (not read)"
+            elif suffix not in IMAGE_SUFFIXES:
+                reason = f"not an image file name (suffix {suffix or 'none'!r})"
+            else:
+                _check_name(relative, self.root)
+                scanned.paths.append(relative)
+                scanned.labels.append(label)
+                continue
+            scanned.ignored.append({"path": relative, "reason": reason})
+
+    # --- the lists -------------------------------------------------------------------
+    def split_lists(self) -> dict[str, list[ListEntry]]:
+        train, test = self.scanned["train"], self.scanned["test"]
+        val_size, seed = int(self.config.VAL_SIZE), int(self.config.VAL_SPLIT_SEED)
+        if "val" in self.scanned:
+            val_paths, val_labels = self.scanned["val"].paths, self.scanned["val"].labels
+            train_paths, train_labels = train.paths, train.labels
+            self.validation = {"source": "val", "size": len(val_paths)}
+        elif val_size == 0:
+            val_paths, val_labels = test.paths, test.labels
+            train_paths, train_labels = train.paths, train.labels
+            self.validation = {"source": "test", "size": len(test.paths),
+                               "note": "VAL_SIZE = 0 and no val/ folder: the validation "
+                                       "records are a copy of the test records, so "
+                                       "validation error is test error"}
+        else:
+            if val_size >= len(train.paths):
+                raise ConfigError(f"{self.config.source}: VAL_SIZE = {val_size} cannot be held "
+                                  f"out of {len(train.paths)} training images")
+            train_idx, val_idx = train_val_indices(np.asarray(train.labels, dtype=np.int64),
+                                                   val_size, seed)
+            train_paths = [train.paths[i] for i in train_idx]
+            train_labels = [train.labels[i] for i in train_idx]
+            val_paths = [train.paths[i] for i in val_idx]
+            val_labels = [train.labels[i] for i in val_idx]
+            self.validation = {
+                "source": "train", "size": val_size, "seed": seed,
+                "method": "pyimagesearch.data.cifar.train_val_indices (stratified)",
+                "val_paths_sha256": hashlib.sha256("\n".join(val_paths).encode()).hexdigest()}
+        order = np.random.RandomState(seed).permutation(len(train_paths))
+        return {
+            "train": make_entries([train_paths[i] for i in order],
+                                  [train_labels[i] for i in order]),
+            "val": make_entries(val_paths, val_labels),
+            "test": make_entries(test.paths, test.labels),
+        }
+
+    def description(self) -> dict[str, Any]:
+        if not self.validation:
+            self.split_lists()
+        ignored = {split: {"count": len(scanned.ignored),
+                           "files": scanned.ignored[:MAX_IGNORED_LISTED]}
+                   for split, scanned in self.scanned.items()}
+        return {"folders": {"root": str(self.root.resolve()),
+                            "splits_found": sorted(self.scanned, key=FOLDER_SPLITS.index),
+                            "class_counts": {split: scanned.class_counts(len(self.classes))
+                                             for split, scanned in self.scanned.items()},
+                            "ignored": ignored},
+                # The training list's order is drawn with the same seed.
+                "validation": dict(self.validation)}
+
+    def fingerprints(self) -> dict[str, Any]:
+        return {f"{split}/": {"path": str(self.root / split), "images": len(scanned.paths),
+                              "listing_sha256": _listing_sha256(scanned, self.root)}
+                for split, scanned in self.scanned.items()}

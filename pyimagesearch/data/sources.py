@@ -1,0 +1,114 @@
+"""Where a build's split lists come from: the ILSVRC devkit or an image-folder tree.
+
+:func:`pyimagesearch.data.build.build_dataset` packs records, computes the mean and writes
+the manifest the same way whatever the raw dataset looks like; what differs is only how
+the train/val/test lists, the classes and the provenance are read. A :class:`SplitSource`
+gives exactly that, and ``DATASET_LAYOUT`` picks one:
+
+- ``"ilsvrc"``: the raw ILSVRC2015 tree through :class:`ImageNetHelper` (the book's);
+- ``"folders"``: ``<FOLDER_ROOT>/<split>/<class>/<image>``
+  (:class:`pyimagesearch.data.folders.ImageFolderSource`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.lists import ListEntry, make_entries
+from pyimagesearch.utils.imagenethelper import ImageNetHelper
+
+
+class SplitSource(Protocol):
+    """What a raw dataset gives a build.
+
+    Attributes
+    ----------
+    builder : str
+        The manifest's ``builder``: ``"ilsvrc"`` or ``"folders"``.
+    classes : list of dict
+        One dict per class, ordered by label, with at least ``label`` and ``name``.
+    label_order : str
+        How labels were numbered (recorded in the manifest).
+    image_root : str
+        The folder the lists' paths are relative to.
+    required_fields : tuple of str
+        Settings this source reads (checked before any work).
+    """
+
+    builder: str
+    classes: list[dict[str, Any]]
+    label_order: str
+    image_root: str
+    required_fields: tuple[str, ...]
+
+    def split_lists(self) -> dict[str, list[ListEntry]]:
+        """The train, val and test lists, the training list in a shuffled order."""
+
+    def description(self) -> dict[str, Any]:
+        """What says how the splits were made (the manifest's ``build`` section)."""
+
+    def fingerprints(self) -> dict[str, Any]:
+        """What the lists were read from, with checksums (the manifest's ``sources``)."""
+
+
+class IlsvrcSource:
+    """The raw ILSVRC2015 tree, read by the book's :class:`ImageNetHelper`."""
+
+    builder = "ilsvrc"
+    required_fields = ("BASE_PATH", "IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST",
+                       "VAL_LABELS", "VAL_BLACKLIST", "NUM_TEST_IMAGES")
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self.helper = ImageNetHelper(config)
+        self.classes = [info.as_dict() for info in self.helper.classes]
+        self.label_order = self.helper.label_order
+        self.image_root = str(config.IMAGES_PATH)
+
+    def split_lists(self) -> dict[str, list[ListEntry]]:
+        return make_split_lists(self.helper)
+
+    def description(self) -> dict[str, Any]:
+        # The training list's order is drawn with the same seed.
+        return {"test_split": {"num_test_images": int(self.config.NUM_TEST_IMAGES),
+                               "seed": int(self.config.TEST_SPLIT_SEED)}}
+
+    def fingerprints(self) -> dict[str, Any]:
+        return self.helper.fingerprints()
+
+
+def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
+    """The train, val and test lists of the book: test carved out of train, train shuffled.
+
+    The training list is shuffled once here, with ``TEST_SPLIT_SEED``: ImageRecordIter
+    reads a record file in chunks (and in contiguous parts per worker in distributed
+    training), so class-sorted records would give class-sorted batches.
+    """
+    seed = int(helper.config.TEST_SPLIT_SEED)
+    train_paths, train_labels = helper.build_training_set()
+    val_paths, val_labels = helper.build_validation_set()
+    split = helper.split_test_set(train_paths, train_labels, seed=seed)
+    if not split.test_paths:
+        raise ConfigError(f"{helper.config.source}: NUM_TEST_IMAGES is 0, so the "
+                          f"test split would be empty (the book carves 50 per class)")
+    order = np.random.RandomState(seed).permutation(len(split.train_paths))
+    return {
+        "train": make_entries([split.train_paths[i] for i in order],
+                              [split.train_labels[i] for i in order]),
+        "val": make_entries(val_paths, val_labels),
+        "test": make_entries(split.test_paths, split.test_labels),
+    }
+
+
+def split_source(config: Settings) -> SplitSource:
+    """The source ``DATASET_LAYOUT`` names, its settings checked."""
+    if config.DATASET_LAYOUT == "folders":
+        from pyimagesearch.data.folders import ImageFolderSource
+
+        config.require(*ImageFolderSource.required_fields)
+        return ImageFolderSource(config)
+    config.require(*IlsvrcSource.required_fields)
+    return IlsvrcSource(config)
