@@ -3,7 +3,8 @@
     python build_demo_dataset.py [--config config.demo_googlenet_config]
 
 Then ``python build_imagenet.py --config config.demo_googlenet_config`` packs it exactly
-as it would pack the real ImageNet.
+as it would pack the real ImageNet. For a config with ``DATASET_LAYOUT = "folders"``
+(``config.demo_folder_config``) it writes an image-folder tree of real photographs.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.data.demo_dataset import write_demo_dataset
+from pyimagesearch.data.demo_dataset import write_demo
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
     try:
-        result = write_demo_dataset(load_config(args.config))
+        summary = write_demo(load_config(args.config))
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(result.summary())
+    print(summary)
     return 0
 
 

@@ -42,8 +42,8 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.cifar import train_val_indices
+from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.lists import ListEntry, make_entries, unsafe_path_reason
-from pyimagesearch.utils.imagenethelper import DatasetError
 
 logger = logging.getLogger(__name__)
 
