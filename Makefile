@@ -8,7 +8,18 @@ STAMP  := $(VENV)/.installed-requirements
 DEMO_CONFIG := config.demo_googlenet_config
 DEMO_OUT    := output/demo
 
-.PHONY: venv demo test test-fast lint bench bench-quick clean-demo
+# Table 6 of He et al. 2016 for ResNet-20 on CIFAR-10 held as JPEG class folders:
+#   make cifar-table6 CIFAR10_IMAGES=/path/to/cifar10-images [TABLE6_RUNS=5] [TABLE6_DEPTH=56]
+# Re-running the target continues where it stopped (the records are kept once they verify,
+# every run resumes from its newest checkpoint).
+CIFAR10_IMAGES ?=
+TABLE6_CONFIG  := config.cifar10_folder_config
+TABLE6_DEPTH   ?= 20
+TABLE6_RUNS    ?= 1
+TABLE6_OUT     ?= output/cifar10/table6/resnet$(TABLE6_DEPTH)
+TABLE6_ENV      = CIFAR10_IMAGES="$(CIFAR10_IMAGES)"
+
+.PHONY: venv demo test test-fast lint bench bench-quick clean-demo cifar-table6
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +56,14 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) benchmarks/run_all.py --quick
+
+cifar-table6: $(STAMP)
+	@test -n "$(CIFAR10_IMAGES)" || { echo "usage: make cifar-table6 CIFAR10_IMAGES=/path/to/cifar10-images (train/<class>/*.jpg and test/<class>/*.jpg)" >&2; exit 2; }
+	$(TABLE6_ENV) $(PY) verify_records.py --config $(TABLE6_CONFIG) >/dev/null 2>&1 || \
+		$(TABLE6_ENV) $(PY) build_imagenet.py --config $(TABLE6_CONFIG)
+	$(TABLE6_ENV) $(PY) train_cifar.py --config $(TABLE6_CONFIG) --depth $(TABLE6_DEPTH) \
+		--shortcut A --runs $(TABLE6_RUNS) --seed 1 --resume --checkpoints $(TABLE6_OUT) --prefix resnet
+	$(TABLE6_ENV) $(PY) cifar_stats.py $(TABLE6_OUT) --prefix resnet
 
 clean-demo:
 	rm -rf datasets/digits $(DEMO_OUT)
