@@ -8,7 +8,7 @@ records, written last by the build: its presence marks a finished build. Every b
 share one schema (``format`` 2)::
 
     {
-      "format": 2, "builder": "ilsvrc" | "cifar" | ..., "config": ..., "created": ISO time,
+      "format": 2, "builder": "ilsvrc" | "cifar" | "folders", "config": ..., "created": ISO time,
       "build_seconds": ..., "label_order": ..., "num_classes": N,
       "classes": [{"label", "name", ...builder's keys (wnid, class_id)}, ...] by label,
       "resize": shorter side stored, "encoding": "jpeg" | "png", "quality": JPEG quality,
