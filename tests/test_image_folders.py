@@ -73,7 +73,7 @@ def record_labels(rec: str | Path) -> list[tuple[int, int]]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    """3 classes x 5 training and 2 test images, plus bad and ignorable files."""
+    """3 classes x 5 training and 2 test images, plus bad, missing and ignorable files."""
     root = tmp_path / "photos"
     write_folder_tree(root, {"train": 5, "test": 2})
     rgb = tree_image(TREE_COLOURS[0], 40, 30, np.random.RandomState(9))
@@ -81,6 +81,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "train" / "mango" / "page.jpg").write_bytes(odd_file_bytes("text", rgb))
     (root / "train" / "zebra" / "png_inside.JPG").write_bytes(odd_file_bytes("png", rgb))
     (root / "train" / "zebra" / "notes.txt").write_text("not an image\n")
+    (root / "test" / "mango" / "moved.jpg").symlink_to(root / "nowhere.jpg")
     (root / "train" / "zebra" / ".DS_Store").write_bytes(b"\0\0")
     (root / "train" / "zebra" / "extra").mkdir()
     (root / "README").write_text("the records are not read from here\n")
@@ -106,10 +107,12 @@ def test_a_tree_becomes_records_with_sorted_labels_and_every_file_accounted_for(
         assert entry["listed"] == entry["written"] + len(entry["skipped"])
     skipped = {item["path"]: item["reason"]
                for entry in splits.values() for item in entry["skipped"]}
-    assert set(skipped) == {"train/apple/broken.jpg", "train/mango/page.jpg"}
+    assert set(skipped) == {"train/apple/broken.jpg", "train/mango/page.jpg",
+                            "test/mango/moved.jpg"}
+    assert skipped["test/mango/moved.jpg"] == "file not found"
     assert skipped["train/apple/broken.jpg"].startswith("truncated")
     assert skipped["train/mango/page.jpg"].startswith("not an image")
-    assert splits["test"]["written"] == 6 and splits["test"]["class_counts"] == [2, 2, 2]
+    assert splits["test"]["listed"] == 7 and splits["test"]["class_counts"] == [2, 2, 2]
     ignored = manifest["build"]["folders"]["ignored"]
     assert ignored["test"]["files"] == [{"path": "test/LICENSE.txt", "reason": "a file beside "
                                          "the class folders (images go in <split>/<class>/)"}]
@@ -166,7 +169,7 @@ def test_a_class_list_sets_the_label_order_and_leaves_other_folders_out(tmp_path
 
 
 def test_strict_fails_on_a_bad_file_and_writes_nothing(tmp_path, tree):
-    with pytest.raises(StrictBuildError, match=r"(broken|page)\.jpg"):
+    with pytest.raises(StrictBuildError, match=r"(broken|page|moved)\.jpg"):
         build(tmp_path, tree, strict=True)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     path = write_folder_config(tmp_path / "cli.py", tree, tmp_path / "cli")

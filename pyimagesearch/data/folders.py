@@ -72,8 +72,21 @@ def _listing_sha256(scanned: ScannedSplit, root: Path) -> str:
     """A fingerprint of what was listed: every path with its size (no image is read)."""
     digest = hashlib.sha256()
     for path in scanned.paths:
-        digest.update(f"{path}\t{os.stat(root / path).st_size}\n".encode())
+        try:
+            size = os.stat(root / path).st_size
+        except OSError:  # a dangling link: the build skips and lists it
+            size = -1
+        digest.update(f"{path}\t{size}\n".encode())
     return digest.hexdigest()
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """A folder's entries sorted by name; one that cannot be listed is a clear error."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(entries, key=lambda entry: entry.name)
+    except OSError as exc:
+        raise DatasetError(f"cannot be listed ({exc.strerror or exc})", folder) from None
 
 
 def _check_name(relative: str, root: Path) -> None:
@@ -139,13 +152,13 @@ class ImageFolderSource:
 
     # --- reading the tree ------------------------------------------------------------
     def _class_folders(self, split: str) -> list[str]:
-        return sorted(entry.name for entry in os.scandir(self.root / split)
-                      if entry.is_dir() and not entry.name.startswith("."))
+        return [entry.name for entry in _entries(self.root / split)
+                if entry.is_dir() and not entry.name.startswith(".")]
 
     def _scan(self, split: str) -> ScannedSplit:
         scanned = ScannedSplit()
         folder = self.root / split
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        for entry in _entries(folder):
             relative = f"{split}/{entry.name}"
             if not entry.is_dir():
                 scanned.ignored.append({"path": relative, "reason": "a file beside the class "
@@ -179,7 +192,7 @@ class ImageFolderSource:
         return scanned
 
     def _scan_class(self, split: str, name: str, label: int, scanned: ScannedSplit) -> None:
-        for entry in sorted(os.scandir(self.root / split / name), key=lambda e: e.name):
+        for entry in _entries(self.root / split / name):
             relative = f"{split}/{name}/{entry.name}"
             suffix = os.path.splitext(entry.name)[1].lower()
             if entry.name.startswith("."):
