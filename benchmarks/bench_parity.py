@@ -82,8 +82,8 @@ DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
      "position, so every batch of an epoch gets the same 128 crop/flip draws; the shuffle "
      "puts a different image at each position",
      "an independent crop offset (0..8, 0..8) and flip per image and batch",
-     "each image still gets a uniform random crop/flip per epoch; an epoch uses about 88 "
-     "of the 162 crop/flip combinations instead of all of them"),
+     "each image still gets a uniform random crop/flip per epoch, but an epoch uses at "
+     "most 128 (about 88 expected) of the 162 crop/flip combinations instead of all"),
     ("Batches per epoch",
      "352: the last batch of 72 is topped up with 56 images from the start of the epoch",
      "351: the last partial batch is dropped (72 images unseen per epoch)",
