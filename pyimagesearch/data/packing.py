@@ -16,9 +16,9 @@ Two packers, chosen by the config's ``PACKER``:
 
 With either, every listed file that cannot be read is skipped and reported by path and
 reason, so ``written + skipped == listed``, and the records hold
-``IRHeader(0, label, index, 0)`` + the encoded image under key ``index``, in list order. The files are
-written exactly where asked: the caller (:mod:`pyimagesearch.data.build`) picks the
-temporary names and commits them.
+``IRHeader(0, label, index, 0)`` + the encoded image under key ``index``, in list order.
+The files are written exactly where asked: the caller (:mod:`pyimagesearch.data.build`)
+picks the temporary names and commits them.
 """
 
 from __future__ import annotations
