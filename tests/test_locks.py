@@ -18,8 +18,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, make_ilsvrc_tree, wait_for, write_config
-from model_use_fixtures import FAST, config_with
+from conftest import REPO_ROOT, config_with, make_ilsvrc_tree, wait_for, write_config
+from model_use_fixtures import FAST
 
 import build_imagenet
 import train_googlenet

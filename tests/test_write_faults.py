@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, wait_for
-from model_use_fixtures import FAST, config_with, train_run
+from conftest import REPO_ROOT, config_with, wait_for
+from model_use_fixtures import FAST, train_run
 
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.training.logs import parse_log, read_metrics
