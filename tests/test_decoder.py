@@ -113,6 +113,25 @@ def test_a_process_that_dies_or_fails_raises_a_clear_error(data, tmp_path):
     assert multiprocessing.active_children() == []
 
 
+def test_shared_memory_that_cannot_be_had_is_a_clear_error(data):
+    """A file-size limit (ulimit -f) also limits shared memory: refused by name, no crash."""
+    import resource
+
+    config, info = data
+    params = training_iterator_params(config, info, 8, 0, seed=5)
+    previous = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, previous[1]))
+    try:
+        with pytest.raises(DecoderError, match=r"could not create [\d.]+ MiB of shared memory "
+                                               r"for the batches of epoch 0: File too large"):
+            ProcessIter(params, "epoch 0")
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert multiprocessing.active_children() == []
+
+
 CTRL_C_SCRIPT = """
 import sys
 import pyimagesearch

@@ -124,7 +124,8 @@ def test_unreadable_files_are_one_line_errors(tmp_path, book_checkpoint):
 @pytest.fixture(scope="module")
 def book_config(tiny_dataset_config, tmp_path_factory) -> Path:
     """The tiny dataset (4 classes, 28 px crops) with the book's GoogLeNet."""
-    from model_use_fixtures import FAST, config_with
+    from conftest import config_with
+    from model_use_fixtures import FAST
 
     folder = tmp_path_factory.mktemp("book_config")
     return config_with(tiny_dataset_config, folder / "book_config.py",
@@ -141,7 +142,7 @@ def _copy_checkpoint(source: Path, target: Path) -> Path:
 
 
 def test_evaluation_path_gives_the_modules_logits(book_checkpoint, book_config, tmp_path):
-    from model_use_fixtures import config_with
+    from conftest import config_with
 
     from pyimagesearch.checkpoints import load_network
     from pyimagesearch.config import load_config
@@ -183,7 +184,8 @@ def test_test_export_classify_and_report_accept_it(book_checkpoint, book_config,
 
 def test_other_structure_is_refused_by_the_command(book_checkpoint, tiny_dataset_config,
                                                    tmp_path, capsys):
-    from model_use_fixtures import FAST, config_with
+    from conftest import config_with
+    from model_use_fixtures import FAST
 
     from pyimagesearch.evaluation.cli import test_main
 

@@ -37,11 +37,13 @@ import contextlib
 import math
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
+from pathlib import Path
 from typing import Any
 
 import mxnet as mx
@@ -187,6 +189,29 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with status {code}"
 
 
+def _create_shared_memory(size: int, label: str) -> shared_memory.SharedMemory:
+    """The batch slots; a shared-memory folder too small for them is a clear error.
+
+    tmpfs lets a file grow past the space it has and the process then dies of SIGBUS on
+    its first write (a container's default 64 MiB ``/dev/shm`` is the usual cause), so
+    the free space is checked before, not discovered after.
+    """
+    need = f"{size / 2**20:.1f} MiB of shared memory for the batches of {label}"
+    folder = Path("/dev/shm")
+    if folder.is_dir():
+        stats = os.statvfs(folder)
+        free = stats.f_bavail * stats.f_frsize
+        if free < size:
+            raise DecoderError(f"{folder} has {free / 2**20:.1f} MiB free, but decoding needs "
+                               f"{need}; enlarge it (docker run --shm-size=1g) or lower "
+                               f"BATCH_SIZE")
+    try:
+        return shared_memory.SharedMemory(create=True, size=size)
+    except OSError as exc:
+        raise DecoderError(f"could not create {need}: {exc.strerror or exc} (a full "
+                           f"{folder}, or a file-size limit: ulimit -f)") from None
+
+
 class ProcessIter(mx.io.DataIter):
     """The batches of ``record_iterator(params)``, decoded in a child process.
 
@@ -200,8 +225,7 @@ class ProcessIter(mx.io.DataIter):
         super().__init__(self.layout.data_shape[0])
         self.label = label
         self._done = False
-        memory = shared_memory.SharedMemory(create=True, size=self.layout.slots
-                                            * self.layout.slot_bytes)
+        memory = _create_shared_memory(self.layout.slots * self.layout.slot_bytes, label)
         unlinked = [False]
         context = _context()
         self._conn, child_conn = context.Pipe()

@@ -295,13 +295,18 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
             log_fingerprints=cluster.distributed)
         # Each epoch's iterators run in a process of their own (MXNet's ImageRecordIter
         # leaks every instance; see data.decoder).
-        with EpochDecoders(
-                lambda epoch: training_iterator_params(
-                    config, info, local_batch, epoch, seed, num_parts=cluster.num_workers,
-                    part_index=cluster.rank),
-                evaluation_iterator_params(config, info, "val", local_batch)
-                if cluster.is_main else None,
-                range(request.start_epoch, end_epoch)) as decoders:
+        def train_params(epoch: int) -> list[dict[str, Any]]:
+            return training_iterator_params(config, info, local_batch, epoch, seed,
+                                            num_parts=cluster.num_workers,
+                                            part_index=cluster.rank)
+
+        # The training split is checked first (a batch it cannot fill is refused naming it),
+        # then validation's, before any decoding process starts.
+        train_params(request.start_epoch)
+        val_params = (evaluation_iterator_params(config, info, "val", local_batch)
+                      if cluster.is_main else None)
+        with EpochDecoders(train_params, val_params,
+                           range(request.start_epoch, end_epoch)) as decoders:
             return fit(
                 setup, request.start_epoch, end_epoch,
                 make_train_iter=decoders.train, make_val_iter=decoders.validation,
