@@ -22,6 +22,7 @@ from conftest import write_config
 import verify_records
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import SPLITS, load_manifest
+from pyimagesearch.data.record_errors import RecordError
 from pyimagesearch.data.records import (
     IR_FORMAT,
     MAGIC_BYTES,
@@ -30,7 +31,7 @@ from pyimagesearch.data.records import (
     pack_header,
     read_record_at,
 )
-from pyimagesearch.data.verify import RecordError, verify_dataset, verify_split
+from pyimagesearch.data.verify import check_splits, verify_split
 
 NUM_CLASSES = 4  # the session's tiny dataset (conftest.tiny_dataset_config)
 
@@ -99,7 +100,9 @@ def expect(copy: Copy, kind: str, line: int | None, blame: Path, *words: str,
 # --- sound records -------------------------------------------------------------------------
 def test_sound_dataset_passes_every_check(tiny):
     config, manifest = tiny
-    results = verify_dataset(config, decode=True, check_hash=True)
+    report = check_splits(config, manifest, SPLITS, decode=True, check_hash=True)
+    assert report.sound, report.lines()
+    results = report.splits
     for split in SPLITS:
         result = results[split]
         assert result.count == manifest["splits"][split]["count"]

@@ -227,7 +227,8 @@ def _build_staged(config: Settings, source: SplitSource,
                   staging: Staging, strict: bool, started: float,
                   started_at: datetime) -> dict[str, Any]:
     """Everything under temporary names, then the commit (see :class:`Staging`)."""
-    from pyimagesearch.data.verify import RecordError, verify_split
+    from pyimagesearch.data.record_errors import RecordError
+    from pyimagesearch.data.verify import verify_split
 
     image_root = source.image_root
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)

@@ -59,7 +59,7 @@ from pyimagesearch.data.images import (
 from pyimagesearch.data.lists import ListEntry, write_list
 from pyimagesearch.data.packing import PackResult, PackSettings
 from pyimagesearch.data.progress import Progress
-from pyimagesearch.data.records import IR_SIZE, naming_errors, read_record_at
+from pyimagesearch.data.records import image_bytes_at, naming_errors
 from pyimagesearch.data.workers import BuildError, ImageWorkers, WorkerError
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class _StoredRecord:
 def _stored_mean(rec_path: str, record: _StoredRecord) -> tuple[float, float, float]:
     with open(rec_path, "rb") as handle, \
             mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-        return stored_image_mean(read_record_at(buffer, record.offset)[0][IR_SIZE:])
+        return stored_image_mean(image_bytes_at(buffer, record.offset))
 
 
 def _stored_records(idx_path: Path, entries: Sequence[ListEntry]) -> list[_StoredRecord]:

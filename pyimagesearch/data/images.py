@@ -431,6 +431,27 @@ def decode_stored(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def stored_image_problem(data: bytes, min_side: int | None = None) -> tuple[str | None, int]:
+    """Why a stored image would not reach the network as 3 channels of the stored size
+    (``None`` when it would), and its shorter side (0 when it does not decode)."""
+    array = np.frombuffer(data, np.uint8)
+    if array[:2].tobytes() == b"\xff\xd8" and array[-2:].tobytes() != b"\xff\xd9":
+        return "the JPEG has no end-of-image marker (truncated image data)", 0
+    # Unchanged, not IMREAD_COLOR: the channel count as stored, which the iterator's
+    # colour conversion would hide.
+    decoded = cv2.imdecode(array, cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        return "the image cannot be decoded by OpenCV (not an image, or damaged)", 0
+    channels = 1 if decoded.ndim == 2 else decoded.shape[2]
+    height, width = decoded.shape[:2]
+    if channels != 3:
+        return f"the image has {channels} channel(s), not 3", min(height, width)
+    if min_side is not None and min(height, width) < min_side:
+        return (f"the image is {width}x{height}, its shorter side below the {min_side} px "
+                f"the dataset stores"), min(height, width)
+    return None, min(height, width)
+
+
 def stored_image_mean(jpeg: bytes) -> tuple[float, float, float]:
     """Per-channel (R, G, B) mean of a stored image, decoded as ImageRecordIter's OpenCV does."""
     bgr = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)

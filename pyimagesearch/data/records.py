@@ -123,6 +123,14 @@ def read_record_at(buffer: memoryview | bytes, offset: int) -> tuple[bytes, int,
             return b"".join(pieces), end, parts
 
 
+def image_bytes_at(buffer: memoryview | bytes, offset: int) -> bytes:
+    """The image stored in the record at ``offset``: its payload after the ``IRHeader``
+    and, when ``flag > 0``, the ``flag`` float32 labels that follow it."""
+    payload, _, _ = read_record_at(buffer, offset)
+    flag = int.from_bytes(payload[:4], "little")
+    return payload[IR_SIZE + 4 * flag:]
+
+
 @contextmanager
 def naming_errors(path: str | Path) -> Iterator[None]:
     """Give ``OSError`` s raised by writes on an open file (which carry no name) the name."""
