@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyimagesearch.data.cifar import (
+from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices, train_val_split
+from pyimagesearch.data.cifar_format import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
     CIFAR100_FINE_CLASSES,
@@ -20,15 +21,9 @@ from pyimagesearch.data.cifar import (
     CifarArrays,
     CifarFormatError,
     CifarSplit,
-    UnsafePickleError,
-    load_cifar,
-    locate_cifar,
-    read_cifar_pickle,
-    train_val_indices,
-    train_val_split,
-    write_cifar,
-    write_fake_cifar,
 )
+from pyimagesearch.data.cifar_pickle import UnsafePickleError, read_cifar_pickle
+from pyimagesearch.data.cifar_writer import write_cifar, write_fake_cifar
 
 CASES = [(dataset, layout) for dataset in ("cifar10", "cifar100")
          for layout in ("python", "binary")]

@@ -19,13 +19,10 @@ from conftest import write_cifar_config
 import build_cifar
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data import cifar_records
-from pyimagesearch.data.cifar import (
-    CIFAR10_CLASSES,
-    train_val_indices,
-    write_cifar,
-    write_fake_cifar,
-)
+from pyimagesearch.data.cifar import train_val_indices
+from pyimagesearch.data.cifar_format import CIFAR10_CLASSES
 from pyimagesearch.data.cifar_records import build_cifar_dataset
+from pyimagesearch.data.cifar_writer import write_cifar, write_fake_cifar
 from pyimagesearch.data.dataset import check_dataset, load_manifest
 from pyimagesearch.data.iterators import (
     Normalizer,

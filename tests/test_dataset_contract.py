@@ -29,8 +29,8 @@ import verify_records
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest, resolve_epoch
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build import build_dataset
-from pyimagesearch.data.cifar import write_fake_cifar
 from pyimagesearch.data.cifar_records import build_cifar_dataset
+from pyimagesearch.data.cifar_writer import write_fake_cifar
 from pyimagesearch.data.dataset import (
     MANIFEST_NAME,
     DatasetError,

@@ -25,8 +25,8 @@ from onnx import helper  # noqa: E402
 import export_onnx  # noqa: E402, F401  (the script imports)
 from pyimagesearch.checkpoints import read_manifest  # noqa: E402
 from pyimagesearch.config import load_config  # noqa: E402
-from pyimagesearch.data.cifar import write_fake_cifar  # noqa: E402
 from pyimagesearch.data.cifar_records import build_cifar_dataset  # noqa: E402
+from pyimagesearch.data.cifar_writer import write_fake_cifar  # noqa: E402
 from pyimagesearch.data.dataset import load_mean_image  # noqa: E402
 from pyimagesearch.export import onnx_export  # noqa: E402
 from pyimagesearch.export.onnx_export import EXIT_PARITY, export_main  # noqa: E402

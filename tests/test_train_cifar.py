@@ -17,8 +17,8 @@ import test_cifar
 import train_cifar
 from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
-from pyimagesearch.data.cifar import write_fake_cifar
 from pyimagesearch.data.cifar_records import build_cifar_dataset
+from pyimagesearch.data.cifar_writer import write_fake_cifar
 from pyimagesearch.evaluation.statistics import stats_main
 from pyimagesearch.training.cifar_cli import add_cifar_arguments, plan_runs
 from pyimagesearch.training.cli import build_parser

@@ -39,14 +39,9 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.cifar import (
-    IMAGE_SIZE,
-    CifarSplit,
-    load_cifar,
-    locate_cifar,
-    train_val_indices,
-    write_fake_cifar,
-)
+from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices
+from pyimagesearch.data.cifar_format import IMAGE_SIZE, CifarSplit
+from pyimagesearch.data.cifar_writer import write_fake_cifar
 from pyimagesearch.data.dataset import (
     SPLITS,
     manifest_path,
@@ -278,41 +273,3 @@ def format_summary(manifest: dict[str, Any]) -> str:
                  f"mean image {manifest['mean_image_file']}; built in "
                  f"{manifest['build_seconds']:.1f} s")
     return "\n".join(lines)
-
-
-def build_main(argv: list[str] | None = None,
-               default_config: str = "config.cifar10_resnet_config") -> int:
-    """``build_cifar.py``: exit 0 done, 2 bad config or CIFAR files or a busy output
-    folder, 130 interrupted."""
-    import argparse
-    import sys
-
-    from pyimagesearch.config import load_config
-    from pyimagesearch.data.cifar import CifarFormatError, UnsafePickleError
-    from pyimagesearch.data.dataset import DatasetError
-    from pyimagesearch.utils.locks import LockError
-
-    parser = argparse.ArgumentParser(
-        description="Convert the official CIFAR-10/100 files into MXNet records.")
-    parser.add_argument("--config", default=default_config,
-                        help="config module or .py file (default: %(default)s)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        config = load_config(args.config)
-        manifest = build_cifar_dataset(config)
-    except UnsafePickleError as exc:
-        print(f"error: {exc}. Nothing in the file was run and nothing was written; "
-              f"re-download the dataset from https://www.cs.toronto.edu/~kriz/cifar.html",
-              file=sys.stderr)
-        return 2
-    except (ConfigError, DatasetError, CifarFormatError, FileNotFoundError, LockError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: temporary files removed, nothing replaced", file=sys.stderr)
-        return 130
-    print(format_summary(manifest))
-    print(f"manifest: {manifest_path(config)}")
-    return 0
