@@ -10,11 +10,11 @@ arrays is refused unrun. Exit status: 0 done, 2 bad config or CIFAR files, 130 i
 
 import sys
 
-from pyimagesearch.data.cifar_records import build_main
+from pyimagesearch.data.cli import build_cifar_main
 
 
-def main(argv=None):
-    return build_main(argv, default_config="config.cifar10_resnet_config")
+def main(argv: list[str] | None = None) -> int:
+    return build_cifar_main(argv, default_config="config.cifar10_resnet_config")
 
 
 if __name__ == "__main__":
