@@ -5,10 +5,10 @@
 
 import sys
 
-from pyimagesearch.reporting.run_report import report_main
+from pyimagesearch.reporting.cli import report_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return report_main(argv)
 
 

@@ -6,7 +6,8 @@ import pytest
 
 import train_googlenet
 from pyimagesearch.config import ConfigError
-from pyimagesearch.reporting.run_report import collect, render
+from pyimagesearch.reporting.page import render
+from pyimagesearch.reporting.run_data import collect
 from pyimagesearch.settings import validate
 from pyimagesearch.training.plateau import (
     PlateauDetector,

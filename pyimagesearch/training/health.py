@@ -44,6 +44,7 @@ from mxnet.gluon import nn
 
 from pyimagesearch.config import Settings
 from pyimagesearch.nn.layers import GlobalAvgPool
+from pyimagesearch.training.logs import NUMBER
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
 
 
@@ -62,11 +63,15 @@ def health_settings(config: Settings) -> HealthSettings | None:
     return None if config.HEALTH is None else HealthSettings(**config.HEALTH)
 
 
+# Starts the line describe_health writes; the run report finds the line by it.
+MONITOR_LINE = "Health monitor:"
+
+
 def describe_health(settings: HealthSettings | None) -> str:
     """One line for the training log saying how the run is watched."""
     if settings is None:
-        return "Health monitor: off (HEALTH = None)"
-    return (f"Health monitor: every {settings.interval} updates (loss, grad-norm, zero-fraction "
+        return f"{MONITOR_LINE} off (HEALTH = None)"
+    return (f"{MONITOR_LINE} every {settings.interval} updates (loss, grad-norm, zero-fraction "
             f"of the last feature map); warns when zero-fraction > {settings.dead_fraction:g} "
             f"for {settings.patience} checks in a row; stops on a non-finite loss")
 
@@ -173,9 +178,8 @@ class HealthMonitor:
 
 # --- the log lines, both ways -----------------------------------------------------------
 
-_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
-_HEALTH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tHealth: loss=" + _NUMBER
-                     + r"\tgrad-norm=" + _NUMBER + r"\tzero-fraction=" + _NUMBER)
+_HEALTH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tHealth: loss=" + NUMBER
+                     + r"\tgrad-norm=" + NUMBER + r"\tzero-fraction=" + NUMBER)
 _DYING = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\tWarning: network is dying: (.*)$")
 
 

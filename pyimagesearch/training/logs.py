@@ -30,14 +30,15 @@ from typing import Any
 from pyimagesearch.scoring import METRIC_NAMES
 from pyimagesearch.utils.files import write_all, write_failure
 
-_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
-_BATCH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\s+Speed: " + _NUMBER + r" samples/sec(.*)$")
-_PAIR = re.compile(r"([\w-]+)=" + _NUMBER)
-_EPOCH_METRIC = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([\w-]+)=" + _NUMBER + r"\s*$")
+# A number as the log lines print it (nan and inf included).
+NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"
+_BATCH = re.compile(r"Epoch\[(\d+)\] Batch \[(\d+)\]\s+Speed: " + NUMBER + r" samples/sec(.*)$")
+_PAIR = re.compile(r"([\w-]+)=" + NUMBER)
+_EPOCH_METRIC = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([\w-]+)=" + NUMBER + r"\s*$")
 # The line that closes an epoch's training: (epoch, seconds). Public: benchmarks watch
 # a run's console for it.
-TIME_COST_LINE = re.compile(r"Epoch\[(\d+)\] Time cost=" + _NUMBER)
-_LR = re.compile(r"Epoch\[(\d+)\] Learning-rate=" + _NUMBER)
+TIME_COST_LINE = re.compile(r"Epoch\[(\d+)\] Time cost=" + NUMBER)
+_LR = re.compile(r"Epoch\[(\d+)\] Learning-rate=" + NUMBER)
 _START = re.compile(r"Start: epoch (\d+) at (\S+)")
 _NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")
 

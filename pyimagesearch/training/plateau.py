@@ -59,11 +59,15 @@ def plateau_settings(config: Settings) -> PlateauSettings | None:
     return None if config.PLATEAU is None else PlateauSettings(**config.PLATEAU)
 
 
+# Starts the line describe_plateau writes; the run report finds the line by it.
+DETECTOR_LINE = "Plateau detector:"
+
+
 def describe_plateau(settings: PlateauSettings | None) -> str:
     """One line for the training log saying how the run is watched."""
     if settings is None:
-        return "Plateau detector: off (PLATEAU = None)"
-    return (f"Plateau detector: warns when validation {METRIC_NAMES[settings.metric]} has not "
+        return f"{DETECTOR_LINE} off (PLATEAU = None)"
+    return (f"{DETECTOR_LINE} warns when validation {METRIC_NAMES[settings.metric]} has not "
             f"improved by {settings.min_delta:g} for {settings.patience} epochs at one "
             f"learning rate")
 
