@@ -6,7 +6,12 @@
 
 import sys
 
-from pyimagesearch.check_setup import main
+from pyimagesearch.check_setup import check_setup_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    return check_setup_main(argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,5 +11,10 @@ import sys
 
 from pyimagesearch.evaluation.statistics import stats_main
 
+
+def main(argv: list[str] | None = None) -> int:
+    return stats_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(stats_main())
+    sys.exit(main())

@@ -10,7 +10,7 @@ import sys
 from pyimagesearch.inference.classify import classify_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return classify_main(argv)
 
 

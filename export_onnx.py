@@ -8,7 +8,7 @@ import sys
 from pyimagesearch.export.onnx_export import export_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return export_main(argv)
 
 

@@ -13,7 +13,12 @@ by SIGINT/SIGTERM; 2 for a bad option or hosts file.
 
 import sys
 
-from pyimagesearch.distributed.launcher import main
+from pyimagesearch.distributed.launcher import launch_main
+
+
+def main(argv: list[str] | None = None) -> int:
+    return launch_main(argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,5 +11,10 @@ import sys
 
 from pyimagesearch.plots import plot_main
 
+
+def main(argv: list[str] | None = None) -> int:
+    return plot_main(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(plot_main())
+    sys.exit(main())

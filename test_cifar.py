@@ -8,7 +8,7 @@ import sys
 from pyimagesearch.evaluation.cli import test_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return test_main(argv, description=__doc__.splitlines()[0],
                      default_config="config.cifar10_resnet_config")
 

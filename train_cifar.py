@@ -14,7 +14,7 @@ import sys
 from pyimagesearch.training.cifar_cli import train_cifar_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return train_cifar_main(argv, description=__doc__.splitlines()[0],
                             default_config="config.cifar10_resnet_config")
 

@@ -10,7 +10,7 @@ import sys
 from pyimagesearch.training.cli import train_main
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     return train_main(argv, description=__doc__.splitlines()[0],
                       default_config="config.imagenet_googlenet_config")
 

@@ -29,7 +29,6 @@ import argparse
 import math
 import shutil
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def check_setup_main(argv: list[str] | None = None) -> int:
+    """``check_setup.py``: exit 0 ready, 1 not ready (each check printed)."""
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
@@ -322,7 +322,3 @@ def main(argv: list[str] | None = None) -> int:
     line, status = verdict(checks)
     print(line)
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

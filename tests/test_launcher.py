@@ -30,7 +30,7 @@ from pyimagesearch.distributed.launcher import (
     check_scheduler_port,
     free_port,
     launch,
-    main,
+    launch_main,
     parse_hosts,
     place_workers,
     plan_job,
@@ -196,17 +196,17 @@ def test_hosts_plan_puts_the_scheduler_on_the_first_host_and_spreads_the_rest():
 
 
 def test_dry_run_prints_the_plan_and_usage_errors_exit_2(capsys: pytest.CaptureFixture):
-    assert main(["--workers", "2", "--port", "9600", "--dry-run", "--",
+    assert launch_main(["--workers", "2", "--port", "9600", "--dry-run", "--",
                  "python", "train.py"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("[scheduler]: DMLC_PS_ROOT_URI=127.0.0.1 DMLC_PS_ROOT_PORT=9600")
     assert out[-1].endswith("DMLC_ROLE=worker DMLC_NODE_HOST=127.0.0.1 PORT=9603 "
                             "python train.py")
     with pytest.raises(SystemExit) as exit_info:
-        main(["--workers", "2"])
+        launch_main(["--workers", "2"])
     assert exit_info.value.code == 2
     assert "no train command" in capsys.readouterr().err
-    assert main(["--workers", "1", "--hosts", "/nonexistent/hosts", "--", "python"]) == 2
+    assert launch_main(["--workers", "1", "--hosts", "/nonexistent/hosts", "--", "python"]) == 2
     assert "cannot read the hosts file" in capsys.readouterr().err
 
 
@@ -227,7 +227,7 @@ def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_start
         (train, f"{REPO_ROOT / 'config' / 'imagenet_googlenet_config.py'}: KVSTORE = 'device'"),
     ]
     for command, says in refused:
-        assert main(["--workers", "2", "--timeout", "60", "--", *command]) == 2
+        assert launch_main(["--workers", "2", "--timeout", "60", "--", *command]) == 2
         err = capsys.readouterr().err
         assert err.startswith("[launcher] error: ") and err.count("\n") == 1, err
         assert says in err and alone in err
@@ -235,9 +235,9 @@ def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_start
     assert_no_strays(token)
     # A dist_* kvstore on the command line or in the config passes (--dry-run: no processes).
     for command in ([*train, "--kvstore=dist_async"], [*train, "--config", str(dist)]):
-        assert main(["--workers", "2", "--dry-run", "--", *command]) == 0
+        assert launch_main(["--workers", "2", "--dry-run", "--", *command]) == 0
     # So does a program that is none of the train scripts (the launcher cannot know).
-    assert main(["--workers", "2", "--dry-run", "--", *WORKER, str(tmp_path)]) == 0
+    assert launch_main(["--workers", "2", "--dry-run", "--", *WORKER, str(tmp_path)]) == 0
 
 
 def test_a_busy_scheduler_port_is_refused_in_one_line(token, capsys):
@@ -245,7 +245,7 @@ def test_a_busy_scheduler_port_is_refused_in_one_line(token, capsys):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert main(["--workers", "1", "--port", str(port), "--", sys.executable, "-c",
+        assert launch_main(["--workers", "1", "--port", str(port), "--", sys.executable, "-c",
                      "pass"]) == 2
         # On another host the port is tried from here: something answers there.
         with pytest.raises(LaunchError, match=f"port {port} on 127.0.0.1 is already in use "
@@ -427,7 +427,7 @@ def test_hosts_file_through_an_ssh_command(tmp_path, token, fake_ssh):
     hosts_file.write_text("# two 'machines'\nlocalhost\n127.0.0.1 slots=1\n")
     out = tmp_path / "run"
     out.mkdir()
-    code = main(["--hosts", str(hosts_file), "--workers", "2", "--port", str(free_port()),
+    code = launch_main(["--hosts", str(hosts_file), "--workers", "2", "--port", str(free_port()),
                  "--timeout", str(DEADLINE), "--grace", "3", "--ssh-command", ssh_command,
                  "--workdir", str(out), "--", *WORKER, "."])
     assert code == 0

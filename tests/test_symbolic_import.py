@@ -160,7 +160,7 @@ def test_test_export_classify_and_report_accept_it(book_checkpoint, book_config,
     from pyimagesearch.evaluation.cli import test_main
     from pyimagesearch.export.onnx_export import export_main
     from pyimagesearch.inference.classify import classify_main
-    from pyimagesearch.reporting.run_report import report_main
+    from pyimagesearch.reporting.cli import report_main
 
     folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
     common = ["--checkpoints", str(folder), "--prefix", "googlenet", "--config", str(book_config)]

@@ -156,7 +156,7 @@ def test_test_cifar_stats_and_overlay_plot(config_path, study, tmp_path, capsys)
     assert numbers["test"]["std"] == pytest.approx(np.std(errors, ddof=1))
     assert [r["last_k"]["n"] for r in numbers["runs"]] == [2, 2]
 
-    assert plot_log.plot_main(["--runs", str(folder / "seed3"), str(folder / "seed4"),
+    assert plot_log.main(["--runs", str(folder / "seed3"), str(folder / "seed4"),
                                "--prefix", "r8", "--error", "--output", str(tmp_path)]) == 0
     for name in ("r8_runs_rank1.png", "r8_runs_rank5.png", "r8_runs_loss.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -108,7 +108,7 @@ def test_evaluation_scores_exactly_the_test_images(tiny_run, tmp_path, capsys):
 def test_plot_log_stitches_a_restart(tiny_run, tmp_path, capsys):
     # The shared run: epochs 0-1, then a restart from checkpoint 1 with --lr 1e-4 to 3.
     run = linked_copy(tiny_run, tmp_path / "run")
-    assert plot_log.plot_main(["--checkpoints", str(run), "--prefix", "net"]) == 0
+    assert plot_log.main(["--checkpoints", str(run), "--prefix", "net"]) == 0
     for name in ("net_rank1.png", "net_rank5.png", "net_loss.png"):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "3 epochs from 2 log(s); starts at 0 (lr 0.001), 1 (lr 0.0001)" in \

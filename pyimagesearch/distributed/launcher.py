@@ -54,14 +54,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_TIMEOUT
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_SSH = "ssh -o BatchMode=yes"
 DEFAULT_REMOTE_PORT = 9091
 DEFAULT_GRACE = 10.0
 LOOPBACK = "127.0.0.1"
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 124
 # Set by the launcher for every process; ``DMLC_RANK`` must stay unset: ps-lite only learns
 # its node id from the scheduler when it is absent.
 RESERVED_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER",
@@ -865,7 +865,8 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i + 1:]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def launch_main(argv: Sequence[str] | None = None) -> int:
+    """``launch_distributed.py``: see its docstring for the exit statuses."""
     own, command = split_command(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(own)
@@ -888,14 +889,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         tail_lines=args.tail, **options)
     except LaunchError as exc:
         print(f"[launcher] error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_ERROR
     return result.returncode
 
 
 __all__ = ["Host", "LaunchError", "LaunchResult", "ProcessResult", "ProcessSpec",
-           "check_kvstore", "check_scheduler_port", "launch", "main", "parse_hosts",
+           "check_kvstore", "check_scheduler_port", "launch", "launch_main", "parse_hosts",
            "plan_job", "read_hosts", "remote_command"]
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,14 +40,11 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_caveats,
     ten_crop_iterator,
 )
+from pyimagesearch.exit_codes import EXIT_BELOW_TARGET, EXIT_ERROR, EXIT_NOT_SAVED
 from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.scoring import EvaluationError, evaluate
 from pyimagesearch.training.devices import add_device_arguments, select_contexts
 from pyimagesearch.utils.files import atomic_write_text, write_failure
-
-EXIT_ERROR = 2
-EXIT_BELOW_TARGET = 4
-EXIT_NOT_SAVED = 5
 
 
 class ResultNotSaved(Exception):

@@ -27,6 +27,7 @@ import numpy as np
 from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network
 from pyimagesearch.config import ConfigError
 from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO, UnreadableImage
+from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_UNREADABLE
 from pyimagesearch.inference.preprocess import (
     ClassName,
     Preprocessing,
@@ -34,8 +35,6 @@ from pyimagesearch.inference.preprocess import (
     classes_from_metadata,
 )
 
-EXIT_ERROR = 2
-EXIT_UNREADABLE = 3
 DEFAULT_TOP = 5
 
 

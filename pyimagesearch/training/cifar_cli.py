@@ -29,9 +29,9 @@ from typing import Any
 
 from pyimagesearch.checkpoints import latest_checkpoint
 from pyimagesearch.config import ConfigError, Settings, load_config
+from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
 from pyimagesearch.training.cli import (
-    EXIT_ERROR,
     build_parser,
     command_line,
     run_and_report,
@@ -39,8 +39,6 @@ from pyimagesearch.training.cli import (
 )
 from pyimagesearch.training.experiment import RunRequest
 from pyimagesearch.training.recipes import Recipe
-
-EXIT_INTERRUPTED = (130, 143)
 
 
 def run_folder(checkpoints: str | Path, seed: int) -> Path:
@@ -150,7 +148,7 @@ def train_cifar_main(argv: list[str] | None, description: str, default_config: s
               f"{(request.end_epoch or recipe.num_epochs) - 1} in {request.checkpoints}")
         code = run_and_report(config, request, _single_run_argv(argv, request.seed))
         if code != 0:
-            if code in EXIT_INTERRUPTED or len(requests) > 1:
+            if code in (EXIT_INTERRUPTED, EXIT_TERMINATED) or len(requests) > 1:
                 print(f"[INFO] to continue every run of the study: "
                       f"{_resume_all_command(argv)}", file=sys.stderr)
             return code
