@@ -35,7 +35,7 @@ TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
 VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
 TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
 DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
-# Per-pixel mean (3x32x32, MXNet .nd), subtracted by ImageRecordIter instead of DATASET_MEAN.
+# Per-pixel mean (3x32x32, MXNet .nd), subtracted on the device instead of DATASET_MEAN.
 MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
 RESIZE = 32             # stored as they are (PNG, lossless)
 BUILD_SCRIPT = "build_cifar.py"   # named in "rebuild" messages

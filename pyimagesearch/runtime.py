@@ -1,9 +1,10 @@
 """Thread settings that MXNet reads once, when it is first imported.
 
-Measured on a 2-core machine (benchmarks/RESULTS.md): with ``OMP_NUM_THREADS`` unset,
-MXNet 1.9 runs its operators on max(cores/2 - 1, 1) threads, i.e. one here: CIFAR
-ResNet-20 trains at ~590 img/s instead of ~1,000. More than one engine worker thread
-(``MXNET_CPU_WORKER_NTHREADS``) makes operators compete for the same cores (134 img/s).
+With ``OMP_NUM_THREADS`` unset, MXNet 1.9 runs its operators on max(cores/2 - 1, 1)
+threads: on 2 cores that is one, and CIFAR ResNet-20 trains at about 60% of its speed on
+both (benchmarks/RESULTS.md). More than one engine worker thread
+(``MXNET_CPU_WORKER_NTHREADS``) makes operators compete for the same cores (several times
+slower again).
 (``ImageRecordIter`` caps its decode threads the same way whatever is exported; the
 training iterator gets past that with several iterators, see ``data.iterators``.) So,
 unless the user has set them:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices, train_val_split
+from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices
 from pyimagesearch.data.cifar_format import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
@@ -477,11 +477,11 @@ def test_paper_split_is_45k_5k_with_500_per_class():
     assert np.bincount(labels[val]).tolist() == [500] * 10
 
 
-def test_train_val_split_keeps_images_with_their_labels(tmp_path):
+def test_held_out_subset_keeps_images_with_their_labels(tmp_path):
     write_fake_cifar(tmp_path, "cifar10", "binary", images_per_batch=20)
     full = load_cifar(tmp_path, "cifar10", "train")
-    train, val = train_val_split(full, val_size=10, seed=1)
-    _, val_idx = train_val_indices(full.labels, val_size=10, seed=1)
+    train_idx, val_idx = train_val_indices(full.labels, val_size=10, seed=1)
+    train, val = full.subset(train_idx), full.subset(val_idx)
     assert (len(train), len(val)) == (90, 10)
     np.testing.assert_array_equal(val.images, full.images[val_idx])
     np.testing.assert_array_equal(val.labels, full.labels[val_idx])
@@ -489,4 +489,4 @@ def test_train_val_split_keeps_images_with_their_labels(tmp_path):
     assert val.class_names == full.class_names
     for bad in (0, 100):
         with pytest.raises(ValueError, match="val_size must be between 1 and 99"):
-            train_val_split(full, val_size=bad)
+            train_val_indices(full.labels, val_size=bad)

@@ -38,7 +38,7 @@ from pyimagesearch.data.dataset import (
     identity_digest,
     load_manifest,
     manifest_path,
-    write_manifest,
+    manifest_text,
 )
 from pyimagesearch.data.dataset import (
     read_manifest as read_dataset_manifest,
@@ -113,14 +113,14 @@ def test_an_edited_manifest_and_a_format_1_manifest(run, tmp_path):
     path = folder / MANIFEST_NAME
     original = json.loads(path.read_text())
     edited = {**original, "mean": {"R": 1.0, "G": 2.0, "B": 3.0}}
-    write_manifest(path, edited)
+    path.write_text(manifest_text(edited))
     with pytest.raises(DatasetError, match="edited after the build"):
         read_dataset_manifest(path)
     # Written by the previous version: build parameters at the top, no builder, format 1.
     old = {key: value for key, value in original.items()
            if key not in ("builder", "build", "encoding", "mean_sha256", "mean_image_file",
                           "mean_image_sha256", "identity")}
-    write_manifest(path, {**old, **original["build"], "format": 1})
+    path.write_text(manifest_text({**old, **original["build"], "format": 1}))
     upgraded = read_dataset_manifest(path)
     assert upgraded["format"] == 2 and upgraded["builder"] == "ilsvrc"
     assert upgraded["identity"] == original["identity"]

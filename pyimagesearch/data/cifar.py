@@ -251,17 +251,3 @@ def train_val_indices(labels: np.ndarray | Sequence[int], val_size: int = 5000,
     val_idx = np.sort(np.concatenate(val)).astype(np.int64)
     train_idx = np.setdiff1d(np.arange(total, dtype=np.int64), val_idx)
     return train_idx, val_idx
-
-
-def train_val_split(split: CifarSplit, val_size: int = 5000,
-                    seed: int = 0) -> tuple[CifarSplit, CifarSplit]:
-    """Hold out ``val_size`` images of a training split, stratified by class.
-
-    With the defaults on CIFAR-10 train this is the 45k/5k train/val split of He et al.,
-    "Deep Residual Learning for Image Recognition" (CVPR 2016), section 4.2, with 500
-    images of each class held out.
-    """
-    train_idx, val_idx = train_val_indices(split.labels, val_size, seed)
-    logger.info("Split %d images into %d train / %d val (seed %d, stratified by class)",
-                len(split), len(train_idx), len(val_idx), seed)
-    return split.subset(train_idx), split.subset(val_idx)

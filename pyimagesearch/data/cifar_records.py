@@ -1,10 +1,12 @@
 """CIFAR-10/100 in the official files -> train/val/test ``.rec``/``.idx`` + means + manifest.
 
 What ``build_cifar.py`` runs. The official python or binary files are read by
-:mod:`pyimagesearch.data.cifar` (pickles through its restricted unpickler); each 32x32
+:mod:`pyimagesearch.data.cifar` (pickles through the restricted unpickler of
+:mod:`pyimagesearch.data.cifar_pickle`); each 32x32
 image is stored PNG-encoded, so the records decode to exactly the original pixels (JPEG
-would change them), and ``mx.io.ImageRecordIter`` then does the paper's augmentation and
-mean subtraction in its C++ threads like for ImageNet.
+would change them), and ``mx.io.ImageRecordIter`` then does the paper's augmentation in
+its C++ threads like for ImageNet; the mean is subtracted on the device
+(:class:`~pyimagesearch.data.iterators.Normalizer`).
 
 - **Split.** ``VAL_SIZE = 5000`` holds out 5,000 training images, stratified by class
   with ``VAL_SPLIT_SEED`` (He et al. 2016, section 4.2: the 45k/5k split). ``VAL_SIZE = 0``
@@ -12,8 +14,8 @@ mean subtraction in its C++ threads like for ImageNet.
   of the test records and the manifest says so (``validation.source = "test"``).
 - **Means.** Of the training split: per channel in ``DATASET_MEAN`` (the book's
   ``{"R", "G", "B"}`` JSON) and per pixel in ``MEAN_IMAGE``, a (3, 32, 32) RGB float32
-  array in MXNet's ``.nd`` format, which ``ImageRecordIter(mean_img=...)`` loads and
-  subtracts from every (cropped) image: the paper's "per-pixel mean subtracted".
+  array in MXNet's ``.nd`` format, which the ``Normalizer`` loads and subtracts from
+  every (cropped) image on the device: the paper's "per-pixel mean subtracted".
 - **Order.** Records keep the order of the official files (already random), keyed
   0..N-1, with ``IRHeader.id`` equal to the key as in every record set of the project;
   the validation images are fixed by ``VAL_SPLIT_SEED`` (their indices' hash is in the

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import Settings
-from pyimagesearch.utils.files import atomic_write_text, sha256_file
+from pyimagesearch.utils.files import sha256_file
 
 SPLITS = ("train", "val", "test")
 # The config settings that name each split's list and records.
@@ -253,11 +253,6 @@ def new_manifest(*, builder: str, config: Settings, created: str, label_order: s
 
 def manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
-
-
-def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:
-    """Write a manifest atomically (builders commit it through ``Staging`` instead)."""
-    atomic_write_text(path, manifest_text(manifest))
 
 
 def _upgrade_format_1(manifest: dict[str, Any]) -> dict[str, Any]:

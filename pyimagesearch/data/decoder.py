@@ -51,6 +51,7 @@ import numpy as np
 
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.iterators import record_iterator
+from pyimagesearch.utils.processes import describe_returncode
 
 # Batches a process may have decoded ahead of the trainer (besides MXNet's own prefetch).
 SLOTS = 3
@@ -178,15 +179,9 @@ def _unlink(memory: shared_memory.SharedMemory, unlinked: list[bool]) -> None:
         memory.unlink()
 
 
-def _describe_exit(code: int | None) -> str:
-    if code is None:
-        return "stopped answering"
-    if code < 0:
-        try:
-            return f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"was killed by signal {-code}"
-    return f"exited with status {code}"
+def _exit_in_words(code: int | None) -> str:
+    # None: join() timed out, the process is alive but silent.
+    return "stopped answering" if code is None else f"ended: {describe_returncode(code)}"
 
 
 def _create_shared_memory(size: int, label: str) -> shared_memory.SharedMemory:
@@ -273,7 +268,7 @@ class ProcessIter(mx.io.DataIter):
         self.process.join(5)
         raise DecoderError(
             f"the process decoding {self.label} (pid {self.process.pid}) "
-            f"{_describe_exit(self.process.exitcode)} (out of memory, or a crash in MXNet's "
+            f"{_exit_in_words(self.process.exitcode)} (out of memory, or a crash in MXNet's "
             f"decoder: its messages, if any, are above); resume from the last checkpoint")
 
     def next(self) -> mx.io.DataBatch:

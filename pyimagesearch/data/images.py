@@ -350,11 +350,6 @@ def encode_bgr_jpeg(bgr: np.ndarray, quality: int) -> bytes:
     return buffer.tobytes()
 
 
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    """Encode an RGB array as a JPEG."""
-    return encode_bgr_jpeg(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), quality)
-
-
 def encode_bgr_png(bgr: np.ndarray) -> bytes:
     """Encode a BGR array as a lossless, uncompressed PNG.
 
@@ -423,12 +418,6 @@ def prepare_image(path: str | Path, resize: int, quality: int,
     """The bytes a record stores for one image file (see :func:`prepare_stored_image`)."""
     return prepare_stored_image(path, resize, quality, max_aspect_ratio,
                                 encoding=encoding).data
-
-
-def decode_stored(data: bytes) -> np.ndarray:
-    """A stored image (JPEG or PNG) as ImageRecordIter's OpenCV decodes it: RGB ``uint8``."""
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def stored_image_problem(data: bytes, min_side: int | None = None) -> tuple[str | None, int]:

@@ -8,7 +8,7 @@ Two packers, chosen by the config's ``PACKER``:
   process writes records in list order with :class:`~pyimagesearch.data.records.RecordWriter`,
   so a ``.rec`` is byte-for-byte the same whatever ``BUILD_THREADS`` is. On request the
   per-image channel means of the pixels stored are accumulated from the pixels the workers
-  already have, which is the book's mean and what ``mx.io.ImageRecordIter`` will subtract,
+  already have, which is the book's mean and what the training ``Normalizer`` subtracts,
   and so are the pixels themselves for a per-pixel mean (CIFAR's ``MEAN_IMAGE``). Images
   are stored as JPEG, or as lossless PNG (``RECORD_ENCODING``).
 * ``"im2rec"``, MXNet's own ``tools/im2rec.py`` over the same, checked list

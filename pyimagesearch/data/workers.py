@@ -66,7 +66,7 @@ def _init_worker() -> None:
     warnings.simplefilter("ignore")
 
 
-def _describe(chunk: Sequence[Any]) -> str:
+def _describe_images(chunk: Sequence[Any]) -> str:
     """The images of a chunk, for a message (an item names its image by ``path``)."""
     if len(chunk) == 1:
         return str(chunk[0].path)
@@ -125,7 +125,7 @@ class ImageWorkers:
         except FutureTimeout:
             self._kill_workers()
             raise WorkerError(
-                f"an image worker has not finished {_describe(chunk)} within "
+                f"an image worker has not finished {_describe_images(chunk)} within "
                 f"{self.timeout:g} s (BUILD_WORKER_TIMEOUT): a worker hangs or an image takes "
                 f"pathologically long; the workers were stopped") from None
         except BrokenProcessPool as exc:
@@ -134,7 +134,7 @@ class ImageWorkers:
     def _died(self, chunk: list[Item]) -> WorkerError:
         self._kill_workers()
         return WorkerError(
-            f"an image worker process died while the build waited for {_describe(chunk)} "
+            f"an image worker process died while the build waited for {_describe_images(chunk)} "
             f"(killed by a signal, out of memory, a crash in an image decoder, or a script "
             f"started without an `if __name__ == \"__main__\":` guard, which spawned "
             f"workers need); the other workers were stopped")

@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import IO
 
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_TIMEOUT
+from pyimagesearch.utils.processes import describe_returncode
 
 logger = logging.getLogger(__name__)
 
@@ -462,24 +463,6 @@ class LaunchResult:
     @property
     def workers(self) -> list[ProcessResult]:
         return [p for p in self.processes if p.role == "worker"]
-
-
-def describe_returncode(returncode: int | None, remote: bool = False) -> str:
-    """``exit status 3``, ``killed by SIGKILL``, ... (a remote process's status is ssh's)."""
-    if returncode is None:
-        return "still running"
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    if remote and returncode == 255:
-        return "exit status 255 (ssh could not connect, or the connection broke)"
-    if returncode > 128:
-        with contextlib.suppress(ValueError):
-            return (f"exit status {returncode} "
-                    f"(128 + {signal.Signals(returncode - 128).name})")
-    return f"exit status {returncode}"
 
 
 # ----------------------------------------------------------------------------------------

@@ -37,9 +37,9 @@ PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
 PAPER_TABLE6_MEAN_STD = {110: (6.61, 0.16)}
 PAPER_TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M",
                        1202: "19.4M"}
-# The Torch reproduction of issue 5: gcr/torch-residual-networks (Michael Wilber), 200
+# The Torch reproduction: gcr/torch-residual-networks (Michael Wilber), 200
 # epochs, /10 at 80 and 160, one run per depth, as corrected on 2016-01-15. Its first
-# release (2016-01-12: 8.4, 7.9, 7.6, 6.3, 6.8, the figures issue 5 quotes) tested on
+# release (2016-01-12: 8.4, 7.9, 7.6, 6.3, 6.8, the figures often quoted) tested on
 # 2,000 images sampled with replacement; its author replaced them with these.
 TORCH_REPRODUCTION = {20: 8.29, 32: 7.63, 44: 7.14, 56: 6.94, 110: 6.73}
 
@@ -237,7 +237,7 @@ def published(params: dict[str, Any]) -> tuple[str, str]:
     return paper, torch
 
 
-def _describe(params: dict[str, Any]) -> str:
+def _describe_model(params: dict[str, Any]) -> str:
     if not params:
         return "model unknown (no checkpoint)"
     return (f"depth {params.get('depth', '?')}, shortcut {params.get('shortcut', '?')}, "
@@ -246,7 +246,7 @@ def _describe(params: dict[str, Any]) -> str:
 
 def format_setting(setting: SettingResult, k: int) -> str:
     fake = " (FAKE data)" if setting.fake_data else ""
-    lines = [f"{setting.name}: {_describe(setting.model_params)}; recipe "
+    lines = [f"{setting.name}: {_describe_model(setting.model_params)}; recipe "
              f"{setting.recipe or '?'}; {len(setting.runs)} run(s){fake}",
              f"  {'seed':>6}  {'epochs':>6}  {'test err %':>10}  "
              f"{f'val err % over last {k} epochs: mean (min-max)':<44}"]
@@ -280,7 +280,7 @@ def format_table(settings: list[SettingResult], k: int) -> str:
               f"{'test mean ± std':>16} {'median':>6} {'min':>6} {'max':>6} "
               f"{f'val last {k}':>11}  {'paper (Table 6)':<20} {'Torch':>5}")
     lines = ["CIFAR-10 test error (%), final epoch; paper = He et al. 2016 Table 6 "
-             "(110: best (mean ± std) of 5); Torch = the reproduction of issue 5", header,
+             "(110: best (mean ± std) of 5); Torch = gcr/torch-residual-networks", header,
              "-" * len(header)]
     for s in settings:
         p = s.model_params

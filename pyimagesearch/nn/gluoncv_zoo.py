@@ -45,11 +45,6 @@ def _model_zoo():
     return model_zoo
 
 
-def zoo_names() -> list[str]:
-    """Every name ``gluoncv.model_zoo.get_model`` accepts."""
-    return sorted(_model_zoo().get_model_list())
-
-
 def _feature_trunk(net: nn.HybridBlock) -> nn.HybridSequential | None:
     """The layers up to the last global pooling, in forward order, or None."""
     features = getattr(net, "features", None)

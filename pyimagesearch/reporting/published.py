@@ -37,7 +37,7 @@ class Comparison:
 
 
 # The book's three GoogLeNet experiments (recipes.py: book-googlenet-exp1, -exp2, -adam), as
-# quoted in issue 14 from the chapter; the chapter's text is not in the sources searched.
+# quoted from the chapter by a reader; the chapter's text is not in the sources searched.
 _BOOK = "Deep Learning for Computer Vision with Python, ImageNet Bundle: GoogLeNet"
 _BOOK_VAL = "ILSVRC validation set (blacklist removed), single center crop"
 _BOOK_TEST = "the book's test split (50 images per class carved from ILSVRC train), " \

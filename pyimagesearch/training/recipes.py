@@ -105,8 +105,8 @@ class Recipe:
 # batches, and no schedule: the rate is changed by stopping, editing the optimizer line
 # and restarting with --start-epoch N, which loads the weights only (a new optimizer, so
 # momentum or Adam's moments start from zero at every drop; --reset-optimizer here).
-# The epochs and rates of experiments #1 and #2 are those quoted in issue 14 from the
-# chapter; the rate after each drop (10x lower), and momentum 0.9 and weight decay 2e-4 for
+# The epochs and rates of experiments #1 and #2 are those quoted from the chapter by a
+# reader; the rate after each drop (10x lower), and momentum 0.9 and weight decay 2e-4 for
 # the SGD runs, are the chapter's usual choices but could not be checked against its text.
 _BOOK = "Deep Learning for Computer Vision with Python, ImageNet Bundle, GoogLeNet chapter"
 

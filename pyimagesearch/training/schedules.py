@@ -192,14 +192,6 @@ def warmup_from_data(data: Any) -> Warmup | None:
     return _from_fields(Warmup, data, "warm-up")
 
 
-def schedule_to_data(schedule: Schedule) -> dict[str, Any]:
-    """The plain-data form of ``schedule`` (inverse of :func:`schedule_from_data`)."""
-    kind = next(name for name, cls in _KINDS.items() if isinstance(schedule, cls))
-    values = {f.name: getattr(schedule, f.name) for f in fields(schedule)}
-    return {"kind": kind, **{k: list(v) if isinstance(v, tuple) else v
-                             for k, v in values.items() if v not in (None, ())}}
-
-
 def scale_schedule(spec: ScheduleSpec, factor: float, warmup_updates: int = 0) -> ScheduleSpec:
     """Every scheduled rate times ``factor`` (the linear scaling rule for ``factor`` times the
     batch), optionally reached by a linear warm-up from the unscaled rate (Goyal et al. 2017).
