@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.dataset import SPLITS, DatasetError, manifest_path
 from pyimagesearch.exit_codes import (
     EXIT_BUILD_FAILED,
@@ -26,6 +26,17 @@ _INTERRUPTED = "interrupted: temporary files removed, nothing replaced"
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+
+
+def _fail(message: object, status: int) -> int:
+    print(message, file=sys.stderr)
+    return status
+
+
+def _built(summary: str, config: Settings) -> int:
+    print(summary)
+    print(f"manifest: {manifest_path(config)}")
+    return EXIT_OK
 
 
 def _parser(description: str, default_config: str) -> argparse.ArgumentParser:
@@ -54,20 +65,14 @@ def build_imagenet_main(argv: list[str] | None = None, *, description: str,
         config = load_config(args.config)
         manifest = build_dataset(config, strict=args.strict)
     except StrictBuildError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(exc, EXIT_FAILED)
     except (ConfigError, DatasetError, LockError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {exc}", EXIT_ERROR)
     except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BUILD_FAILED
+        return _fail(f"error: {exc}", EXIT_BUILD_FAILED)
     except KeyboardInterrupt:
-        print(_INTERRUPTED, file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(format_summary(manifest))
-    print(f"manifest: {manifest_path(config)}")
-    return EXIT_OK
+        return _fail(_INTERRUPTED, EXIT_INTERRUPTED)
+    return _built(format_summary(manifest), config)
 
 
 def build_cifar_main(argv: list[str] | None = None, *,
@@ -91,14 +96,10 @@ def build_cifar_main(argv: list[str] | None = None, *,
               file=sys.stderr)
         return EXIT_ERROR
     except (ConfigError, DatasetError, CifarFormatError, FileNotFoundError, LockError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {exc}", EXIT_ERROR)
     except KeyboardInterrupt:
-        print(_INTERRUPTED, file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(format_summary(manifest))
-    print(f"manifest: {manifest_path(config)}")
-    return EXIT_OK
+        return _fail(_INTERRUPTED, EXIT_INTERRUPTED)
+    return _built(format_summary(manifest), config)
 
 
 def build_demo_main(argv: list[str] | None = None, *, description: str,
@@ -111,8 +112,7 @@ def build_demo_main(argv: list[str] | None = None, *, description: str,
     try:
         summary = write_demo(load_config(args.config))
     except (ConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {exc}", EXIT_ERROR)
     print(summary)
     return EXIT_OK
 
@@ -140,8 +140,7 @@ def verify_records_main(argv: list[str] | None = None, *, description: str,
         config = load_config(args.config)
         manifest = load_manifest(config)
     except (ConfigError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(f"error: {exc}", EXIT_ERROR)
     report = check_splits(config, manifest, splits, decode=args.decode,
                           check_hash=args.hash)
     print("\n".join(report.lines()))
