@@ -3,7 +3,8 @@
 Byte for byte what ``mx.recordio.MXIndexedRecordIO`` writes (a test compares them), and
 the one source of truth for the format: :mod:`pyimagesearch.data.packing` and
 :mod:`pyimagesearch.data.cifar_records` write records with :class:`RecordWriter`,
-:mod:`pyimagesearch.data.verify` reads them with :func:`read_record_at`.
+:mod:`pyimagesearch.data.record_walk` and :mod:`pyimagesearch.data.verify` read them with
+:func:`read_record_at` (or :func:`image_bytes_at`).
 
 Why not MXNet's own writer: its C++ writer loses its buffered tail silently when the disk
 fills at ``close()`` (measured: a 9288-byte file comes out as 9000 bytes with no error);
