@@ -180,8 +180,10 @@ def _unlink(memory: shared_memory.SharedMemory, unlinked: list[bool]) -> None:
 
 
 def _exit_in_words(code: int | None) -> str:
-    # None: join() timed out, the process is alive but silent.
-    return "stopped answering" if code is None else f"ended: {describe_returncode(code)}"
+    if code is None:  # join() timed out: the process is alive but silent
+        return "stopped answering"
+    return f"was {describe_returncode(code)}" if code < 0 else \
+        f"exited with {describe_returncode(code)}"
 
 
 def _create_shared_memory(size: int, label: str) -> shared_memory.SharedMemory:
