@@ -146,7 +146,79 @@ def peers_for(run: Run) -> tuple[Peers | None, str | None]:
     return peers, None
 
 
+def measure_peak(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+    results["peak"] = run.script("peak", "peak", "peak.py", [])
+    if peers:
+        peers.peak()
+
+
+def measure_training(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+    args = run.args
+    peak = (results.get("peak") or {}).get("peak_gflops")
+    training = []
+    extra = (["--health"] if args.health else []) + (
+        ["--peak-gflops", f"{peak:.3f}"] if peak else []) + (
+        [] if args.quick else ["--repeats", str(args.repeats)])
+    groups = [(group, [n for n in names if n in args.networks], peer_model)
+              for group, names, peer_model in GROUPS]
+    if args.quick and not peers:  # one process: start-up costs more than the work here
+        groups = [("all", [n for _, names, _ in groups for n in names], None)]
+    for group, chosen, peer_model in groups:
+        if not chosen or not run.wants("training", f"training {group}"):
+            continue
+        found = run.script("training", f"training_{group}", "bench_training.py",
+                           ["--networks", ",".join(chosen), *extra])
+        if found:
+            training.extend(found["results"])
+            results.setdefault("training_machine", found.get("machine"))
+        if peers and peer_model and (not args.quick or peer_model == "resnet20"):
+            peers.train_step(peer_model)
+    results["training"] = training
+
+
+def measure_pipeline(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+    args = run.args
+    pipeline_args = []
+    if peers:
+        jpeg = peers.images(40 if args.quick else args.peer_images)
+        pipeline_args = ["--jpeg-folder", str(jpeg)]
+    results["pipeline"] = run.script("pipeline", "pipeline", "bench_pipeline.py",
+                                     pipeline_args)
+    if peers:
+        peers.torch_pipeline(jpeg, *((16, 1, 1) if args.quick else (64, 3, 2)))
+
+
+def measure_build(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+    args = run.args
+    photos = args.build_photos or (
+        str(peers.images(args.peer_images)) if peers and not args.quick else None)
+    results["build"] = run.script("build", "build", "bench_build.py", [
+        *(["--jpeg-folder", photos] if photos else []),
+        *([] if args.quick else ["--repeats", str(args.repeats)])])
+
+
+def measure_threads(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+    results["threads"] = run.script("threads", "threads", "bench_threads.py", [
+        *(["--peers-dir", str(peers.folder), "--torch-venv",
+           str(peers.python.parent.parent)] if peers else ["--no-peer"]),
+        *([] if run.args.quick else ["--rounds", str(run.args.repeats)])])
+
+
+def measure_script(section: str, script: str):
+    def measure_section(run: Run, results: dict[str, Any], peers: Peers | None) -> None:
+        results[section] = run.script(section, section, script, [])
+    return measure_section
+
+
+MEASURE = {"peak": measure_peak, "training": measure_training, "pipeline": measure_pipeline,
+           "build": measure_build, "memory": measure_script("memory", "bench_memory.py"),
+           "threads": measure_threads,
+           "scaling": measure_script("scaling", "bench_scaling.py"),
+           "contract": measure_script("contract", "bench_contract.py")}
+
+
 def measure(run: Run) -> dict[str, Any]:
+    """Every section asked for, in the order asked (SECTIONS' order by default)."""
     args = run.args
     results: dict[str, Any] = {"sections": list(args.sections),
                                "networks": list(args.networks),
@@ -154,58 +226,9 @@ def measure(run: Run) -> dict[str, Any]:
     peers, why_not = peers_for(run)
     results["peers_status"] = why_not or "ran"
     run.say(f"peers: {results['peers_status']}")
-    peak = None
-    if run.wants("peak"):
-        results["peak"] = run.script("peak", "peak", "peak.py", [])
-        peak = (results["peak"] or {}).get("peak_gflops")
-        if peers:
-            peers.peak()
-    if run.wants("training"):
-        training = []
-        extra = (["--health"] if args.health else []) + (
-            ["--peak-gflops", f"{peak:.3f}"] if peak else []) + (
-            [] if args.quick else ["--repeats", str(args.repeats)])
-        groups = [(group, [n for n in names if n in args.networks], peer_model)
-                  for group, names, peer_model in GROUPS]
-        if args.quick and not peers:  # one process: start-up costs more than the work here
-            groups = [("all", [n for _, names, _ in groups for n in names], None)]
-        for group, chosen, peer_model in groups:
-            if not chosen or not run.wants("training", f"training {group}"):
-                continue
-            found = run.script("training", f"training_{group}", "bench_training.py",
-                               ["--networks", ",".join(chosen), *extra])
-            if found:
-                training.extend(found["results"])
-                results.setdefault("training_machine", found.get("machine"))
-            if peers and peer_model and (not args.quick or peer_model == "resnet20"):
-                peers.train_step(peer_model)
-        results["training"] = training
-    if run.wants("pipeline"):
-        pipeline_args = []
-        if peers:
-            jpeg = peers.images(40 if args.quick else args.peer_images)
-            pipeline_args = ["--jpeg-folder", str(jpeg)]
-        results["pipeline"] = run.script("pipeline", "pipeline", "bench_pipeline.py",
-                                         pipeline_args)
-        if peers:
-            peers.torch_pipeline(jpeg, *((16, 1, 1) if args.quick else (64, 3, 2)))
-    if run.wants("build"):
-        photos = args.build_photos or (
-            str(peers.images(args.peer_images)) if peers and not args.quick else None)
-        results["build"] = run.script("build", "build", "bench_build.py", [
-            *(["--jpeg-folder", photos] if photos else []),
-            *([] if args.quick else ["--repeats", str(args.repeats)])])
-    if run.wants("memory"):
-        results["memory"] = run.script("memory", "memory", "bench_memory.py", [])
-    if run.wants("threads"):
-        results["threads"] = run.script("threads", "threads", "bench_threads.py", [
-            *(["--peers-dir", str(peers.folder), "--torch-venv",
-               str(peers.python.parent.parent)] if peers else ["--no-peer"]),
-            *([] if args.quick else ["--rounds", str(args.repeats)])])
-    if run.wants("scaling"):
-        results["scaling"] = run.script("scaling", "scaling", "bench_scaling.py", [])
-    if run.wants("contract"):
-        results["contract"] = run.script("contract", "contract", "bench_contract.py", [])
+    for section in args.sections:
+        if run.wants(section):
+            MEASURE[section](run, results, peers)
     results["peers"] = peers.results() if peers else {"status": why_not}
     for entry in results["peers"].get("runs", []):
         if entry.get("returncode"):
@@ -828,7 +851,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--networks", default=",".join(ALL_NETWORKS),
                         help=f"comma-separated, from: {', '.join(ALL_NETWORKS)}")
     parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated, from: {', '.join(SECTIONS)}")
+                        help=f"comma-separated, run in the order given, from: "
+                             f"{', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, default=3,
                         help="repeats of every training measurement (default 3)")
     parser.add_argument("--no-health", dest="health", action="store_false",
@@ -854,7 +878,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.peers is None:
         args.peers = not args.quick
     args.networks = [n.strip() for n in args.networks.split(",") if n.strip()]
-    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    args.sections = list(dict.fromkeys(s.strip() for s in args.sections.split(",")
+                                       if s.strip()))
     for given, known, what in ((args.networks, ALL_NETWORKS, "networks"),
                                (args.sections, SECTIONS, "sections")):
         if unknown := [n for n in given if n not in known]:
