@@ -815,11 +815,20 @@ METHODS = """## How the figures are measured
 """
 
 
+def shown(path: str) -> str:
+    """A path inside the repository as a relative one (the same on every checkout)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return path
+
+
 def render(results: dict[str, Any], found: list[dict[str, Any]]) -> str:
     peak, _ = machine_peak(results)
     head = ["# Benchmark results", "",
             f"Written by `{results['command']}` on {results['finished']} "
-            f"({results['minutes']:.0f} min). Machine-readable: `{results['json']}`.", ""]
+            f"({results['minutes']:.0f} min). Machine-readable: `{shown(results['json'])}`.",
+            ""]
     if results["quick"]:
         head += ["**Quick run (smoke test): tiny sizes and one repeat; the figures mean "
                  "nothing.**", ""]
