@@ -498,7 +498,8 @@ def render_targets(found: list[dict[str, Any]], results: dict[str, Any]) -> list
             required = f"{sign} {figure(t['required'], t['unit']).lstrip('+')}"
         else:
             reference = figure(t["reference"], t["unit"])
-            ratio, required = num(t["ratio"], 2), f"{sign} {t['required']:g}"
+            # Three digits: 0.949 must not read as a 0.95 that failed.
+            ratio, required = num(t["ratio"], 3), f"{sign} {t['required']:g}"
         rows.append([t["target"] + (f" ({t['detail']})" if t["detail"] else ""), t["issues"],
                      figure(t["ours"], t["unit"]), reference, ratio, required,
                      met_word(t["met"])])
@@ -514,7 +515,7 @@ def render_summary(found: list[dict[str, Any]]) -> list[str]:
     lines = ["## Met and not met", ""]
     for state, label in ((True, "Met"), (False, "Not met"), (None, "Not measured")):
         names = [f"{t['target']} ({figure(t['ours'], t['unit']).strip()}"
-                 + (f", ratio {num(t['ratio'], 2)}" if t["ratio"] is not None else "")
+                 + (f", ratio {num(t['ratio'], 3)}" if t["ratio"] is not None else "")
                  + f"; issue {t['issues']})" for t in found if t["met"] is state]
         if names:
             lines += [f"- **{label}**: " + "; ".join(names) + "."]
@@ -883,6 +884,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=None,
                         help="folder for each script's JSON (default benchmarks/output/run_all, "
                              "run_all_quick with --quick)")
+    parser.add_argument("--render", metavar="RESULTS_JSON", default=None,
+                        help="measure nothing: write the Markdown again from a run's JSON")
     args = parser.parse_args(argv)
     if args.peers is None:
         args.peers = not args.quick
@@ -898,6 +901,14 @@ def main(argv: list[str] | None = None) -> int:
     js = Path(args.json) if args.json else OUTPUT / (
         "results_quick.json" if args.quick else "results.json")
 
+    if args.render:
+        # The tables again from a run's JSON (after a change to how they are written).
+        results = json.loads(Path(args.render).read_text())
+        found = targets(results)
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(render(results, found))
+        print(f"wrote {md} from {args.render}")
+        return 0
     run = Run(args)
     run.say(f"sections {', '.join(args.sections)}; networks {', '.join(args.networks)}")
     results = measure(run)

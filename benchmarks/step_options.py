@@ -180,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown options {unknown}; known: {', '.join(OPTIONS)}")
     peaks = [peak(args.quick, args.timeout)]
     runs: dict[str, list[dict[str, Any]]] = {o: [] for o in options}
+    # Every child's figures as they come: a run cut short (a time window) keeps them.
+    partial = output_path(None, "step_options_partial.json", args.quick)
     for round_index in range(args.rounds):
         for option in options:
             runs[option].append(run_child(option, steps, args.quick, args.timeout))
+            write_json(partial, {"peak_gflops": peaks, "steps": steps, "runs": runs})
             r = runs[option][-1]
             print(f"[step_options] round {round_index + 1}/{args.rounds} {option}: "
                   + (f"{r['img_s']:.2f} img/s" if "img_s" in r else f"failed: {r['error']}"),
