@@ -90,16 +90,17 @@ def test_run_all_quick_writes_results_with_every_section(tmp_path):
     md, js = tmp_path / "RESULTS.md", tmp_path / "results.json"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "run_all.py"),
                            "--quick", "--results-md", str(md), "--json", str(js),
-                           "--work", str(tmp_path / "work")],
+                           "--work", str(tmp_path / "work"),
+                           # Three networks keep CI short; test_networks.py covers them all.
+                           "--networks", "googlenet,resnet20,resnet20_b"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(js.read_text())
     assert results["quick"] and not results["failures"]
     for section in SECTIONS:
         assert results[section], section
-    assert {r["network"] for r in results["training"]} == {
-        "googlenet", "inception_resnet_v2", "resnet20", "resnet20_b", "resnet56",
-        "resnet56_b", "resnet110", "resnet110_b"}
+    assert [r["network"] for r in results["training"]] == ["googlenet", "resnet20",
+                                                            "resnet20_b"]
     google = next(r for r in results["training"] if r["network"] == "googlenet")
     for key in ("bare_step_img_s", "loop_img_s", "loop_over_bare", "bare_step_gflops",
                 "data_wait_fraction", "health", "per_epoch_seconds",
