@@ -6,7 +6,7 @@
 
 import sys
 
-from pyimagesearch.check_setup import check_setup_main
+from pyimagesearch.training.setup_check import check_setup_main
 
 
 def main(argv: list[str] | None = None) -> int:

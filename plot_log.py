@@ -9,7 +9,7 @@
 
 import sys
 
-from pyimagesearch.plots import plot_main
+from pyimagesearch.reporting.plots import plot_main
 
 
 def main(argv: list[str] | None = None) -> int:

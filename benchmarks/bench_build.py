@@ -57,7 +57,8 @@ import numpy as np
 from benchlib import machine, output_path, summary, write_json
 
 from pyimagesearch.config import load_config
-from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.build.builder import build_dataset
+from pyimagesearch.data.build.packing import pack_records
 from pyimagesearch.data.images import (
     decode_bgr,
     encode_bgr_jpeg,
@@ -66,8 +67,7 @@ from pyimagesearch.data.images import (
     resize_shorter,
     stored_image_mean,
 )
-from pyimagesearch.data.lists import ListEntry, read_list, write_list
-from pyimagesearch.data.packing import pack_records
+from pyimagesearch.data.records.lists import ListEntry, read_list, write_list
 
 # MXNet is imported inside the functions that use it: the packer's worker processes are
 # spawned, and spawning re-imports this script, which should not cost them an MXNet import.

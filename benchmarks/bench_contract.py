@@ -38,7 +38,7 @@ from pyimagesearch.data.dataset import (
     identity_digest,
     write_mean,
 )
-from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.files import sha256_file
 
 # ILSVRC-2012 CLS-LOC: 1,281,167 training images, 50,000 validation images of which the
 # blacklist drops 1,762; the book's test split is 50 per class carved from train.
@@ -100,7 +100,7 @@ def timed(function, repeats: int) -> dict[str, float]:
 
 def demo_epoch_seconds(folder: Path) -> float | None:
     """The median ``Time cost`` of the demo's training log, if ``make demo`` has run."""
-    from pyimagesearch.training.logs import parse_log
+    from pyimagesearch.run.logs import parse_log
 
     logs = sorted(folder.glob("training_*.log"))
     costs = [record.time for log in logs for record in parse_log(log).epochs.values()
@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = load_config("config.demo_googlenet_config")
     if not Path(demo.TRAIN_MX_REC).with_name("manifest.json").is_file():
         print("[contract] building the digits demo dataset first")
-        from pyimagesearch.data.build import build_dataset
-        from pyimagesearch.data.demo_dataset import write_demo_dataset
+        from pyimagesearch.data.build.builder import build_dataset
+        from pyimagesearch.data.sources.demo import write_demo_dataset
 
         write_demo_dataset(demo)
         build_dataset(demo)

@@ -44,7 +44,7 @@ from benchlib import (
     write_json,
 )
 
-from pyimagesearch.training.logs import TIME_COST_LINE
+from pyimagesearch.run.logs import TIME_COST_LINE
 
 
 @dataclass(frozen=True)

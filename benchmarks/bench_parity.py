@@ -155,10 +155,10 @@ def train_project(seed: int, env: dict[str, str], work: Path) -> None:
 
 def project_curve(seed: int, work: Path) -> list[dict[str, Any]]:
     """Test accuracy after every epoch (checkpoint N = after N epochs), and its time."""
-    from pyimagesearch.checkpoints import list_checkpoints, result_path
     from pyimagesearch.config import load_config
     from pyimagesearch.evaluation.cli import evaluate_checkpoint
-    from pyimagesearch.training.logs import metrics_jsonl_path, read_metrics
+    from pyimagesearch.run.checkpoints import list_checkpoints, result_path
+    from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
 
     folder = work / "project" / f"seed{seed}"
     config = load_config(CONFIG)

@@ -47,9 +47,9 @@ from benchlib import (
     write_json,
 )
 
-from pyimagesearch.checkpoints import read_manifest
 from pyimagesearch.distributed import launch
-from pyimagesearch.training.logs import parse_log
+from pyimagesearch.run.checkpoints import read_manifest
+from pyimagesearch.run.logs import parse_log
 
 TRAIN_SCRIPT = REPO_ROOT / "train_googlenet.py"
 # Runs train_googlenet.py with allreduce_grads and train_epoch timed; writes per-epoch

@@ -64,16 +64,16 @@ import numpy as np
 from benchlib import machine, output_path, summary
 from mxnet import autograd, gluon
 
-from pyimagesearch.checkpoints import save_checkpoint
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import DatasetInfo, RecordSplit
 from pyimagesearch.data.decoder import ProcessIter, start_server
 from pyimagesearch.data.iterators import Normalizer, training_iterator, training_iterator_params
 from pyimagesearch.nn import count_trainable_parameters, get_model
+from pyimagesearch.run.checkpoints import save_checkpoint
+from pyimagesearch.run.logs import TrainingLog
 from pyimagesearch.runtime import return_large_blocks
-from pyimagesearch.training import recipes
+from pyimagesearch.settings import recipes
 from pyimagesearch.training.health import HealthMonitor, HealthSettings
-from pyimagesearch.training.logs import TrainingLog
 from pyimagesearch.training.loop import (
     EpochProgress,
     StepContext,
@@ -186,7 +186,7 @@ class WaitTimer:
 def write_records(folder: Path, count: int, size: int, classes: int) -> RecordSplit:
     """Photo-like images (smooth gradients plus noise) so decode cost is realistic, stored
     as our builds store them: JPEG for ImageNet sizes, uncompressed PNG for CIFAR's 32 px
-    (``pyimagesearch.data.cifar_records``)."""
+    (``pyimagesearch.data.build.cifar``)."""
     rng = np.random.RandomState(0)
     rec_path, idx_path = folder / "train.rec", folder / "train.idx"
     writer = mx.recordio.MXIndexedRecordIO(str(idx_path), str(rec_path), "w")

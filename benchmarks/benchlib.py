@@ -147,7 +147,7 @@ def make_training_dataset(folder: Path, *, images: int, classes: int, image_size
     from bench_build import write_config, write_tree
 
     from pyimagesearch.config import load_config
-    from pyimagesearch.data.build import build_dataset
+    from pyimagesearch.data.build.builder import build_dataset
 
     base = tree or folder / "ILSVRC2015"
     if tree is None:

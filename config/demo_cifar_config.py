@@ -1,7 +1,7 @@
 """A quick CIFAR run anywhere: fake CIFAR-10 files in the official python format.
 
 ``build_cifar.py --config config.demo_cifar_config`` first writes 500 training and 100
-test images (class-coloured noise, see ``pyimagesearch.data.cifar_writer.fake_cifar_arrays``)
+test images (class-coloured noise, see ``pyimagesearch.data.sources.cifar_writer.fake_cifar_arrays``)
 into ``datasets/cifar10_fake/cifar-10-batches-py`` (or under CIFAR_DEMO_HOME), then
 converts them through the same reader, split and record writer a real download takes.
 Everything else is the paper config with a short schedule.

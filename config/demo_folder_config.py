@@ -3,7 +3,7 @@
 ``build_demo_dataset.py --config config.demo_folder_config`` writes a small class-folder
 tree of crops of scikit-learn's two sample photographs (four classes: the upper and lower
 half of each photo; test crops from a part of each photo that no training crop touches,
-see ``pyimagesearch/data/sample_photos.py``). ``build_imagenet.py`` then reads it as it
+see ``pyimagesearch/data/sources/sample_photos.py``). ``build_imagenet.py`` then reads it as it
 would read any ``<root>/<split>/<class>/<image>`` tree: classes in sorted folder order,
 validation carved out of train (stratified, seeded) because the tree has no val/ folder,
 unreadable files skipped and listed, JPEG records, the channel mean, a manifest.

@@ -284,7 +284,7 @@ def tiny_dataset_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Built once per session (about a second); treat it as read-only.
     """
     from pyimagesearch.config import load_config
-    from pyimagesearch.data.build import build_dataset
+    from pyimagesearch.data.build.builder import build_dataset
 
     root = tmp_path_factory.mktemp("tiny_dataset")
     tree = make_ilsvrc_tree(root / "ILSVRC2015", classes=4, train_per_class=10,
@@ -480,7 +480,7 @@ def rewrite_checkpoint_params(folder: Path, prefix: str, epoch: int,
     checkpoint written with those weights would have them."""
     import mxnet as mx
 
-    from pyimagesearch.utils.files import sha256_file
+    from pyimagesearch.files import sha256_file
 
     params_file = folder / f"{prefix}-{epoch:04d}.params"
     arrays = mx.nd.load(str(params_file))

@@ -31,7 +31,7 @@ def train_run(config: str | Path, folder: str | Path, prefix: str, end_epoch: in
 def build_large_dataset(root: Path, **fields: Any) -> Path:
     """A tiny dataset stored at 80 px (Inception-ResNet-v2 needs at least 75 px crops)."""
     from pyimagesearch.config import load_config
-    from pyimagesearch.data.build import build_dataset
+    from pyimagesearch.data.build.builder import build_dataset
 
     tree = make_ilsvrc_tree(root / "ILSVRC2015", classes=2, train_per_class=4,
                             val_per_class=1, blacklist=(), image_size=(96, 84))

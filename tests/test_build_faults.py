@@ -32,13 +32,13 @@ from conftest import (
 
 import build_imagenet
 from pyimagesearch.config import load_config
-from pyimagesearch.data.build import build_dataset, make_split_lists
+from pyimagesearch.data.build.builder import build_dataset, make_split_lists
+from pyimagesearch.data.build.packing import pack_records
 from pyimagesearch.data.dataset import SPLITS, DatasetError, load_manifest
 from pyimagesearch.data.images import decode_image
-from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.packing import pack_records
-from pyimagesearch.data.verify import check_splits
-from pyimagesearch.utils.imagenethelper import ImageNetHelper
+from pyimagesearch.data.records.lists import ListEntry, read_list
+from pyimagesearch.data.records.verify import check_splits
+from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 
 def run_main(*args: str) -> tuple[int, str, str]:
@@ -76,7 +76,7 @@ def running_with(marker: str) -> list[int]:
 FAULTY_WORKER = """
 import os, signal, sys, time
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data import packing
+from pyimagesearch.data.build import packing
 
 if __name__ == "__mp_main__":
     open(os.path.join({pids!r}, str(os.getpid())), "w").close()

@@ -23,14 +23,14 @@ from conftest import (
 )
 
 from pyimagesearch.config import load_config
-from pyimagesearch.data import im2rec
-from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.build import im2rec
+from pyimagesearch.data.build.builder import build_dataset
+from pyimagesearch.data.build.packing import pack_records
+from pyimagesearch.data.build.staging import remove_stale_partials
+from pyimagesearch.data.build.workers import BuildError, WorkerError
 from pyimagesearch.data.dataset import SPLITS
 from pyimagesearch.data.images import plain_jpeg
-from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.packing import pack_records
-from pyimagesearch.data.staging import remove_stale_partials
-from pyimagesearch.data.workers import BuildError, WorkerError
+from pyimagesearch.data.records.lists import ListEntry, read_list
 
 RESIZE, INPUT_SIZE = 32, 28
 PACKERS = ("project", "im2rec")
@@ -191,8 +191,8 @@ sys.exit(3)
 FAKE_LOSES_ONE = """
 import os, sys
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data.lists import ListEntry, read_list
-from pyimagesearch.data.records import RecordWriter, pack_header
+from pyimagesearch.data.records.lists import ListEntry, read_list
+from pyimagesearch.data.records.format import RecordWriter, pack_header
 prefix, root = sys.argv[-2:]
 with RecordWriter(prefix + ".rec", prefix + ".idx") as writer:
     for entry in read_list(prefix + ".lst")[1:]:  # the first is lost, as when a worker dies

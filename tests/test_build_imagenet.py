@@ -34,8 +34,9 @@ from conftest import (
 
 import build_imagenet
 from pyimagesearch.config import load_config
-from pyimagesearch.data import build, packing, progress
-from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.build import builder as build
+from pyimagesearch.data.build import packing, progress
+from pyimagesearch.data.build.builder import build_dataset
 from pyimagesearch.data.dataset import SPLITS, DatasetError, load_manifest, load_mean, manifest_path
 from pyimagesearch.data.images import (
     UnreadableImage,
@@ -44,9 +45,9 @@ from pyimagesearch.data.images import (
     read_image_file,
     resize_shorter,
 )
-from pyimagesearch.data.lists import read_list
-from pyimagesearch.utils.files import sha256_file
-from pyimagesearch.utils.locks import BUILD_LOCK_NAME
+from pyimagesearch.data.records.lists import read_list
+from pyimagesearch.files import sha256_file
+from pyimagesearch.locks import BUILD_LOCK_NAME
 
 RESIZE, INPUT_SIZE = 32, 28
 SPLIT_FIELDS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
@@ -374,7 +375,7 @@ def test_interrupt_stops_the_worker_processes(tmp_path, ilsvrc_tree, monkeypatch
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data import packing
+from pyimagesearch.data.build import packing
 original, calls = packing._process_one, []
 def dying(settings, entry):
     calls.append(entry)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import check_setup
-from pyimagesearch.check_setup import (
+from pyimagesearch.config import load_config
+from pyimagesearch.training.setup_check import (
     DEFAULT_TOLERANCE,
     FAIL,
     OK,
@@ -21,7 +22,6 @@ from pyimagesearch.check_setup import (
     run_checks,
     verdict,
 )
-from pyimagesearch.config import load_config
 
 NO_GPU = pytest.mark.skipif(mx.context.num_gpus() > 0, reason="checks the CPU-only messages")
 

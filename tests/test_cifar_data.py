@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices
-from pyimagesearch.data.cifar_format import (
+from pyimagesearch.data.sources.cifar import load_cifar, locate_cifar, train_val_indices
+from pyimagesearch.data.sources.cifar_format import (
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,
     CIFAR100_FINE_CLASSES,
@@ -22,8 +22,8 @@ from pyimagesearch.data.cifar_format import (
     CifarFormatError,
     CifarSplit,
 )
-from pyimagesearch.data.cifar_pickle import UnsafePickleError, read_cifar_pickle
-from pyimagesearch.data.cifar_writer import write_cifar, write_fake_cifar
+from pyimagesearch.data.sources.cifar_pickle import UnsafePickleError, read_cifar_pickle
+from pyimagesearch.data.sources.cifar_writer import write_cifar, write_fake_cifar
 
 CASES = [(dataset, layout) for dataset in ("cifar10", "cifar100")
          for layout in ("python", "binary")]

@@ -18,19 +18,19 @@ from conftest import write_cifar_config
 
 import build_cifar
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data import cifar_records
-from pyimagesearch.data.cifar import train_val_indices
-from pyimagesearch.data.cifar_format import CIFAR10_CLASSES
-from pyimagesearch.data.cifar_records import build_cifar_dataset
-from pyimagesearch.data.cifar_writer import write_cifar, write_fake_cifar
+from pyimagesearch.data.build import cifar as cifar_records
+from pyimagesearch.data.build.cifar import build_cifar_dataset
 from pyimagesearch.data.dataset import check_dataset, load_manifest
 from pyimagesearch.data.iterators import (
     Normalizer,
     evaluation_iterator,
     training_iterator,
 )
-from pyimagesearch.utils.files import sha256_file
-from pyimagesearch.utils.locks import BUILD_LOCK_NAME, FolderLock
+from pyimagesearch.data.sources.cifar import train_val_indices
+from pyimagesearch.data.sources.cifar_format import CIFAR10_CLASSES
+from pyimagesearch.data.sources.cifar_writer import write_cifar, write_fake_cifar
+from pyimagesearch.files import sha256_file
+from pyimagesearch.locks import BUILD_LOCK_NAME, FolderLock
 
 PER_BATCH = 40  # 200 training images in five batch files, 40 test images
 VAL_SIZE = 40

@@ -26,11 +26,9 @@ import report
 import test_googlenet
 import train_googlenet
 import verify_records
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest, resolve_epoch
 from pyimagesearch.config import load_config
-from pyimagesearch.data.build import build_dataset
-from pyimagesearch.data.cifar_records import build_cifar_dataset
-from pyimagesearch.data.cifar_writer import write_fake_cifar
+from pyimagesearch.data.build.builder import build_dataset
+from pyimagesearch.data.build.cifar import build_cifar_dataset
 from pyimagesearch.data.dataset import (
     MANIFEST_NAME,
     DatasetError,
@@ -43,6 +41,8 @@ from pyimagesearch.data.dataset import (
 from pyimagesearch.data.dataset import (
     read_manifest as read_dataset_manifest,
 )
+from pyimagesearch.data.sources.cifar_writer import write_fake_cifar
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest, resolve_epoch
 
 TRAINING = {"NUM_CLASSES": 4, "NUM_TEST_IMAGES": 8, "BATCH_SIZE": 8, "LOG_INTERVAL": 2,
             "DECODE_THREADS": 1, "SEED": 3, "HEALTH": None}

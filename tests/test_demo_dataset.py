@@ -17,11 +17,11 @@ from sklearn.datasets import load_digits
 
 import build_demo_dataset
 from pyimagesearch.config import Settings, load_config
-from pyimagesearch.data import demo_dataset
-from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.build.builder import build_dataset
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.data.demo_dataset import DIGIT_CLASSES, write_demo_dataset
-from pyimagesearch.utils.imagenethelper import ImageNetHelper
+from pyimagesearch.data.sources import demo as demo_dataset
+from pyimagesearch.data.sources.demo import DIGIT_CLASSES, write_demo_dataset
+from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 DEMO_FIELDS = {"NUM_CLASSES": 10, "NUM_TEST_IMAGES": 300, "RESIZE": 64, "INPUT_SIZE": 56,
                "DEMO_VAL_PER_CLASS": 30, "DEMO_BLACKLIST_SIZE": 12, "DEMO_IMAGE_SIZE": 64,

@@ -9,9 +9,9 @@ import pytest
 from conftest import DEADLINE, REPO_ROOT
 
 import train_googlenet
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.distributed import launch
-from pyimagesearch.training.logs import parse_log
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import parse_log
 
 # A loopback cluster of four processes importing MXNet, training for epochs: tens of seconds.
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ import train_googlenet
 from pyimagesearch.config import ConfigError
 from pyimagesearch.data.dataset import DatasetError, check_dataset
 from pyimagesearch.data.iterators import batches_per_epoch, decode_streams, decode_threads_cap
+from pyimagesearch.settings.schedules import EpochTable, ScheduleSpec, StepDecay, scale_schedule
 from pyimagesearch.training.distribution import Cluster, create_cluster
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
-from pyimagesearch.training.schedules import EpochTable, ScheduleSpec, StepDecay, scale_schedule
 
 
 @pytest.mark.parametrize("records,workers,streams,batch", [

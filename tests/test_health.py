@@ -15,6 +15,7 @@ from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import Normalizer, training_iterator
 from pyimagesearch.nn.layers import GlobalAvgPool
+from pyimagesearch.run.logs import TrainingLog
 from pyimagesearch.settings import validate
 from pyimagesearch.training.experiment import build_network
 from pyimagesearch.training.health import (
@@ -27,7 +28,6 @@ from pyimagesearch.training.health import (
     observers_from_config,
     parse_health_lines,
 )
-from pyimagesearch.training.logs import TrainingLog
 from pyimagesearch.training.loop import (
     EpochProgress,
     StepContext,

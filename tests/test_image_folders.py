@@ -16,9 +16,9 @@ from conftest import TREE_COLOURS, jpeg_bytes, odd_file_bytes, tree_image
 
 import build_imagenet
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.data.build import StrictBuildError, build_dataset
+from pyimagesearch.data.build.builder import StrictBuildError, build_dataset
 from pyimagesearch.data.dataset import DatasetError, manifest_path
-from pyimagesearch.data.lists import read_list
+from pyimagesearch.data.records.lists import read_list
 
 CLASSES = ("zebra", "apple", "mango")  # written in this order; labels follow sorted names
 

@@ -11,8 +11,8 @@ from conftest import TREE_WNIDS, IlsvrcTree, make_ilsvrc_tree, write_config
 
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.data.lists import ListEntry, make_entries, read_list, write_list
-from pyimagesearch.utils.imagenethelper import ImageNetHelper
+from pyimagesearch.data.records.lists import ListEntry, make_entries, read_list, write_list
+from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 
 def helper_for(tmp_path: Path, tree: IlsvrcTree, **fields) -> ImageNetHelper:

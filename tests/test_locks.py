@@ -23,10 +23,10 @@ from model_use_fixtures import FAST
 
 import build_imagenet
 import train_googlenet
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import load_manifest
-from pyimagesearch.utils.locks import BUILD_LOCK_NAME, FolderBusy, FolderLock, LockError
+from pyimagesearch.locks import BUILD_LOCK_NAME, FolderBusy, FolderLock, LockError
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
 
 
 def holder_pid(lock_file: Path) -> int | None:
@@ -90,7 +90,7 @@ def test_a_folder_that_cannot_be_written_is_one_clear_line(tmp_path):
 HELD_IN_SAVE = """
 import os, runpy, sys, threading
 from pathlib import Path
-from pyimagesearch import checkpoints
+from pyimagesearch.run import checkpoints
 original = checkpoints.save_optimizer_state
 def held(trainer, path):
     counters = original(trainer, path)
@@ -158,7 +158,7 @@ HELD_IN_BUILD = """
 import sys, threading
 from pathlib import Path
 sys.path.insert(0, {repo!r})
-from pyimagesearch.data import build
+from pyimagesearch.data.build import builder as build
 original = build.pack_records
 def held(*args, **kwargs):
     result = original(*args, **kwargs)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from pyimagesearch.training.logs import (
+from pyimagesearch.run.logs import (
     LogWriteError,
     TrainingLog,
     append_metrics,

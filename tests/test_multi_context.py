@@ -6,8 +6,8 @@ import pytest
 from mxnet import gluon
 from mxnet.gluon import nn
 
-from pyimagesearch.training import recipes
-from pyimagesearch.training.logs import TrainingLog
+from pyimagesearch.run.logs import TrainingLog
+from pyimagesearch.settings import recipes
 from pyimagesearch.training.loop import EpochProgress, StopFlag, TrainingSetup, train_epoch
 from pyimagesearch.training.optimizers import create_optimizer
 

@@ -8,7 +8,7 @@ import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from pyimagesearch.training import recipes
+from pyimagesearch.settings import recipes
 from pyimagesearch.training.optimizers import (
     StateError,
     create_optimizer,

@@ -17,11 +17,11 @@ import build_demo_dataset
 import build_imagenet
 import test_cifar
 import train_cifar
-from pyimagesearch.checkpoints import load_network, result_path
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
-from pyimagesearch.data.sample_photos import PhotoTree
+from pyimagesearch.data.sources.sample_photos import PhotoTree
+from pyimagesearch.run.checkpoints import load_network, result_path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from pyimagesearch.training import recipes
+from pyimagesearch.settings import recipes
 from pyimagesearch.training.lr_schedulers import build_lr_scheduler, lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
 

@@ -3,9 +3,8 @@
 import mxnet as mx
 import pytest
 
-from pyimagesearch.training import recipes
-from pyimagesearch.training.lr_schedulers import build_lr_scheduler, lr_at_epoch_start
-from pyimagesearch.training.schedules import (
+from pyimagesearch.settings import recipes
+from pyimagesearch.settings.schedules import (
     Constant,
     EpochTable,
     LROverride,
@@ -14,6 +13,7 @@ from pyimagesearch.training.schedules import (
     StepDecay,
     Warmup,
 )
+from pyimagesearch.training.lr_schedulers import build_lr_scheduler, lr_at_epoch_start
 
 PER_EPOCH = 10
 

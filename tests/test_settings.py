@@ -12,7 +12,7 @@ import pytest
 import train_googlenet
 from pyimagesearch import settings
 from pyimagesearch.config import ConfigError, load_config
-from pyimagesearch.training import recipes
+from pyimagesearch.settings import recipes
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p for p in (REPO / "config").glob("*.py") if p.name != "__init__.py")
@@ -28,7 +28,7 @@ def write(tmp_path: Path, body: str, name: str = "cfg.py") -> Path:
 def test_every_shipped_config_loads_without_mxnet_or_the_training_package(path):
     code = ("import sys; from pyimagesearch.config import load_config; "
             f"c = load_config({str(path)!r}); "
-            "light = ('pyimagesearch.training.recipes', 'pyimagesearch.training.schedules'); "
+            "light = ('pyimagesearch.settings.recipes', 'pyimagesearch.settings.schedules'); "
             "print([m for m in sys.modules if m == 'mxnet' "
             "or m.startswith('pyimagesearch.training.') and m not in light])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

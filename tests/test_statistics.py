@@ -18,8 +18,8 @@ from pyimagesearch.evaluation.statistics import (
     published,
     stats_main,
 )
-from pyimagesearch.plots import band_limits, plot_main, plot_runs
-from pyimagesearch.training.logs import TrainingLog, append_metrics, log_path, stitch_logs
+from pyimagesearch.reporting.plots import band_limits, plot_main, plot_runs
+from pyimagesearch.run.logs import TrainingLog, append_metrics, log_path, stitch_logs
 
 METRICS = {"accuracy": 0.5, "top_k_accuracy_5": 0.9, "cross-entropy": 1.0}
 

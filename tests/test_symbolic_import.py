@@ -14,9 +14,9 @@ from book_symbol import (
     save_book_checkpoint,
 )
 
-from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.nn import get_model
-from pyimagesearch.nn.symbolic_import import (
+from pyimagesearch.run.checkpoints import CheckpointError
+from pyimagesearch.run.symbolic_import import (
     StructureMismatch,
     load_symbolic_checkpoint,
     read_symbolic_checkpoint,
@@ -144,8 +144,8 @@ def _copy_checkpoint(source: Path, target: Path) -> Path:
 def test_evaluation_path_gives_the_modules_logits(book_checkpoint, book_config, tmp_path):
     from conftest import config_with
 
-    from pyimagesearch.checkpoints import load_network
     from pyimagesearch.config import load_config
+    from pyimagesearch.run.checkpoints import load_network
 
     config = load_config(str(config_with(book_config, tmp_path / "at224.py",
                                          INPUT_SIZE=BOOK_INPUT)))
@@ -202,9 +202,9 @@ def test_other_structure_is_refused_by_the_command(book_checkpoint, tiny_dataset
 def test_training_resumes_from_it_weights_only(book_checkpoint, book_config, tmp_path):
     from model_use_fixtures import train_run
 
-    from pyimagesearch.checkpoints import read_manifest
     from pyimagesearch.config import load_config
     from pyimagesearch.evaluation.cli import evaluate_checkpoint
+    from pyimagesearch.run.checkpoints import read_manifest
 
     folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
     book_symbol_text = (folder / "googlenet-symbol.json").read_text()

@@ -15,14 +15,14 @@ import cifar_stats  # noqa: F401  (the script imports)
 import plot_log
 import test_cifar
 import train_cifar
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
-from pyimagesearch.data.cifar_records import build_cifar_dataset
-from pyimagesearch.data.cifar_writer import write_fake_cifar
+from pyimagesearch.data.build.cifar import build_cifar_dataset
+from pyimagesearch.data.sources.cifar_writer import write_fake_cifar
 from pyimagesearch.evaluation.statistics import stats_main
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import read_metrics
 from pyimagesearch.training.cifar_cli import add_cifar_arguments, plan_runs
 from pyimagesearch.training.cli import build_parser
-from pyimagesearch.training.logs import read_metrics
 
 SEED = 3
 

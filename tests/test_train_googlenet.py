@@ -29,9 +29,9 @@ from conftest import (
 import plot_log
 import test_googlenet
 import train_googlenet
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
-from pyimagesearch.training.logs import parse_log, read_metrics
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import parse_log, read_metrics
 
 
 def train(config, folder, *extra):

@@ -16,11 +16,11 @@ from conftest import make_ilsvrc_tree, write_config
 import test_inception_resnet_v2
 import train_inception_resnet_v2
 from config.demo_inception_resnet_v2_config import RECIPE as DEMO_RECIPE
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.config import load_config
-from pyimagesearch.data.build import build_dataset
+from pyimagesearch.data.build.builder import build_dataset
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import parse_log
 from pyimagesearch.training.health import parse_health_lines
-from pyimagesearch.training.logs import parse_log
 
 
 @pytest.fixture(scope="module")

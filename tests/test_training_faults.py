@@ -20,9 +20,9 @@ from mxnet import gluon
 from mxnet.gluon import nn
 
 import train_googlenet
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
-from pyimagesearch.training import recipes
-from pyimagesearch.training.logs import TrainingLog, read_metrics
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import TrainingLog, read_metrics
+from pyimagesearch.settings import recipes
 from pyimagesearch.training.loop import (
     EpochProgress,
     StopFlag,

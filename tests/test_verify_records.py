@@ -22,8 +22,8 @@ from conftest import write_config
 import verify_records
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import SPLITS, load_manifest
-from pyimagesearch.data.record_errors import RecordError
-from pyimagesearch.data.records import (
+from pyimagesearch.data.records.errors import RecordError
+from pyimagesearch.data.records.format import (
     IR_FORMAT,
     MAGIC_BYTES,
     RecordWriter,
@@ -31,7 +31,7 @@ from pyimagesearch.data.records import (
     pack_header,
     read_record_at,
 )
-from pyimagesearch.data.verify import check_splits, verify_split
+from pyimagesearch.data.records.verify import check_splits, verify_split
 
 NUM_CLASSES = 4  # the session's tiny dataset (conftest.tiny_dataset_config)
 

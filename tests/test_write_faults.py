@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO_ROOT, config_with, wait_for
 from model_use_fixtures import FAST, train_run
 
-from pyimagesearch.checkpoints import list_checkpoints, read_manifest
-from pyimagesearch.training.logs import parse_log, read_metrics
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import parse_log, read_metrics
 from pyimagesearch.training.loop import StopFlag
 
 TRAIN = str(REPO_ROOT / "train_googlenet.py")
@@ -108,7 +108,7 @@ def test_a_full_disk_on_a_metrics_or_log_append_stops_with_the_resume_command(
 HELD_IN_SAVE = """
 import runpy, signal, sys, time
 from pathlib import Path
-from pyimagesearch import checkpoints
+from pyimagesearch.run import checkpoints
 original = checkpoints.commit_file
 def held(temporary, final):
     if str(final).endswith(".params"):

@@ -18,7 +18,7 @@ from pyimagesearch.exit_codes import (
     EXIT_INTERRUPTED,
     EXIT_OK,
 )
-from pyimagesearch.utils.locks import LockError
+from pyimagesearch.locks import LockError
 
 _INTERRUPTED = "interrupted: temporary files removed, nothing replaced"
 
@@ -49,7 +49,7 @@ def _parser(description: str, default_config: str) -> argparse.ArgumentParser:
 def build_imagenet_main(argv: list[str] | None = None, *, description: str,
                         default_config: str = "config.imagenet_googlenet_config") -> int:
     """``build_imagenet.py``: see its docstring for the exit statuses."""
-    from pyimagesearch.data.build import (
+    from pyimagesearch.data.build.builder import (
         BuildError,
         StrictBuildError,
         build_dataset,
@@ -81,9 +81,9 @@ def build_cifar_main(argv: list[str] | None = None, *,
                      default_config: str = "config.cifar10_resnet_config") -> int:
     """``build_cifar.py``: exit 0 done, 2 bad config or CIFAR files or a busy output
     folder, 130 interrupted."""
-    from pyimagesearch.data.cifar_format import CifarFormatError
-    from pyimagesearch.data.cifar_pickle import UnsafePickleError
-    from pyimagesearch.data.cifar_records import build_cifar_dataset, format_summary
+    from pyimagesearch.data.build.cifar import build_cifar_dataset, format_summary
+    from pyimagesearch.data.sources.cifar_format import CifarFormatError
+    from pyimagesearch.data.sources.cifar_pickle import UnsafePickleError
 
     args = _parser(description, default_config).parse_args(argv)
     _setup_logging()
@@ -105,7 +105,7 @@ def build_cifar_main(argv: list[str] | None = None, *,
 def build_demo_main(argv: list[str] | None = None, *, description: str,
                     default_config: str = "config.demo_googlenet_config") -> int:
     """``build_demo_dataset.py``: exit 0 written, 2 bad config."""
-    from pyimagesearch.data.demo_dataset import write_demo
+    from pyimagesearch.data.sources.demo import write_demo
 
     args = _parser(description, default_config).parse_args(argv)
     _setup_logging()
@@ -122,7 +122,7 @@ def verify_records_main(argv: list[str] | None = None, *, description: str,
     """``verify_records.py``: exit 0 every split sound, 1 a split has a problem, 2 the
     config or manifest cannot be read."""
     from pyimagesearch.data.dataset import load_manifest, rebuild_command
-    from pyimagesearch.data.verify import check_splits
+    from pyimagesearch.data.records.verify import check_splits
 
     parser = _parser(description, default_config)
     parser.add_argument("--decode", action="store_true",

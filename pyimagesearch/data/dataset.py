@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import Settings
-from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.files import sha256_file
 
 SPLITS = ("train", "val", "test")
 # The config settings that name each split's list and records.

@@ -51,7 +51,7 @@ import numpy as np
 
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.iterators import record_iterator
-from pyimagesearch.utils.processes import describe_returncode
+from pyimagesearch.runtime import describe_returncode
 
 # Batches a process may have decoded ahead of the trainer (besides MXNet's own prefetch).
 SLOTS = 3

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import IO
 
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_TIMEOUT
-from pyimagesearch.utils.processes import describe_returncode
+from pyimagesearch.runtime import describe_returncode
 
 logger = logging.getLogger(__name__)
 

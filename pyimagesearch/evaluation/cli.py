@@ -3,7 +3,7 @@
 ``python test_googlenet.py --checkpoints out --prefix googlenet --epoch 50`` loads the
 standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports``; an
 epoch MXNet's symbolic API wrote, without the project's manifest, is mapped onto the
-config's network by structure: ``pyimagesearch.mxnet_checkpoints``) and prints rank-1
+config's network by structure: ``pyimagesearch.run.mxnet_checkpoints``) and prints rank-1
 and rank-5 on the test split with a center crop, as the book does, or with ``--crops 10``
 averaged over the four corners, the center and their mirrors (``crops.py``).
 
@@ -20,16 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.checkpoints import (
-    CheckpointError,
-    checkpoint_name,
-    epochs_csv_path,
-    list_checkpoints,
-    load_network,
-    read_manifest,
-    resolve_epoch,
-    result_path,
-)
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.dataset import DatasetError, check_checkpoint_dataset, check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
@@ -41,10 +31,20 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_iterator,
 )
 from pyimagesearch.exit_codes import EXIT_BELOW_TARGET, EXIT_ERROR, EXIT_NOT_SAVED
-from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
+from pyimagesearch.files import atomic_write_text, write_failure
+from pyimagesearch.run.checkpoints import (
+    CheckpointError,
+    checkpoint_name,
+    epochs_csv_path,
+    list_checkpoints,
+    load_network,
+    read_manifest,
+    resolve_epoch,
+    result_path,
+)
+from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.scoring import EvaluationError, evaluate
 from pyimagesearch.training.devices import add_device_arguments, select_contexts
-from pyimagesearch.utils.files import atomic_write_text, write_failure
 
 
 class ResultNotSaved(Exception):

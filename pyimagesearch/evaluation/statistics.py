@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.checkpoints import latest_checkpoint, read_manifest, result_path
 from pyimagesearch.config import Settings
+from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest, result_path
+from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
 from pyimagesearch.training.devices import add_device_arguments
-from pyimagesearch.training.logs import metrics_jsonl_path, read_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -318,9 +318,9 @@ def stats_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from pyimagesearch.checkpoints import CheckpointError
     from pyimagesearch.config import ConfigError, load_config
     from pyimagesearch.data.dataset import DatasetError
+    from pyimagesearch.run.checkpoints import CheckpointError
     from pyimagesearch.scoring import EvaluationError
 
     parser = argparse.ArgumentParser(
@@ -359,7 +359,7 @@ def stats_main(argv: list[str] | None = None) -> int:
         print()
     print(format_table(settings, args.last))
     if args.json:
-        from pyimagesearch.utils.files import atomic_write_text
+        from pyimagesearch.files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report_json(settings, args.last), indent=2))
         print(f"[INFO] wrote {args.json}")

@@ -45,16 +45,16 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network, onnx_path
 from pyimagesearch.config import ConfigError
 from pyimagesearch.data.dataset import DatasetError, check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_PARITY
 from pyimagesearch.export.runtime import RUNTIMES, OnnxModel, OnnxModelError
+from pyimagesearch.files import commit_file, fsync_path
 from pyimagesearch.inference.preprocess import classes_metadata
 from pyimagesearch.inference.source import CheckpointSource, describe_checkpoint
-from pyimagesearch.mxnet_checkpoints import network_graph
-from pyimagesearch.utils.files import commit_file, fsync_path
+from pyimagesearch.run.checkpoints import CheckpointError, checkpoint_name, load_network, onnx_path
+from pyimagesearch.run.mxnet_checkpoints import network_graph
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_PARITY_IMAGES = 8

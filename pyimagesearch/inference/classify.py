@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pyimagesearch.checkpoints import CheckpointError, checkpoint_name, load_network
 from pyimagesearch.config import ConfigError
 from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO, UnreadableImage
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_UNREADABLE
@@ -34,6 +33,7 @@ from pyimagesearch.inference.preprocess import (
     PreprocessingError,
     classes_from_metadata,
 )
+from pyimagesearch.run.checkpoints import CheckpointError, checkpoint_name, load_network
 
 DEFAULT_TOP = 5
 

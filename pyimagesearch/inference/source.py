@@ -16,12 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.checkpoints import (
-    checkpoint_name,
-    checkpoint_paths,
-    read_manifest,
-    resolve_epoch,
-)
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.dataset import (
     SCOPE_PREPROCESSING,
@@ -30,6 +24,12 @@ from pyimagesearch.data.dataset import (
     check_dataset,
 )
 from pyimagesearch.inference.preprocess import ClassName, Preprocessing, classes_from_manifest
+from pyimagesearch.run.checkpoints import (
+    checkpoint_name,
+    checkpoint_paths,
+    read_manifest,
+    resolve_epoch,
+)
 
 logger = logging.getLogger(__name__)
 

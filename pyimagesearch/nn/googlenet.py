@@ -22,7 +22,7 @@ Two variants (``variant``), the same layers with different units:
     The chapter's ``MxGoogLeNet`` exactly (``BOOK_LAYERS``): ``mx.sym.Convolution`` with its
     default bias, ``mx.sym.BatchNorm`` with its defaults (gamma fixed at 1, epsilon 1e-3,
     momentum 0.9), RELU; so a checkpoint the book's symbolic code wrote loads into it (see
-    :mod:`pyimagesearch.nn.symbolic_import`) and computes the same logits.
+    :mod:`pyimagesearch.run.symbolic_import`) and computes the same logits.
 """
 
 from __future__ import annotations

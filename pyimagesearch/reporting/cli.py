@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_OK
 from pyimagesearch.reporting.page import percent
 from pyimagesearch.reporting.run_data import ReportError
 from pyimagesearch.reporting.run_report import write_report
+from pyimagesearch.run.checkpoints import CheckpointError
 from pyimagesearch.scoring import RANK1, RANK5
 
 

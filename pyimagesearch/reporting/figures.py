@@ -1,4 +1,4 @@
-"""The run report's PNGs: the stitched curves (:mod:`pyimagesearch.plots`), the learning
+"""The run report's PNGs: the stitched curves (:mod:`pyimagesearch.reporting.plots`), the learning
 rate per epoch and the health checks."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _health_figure(data: RunData, path: Path) -> Path | None:
 
 def write_figures(data: RunData, folder: Path) -> dict[str, Path]:
     """The report's PNGs, written into ``folder``: name -> path."""
-    from pyimagesearch.plots import plot_history
+    from pyimagesearch.reporting.plots import plot_history
 
     figures: dict[str, Path] = {}
     if data.history.epochs:

@@ -1,5 +1,5 @@
 """Everything a run report shows, read from the run's own files: checkpoint manifests,
-logs (parsed by :mod:`pyimagesearch.training.logs`, :mod:`pyimagesearch.training.health`
+logs (parsed by :mod:`pyimagesearch.run.logs`, :mod:`pyimagesearch.training.health`
 and :mod:`pyimagesearch.training.plateau`, the modules that write those lines),
 ``NAME-metrics.jsonl``, saved evaluations and the dataset manifest."""
 
@@ -12,22 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.checkpoints import checkpoint_name, list_checkpoints, read_manifest
-from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.reporting.published import Comparison, comparison
+from pyimagesearch.run.checkpoints import checkpoint_name, list_checkpoints, read_manifest
+from pyimagesearch.run.logs import (
+    RunHistory,
+    metrics_jsonl_path,
+    read_metrics,
+    run_logs,
+    stitch_logs,
+)
+from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.scoring import RANK1
 from pyimagesearch.training.health import (
     MONITOR_LINE,
     DyingWarning,
     HealthCheck,
     parse_health_lines,
-)
-from pyimagesearch.training.logs import (
-    RunHistory,
-    metrics_jsonl_path,
-    read_metrics,
-    run_logs,
-    stitch_logs,
 )
 from pyimagesearch.training.plateau import DETECTOR_LINE, PlateauWarning, parse_plateau_lines
 

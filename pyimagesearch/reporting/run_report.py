@@ -6,7 +6,7 @@ beside it) that a person can read without the training folder:
 - the results: final and best checkpoint on validation (best chosen on validation only),
   their test figures where ``test_*.py`` saved them (``NAME-%04d-test.json``), and a row
   per published number of the experiment (:mod:`pyimagesearch.reporting.published`);
-- the curves of the whole run, restarts stitched (``pyimagesearch.plots``), and the
+- the curves of the whole run, restarts stitched (``pyimagesearch.reporting.plots``), and the
   learning rate per epoch;
 - a table per epoch: learning rate, train and validation figures, wall time, speed;
 - the health monitor's checks and warnings (``pyimagesearch.training.health``) and the
@@ -15,18 +15,18 @@ beside it) that a person can read without the training folder:
   newest checkpoint's snapshot).
 
 Every number comes from the run's own files: checkpoint manifests, logs (parsed by
-``pyimagesearch.training.logs``), ``NAME-metrics.jsonl``, evaluation JSONs.
+``pyimagesearch.run.logs``), ``NAME-metrics.jsonl``, evaluation JSONs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pyimagesearch.checkpoints import report_path
+from pyimagesearch.files import atomic_write_text
 from pyimagesearch.reporting.figures import write_figures
 from pyimagesearch.reporting.page import render
 from pyimagesearch.reporting.run_data import RunData, collect
-from pyimagesearch.utils.files import atomic_write_text
+from pyimagesearch.run.checkpoints import report_path
 
 
 def write_report(checkpoints: str | Path, prefix: str, output: str | Path | None = None,

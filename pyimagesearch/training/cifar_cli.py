@@ -27,10 +27,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.checkpoints import latest_checkpoint
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
+from pyimagesearch.run.checkpoints import latest_checkpoint
+from pyimagesearch.settings.recipes import Recipe
 from pyimagesearch.training.cli import (
     build_parser,
     command_line,
@@ -38,7 +39,6 @@ from pyimagesearch.training.cli import (
     without_options,
 )
 from pyimagesearch.training.experiment import RunRequest
-from pyimagesearch.training.recipes import Recipe
 
 
 def run_folder(checkpoints: str | Path, seed: int) -> Path:

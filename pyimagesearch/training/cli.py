@@ -18,17 +18,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from pyimagesearch.checkpoints import CheckpointError
 from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.data.dataset import DatasetChanged, DatasetError
 from pyimagesearch.exit_codes import EXIT_DIVERGED, EXIT_ERROR
+from pyimagesearch.locks import LockError
+from pyimagesearch.run.checkpoints import CheckpointError
+from pyimagesearch.run.logs import LogWriteError
 from pyimagesearch.settings import KVSTORE_TYPES, argument_type
 from pyimagesearch.training.devices import add_device_arguments
 from pyimagesearch.training.experiment import RunRequest, train
-from pyimagesearch.training.logs import LogWriteError
 from pyimagesearch.training.loop import TrainingDiverged, TrainingInterrupted, WriteFailed
 from pyimagesearch.training.optimizers import StateError
-from pyimagesearch.utils.locks import LockError
 
 
 def build_parser(description: str, default_config: str) -> argparse.ArgumentParser:

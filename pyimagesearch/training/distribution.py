@@ -18,7 +18,7 @@ import mxnet as mx
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.settings import KVSTORE_TYPES
-from pyimagesearch.training.schedules import ScheduleSpec, scale_schedule
+from pyimagesearch.settings.schedules import ScheduleSpec, scale_schedule
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.checkpoints import CheckpointError, remove_save_leftovers
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import check_dataset, check_unchanged, run_record
 from pyimagesearch.data.decoder import EpochDecoders, start_server
@@ -28,18 +27,22 @@ from pyimagesearch.data.iterators import (
     evaluation_iterator_params,
     training_iterator_params,
 )
-from pyimagesearch.mxnet_checkpoints import KIND as MXNET_KIND
-from pyimagesearch.mxnet_checkpoints import restore_weights_only
+from pyimagesearch.locks import FolderLock, training_lock
 from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
+from pyimagesearch.run.checkpoints import CheckpointError, remove_save_leftovers
+from pyimagesearch.run.logs import TrainingLog, log_path, metrics_jsonl_path, read_metrics
+from pyimagesearch.run.mxnet_checkpoints import KIND as MXNET_KIND
+from pyimagesearch.run.mxnet_checkpoints import restore_weights_only
 from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.settings import to_json
+from pyimagesearch.settings.recipes import Recipe
+from pyimagesearch.settings.schedules import LROverride
 from pyimagesearch.training.devices import describe_contexts, select_contexts
 from pyimagesearch.training.distribution import (
     create_cluster,
     scaled_schedule,
 )
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
-from pyimagesearch.training.logs import TrainingLog, log_path, metrics_jsonl_path, read_metrics
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
@@ -50,10 +53,7 @@ from pyimagesearch.training.plateau import (
     describe_plateau,
     plateau_settings,
 )
-from pyimagesearch.training.recipes import Recipe
 from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
-from pyimagesearch.training.schedules import LROverride
-from pyimagesearch.utils.locks import FolderLock, training_lock
 
 logger = logging.getLogger(__name__)
 

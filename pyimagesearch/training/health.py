@@ -44,7 +44,7 @@ from mxnet.gluon import nn
 
 from pyimagesearch.config import Settings
 from pyimagesearch.nn.layers import GlobalAvgPool
-from pyimagesearch.training.logs import NUMBER
+from pyimagesearch.run.logs import NUMBER
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
 
 

@@ -23,15 +23,15 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
-from pyimagesearch.checkpoints import (
+from pyimagesearch.data.dataset import DatasetChanged
+from pyimagesearch.run.checkpoints import (
     CheckpointError,
     checkpoint_paths,
     nonfinite_weights,
     save_checkpoint,
 )
-from pyimagesearch.data.dataset import DatasetChanged
+from pyimagesearch.run.logs import LogWriteError, TrainingLog, append_metrics
 from pyimagesearch.scoring import MetricTotals, Normalize, batch_sums, evaluate, split_batch
-from pyimagesearch.training.logs import LogWriteError, TrainingLog, append_metrics
 
 
 class TrainingInterrupted(Exception):

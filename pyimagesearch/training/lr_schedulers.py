@@ -1,4 +1,4 @@
-"""MXNet ``lr_scheduler`` objects for the schedules of :mod:`pyimagesearch.training.schedules`.
+"""MXNet ``lr_scheduler`` objects for the schedules of :mod:`pyimagesearch.settings.schedules`.
 
 MXNet's optimizer asks its ``lr_scheduler`` for the rate at every update, passing the
 number of updates done so far. Each scheduler here is a pure function of that number
@@ -12,7 +12,7 @@ import bisect
 
 import mxnet as mx
 
-from pyimagesearch.training.schedules import (
+from pyimagesearch.settings.schedules import (
     Constant,
     EpochTable,
     MultiStep,

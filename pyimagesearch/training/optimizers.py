@@ -14,9 +14,9 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
+from pyimagesearch.settings.recipes import Recipe
+from pyimagesearch.settings.schedules import ScheduleSpec
 from pyimagesearch.training.lr_schedulers import build_lr_scheduler
-from pyimagesearch.training.recipes import Recipe
-from pyimagesearch.training.schedules import ScheduleSpec
 
 
 class StateError(ValueError):

@@ -15,15 +15,15 @@ from typing import Any
 
 from mxnet import gluon
 
-from pyimagesearch.checkpoints import (
+from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
+from pyimagesearch.run.checkpoints import (
     CheckpointError,
     checkpoint_paths,
     list_checkpoints,
     load_exported_params,
     read_manifest,
 )
-from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
-from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs
+from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.settings import SETTINGS, default_snapshot_value
 from pyimagesearch.training.optimizers import load_optimizer_state
 

@@ -5,7 +5,7 @@
 label-array records take a Python path), so it can run at every train and test start.
 Each check below is one function that finds its first offending record; the earliest
 record with a problem is reported (ties: the order of :data:`_CHECKS`), as a
-:class:`~pyimagesearch.data.record_errors.RecordError` naming the file to blame, the
+:class:`~pyimagesearch.data.records.errors.RecordError` naming the file to blame, the
 ``.idx`` line and the record id.
 
 Measured on 100,000 records: 0.09 s for 2 KB records and 0.4 s for ImageNet-sized ones
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyimagesearch.data.record_errors import RecordError
-from pyimagesearch.data.records import (
+from pyimagesearch.data.records.errors import RecordError
+from pyimagesearch.data.records.format import (
     IR_FORMAT,
     IR_SIZE,
     MAX_PART_LENGTH,

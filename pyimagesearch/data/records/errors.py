@@ -1,8 +1,8 @@
 """What can be wrong with a ``.rec``/``.idx`` pair: :class:`RecordError` and its kinds.
 
-Raised by the ``.idx`` parser (:mod:`pyimagesearch.data.record_index`), the record walk
-(:mod:`pyimagesearch.data.record_walk`) and the checks against the manifest
-(:mod:`pyimagesearch.data.verify`).
+Raised by the ``.idx`` parser (:mod:`pyimagesearch.data.records.index`), the record walk
+(:mod:`pyimagesearch.data.records.walk`) and the checks against the manifest
+(:mod:`pyimagesearch.data.records.verify`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """Where a build's split lists come from: the ILSVRC devkit or an image-folder tree.
 
-:func:`pyimagesearch.data.build.build_dataset` packs records, computes the mean and writes
+:func:`pyimagesearch.data.build.builder.build_dataset` packs records, computes the mean and writes
 the manifest the same way whatever the raw dataset looks like; what differs is only how
 the train/val/test lists, the classes and the provenance are read. A :class:`SplitSource`
 gives exactly that, and ``DATASET_LAYOUT`` picks one:
 
 - ``"ilsvrc"``: the raw ILSVRC2015 tree through :class:`ImageNetHelper` (the book's);
 - ``"folders"``: ``<FOLDER_ROOT>/<split>/<class>/<image>``
-  (:class:`pyimagesearch.data.folders.ImageFolderSource`).
+  (:class:`pyimagesearch.data.sources.folders.ImageFolderSource`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.lists import ListEntry, make_entries
-from pyimagesearch.utils.imagenethelper import ImageNetHelper
+from pyimagesearch.data.records.lists import ListEntry, make_entries
+from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 
 class SplitSource(Protocol):
@@ -106,7 +106,7 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
 def split_source(config: Settings) -> SplitSource:
     """The source ``DATASET_LAYOUT`` names, its settings checked."""
     if config.DATASET_LAYOUT == "folders":
-        from pyimagesearch.data.folders import ImageFolderSource
+        from pyimagesearch.data.sources.folders import ImageFolderSource
 
         config.require(*ImageFolderSource.required_fields)
         return ImageFolderSource(config)

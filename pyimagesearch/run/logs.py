@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.files import write_all, write_failure
 from pyimagesearch.scoring import METRIC_NAMES
-from pyimagesearch.utils.files import write_all, write_failure
 
 # A number as the log lines print it (nan and inf included).
 NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf)"

@@ -1,7 +1,7 @@
 """MXNet's ``.idx`` files: one ``<record id><TAB><byte offset>`` line per record.
 
 :func:`read_index` parses a whole index at NumPy speed and raises
-:class:`~pyimagesearch.data.record_errors.RecordError` naming the first bad line: a line
+:class:`~pyimagesearch.data.records.errors.RecordError` naming the first bad line: a line
 that is not two numbers, an id seen before, an offset that does not increase.
 """
 
@@ -11,7 +11,7 @@ import re
 
 import numpy as np
 
-from pyimagesearch.data.record_errors import RecordError
+from pyimagesearch.data.records.errors import RecordError
 
 _IDX_LINE = re.compile(rb"\d{1,18}\t\d{1,18}")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from pyimagesearch.data.cifar_format import (
+from pyimagesearch.data.sources.cifar_format import (
     CHANNELS,
     CIFAR10_CLASSES,
     CIFAR100_COARSE_CLASSES,

@@ -30,7 +30,7 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.files import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ N epochs, which is where ``--start-epoch N`` resumes, as in the book.
 
 An epoch that MXNet's symbolic API wrote (``mx.model.save_checkpoint``,
 ``Module.save_checkpoint``: the book's own checkpoints) has the first two files and no
-manifest; :mod:`pyimagesearch.mxnet_checkpoints` recognizes it, and the functions here
+manifest; :mod:`pyimagesearch.run.mxnet_checkpoints` recognizes it, and the functions here
 accept it (a stand-in manifest, ``last``, and loading into the config's network).
 
 Beside them, the commands write ``NAME-%04d-<split>[-10crop].json`` (a test score),
@@ -43,9 +43,9 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from pyimagesearch.files import atomic_write_text, commit_file, fsync_path, sha256_file
 from pyimagesearch.settings import Settings
 from pyimagesearch.training.optimizers import save_optimizer_state
-from pyimagesearch.utils.files import atomic_write_text, commit_file, fsync_path, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
     """
     if str(epoch) != "last":
         return int(epoch)
-    from pyimagesearch.mxnet_checkpoints import mxnet_checkpoint_epochs  # it imports us
+    from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs  # it imports us
 
     newest_mxnet = max(mxnet_checkpoint_epochs(folder, prefix), default=None)
     for candidate in reversed(list_checkpoints(folder, prefix)):
@@ -251,7 +251,7 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
     folder = Path(folder)
     paths = checkpoint_paths(folder, prefix, epoch)
     if not paths["manifest"].exists():
-        from pyimagesearch.mxnet_checkpoints import is_mxnet_checkpoint, stand_in_manifest
+        from pyimagesearch.run.mxnet_checkpoints import is_mxnet_checkpoint, stand_in_manifest
 
         if is_mxnet_checkpoint(folder, prefix, epoch):
             return stand_in_manifest(folder, prefix, epoch)
@@ -307,7 +307,7 @@ def load_network(folder: str | Path, prefix: str, epoch: int, contexts: list[mx.
     An epoch MXNet's symbolic API wrote is loaded into ``config``'s network instead, its
     arrays mapped by structure (``mxnet_checkpoints``); without a config it is refused.
     """
-    from pyimagesearch.mxnet_checkpoints import build_from_mxnet_checkpoint, is_mxnet_checkpoint
+    from pyimagesearch.run.mxnet_checkpoints import build_from_mxnet_checkpoint, is_mxnet_checkpoint
 
     if is_mxnet_checkpoint(folder, prefix, epoch):
         if config is None:

@@ -1,8 +1,8 @@
 """CIFAR-10/100 in the official files -> train/val/test ``.rec``/``.idx`` + means + manifest.
 
 What ``build_cifar.py`` runs. The official python or binary files are read by
-:mod:`pyimagesearch.data.cifar` (pickles through the restricted unpickler of
-:mod:`pyimagesearch.data.cifar_pickle`); each 32x32
+:mod:`pyimagesearch.data.sources.cifar` (pickles through the restricted unpickler of
+:mod:`pyimagesearch.data.sources.cifar_pickle`); each 32x32
 image is stored PNG-encoded, so the records decode to exactly the original pixels (JPEG
 would change them), and ``mx.io.ImageRecordIter`` then does the paper's augmentation in
 its C++ threads like for ImageNet; the mean is subtracted on the device
@@ -22,7 +22,7 @@ its C++ threads like for ImageNet; the mean is subtracted on the device
   manifest).
 - **Nothing half-written.** Every file goes to ``<name>.partial-<pid>`` and is renamed
   into place when all are done, the manifest last (the same discipline and names as
-  :mod:`pyimagesearch.data.build`, whose leftovers clean-up it shares).
+  :mod:`pyimagesearch.data.build.builder`, whose leftovers clean-up it shares).
 
 The manifest has the layout of :mod:`pyimagesearch.data.manifest` (format 1), so the
 training core's ``check_dataset`` reads its counts and image size.
@@ -41,9 +41,7 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.cifar import load_cifar, locate_cifar, train_val_indices
-from pyimagesearch.data.cifar_format import IMAGE_SIZE, CifarSplit
-from pyimagesearch.data.cifar_writer import write_fake_cifar
+from pyimagesearch.data.build.staging import Staging, remove_stale_partials
 from pyimagesearch.data.dataset import (
     SPLITS,
     manifest_path,
@@ -54,10 +52,12 @@ from pyimagesearch.data.dataset import (
     write_mean_image,
 )
 from pyimagesearch.data.images import encode_png
-from pyimagesearch.data.records import RecordWriter, pack_header
-from pyimagesearch.data.staging import Staging, remove_stale_partials
-from pyimagesearch.utils.files import sha256_file
-from pyimagesearch.utils.locks import build_lock
+from pyimagesearch.data.records.format import RecordWriter, pack_header
+from pyimagesearch.data.sources.cifar import load_cifar, locate_cifar, train_val_indices
+from pyimagesearch.data.sources.cifar_format import IMAGE_SIZE, CifarSplit
+from pyimagesearch.data.sources.cifar_writer import write_fake_cifar
+from pyimagesearch.files import sha256_file
+from pyimagesearch.locks import build_lock
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def load_splits(config: Settings) -> tuple[dict[str, SplitImages], dict[str, Any
                   "val": SplitImages(train.subset(val_idx), "train", val_idx),
                   "test": test_split}
         validation = {"source": "train", "size": val_size, "seed": seed,
-                      "method": "pyimagesearch.data.cifar.train_val_indices (stratified)",
+                      "method": "pyimagesearch.data.sources.cifar.train_val_indices (stratified)",
                       "val_indices_sha256": hashlib.sha256(val_idx.tobytes()).hexdigest()}
     return splits, validation
 

@@ -10,7 +10,7 @@ layouts:
 - binary: fixed-size records, one or two label bytes (CIFAR-100: coarse, then fine)
   followed by the same 3072 pixel bytes; class names in text files, one per line.
 
-:mod:`pyimagesearch.data.cifar` reads them, :mod:`pyimagesearch.data.cifar_writer` writes
+:mod:`data.sources.cifar` reads them, :mod:`data.sources.cifar_writer` writes
 them; both take the file names, label sets and class names from here.
 """
 

@@ -5,7 +5,7 @@ A config names one (``RECIPE = "book-googlenet-adam"``) or gives plain data over
     RECIPE = {"base": "book-googlenet-adam", "name": "demo-googlenet-adam",
               "num_epochs": 10, "schedule": {"kind": "epoch_table", "table": {0: 1e-3, 8: 1e-4}}}
 
-(:func:`recipe_from_data`; schedules as in :mod:`pyimagesearch.training.schedules`).
+(:func:`recipe_from_data`; schedules as in :mod:`pyimagesearch.settings.schedules`).
 Each recipe names its source so a run's config snapshot says which published experiment
 it reproduces. Nothing here imports MXNet: configs and their checks stay light.
 """
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from pyimagesearch.training.schedules import (
+from pyimagesearch.settings.schedules import (
     Constant,
     EpochTable,
     MultiStep,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pyimagesearch.data.dataset import manifest_text
-from pyimagesearch.data.records import naming_errors
-from pyimagesearch.utils.files import fsync_path
+from pyimagesearch.data.records.format import naming_errors
+from pyimagesearch.files import fsync_path
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from pyimagesearch.utils.files import write_all
+from pyimagesearch.files import write_all
 
 # How long a refused writer waits for the holder to write its name: the holder locks the
 # file first and writes its description a moment later.

@@ -1,7 +1,7 @@
 """Build the whole dataset: raw tree -> lists -> records -> mean -> manifest.
 
 The raw tree is the ILSVRC2015 download or an image-folder tree (``DATASET_LAYOUT``); a
-:class:`pyimagesearch.data.sources.SplitSource` turns it into the three lists, and
+:class:`pyimagesearch.data.sources.layouts.SplitSource` turns it into the three lists, and
 everything after that is the same for both.
 
 What this does that MXNet's ``im2rec.py`` does not:
@@ -21,7 +21,7 @@ What this does that MXNet's ``im2rec.py`` does not:
   the previous dataset untouched: an image worker that dies or hangs
   (``BUILD_WORKER_TIMEOUT`` seconds per chunk of at most 32 images), a full disk or a
   file-size limit (the message names the file), records that do not read back
-  (:func:`pyimagesearch.data.verify.verify_split` runs on what was just written). Every
+  (:func:`pyimagesearch.data.records.verify.verify_split` runs on what was just written). Every
   byte, manifest included, is written and flushed before the first final name is touched;
 * an empty split, or a class whose training images were all skipped, is an error naming
   it (a class cannot be learned without examples).
@@ -29,10 +29,10 @@ What this does that MXNet's ``im2rec.py`` does not:
 See ``docs/faults_data.md`` for the whole fault table.
 
 Images are read by :mod:`pyimagesearch.data.images` from an ILSVRC tree or an image-folder
-tree (:mod:`pyimagesearch.data.sources`) and packed by :mod:`pyimagesearch.data.packing`
+tree (:mod:`data.sources.layouts`) and packed by :mod:`data.build.packing`
 (the project's writer, as JPEG or as lossless PNG with ``RECORD_ENCODING``, or MXNet's
 im2rec with ``PACKER = "im2rec"``) in the worker processes of
-:mod:`pyimagesearch.data.workers`; the means (the channel mean, and the per-pixel
+:mod:`pyimagesearch.data.build.workers`; the means (the channel mean, and the per-pixel
 ``MEAN_IMAGE`` when the config names one) and the manifest are written by
 :mod:`pyimagesearch.data.dataset`.
 """
@@ -50,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.build.packing import PackResult, pack_records
+from pyimagesearch.data.build.staging import Staging, remove_stale_partials
+from pyimagesearch.data.build.workers import BuildError, ImageWorkers, WorkerError
 from pyimagesearch.data.dataset import (
     SPLIT_SETTINGS,
     SPLITS,
@@ -60,13 +63,10 @@ from pyimagesearch.data.dataset import (
     write_mean,
     write_mean_image,
 )
-from pyimagesearch.data.lists import ListEntry, write_list
-from pyimagesearch.data.packing import PackResult, pack_records
-from pyimagesearch.data.records import idx_path_for, naming_errors
-from pyimagesearch.data.sources import SplitSource, make_split_lists, split_source
-from pyimagesearch.data.staging import Staging, remove_stale_partials
-from pyimagesearch.data.workers import BuildError, ImageWorkers, WorkerError
-from pyimagesearch.utils.locks import build_lock
+from pyimagesearch.data.records.format import idx_path_for, naming_errors
+from pyimagesearch.data.records.lists import ListEntry, write_list
+from pyimagesearch.data.sources.layouts import SplitSource, make_split_lists, split_source
+from pyimagesearch.locks import build_lock
 
 logger = logging.getLogger(__name__)
 
@@ -227,8 +227,8 @@ def _build_staged(config: Settings, source: SplitSource,
                   staging: Staging, strict: bool, started: float,
                   started_at: datetime) -> dict[str, Any]:
     """Everything under temporary names, then the commit (see :class:`Staging`)."""
-    from pyimagesearch.data.record_errors import RecordError
-    from pyimagesearch.data.verify import verify_split
+    from pyimagesearch.data.records.errors import RecordError
+    from pyimagesearch.data.records.verify import verify_split
 
     image_root = source.image_root
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)

@@ -7,7 +7,7 @@ training scripts, or any MXNet code. Such an epoch is ``NAME-%04d.params`` besid
 command's ``--config`` says which network it is (``MODEL``, ``MODEL_PARAMS``,
 ``NUM_CLASSES``, e.g. GoogLeNet with ``{"variant": "book"}`` for the book's checkpoints);
 that network is built and the arrays are mapped onto it by structure
-(:mod:`pyimagesearch.nn.symbolic_import`), or refused in one line.
+(:mod:`pyimagesearch.run.symbolic_import`), or refused in one line.
 
 Resuming such an epoch is weights only, as the book's own resume is: the optimizer starts
 fresh and the schedule continues at update ``epoch x updates per epoch``. A resumed run
@@ -15,7 +15,7 @@ writes its own checkpoints with the same prefix, and with them its own ``NAME-sy
 the MXNet symbol is first copied to ``NAME-mxnet-symbol.json``, which is read for the MXNet
 epochs from then on.
 
-:mod:`pyimagesearch.checkpoints` calls in here: ``read_manifest`` gives such an epoch a
+:mod:`pyimagesearch.run.checkpoints` calls in here: ``read_manifest`` gives such an epoch a
 stand-in manifest (:func:`stand_in_manifest`, ``"format": "mxnet"``), ``resolve_epoch``
 counts it for ``last``, and ``load_network`` builds the config's network for it.
 """
@@ -29,10 +29,10 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.checkpoints import checkpoint_name, checkpoint_paths
 from pyimagesearch.config import Settings
-from pyimagesearch.nn.symbolic_import import load_symbolic_checkpoint
-from pyimagesearch.utils.files import atomic_write_text, sha256_file
+from pyimagesearch.files import atomic_write_text, sha256_file
+from pyimagesearch.run.checkpoints import checkpoint_name, checkpoint_paths
+from pyimagesearch.run.symbolic_import import load_symbolic_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -264,9 +264,9 @@ def write_demo_dataset(config: Settings) -> DemoResult:
 def write_demo(config: Settings) -> str:
     """The demo tree ``config`` asks for, as ``build_demo_dataset.py`` writes it: the digits
     mini-ILSVRC, or for ``DATASET_LAYOUT = "folders"`` a tree of real photographs
-    (:mod:`pyimagesearch.data.sample_photos`). Returns the summary to print."""
+    (:mod:`pyimagesearch.data.sources.sample_photos`). Returns the summary to print."""
     if config.DATASET_LAYOUT == "folders":
-        from pyimagesearch.data.sample_photos import write_photo_demo
+        from pyimagesearch.data.sources.sample_photos import write_photo_demo
 
         return write_photo_demo(config)
     return write_demo_dataset(config).summary()

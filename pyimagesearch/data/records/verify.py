@@ -4,18 +4,18 @@
 process (uncatchable from Python), a stale or short ``.idx`` gives ``bad_alloc`` or a
 silent count mismatch, and ``SoftmaxCrossEntropyLoss`` maps an out-of-range label onto a
 valid class without a word. :func:`verify_split` checks both files first and raises
-:class:`~pyimagesearch.data.record_errors.RecordError` naming the file, the ``.idx`` line,
+:class:`~pyimagesearch.data.records.errors.RecordError` naming the file, the ``.idx`` line,
 the record id and what is wrong:
 
 * every ``.idx`` line is ``<id><TAB><offset>``; ids are unique; offsets strictly
-  increase (:mod:`pyimagesearch.data.record_index`);
+  increase (:mod:`pyimagesearch.data.records.index`);
 * offsets are multiples of 4 and lie inside the ``.rec``; at every offset a RecordIO
   record starts (magic ``0xced7230a``, then ``lrecord = cflag << 29 | length``, data
   padded to 4 bytes; multi-part records, which MXNet writes when a payload holds the
   magic word, are followed part by part) and fits in the file; the records tile the
   ``.rec`` exactly; each record's ``IRHeader`` (``flag, label, id, id2``; struct ``IfQQ``)
   has the id the ``.idx`` gives it and a whole label in ``[0, num_classes)`` (``flag > 0``:
-  every label of the array) (:mod:`pyimagesearch.data.record_walk`);
+  every label of the array) (:mod:`pyimagesearch.data.records.walk`);
 * the count, and the file sizes (and with ``check_hash`` the SHA-256s), match the
   manifest; with ``decode`` every image decodes with OpenCV, as the iterator decodes it,
   to 3 channels and at least ``min_side`` pixels on its shorter side.
@@ -40,11 +40,11 @@ import numpy as np
 from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import DatasetError, check_dataset, split_records
 from pyimagesearch.data.images import stored_image_problem
-from pyimagesearch.data.record_errors import RecordError
-from pyimagesearch.data.record_index import read_index
-from pyimagesearch.data.record_walk import IndexedRec, mapped_file, walk_records
-from pyimagesearch.data.records import image_bytes_at
-from pyimagesearch.utils.files import sha256_file
+from pyimagesearch.data.records.errors import RecordError
+from pyimagesearch.data.records.format import image_bytes_at
+from pyimagesearch.data.records.index import read_index
+from pyimagesearch.data.records.walk import IndexedRec, mapped_file, walk_records
+from pyimagesearch.files import sha256_file
 
 
 @dataclass(frozen=True)

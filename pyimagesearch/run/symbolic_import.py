@@ -38,7 +38,7 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.checkpoints import CheckpointError
+from pyimagesearch.run.checkpoints import CheckpointError
 
 # Operators that only rescale or copy a parameter on its way to the operator using it.
 PASS_THROUGH = frozenset({"_mul_scalar", "_div_scalar", "_copy", "identity", "Cast",

@@ -14,7 +14,7 @@ labelling tools, the public JPEG re-encoding of CIFAR-10)::
   everywhere.
 - **Validation.** ``val/`` when the tree has it; otherwise ``VAL_SIZE`` training images
   are held out, stratified by class and drawn with ``VAL_SPLIT_SEED``
-  (:func:`pyimagesearch.data.cifar.train_val_indices`, the same split CIFAR's 45k/5k
+  (:func:`pyimagesearch.data.sources.cifar.train_val_indices`, the same split CIFAR's 45k/5k
   uses); ``VAL_SIZE = 0`` validates on the test images.
 - **What is listed.** Every file whose name ends in an image suffix (any case): whether it
   decodes is the build's business, so a broken one is skipped *and listed* there
@@ -26,7 +26,7 @@ labelling tools, the public JPEG re-encoding of CIFAR-10)::
   list is shuffled once with ``VAL_SPLIT_SEED`` (class-sorted records would give
   class-sorted chunks to ImageRecordIter and to distributed workers).
 
-:func:`pyimagesearch.data.build.build_dataset` does the rest as for the ILSVRC tree.
+:func:`pyimagesearch.data.build.builder.build_dataset` does the rest as for the ILSVRC tree.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.cifar import train_val_indices
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.data.lists import ListEntry, make_entries, unsafe_path_reason
+from pyimagesearch.data.records.lists import ListEntry, make_entries, unsafe_path_reason
+from pyimagesearch.data.sources.cifar import train_val_indices
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class ImageFolderSource:
             val_labels = [train.labels[i] for i in val_idx]
             self.validation = {
                 "source": "train", "size": val_size, "seed": seed,
-                "method": "pyimagesearch.data.cifar.train_val_indices (stratified)",
+                "method": "pyimagesearch.data.sources.cifar.train_val_indices (stratified)",
                 "val_paths_sha256": hashlib.sha256("\n".join(val_paths).encode()).hexdigest()}
         order = np.random.RandomState(seed).permutation(len(train_paths))
         return {

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from pyimagesearch.data.cifar_format import CifarFormatError
+from pyimagesearch.data.sources.cifar_format import CifarFormatError
 
 
 class UnsafePickleError(pickle.UnpicklingError):

@@ -316,7 +316,7 @@ class RecipeKind(Kind):
     """A recipe preset's name, or a dict of recipe fields over an optional ``base`` preset."""
 
     def check(self, value: Any) -> Any:
-        from pyimagesearch.training.recipes import RecipeError, recipe_from_data
+        from pyimagesearch.settings.recipes import RecipeError, recipe_from_data
 
         try:
             return recipe_from_data(value)
@@ -432,7 +432,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LABEL_ORDER", Choice(("map_clsloc", "sorted_wnid")), "class numbering: "
             "map_clsloc.txt order (the book) or sorted WordNet ids (model zoos)",
             default="map_clsloc", group=_ILSVRC),
-    # An image-folder tree (pyimagesearch/data/folders.py), read instead of the ILSVRC tree.
+    # An image-folder tree (pyimagesearch/data/sources/folders.py), read instead of the ILSVRC tree.
     Setting("DATASET_LAYOUT", Choice(("ilsvrc", "folders")), "the raw dataset build_imagenet.py "
             "reads: the ILSVRC2015 tree or <FOLDER_ROOT>/<split>/<class>/<image>",
             default="ilsvrc", group=_FOLDERS),

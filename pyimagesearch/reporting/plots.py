@@ -24,8 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from pyimagesearch.run.logs import RunHistory
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
-from pyimagesearch.training.logs import RunHistory
 
 CURVES = ((RANK1, "rank-1 accuracy", "rank1"), (RANK5, "rank-5 accuracy", "rank5"),
           (LOSS, "cross-entropy loss", "loss"))
@@ -158,7 +158,7 @@ def plot_runs(histories: list[RunHistory], output: str | Path, title: str,
 def _plot_runs_main(args) -> int:
     import sys
 
-    from pyimagesearch.training.logs import run_logs, stitch_logs
+    from pyimagesearch.run.logs import run_logs, stitch_logs
 
     histories = []
     for folder in args.runs:
@@ -180,7 +180,7 @@ def plot_main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from pyimagesearch.training.logs import run_logs, stitch_logs
+    from pyimagesearch.run.logs import run_logs, stitch_logs
 
     parser = argparse.ArgumentParser(description="Plot the curves of a whole training run.")
     parser.add_argument("-c", "--checkpoints", help="run folder: reads its training_*.log")

@@ -14,7 +14,7 @@ its manifest stay as true as with the project's own writer:
    im2rec packs that; plain JPEGs go to im2rec as they are.
 2. **im2rec** runs in a folder of its own beside the records (``<rec>.im2rec``), as a
    subprocess in its own process group, with a watchdog: no byte written for
-   ``BUILD_WORKER_TIMEOUT`` seconds stops it (:class:`~pyimagesearch.data.workers.WorkerError`),
+   ``BUILD_WORKER_TIMEOUT`` seconds stops it (:class:`~data.build.workers.WorkerError`),
    and so does Ctrl-C. It resizes with ``cv2.INTER_LINEAR`` from the full-size decode and
    rounds the longer side down, where the project's packer uses DCT scaling and rounds to
    nearest, so the two packers' images differ by a pixel of width and a little aliasing.
@@ -26,7 +26,7 @@ its manifest stay as true as with the project's own writer:
 
 im2rec writes with MXNet's C++ writer, which drops its buffered tail silently when the
 disk fills; the build's header walk of what was written
-(:func:`pyimagesearch.data.verify.verify_split`) catches that.
+(:func:`pyimagesearch.data.records.verify.verify_split`) catches that.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pyimagesearch.data.build.packing import PackResult, PackSettings
+from pyimagesearch.data.build.progress import Progress
+from pyimagesearch.data.build.workers import BuildError, ImageWorkers, WorkerError
 from pyimagesearch.data.images import (
     UnreadableImage,
     decode_bgr,
@@ -56,11 +59,8 @@ from pyimagesearch.data.images import (
     resize_shorter,
     stored_image_mean,
 )
-from pyimagesearch.data.lists import ListEntry, write_list
-from pyimagesearch.data.packing import PackResult, PackSettings
-from pyimagesearch.data.progress import Progress
-from pyimagesearch.data.records import image_bytes_at, naming_errors
-from pyimagesearch.data.workers import BuildError, ImageWorkers, WorkerError
+from pyimagesearch.data.records.format import image_bytes_at, naming_errors
+from pyimagesearch.data.records.lists import ListEntry, write_list
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def _stored_records(idx_path: Path, entries: Sequence[ListEntry]) -> list[_Store
 def pack_with_im2rec(entries: Sequence[ListEntry], settings: PackSettings,
                      rec_path: str | Path, idx_path: str | Path, pool: ImageWorkers,
                      description: str) -> PackResult:
-    """:func:`pyimagesearch.data.packing.pack_records` with ``packer="im2rec"``."""
+    """:func:`pyimagesearch.data.build.packing.pack_records` with ``packer="im2rec"``."""
     result = PackResult(listed=len(entries), packer="im2rec")
     result.count_listed(entries)
     work = work_folder(rec_path)

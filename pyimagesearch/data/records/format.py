@@ -1,9 +1,9 @@
 """The RecordIO format: MXNet's ``.rec``/``.idx`` pairs, written and read in Python.
 
 Byte for byte what ``mx.recordio.MXIndexedRecordIO`` writes (a test compares them), and
-the one source of truth for the format: :mod:`pyimagesearch.data.packing` and
-:mod:`pyimagesearch.data.cifar_records` write records with :class:`RecordWriter`,
-:mod:`pyimagesearch.data.record_walk` and :mod:`pyimagesearch.data.verify` read them with
+the one source of truth for the format: :mod:`pyimagesearch.data.build.packing` and
+:mod:`pyimagesearch.data.build.cifar` write records with :class:`RecordWriter`,
+:mod:`pyimagesearch.data.records.walk` and :mod:`pyimagesearch.data.records.verify` read them with
 :func:`read_record_at` (or :func:`image_bytes_at`).
 
 Why not MXNet's own writer: its C++ writer loses its buffered tail silently when the disk

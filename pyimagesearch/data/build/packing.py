@@ -3,21 +3,21 @@
 Two packers, chosen by the config's ``PACKER``:
 
 * ``"project"`` (the default), the project's checked writer: worker processes
-  (:mod:`pyimagesearch.data.workers`) read, check, decode, resize and encode each image
+  (:mod:`pyimagesearch.data.build.workers`) read, check, decode, resize and encode each image
   in one decode (:func:`pyimagesearch.data.images.prepare_stored_image`); the main
-  process writes records in list order with :class:`~pyimagesearch.data.records.RecordWriter`,
+  process writes records in list order with :class:`~data.records.format.RecordWriter`,
   so a ``.rec`` is byte-for-byte the same whatever ``BUILD_THREADS`` is. On request the
   per-image channel means of the pixels stored are accumulated from the pixels the workers
   already have, which is the book's mean and what the training ``Normalizer`` subtracts,
   and so are the pixels themselves for a per-pixel mean (CIFAR's ``MEAN_IMAGE``). Images
   are stored as JPEG, or as lossless PNG (``RECORD_ENCODING``).
 * ``"im2rec"``, MXNet's own ``tools/im2rec.py`` over the same, checked list
-  (:mod:`pyimagesearch.data.im2rec`).
+  (:mod:`pyimagesearch.data.build.im2rec`).
 
 With either, every listed file that cannot be read is skipped and reported by path and
 reason, so ``written + skipped == listed``, and the records hold
 ``IRHeader(0, label, index, 0)`` + the encoded image under key ``index``, in list order.
-The files are written exactly where asked: the caller (:mod:`pyimagesearch.data.build`)
+The files are written exactly where asked: the caller (:mod:`pyimagesearch.data.build.builder`)
 picks the temporary names and commits them.
 """
 
@@ -34,6 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pyimagesearch.data.build.progress import Progress
+from pyimagesearch.data.build.workers import DEFAULT_WORKER_TIMEOUT, ImageWorkers
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.images import (
     DEFAULT_MAX_ASPECT_RATIO,
@@ -41,10 +43,8 @@ from pyimagesearch.data.images import (
     UnreadableImage,
     prepare_stored_image,
 )
-from pyimagesearch.data.lists import ListEntry, unsafe_path_reason
-from pyimagesearch.data.progress import Progress
-from pyimagesearch.data.records import RecordWriter, pack_header
-from pyimagesearch.data.workers import DEFAULT_WORKER_TIMEOUT, ImageWorkers
+from pyimagesearch.data.records.format import RecordWriter, pack_header
+from pyimagesearch.data.records.lists import ListEntry, unsafe_path_reason
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def pack_records(entries: Sequence[ListEntry], image_root: str | Path, rec_path:
     with pool_context as pool:
         if packer == "im2rec":
             # Imported here: im2rec builds on this module's PackResult and job settings.
-            from pyimagesearch.data.im2rec import pack_with_im2rec
+            from pyimagesearch.data.build.im2rec import pack_with_im2rec
 
             result = pack_with_im2rec(entries, settings, rec_path, idx_path, pool,
                                       description)

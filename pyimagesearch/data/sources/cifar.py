@@ -1,9 +1,9 @@
 """CIFAR-10 and CIFAR-100 read from their official distribution files (either layout,
-detected from the folder's contents; see :mod:`pyimagesearch.data.cifar_format`), and the
+detected from the folder's contents; see :mod:`pyimagesearch.data.sources.cifar_format`), and the
 stratified train/validation split.
 
 Python-layout pickles go through the restricted unpickler of
-:mod:`pyimagesearch.data.cifar_pickle`; :mod:`pyimagesearch.data.cifar_writer` produces
+:mod:`data.sources.cifar_pickle`; :mod:`data.sources.cifar_writer` produces
 both layouts byte-for-byte in the official structure, so tests, end-to-end runs and the
 demo exercise this same reader a real download goes through.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pyimagesearch.data.cifar_format import (
+from pyimagesearch.data.sources.cifar_format import (
     DATASETS,
     DISPLAY_NAMES,
     LABEL_KINDS,
@@ -34,7 +34,7 @@ from pyimagesearch.data.cifar_format import (
     check_choice,
     to_hwc,
 )
-from pyimagesearch.data.cifar_pickle import read_cifar_pickle
+from pyimagesearch.data.sources.cifar_pickle import read_cifar_pickle
 
 logger = logging.getLogger(__name__)
 
