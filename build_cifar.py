@@ -10,11 +10,12 @@ arrays is refused unrun. Exit status: 0 done, 2 bad config or CIFAR files, 130 i
 
 import sys
 
-from pyimagesearch.data.cli import build_cifar_main
+from pyimagesearch.commands import build_cifar
 
 
 def main(argv: list[str] | None = None) -> int:
-    return build_cifar_main(argv, default_config="config.cifar10_resnet_config")
+    return build_cifar.main(argv, description="Convert the official CIFAR-10/100 files "
+                            "into MXNet records.", default_config="config.cifar10_resnet_config")
 
 
 if __name__ == "__main__":

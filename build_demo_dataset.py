@@ -9,11 +9,11 @@ as it would pack the real ImageNet. For a config with ``DATASET_LAYOUT = "folder
 
 import sys
 
-from pyimagesearch.data.cli import build_demo_main
+from pyimagesearch.commands import build_demo_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    return build_demo_main(argv, description=__doc__.splitlines()[0],
+    return build_demo_dataset.main(argv, description=__doc__.splitlines()[0],
                            default_config="config.demo_googlenet_config")
 
 

@@ -13,11 +13,11 @@ previous complete dataset, if any, is left as it was (docs/faults_data.md).
 
 import sys
 
-from pyimagesearch.data.cli import build_imagenet_main
+from pyimagesearch.commands import build_imagenet
 
 
 def main(argv: list[str] | None = None) -> int:
-    return build_imagenet_main(argv, description=__doc__.splitlines()[0],
+    return build_imagenet.main(argv, description=__doc__.splitlines()[0],
                                default_config="config.imagenet_googlenet_config")
 
 

@@ -6,11 +6,11 @@
 
 import sys
 
-from pyimagesearch.training.setup_check import check_setup_main
+from pyimagesearch.commands import check_setup
 
 
 def main(argv: list[str] | None = None) -> int:
-    return check_setup_main(argv)
+    return check_setup.main(argv)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ run folder. Runs whose last checkpoint has no saved test result are evaluated fi
 
 import sys
 
-from pyimagesearch.evaluation.statistics import stats_main
+from pyimagesearch.commands import cifar_stats
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stats_main(argv)
+    return cifar_stats.main(argv)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@
 
 import sys
 
-from pyimagesearch.inference.classify import classify_main
+from pyimagesearch.commands import classify_image
 
 
 def main(argv: list[str] | None = None) -> int:
-    return classify_main(argv)
+    return classify_image.main(argv)
 
 
 if __name__ == "__main__":

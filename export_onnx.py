@@ -5,11 +5,11 @@
 
 import sys
 
-from pyimagesearch.export.onnx_export import export_main
+from pyimagesearch.commands import export_onnx
 
 
 def main(argv: list[str] | None = None) -> int:
-    return export_main(argv)
+    return export_onnx.main(argv)
 
 
 if __name__ == "__main__":

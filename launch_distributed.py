@@ -13,11 +13,11 @@ by SIGINT/SIGTERM; 2 for a bad option or hosts file.
 
 import sys
 
-from pyimagesearch.distributed.launcher import launch_main
+from pyimagesearch.commands import launch_distributed
 
 
 def main(argv: list[str] | None = None) -> int:
-    return launch_main(argv)
+    return launch_distributed.main(argv)
 
 
 if __name__ == "__main__":

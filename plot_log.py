@@ -9,11 +9,11 @@
 
 import sys
 
-from pyimagesearch.reporting.plots import plot_main
+from pyimagesearch.commands import plot_log
 
 
 def main(argv: list[str] | None = None) -> int:
-    return plot_main(argv)
+    return plot_log.main(argv)
 
 
 if __name__ == "__main__":

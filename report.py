@@ -5,11 +5,11 @@
 
 import sys
 
-from pyimagesearch.reporting.cli import report_main
+from pyimagesearch.commands import report
 
 
 def main(argv: list[str] | None = None) -> int:
-    return report_main(argv)
+    return report.main(argv)
 
 
 if __name__ == "__main__":

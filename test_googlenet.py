@@ -5,11 +5,11 @@
 
 import sys
 
-from pyimagesearch.evaluation.cli import test_main
+from pyimagesearch.commands import test
 
 
 def main(argv: list[str] | None = None) -> int:
-    return test_main(argv, description=__doc__.splitlines()[0],
+    return test.main(argv, description=__doc__.splitlines()[0],
                      default_config="config.imagenet_googlenet_config")
 
 

@@ -11,11 +11,11 @@ Run k (seed S+k) lives in <checkpoints>/seed<S+k>.
 
 import sys
 
-from pyimagesearch.training.cifar_cli import train_cifar_main
+from pyimagesearch.commands import train_cifar
 
 
 def main(argv: list[str] | None = None) -> int:
-    return train_cifar_main(argv, description=__doc__.splitlines()[0],
+    return train_cifar.main(argv, description=__doc__.splitlines()[0],
                             default_config="config.cifar10_resnet_config")
 
 

@@ -7,11 +7,11 @@
 
 import sys
 
-from pyimagesearch.training.cli import train_main
+from pyimagesearch.commands import train
 
 
 def main(argv: list[str] | None = None) -> int:
-    return train_main(argv, description=__doc__.splitlines()[0],
+    return train.main(argv, description=__doc__.splitlines()[0],
                       default_config="config.imagenet_googlenet_config")
 
 

@@ -12,11 +12,11 @@ naming the file, the .idx line and the record id), 2 the config or manifest cann
 
 import sys
 
-from pyimagesearch.data.cli import verify_records_main
+from pyimagesearch.commands import verify_records
 
 
 def main(argv: list[str] | None = None) -> int:
-    return verify_records_main(argv, description=__doc__.splitlines()[0],
+    return verify_records.main(argv, description=__doc__.splitlines()[0],
                                default_config="config.imagenet_googlenet_config")
 
 

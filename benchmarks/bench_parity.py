@@ -156,7 +156,7 @@ def train_project(seed: int, env: dict[str, str], work: Path) -> None:
 def project_curve(seed: int, work: Path) -> list[dict[str, Any]]:
     """Test accuracy after every epoch (checkpoint N = after N epochs), and its time."""
     from pyimagesearch.config import load_config
-    from pyimagesearch.evaluation.cli import evaluate_checkpoint
+    from pyimagesearch.evaluation.evaluate import evaluate_checkpoint
     from pyimagesearch.run.checkpoints import list_checkpoints, result_path
     from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
 

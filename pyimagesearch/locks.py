@@ -30,15 +30,12 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from pyimagesearch.errors import LockError
 from pyimagesearch.files import write_all
 
 # How long a refused writer waits for the holder to write its name: the holder locks the
 # file first and writes its description a moment later.
 _HOLDER_WAIT_SECONDS = 2.0
-
-
-class LockError(RuntimeError):
-    """A folder's lock cannot be taken: another writer holds it, or the file cannot exist."""
 
 
 class FolderBusy(LockError):

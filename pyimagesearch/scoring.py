@@ -18,6 +18,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
+from pyimagesearch.errors import ProjectError
+
 # Names as MXNet's Module.fit logs them (mx.metric.Accuracy, TopKAccuracy(5), CrossEntropy).
 RANK1, RANK5, LOSS = "accuracy", "top_k_accuracy_5", "cross-entropy"
 METRIC_NAMES = (RANK1, RANK5, LOSS)
@@ -59,7 +61,7 @@ class MetricTotals:
         return dict(zip(METRIC_NAMES, (self.sums / self.count).tolist()))
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(ProjectError, RuntimeError):
     """The number of images scored differs from the number the records hold."""
 
 

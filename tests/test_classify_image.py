@@ -21,8 +21,9 @@ from PIL import Image
 from test_build_faults import png_header_only
 
 import classify_image  # noqa: F401  (the script imports)
+from pyimagesearch.commands.classify_image import main as classify_main
 from pyimagesearch.data.images import prepare_image, resize_shorter
-from pyimagesearch.inference.classify import EXIT_UNREADABLE, classify_main
+from pyimagesearch.errors import EXIT_UNREADABLE
 from pyimagesearch.inference.preprocess import Preprocessing
 
 MEAN = (121.5, 100.25, 80.0)
@@ -195,7 +196,7 @@ def test_the_builds_size_and_aspect_limits_protect_classification(colour_run, co
 def test_the_onnx_export_classifies_alike_without_config(colour_run, colour_images, tmp_path,
                                                          capsys):
     pytest.importorskip("onnx", reason="onnx==1.13.1 belongs in requirements.txt")
-    from pyimagesearch.export.onnx_export import export_main
+    from pyimagesearch.commands.export_onnx import main as export_main
 
     onnx_file = tmp_path / "net.onnx"
     assert export_main(["-c", str(colour_run), "-p", "net", "-e", "last", "--runtime",

@@ -13,7 +13,6 @@ from conftest import config_with, linked_copy, run_config
 import test_googlenet
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import check_dataset
-from pyimagesearch.evaluation.cli import evaluate_checkpoint
 from pyimagesearch.evaluation.crops import (
     TenCropAverage,
     check_ten_crop,
@@ -21,6 +20,7 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_windows,
     ten_crops,
 )
+from pyimagesearch.evaluation.evaluate import evaluate_checkpoint
 
 
 def coordinate_images(count: int, size: int) -> mx.nd.NDArray:

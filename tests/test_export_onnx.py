@@ -23,12 +23,13 @@ from model_use_fixtures import FAST, build_large_dataset, train_run  # noqa: E40
 from onnx import helper  # noqa: E402
 
 import export_onnx  # noqa: E402, F401  (the script imports)
+from pyimagesearch.commands.export_onnx import main as export_main  # noqa: E402
 from pyimagesearch.config import load_config  # noqa: E402
 from pyimagesearch.data.build.cifar import build_cifar_dataset  # noqa: E402
 from pyimagesearch.data.dataset import load_mean_image  # noqa: E402
 from pyimagesearch.data.sources.cifar_writer import write_fake_cifar  # noqa: E402
+from pyimagesearch.errors import EXIT_PARITY  # noqa: E402
 from pyimagesearch.export import onnx_export  # noqa: E402
-from pyimagesearch.export.onnx_export import EXIT_PARITY, export_main  # noqa: E402
 from pyimagesearch.export.runtime import OnnxModel, onnxruntime_version  # noqa: E402
 from pyimagesearch.files import sha256_file  # noqa: E402
 from pyimagesearch.run.checkpoints import read_manifest  # noqa: E402

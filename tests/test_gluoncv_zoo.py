@@ -11,7 +11,7 @@ from conftest import config_with
 from model_use_fixtures import FAST, train_run
 
 from pyimagesearch.config import load_config
-from pyimagesearch.evaluation.cli import evaluate_checkpoint
+from pyimagesearch.evaluation.evaluate import evaluate_checkpoint
 from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
 from pyimagesearch.settings import ConfigError
 from pyimagesearch.training.health import last_feature_map, parse_health_lines
@@ -74,7 +74,7 @@ def test_zoo_network_trains_with_the_health_monitor(zoo_run):
 
 def test_zoo_network_tests_and_exports(zoo_run, tmp_path, capsys):
     pytest.importorskip("onnx", reason="onnx==1.13.1 belongs in requirements.txt")
-    from pyimagesearch.export.onnx_export import export_main
+    from pyimagesearch.commands.export_onnx import main as export_main
 
     config, run = zoo_run
     result = evaluate_checkpoint(load_config(str(config)), str(run), "zoo", 1)

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from conftest import DEADLINE, LineReader
 
+from pyimagesearch.commands.launch_distributed import main as launch_main
 from pyimagesearch.distributed.launcher import (
     Host,
     LaunchError,
     check_scheduler_port,
     free_port,
     launch,
-    launch_main,
     parse_hosts,
     place_workers,
     plan_job,

@@ -16,7 +16,7 @@ from pathlib import Path
 from conftest import linked_copy
 
 import report  # noqa: F401  (the script imports)
-from pyimagesearch.reporting.cli import report_main
+from pyimagesearch.commands.report import main as report_main
 from pyimagesearch.reporting.published import comparison
 from pyimagesearch.run.checkpoints import read_manifest
 from pyimagesearch.training.health import parse_health_lines

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from pyimagesearch.commands.cifar_stats import main as stats_main
+from pyimagesearch.commands.plot_log import main as plot_main
 from pyimagesearch.evaluation.statistics import (
     Summary,
     collect_setting,
@@ -16,9 +18,8 @@ from pyimagesearch.evaluation.statistics import (
     format_table,
     last_k_errors,
     published,
-    stats_main,
 )
-from pyimagesearch.reporting.plots import band_limits, plot_main, plot_runs
+from pyimagesearch.reporting.plots import band_limits, plot_runs
 from pyimagesearch.run.logs import TrainingLog, append_metrics, log_path, stitch_logs
 
 METRICS = {"accuracy": 0.5, "top_k_accuracy_5": 0.9, "cross-entropy": 1.0}

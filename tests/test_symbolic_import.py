@@ -157,10 +157,10 @@ def test_evaluation_path_gives_the_modules_logits(book_checkpoint, book_config, 
 
 def test_test_export_classify_and_report_accept_it(book_checkpoint, book_config, tmp_path,
                                                    capsys):
-    from pyimagesearch.evaluation.cli import test_main
-    from pyimagesearch.export.onnx_export import export_main
-    from pyimagesearch.inference.classify import classify_main
-    from pyimagesearch.reporting.cli import report_main
+    from pyimagesearch.commands.classify_image import main as classify_main
+    from pyimagesearch.commands.export_onnx import main as export_main
+    from pyimagesearch.commands.report import main as report_main
+    from pyimagesearch.commands.test import main as test_main
 
     folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
     common = ["--checkpoints", str(folder), "--prefix", "googlenet", "--config", str(book_config)]
@@ -187,7 +187,7 @@ def test_other_structure_is_refused_by_the_command(book_checkpoint, tiny_dataset
     from conftest import config_with
     from model_use_fixtures import FAST
 
-    from pyimagesearch.evaluation.cli import test_main
+    from pyimagesearch.commands.test import main as test_main
 
     folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")
     default = config_with(tiny_dataset_config, tmp_path / "default.py", **FAST)
@@ -203,7 +203,7 @@ def test_training_resumes_from_it_weights_only(book_checkpoint, book_config, tmp
     from model_use_fixtures import train_run
 
     from pyimagesearch.config import load_config
-    from pyimagesearch.evaluation.cli import evaluate_checkpoint
+    from pyimagesearch.evaluation.evaluate import evaluate_checkpoint
     from pyimagesearch.run.checkpoints import read_manifest
 
     folder = _copy_checkpoint(book_checkpoint, tmp_path / "book")

@@ -15,14 +15,14 @@ import cifar_stats  # noqa: F401  (the script imports)
 import plot_log
 import test_cifar
 import train_cifar
+from pyimagesearch.commands.cifar_stats import main as stats_main
+from pyimagesearch.commands.train import build_parser
+from pyimagesearch.commands.train_cifar import add_cifar_arguments, plan_runs
 from pyimagesearch.config import load_config
 from pyimagesearch.data.build.cifar import build_cifar_dataset
 from pyimagesearch.data.sources.cifar_writer import write_fake_cifar
-from pyimagesearch.evaluation.statistics import stats_main
 from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
 from pyimagesearch.run.logs import read_metrics
-from pyimagesearch.training.cifar_cli import add_cifar_arguments, plan_runs
-from pyimagesearch.training.cli import build_parser
 
 SEED = 3
 
@@ -173,7 +173,7 @@ def test_parser_keeps_every_option_of_train_googlenet():
 
 
 def test_an_interrupted_study_names_both_resume_commands():
-    from pyimagesearch.training.cifar_cli import _resume_all_command, _single_run_argv
+    from pyimagesearch.commands.train_cifar import _resume_all_command, _single_run_argv
 
     argv = ["--config", "c", "-c", "out", "-p", "r", "--runs", "3", "--seed", "1",
             "--start-epoch", "2", "--lr", "0.01"]

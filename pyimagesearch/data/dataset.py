@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import Settings
+from pyimagesearch.errors import DatasetError
 from pyimagesearch.files import sha256_file
 
 SPLITS = ("train", "val", "test")
@@ -66,32 +67,6 @@ _SPLIT_KEYS = ("listed", "written", "count", "skipped", "rec", "idx", "rec_bytes
                "rec_sha256", "idx_bytes", "idx_sha256")
 _TOP_KEYS = ("builder", "label_order", "num_classes", "classes", "resize", "mean", "splits",
              "identity")
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing, malformed, or does not fit the config or the checkpoint.
-
-    The message names the file (and line) first.
-
-    Attributes
-    ----------
-    path : str or None
-        The offending file.
-    line : int or None
-        1-based line number within ``path`` where the problem is.
-    reason : str
-        The message without the file and line.
-    """
-
-    def __init__(self, message: str, path: str | Path | None = None,
-                 line: int | None = None) -> None:
-        self.path = None if path is None else str(path)
-        self.line = line
-        self.reason = message
-        where = ""
-        if path is not None:
-            where = f"{path}, line {line}: " if line is not None else f"{path}: "
-        super().__init__(where + message)
 
 
 class DatasetChanged(DatasetError):

@@ -24,10 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import Settings
+from pyimagesearch.config import Settings, load_config
+from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
+from pyimagesearch.errors import CheckpointError, ConfigError, DatasetError
+from pyimagesearch.evaluation.evaluate import ResultNotSaved, evaluate_checkpoint
 from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest, result_path
 from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
-from pyimagesearch.training.devices import add_device_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ def find_runs(path: str | Path, prefix: str) -> list[Path]:
     if metrics_jsonl_path(path, prefix).is_file() or latest_checkpoint(path, prefix):
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} does not exist")
+        raise CheckpointError(f"{path} does not exist")
     children = [p for p in path.iterdir() if p.is_dir()
                 and (metrics_jsonl_path(p, prefix).is_file() or latest_checkpoint(p, prefix))]
 
@@ -132,8 +134,6 @@ def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
     """The config to evaluate with: the one given, else the run's own (its snapshot's file)."""
     if config is not None:
         return config
-    from pyimagesearch.config import ConfigError, load_config
-
     source = manifest.get("config", {}).get("__source__")
     if source and (Path(source).is_file() or "/" not in source):
         return load_config(source)
@@ -142,11 +142,9 @@ def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
 
 def _dataset_is_fake(manifest: dict[str, Any]) -> bool:
     """Whether the run's dataset manifest (named in its checkpoint) says the data is fake."""
-    from pyimagesearch.data.dataset import DatasetError, read_manifest
-
     path = manifest.get("dataset", {}).get("manifest")
     try:
-        return bool(path and read_manifest(path)["build"].get("fake", False))
+        return bool(path and read_dataset_manifest(path)["build"].get("fake", False))
     except DatasetError:
         return False
 
@@ -178,8 +176,6 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
     if path.is_file():
         scored = json.loads(path.read_text())
     elif evaluate_missing:
-        from pyimagesearch.evaluation.cli import ResultNotSaved, evaluate_checkpoint
-
         logger.info("evaluating %s epoch %d on the test split", folder, epoch)
         try:
             scored = evaluate_checkpoint(_config_for(manifest, config), str(folder), prefix,
@@ -200,7 +196,7 @@ def collect_setting(path: str | Path, prefix: str, k: int = 5,
     runs = [collect_run(folder, prefix, k, config, evaluate_missing, cpu_contexts, gpus)
             for folder in find_runs(path, prefix)]
     if not runs:
-        raise FileNotFoundError(f"no run of {prefix!r} in {path} (expected "
+        raise CheckpointError(f"no run of {prefix!r} in {path} (expected "
                                 f"{prefix}-metrics.jsonl in it or in its seed<k> folders)")
     return SettingResult(name=str(path), runs=runs,
                          test=Summary.of([r.test_error for r in runs]),
@@ -311,56 +307,3 @@ def report_json(settings: list[SettingResult], k: int) -> dict[str, Any]:
          "published": dict(zip(("paper", "torch"), published(s.model_params))),
          "test": asdict(s.test), "last_k_mean": asdict(s.last_k_mean),
          "runs": [asdict(r) for r in s.runs]} for s in settings]})
-
-
-def stats_main(argv: list[str] | None = None) -> int:
-    """``cifar_stats.py``: exit 0, or 2 when a setting has no run or cannot be evaluated."""
-    import argparse
-    import sys
-
-    from pyimagesearch.config import ConfigError, load_config
-    from pyimagesearch.data.dataset import DatasetError
-    from pyimagesearch.run.checkpoints import CheckpointError
-    from pyimagesearch.scoring import EvaluationError
-
-    parser = argparse.ArgumentParser(
-        description="Final test error over the runs of each setting, side by side with "
-                    "He et al. 2016 Table 6.")
-    parser.add_argument("settings", nargs="+", metavar="DIR",
-                        help="a setting: the --checkpoints folder of train_cifar.py (its "
-                             "seed<k> runs), or a single run folder")
-    parser.add_argument("-p", "--prefix", required=True, help="checkpoint prefix of the runs")
-    parser.add_argument("-k", "--last", type=int, default=5, metavar="K",
-                        help="average the validation error over each run's last K epochs "
-                             "(default 5: epochs 195-200 of a 200-epoch run)")
-    parser.add_argument("--config", default=None,
-                        help="config for evaluating runs without a test result (default: "
-                             "each run's own config, as recorded in its checkpoint)")
-    parser.add_argument("--no-evaluate", action="store_true",
-                        help="use only test results already saved (test_cifar.py)")
-    add_device_arguments(parser)
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="also write the numbers as JSON")
-    args = parser.parse_args(argv)
-    if args.last < 1:
-        parser.error("--last must be at least 1")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config) if args.config else None
-        settings = [collect_setting(path, args.prefix, args.last, config,
-                                    not args.no_evaluate, args.cpu_contexts, args.gpus)
-                    for path in args.settings]
-    except (FileNotFoundError, ConfigError, DatasetError, CheckpointError,
-            EvaluationError) as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return 2
-    for setting in settings:
-        print(format_setting(setting, args.last))
-        print()
-    print(format_table(settings, args.last))
-    if args.json:
-        from pyimagesearch.files import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(report_json(settings, args.last), indent=2))
-        print(f"[INFO] wrote {args.json}")
-    return 0

@@ -1,7 +1,15 @@
 """A checkpoint leaves the training folder: ONNX export with a parity check, ONNX inference.
 
-``onnx_export`` converts a checkpoint through MXNet's own exporter and refuses to keep a
-file whose outputs differ from MXNet's; ``runtime`` runs the file with onnxruntime when
-it is installed (``requirements-export.txt``) or with ONNX's reference evaluator, which
-``reference_ops`` makes fast enough for whole networks.
+What the export command needs before it imports onnx (an optional extra for some
+environments) lives here: its defaults and its error.
 """
+
+from pyimagesearch.errors import ProjectError
+
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_PARITY_IMAGES = 8
+RUNTIMES = ("auto", "onnxruntime", "reference")
+
+
+class ExportError(ProjectError, RuntimeError):
+    """The checkpoint cannot be exported."""

@@ -1,40 +1,15 @@
 """Checkpoint -> ONNX through MXNet's own exporter, kept only if it computes what MXNet does.
 
-``python export_onnx.py --checkpoints DIR --prefix NAME --epoch N`` reads MXNet's standard
-files (``NAME-symbol.json``, ``NAME-%04d.params``), converts them with
-``mx.onnx.export_model`` (MXNet 1.9.1, ONNX opset 18 with onnx 1.13.1) into a model with a
-free batch dimension, writes into its ``metadata_props`` how an image must be prepared
-(``Preprocessing.metadata``: resize, center crop, RGB, mean) and what each output means
-(the class list in the label order training used, and where it came from), then runs the
-file and the checkpoint side by side on test records decoded exactly as evaluation decodes
-them. If the largest absolute difference of the outputs exceeds the tolerance (1e-4) the
-file is deleted and the command fails; the figure is printed either way and stored in the
-file's metadata when it passes.
-
-Two things are done around the stock exporter, both for MXNet 1.9.1 with onnx 1.13.1:
-
-* **BatchNorm with ``fix_gamma``.** MXNet ignores gamma (uses 1) when ``fix_gamma`` is
-  true, as in Inception-ResNet-v2's scale-free batch norms; the exporter copies whatever
-  gamma the file stores. Such gammas are set to 1 before the export (a checkpoint of ours
-  stores 1 there anyway; one trained elsewhere may not).
-* **Weights as raw bytes.** onnx 1.13 needs ``protobuf<4``, whose only build for Python
-  3.11 is the pure-Python one; the exporter stores weights as lists of Python floats, which
-  takes seconds per million weights to write and longer to read back (minutes for
-  Inception-ResNet-v2). While exporting, the translation of weight nodes is replaced by one
-  that stores the same values as raw little-endian bytes (``numpy_helper.from_array``), the
-  standard ONNX encoding; every operator's translation stays MXNet's.
-
-Weights are initializers only, not graph inputs (MXNet lists them as both), so runtimes may
-fold them as constants and the model's single input is ``data``.
+The file carries its preprocessing and class list in ``metadata_props``; the parity check
+runs it beside the checkpoint on test records and deletes it past the tolerance. What is
+done around the stock exporter, and why: docs/design.md, "ONNX export".
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,28 +20,24 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from pyimagesearch.config import ConfigError
-from pyimagesearch.data.dataset import DatasetError, check_dataset
+from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
-from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_PARITY
-from pyimagesearch.export.runtime import RUNTIMES, OnnxModel, OnnxModelError
+from pyimagesearch.errors import EXIT_PARITY
+from pyimagesearch.export import DEFAULT_PARITY_IMAGES, DEFAULT_TOLERANCE, ExportError
+from pyimagesearch.export.runtime import OnnxModel
 from pyimagesearch.files import commit_file, fsync_path
 from pyimagesearch.inference.preprocess import classes_metadata
-from pyimagesearch.inference.source import CheckpointSource, describe_checkpoint
-from pyimagesearch.run.checkpoints import CheckpointError, checkpoint_name, load_network, onnx_path
+from pyimagesearch.inference.source import CheckpointSource
+from pyimagesearch.run.checkpoints import checkpoint_name, load_network, onnx_path
 from pyimagesearch.run.mxnet_checkpoints import network_graph
 
-DEFAULT_TOLERANCE = 1e-4
-DEFAULT_PARITY_IMAGES = 8
 BATCH_DIM = "batch"
-
-
-class ExportError(RuntimeError):
-    """The checkpoint cannot be exported."""
 
 
 class ParityError(ExportError):
     """The exported file does not compute what the checkpoint does."""
+
+    exit_status = EXIT_PARITY
 
 
 @dataclass(frozen=True)
@@ -268,56 +239,3 @@ def export_checkpoint(source: CheckpointSource, output: str | Path,
         return parity
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Export a checkpoint to ONNX and check that it computes what MXNet does.")
-    parser.add_argument("-c", "--checkpoints", required=True, help="folder of the checkpoints")
-    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
-    parser.add_argument("-e", "--epoch", required=True,
-                        help="checkpoint epoch to export, or 'last' for the newest")
-    parser.add_argument("--config", default=None,
-                        help="config module or .py path (default: the one the run recorded)")
-    parser.add_argument("--override", action="store_true",
-                        help="use the config's dataset even though its label order, classes, "
-                             "stored size or mean differ from the checkpoint's (printed)")
-    parser.add_argument("-o", "--output", default=None,
-                        help="the .onnx file (default: DIR/NAME-%%04d.onnx)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help="largest allowed |ONNX - MXNet| on the outputs (default 1e-4)")
-    parser.add_argument("--parity-images", type=int, default=DEFAULT_PARITY_IMAGES,
-                        help="records the check runs (default 8)")
-    parser.add_argument("--parity-split", choices=("test", "val"), default="test",
-                        help="records the check reads (default test)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="ONNX runtime of the check: onnxruntime if installed (auto), or "
-                             "onnx's reference evaluator")
-    return parser
-
-
-def export_main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.parity_images < 1:
-        print("[ERROR] --parity-images must be at least 1", file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        source = describe_checkpoint(args.checkpoints, args.prefix, args.epoch, args.config,
-                                     args.override)
-        for note in source.notes:
-            print(f"[WARNING] {note}", file=sys.stderr)
-        output = Path(args.output) if args.output else default_output(source)
-        print(f"[INFO] exporting {source.model} {source.prefix} epoch {source.epoch}: "
-              f"{source.preprocessing.describe()}; {len(source.classes)} classes "
-              f"({source.label_order} order, from {source.classes_source})")
-        parity = export_checkpoint(source, output, args.tolerance, args.parity_images,
-                                   args.parity_split, args.runtime)
-    except ParityError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_PARITY
-    except (ConfigError, DatasetError, CheckpointError, OnnxModelError, ExportError) as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    print(f"[INFO] parity: {parity.describe(args.tolerance)}")
-    print(f"[INFO] wrote {output} ({output.stat().st_size / 2**20:.1f} MiB)")
-    return 0

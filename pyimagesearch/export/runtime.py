@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-RUNTIMES = ("auto", "onnxruntime", "reference")
+from pyimagesearch.errors import ProjectError
+from pyimagesearch.export import RUNTIMES
 
 
-class OnnxModelError(RuntimeError):
+class OnnxModelError(ProjectError, RuntimeError):
     """An ONNX file cannot be read or run."""
 
 

@@ -15,25 +15,21 @@ file) is refused in one line naming the file, before its pixels are decoded.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pyimagesearch.config import ConfigError
 from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO, UnreadableImage
-from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_UNREADABLE
+from pyimagesearch.errors import ProjectError
 from pyimagesearch.inference.preprocess import (
     ClassName,
     Preprocessing,
     PreprocessingError,
     classes_from_metadata,
 )
-from pyimagesearch.run.checkpoints import CheckpointError, checkpoint_name, load_network
+from pyimagesearch.run.checkpoints import checkpoint_name, load_network
 
 DEFAULT_TOP = 5
 
@@ -97,8 +93,11 @@ class Classifier:
 
     @classmethod
     def from_onnx(cls, path: str | Path, runtime: str = "auto") -> Classifier:
-        from pyimagesearch.export.runtime import OnnxModel
-
+        try:  # onnx: only a classification by an ONNX file needs it
+            from pyimagesearch.export.runtime import OnnxModel
+        except ImportError as exc:
+            raise ProjectError(f"--onnx needs the onnx package ({exc}); install "
+                               f"requirements.txt") from None
         model = OnnxModel(path, runtime)
         preprocessing = Preprocessing.from_metadata(model.metadata)
         classes = classes_from_metadata(model.metadata)
@@ -142,82 +141,3 @@ class Classifier:
             for (position, _), predictions in zip(chunk, self.top(logits, k)):
                 results[position] = ImageResult(str(paths[position]), predictions)
         return [results[i] for i in range(len(paths))]
-
-
-def format_result(result: ImageResult) -> str:
-    if result.error is not None:
-        return f"{result.path}: cannot be classified: {result.error}"
-    lines = [result.path]
-    for rank, p in enumerate(result.predictions or [], 1):
-        wnid = f"{p.wnid}, " if p.wnid else ""
-        lines.append(f"  {rank}. {100 * p.probability:6.2f}%  {p.name} ({wnid}label {p.label})")
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Classify images with a checkpoint (or its ONNX export): top classes "
-                    "with names and probabilities, preprocessed as evaluation does.")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("-c", "--checkpoints", help="folder of the checkpoints")
-    parser.add_argument("-p", "--prefix", help="name prefix of the checkpoints")
-    parser.add_argument("-e", "--epoch", help="checkpoint epoch, or 'last' for the newest")
-    parser.add_argument("--config", default=None,
-                        help="config module or .py path (default: the one the run recorded)")
-    parser.add_argument("--override", action="store_true",
-                        help="use the config's dataset even though its label order, classes, "
-                             "stored size or mean differ from the checkpoint's (printed)")
-    parser.add_argument("--onnx", metavar="FILE",
-                        help="classify with this export_onnx.py file instead of a checkpoint")
-    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "reference"),
-                        default="auto", help="with --onnx: which runtime runs it")
-    parser.add_argument("-k", "--top", type=int, default=DEFAULT_TOP,
-                        help="how many classes to show per image (default 5)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    return parser
-
-
-def classify_main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.onnx and not (args.checkpoints and args.prefix and args.epoch):
-        parser.error("give --checkpoints, --prefix and --epoch, or --onnx FILE")
-    if args.top < 1:
-        parser.error("--top must be at least 1")
-    from pyimagesearch.data.dataset import DatasetError
-
-    errors: tuple[type[Exception], ...] = (ConfigError, CheckpointError, DatasetError,
-                                           PreprocessingError)
-    try:
-        if args.onnx:
-            try:
-                from pyimagesearch.export.runtime import OnnxModelError
-            except ImportError as exc:
-                print(f"[ERROR] --onnx needs the onnx package ({exc}); install "
-                      f"requirements.txt", file=sys.stderr)
-                return EXIT_ERROR
-            errors += (OnnxModelError,)
-            classifier = Classifier.from_onnx(args.onnx, args.runtime)
-        else:
-            classifier = Classifier.from_checkpoint(args.checkpoints, args.prefix, args.epoch,
-                                                    args.config, args.override)
-        results = classifier.classify(args.images, args.top)
-    except errors as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    failed = [r for r in results if r.error is not None]
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-    else:
-        print(f"[INFO] {classifier.description}")
-        print(f"[INFO] preprocessing: {classifier.preprocessing.describe()}")
-        for result in results:
-            if result.error is None:
-                print(format_result(result))
-    for result in failed:
-        print(f"[ERROR] {format_result(result)}", file=sys.stderr)
-    if failed:
-        print(f"[ERROR] {len(failed)} of {len(results)} images could not be read",
-              file=sys.stderr)
-        return EXIT_UNREADABLE
-    return 0

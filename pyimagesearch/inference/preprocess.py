@@ -36,6 +36,7 @@ from pyimagesearch.data.images import (
     read_image_file,
     resize_shorter,
 )
+from pyimagesearch.errors import ProjectError
 
 # Keys of the ONNX metadata_props written at export and read at inference.
 META_PREPROCESSING = "preprocessing"
@@ -43,7 +44,7 @@ META_CLASSES = "classes"
 PREPROCESSING_FORMAT = 1
 
 
-class PreprocessingError(ValueError):
+class PreprocessingError(ProjectError, ValueError):
     """The preprocessing of a model cannot be determined (config, mean or metadata)."""
 
 

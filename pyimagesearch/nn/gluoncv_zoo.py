@@ -27,6 +27,8 @@ import warnings
 
 from mxnet.gluon import nn
 
+from pyimagesearch.errors import ConfigError
+
 PREFIX = "gluoncv:"
 GLOBAL_POOLS = (nn.GlobalAvgPool2D, nn.GlobalMaxPool2D)
 # ResNetV1b.hybrid_forward and ResNeSt.hybrid_forward, up to the global pooling.
@@ -34,7 +36,7 @@ RESNET_V1B_STAGES = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "lay
                      "layer4", "avgpool")
 
 
-class ZooNetworkError(ValueError):
+class ZooNetworkError(ConfigError):
     """The name is not in GluonCV's model zoo, or its constructor refuses the arguments."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.errors import ProjectError
 from pyimagesearch.reporting.published import Comparison, comparison
 from pyimagesearch.run.checkpoints import checkpoint_name, list_checkpoints, read_manifest
 from pyimagesearch.run.logs import (
@@ -34,7 +35,7 @@ from pyimagesearch.training.plateau import DETECTOR_LINE, PlateauWarning, parse_
 _RESULT_FILE = re.compile(r"-(\d{4})-(test|val)(?:-(\d+)crop)?\.json$")
 
 
-class ReportError(RuntimeError):
+class ReportError(ProjectError, RuntimeError):
     """There is nothing to report on (no checkpoint and no log)."""
 
 

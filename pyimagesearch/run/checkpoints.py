@@ -43,6 +43,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from pyimagesearch.errors import CheckpointError
 from pyimagesearch.files import atomic_write_text, commit_file, fsync_path, sha256_file
 from pyimagesearch.settings import Settings
 from pyimagesearch.training.optimizers import save_optimizer_state
@@ -50,10 +51,6 @@ from pyimagesearch.training.optimizers import save_optimizer_state
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, corrupt or does not fit the run."""
 
 
 def checkpoint_paths(folder: str | Path, prefix: str, epoch: int) -> dict[str, Path]:

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.errors import ProjectError
 from pyimagesearch.files import write_all, write_failure
 from pyimagesearch.scoring import METRIC_NAMES
 
@@ -59,7 +60,7 @@ def log_path(checkpoints: str | Path, start_epoch: int, worker: int | None = Non
     return path
 
 
-class LogWriteError(Exception):
+class LogWriteError(ProjectError):
     """A log line or a metrics record could not be written; nothing half-written was left."""
 
     def __init__(self, path: str | Path, error: OSError) -> None:

@@ -31,11 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.errors import ConfigError
 from pyimagesearch.runtime import usable_cores
-
-
-class ConfigError(ValueError):
-    """A config is missing, cannot be imported, or holds a value that is not allowed."""
 
 
 class SettingError(ValueError):
@@ -312,6 +309,22 @@ class DeviceList(Kind):
 
 
 @dataclass(frozen=True)
+class Epoch(Kind):
+    """A checkpoint's epoch, or ``"last"``: the newest that verifies."""
+
+    def check(self, value: Any) -> Any:
+        if value == "last" or (_is_int(value) and value >= 0):
+            return value
+        raise SettingError(f"must be {self.describe()}")
+
+    def describe(self) -> str:
+        return "an epoch (an integer >= 0) or 'last'"
+
+    def parse(self, text: str) -> Any:
+        return Integer().parse(text)
+
+
+@dataclass(frozen=True)
 class RecipeKind(Kind):
     """A recipe preset's name, or a dict of recipe fields over an optional ``base`` preset."""
 
@@ -558,6 +571,7 @@ DECLARED: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 ARGUMENT_KINDS: dict[str, Kind] = {
     "--lr": LEARNING_RATE,
     "--start-epoch": NON_NEGATIVE,
+    "--epoch": Epoch(),
     "--end-epoch": POSITIVE,
     "--seed": SEED_KIND,
     "--cpu-contexts": POSITIVE,

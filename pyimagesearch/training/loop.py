@@ -24,6 +24,7 @@ from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
 from pyimagesearch.data.dataset import DatasetChanged
+from pyimagesearch.errors import EXIT_DIVERGED, ProjectError
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
     checkpoint_paths,
@@ -34,7 +35,7 @@ from pyimagesearch.run.logs import LogWriteError, TrainingLog, append_metrics
 from pyimagesearch.scoring import MetricTotals, Normalize, batch_sums, evaluate, split_batch
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(ProjectError):
     """SIGINT or SIGTERM arrived; the run stopped after the current step.
 
     ``note`` tells what a repeated signal did (stopped a step at once, or came during a
@@ -51,12 +52,14 @@ class TrainingInterrupted(Exception):
                          + (f"the last complete checkpoint is epoch {resume_epoch}"
                             if resume_epoch is not None else "no checkpoint was written yet"))
 
+    label = "[INFO] stopped: "
+
     @property
-    def exit_code(self) -> int:
+    def exit_status(self) -> int:  # type: ignore[override]
         return 128 + self.signum
 
 
-class WriteFailed(Exception):
+class WriteFailed(ProjectError):
     """A checkpoint, a log line or a metrics record could not be written (a full disk):
     the run stopped; ``resume_epoch`` is the newest complete checkpoint."""
 
@@ -65,11 +68,13 @@ class WriteFailed(Exception):
         super().__init__(message)
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(ProjectError):
     """Training produced non-finite numbers; no checkpoint of these weights is written.
 
     ``cause`` says what: a loss value (float) or a sentence ("parameter x is NaN").
     """
+
+    exit_status = EXIT_DIVERGED
 
     def __init__(self, epoch: int, batch: int, cause: str | float,
                  resume_epoch: int | None) -> None:

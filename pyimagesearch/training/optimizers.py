@@ -14,12 +14,13 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
+from pyimagesearch.errors import ProjectError
 from pyimagesearch.settings.recipes import Recipe
 from pyimagesearch.settings.schedules import ScheduleSpec
 from pyimagesearch.training.lr_schedulers import build_lr_scheduler
 
 
-class StateError(ValueError):
+class StateError(ProjectError, ValueError):
     """An optimizer-state file does not match the network or optimizer it is loaded into."""
 
 

@@ -25,7 +25,6 @@ not fail the verdict; every other problem does.
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import subprocess
@@ -37,10 +36,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from pyimagesearch.config import ConfigError, Settings, load_config
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError, check_dataset
 from pyimagesearch.nn import get_model
-from pyimagesearch.training.devices import add_device_arguments, select_contexts, visible_gpus
+from pyimagesearch.training.devices import select_contexts, visible_gpus
 from pyimagesearch.training.experiment import build_network, initializer, model_params
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -288,37 +287,3 @@ def verdict(checks: Sequence[Check]) -> tuple[str, int]:
                 + (f"; warnings: {', '.join(warned)}" if warned else ""), 1)
     return ("Verdict: READY to train" + (f" ({len(warned)} warning(s): {', '.join(warned)})"
                                          if warned else ""), 0)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Check that this machine can train a config: MXNet's build, the GPUs, one "
-                    "step of the network on each device against the CPU, the dataset, the disk.")
-    parser.add_argument("--config", default="config.imagenet_googlenet_config",
-                        help="config module or .py path (default "
-                             "config.imagenet_googlenet_config)")
-    parser.add_argument("-c", "--checkpoints", default="output",
-                        help="where the run's checkpoints will go (for the disk check)")
-    add_device_arguments(parser)
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                        help="largest relative difference from the CPU allowed in the logits "
-                             f"and gradients (default {DEFAULT_TOLERANCE:g})")
-    return parser
-
-
-def check_setup_main(argv: list[str] | None = None) -> int:
-    """``check_setup.py``: exit 0 ready, 1 not ready (each check printed)."""
-    args = build_parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-        checks = run_checks(config, args.checkpoints, args.gpus, args.cpu_contexts,
-                            args.tolerance)
-    except ConfigError as exc:
-        print(f"[FAIL] config: {exc}")
-        print("Verdict: NOT READY: the config does not load")
-        return 1
-    for check in checks:
-        print(check.line())
-    line, status = verdict(checks)
-    print(line)
-    return status

@@ -66,6 +66,7 @@ from pyimagesearch.data.dataset import (
 from pyimagesearch.data.records.format import idx_path_for, naming_errors
 from pyimagesearch.data.records.lists import ListEntry, write_list
 from pyimagesearch.data.sources.layouts import SplitSource, make_split_lists, split_source
+from pyimagesearch.errors import EXIT_FAILED
 from pyimagesearch.locks import build_lock
 
 logger = logging.getLogger(__name__)
@@ -84,13 +85,11 @@ __all__ = ["BuildError", "StrictBuildError", "build_dataset", "check_build_confi
 
 
 class StrictBuildError(DatasetError):
-    """``--strict`` and at least one listed file could not be read.
+    """``--strict`` and at least one listed file could not be read: ``skipped`` maps each
+    split to its ``{"path", "reason"}`` entries."""
 
-    Attributes
-    ----------
-    skipped : dict
-        split -> list of ``{"path", "reason"}``.
-    """
+    exit_status = EXIT_FAILED
+    label = ""
 
     def __init__(self, skipped: dict[str, list[dict[str, str]]]) -> None:
         self.skipped = skipped

@@ -177,7 +177,7 @@ def _source_files(folder: Path) -> dict[str, dict[str, Any]]:
 def build_cifar_dataset(config: Settings) -> dict[str, Any]:
     """Official CIFAR files -> three ``.rec``/``.idx``, both means and the manifest.
 
-    Returns the manifest, as written. Raises ``ConfigError``, ``FileNotFoundError`` (no
+    Returns the manifest, as written. Raises ``ConfigError``, ``CifarFilesMissing`` (no
     dataset at ``CIFAR_ROOT``), ``CifarFormatError``, ``UnsafePickleError`` (a pickle
     that references anything but numpy arrays; nothing in it is run) or ``LockError``
     (another build writes to the same folder: ``FolderBusy`` names it).

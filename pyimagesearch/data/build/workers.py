@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import cv2
 
 from pyimagesearch import settings
+from pyimagesearch.errors import EXIT_BUILD_FAILED, ProjectError
 
 # Seconds one chunk of items (at most MAX_CHUNK) may take in a worker process before the
 # build is stopped as hung; the config's BUILD_WORKER_TIMEOUT overrides it.
@@ -43,8 +44,10 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-class BuildError(RuntimeError):
+class BuildError(ProjectError, RuntimeError):
     """The build could not finish (a worker died or hung, a file could not be written)."""
+
+    exit_status = EXIT_BUILD_FAILED
 
 
 class WorkerError(BuildError):

@@ -27,6 +27,7 @@ from pyimagesearch.data.sources.cifar_format import (
     LAYOUTS,
     PIXELS,
     SPLITS,
+    CifarFilesMissing,
     CifarFormatError,
     CifarSplit,
     LabelSet,
@@ -143,7 +144,7 @@ def locate_cifar(root: str | os.PathLike[str], dataset: str = "cifar10",
     check_choice("layout", layout, (*LAYOUTS, "auto"))
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"CIFAR root {root} does not exist or is not a folder")
+        raise CifarFilesMissing(f"CIFAR root {root} does not exist or is not a folder")
     candidates = ("binary", "python") if layout == "auto" else (layout,)
     for kind in candidates:
         if _has_files(root, LAYOUT_FILES[(dataset, kind)]):
@@ -165,7 +166,7 @@ def locate_cifar(root: str | os.PathLike[str], dataset: str = "cifar10",
         if _has_files(root, spec) or (root / spec.folder).is_dir():
             message += f"; {root} holds {DISPLAY_NAMES[other]} instead: pass dataset={other!r}"
             break
-    raise FileNotFoundError(message)
+    raise CifarFilesMissing(message)
 
 
 def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: str = "train",
@@ -181,7 +182,7 @@ def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: st
         20 superclasses).
     layout : "auto" (detect), "python" or "binary".
 
-    Raises ``FileNotFoundError`` naming the expected files, ``CifarFormatError`` naming the
+    Raises ``CifarFilesMissing`` naming the expected files, ``CifarFormatError`` naming the
     file (and record) that does not fit the format, ``UnsafePickleError`` for a pickle
     that references anything but numpy arrays.
     """
@@ -197,7 +198,7 @@ def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: st
     meta_file = label_set.names_file if kind == "binary" else spec.meta[0]
     missing = [name for name in (*files, meta_file) if not (folder / name).is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise CifarFilesMissing(
             f"{folder} ({DISPLAY_NAMES[dataset]}, {kind} layout) is missing {', '.join(missing)}; "
             f"a complete copy holds {', '.join(spec.files)}")
     class_names = _read_class_names(folder, kind, label_set, meta_file)

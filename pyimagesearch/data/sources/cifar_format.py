@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from pyimagesearch.errors import DatasetError
+
 IMAGE_SIZE = 32
 CHANNELS = 3
 PIXELS = CHANNELS * IMAGE_SIZE * IMAGE_SIZE  # 3072 bytes per image in both layouts
@@ -117,8 +119,12 @@ LABEL_SETS = {
 DISPLAY_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 
-class CifarFormatError(ValueError):
+class CifarFormatError(DatasetError):
     """A CIFAR file exists but its contents are not what the official format holds."""
+
+
+class CifarFilesMissing(DatasetError, FileNotFoundError):
+    """The CIFAR files are not where the config says (the message names what is missing)."""
 
 
 

@@ -18,10 +18,15 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from pyimagesearch.data.sources.cifar_format import CifarFormatError
+from pyimagesearch.errors import ProjectError
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(ProjectError, pickle.UnpicklingError):
     """A python-layout file asks the unpickler for something a CIFAR batch never needs."""
+
+    def __str__(self) -> str:
+        return (f"{super().__str__()}. Nothing in the file was run and nothing was written; "
+                f"re-download the dataset from https://www.cs.toronto.edu/~kriz/cifar.html")
 
 
 class _RefusedCallError(Exception):

@@ -1,23 +1,19 @@
-"""``report.py``: parse the arguments, write the report, say where it went."""
+"""``report.py``: one self-contained HTML page of a training run."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_OK
+from pyimagesearch.commands.common import add_run_arguments, run
 from pyimagesearch.reporting.page import percent
-from pyimagesearch.reporting.run_data import ReportError
 from pyimagesearch.reporting.run_report import write_report
-from pyimagesearch.run.checkpoints import CheckpointError
 from pyimagesearch.scoring import RANK1, RANK5
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Write one self-contained HTML report of a training run.")
-    parser.add_argument("-c", "--checkpoints", required=True, help="the run's folder")
-    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
+    add_run_arguments(parser)
     parser.add_argument("--config", default=None,
                         help="config module or .py path, used only when no checkpoint "
                              "records one")
@@ -30,14 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        path, data = write_report(args.checkpoints, args.prefix, args.output, args.config,
-                                  args.override)
-    except (ReportError, CheckpointError) as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run(lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> int:
+    path, data = write_report(args.checkpoints, args.prefix, args.output, args.config,
+                              args.override)
     final = data.final
     if final is not None:
         print(f"[INFO] final checkpoint {final.epoch}: validation rank-1 "
@@ -46,4 +42,4 @@ def report_main(argv: list[str] | None = None) -> int:
         print(f"[INFO] best on validation: checkpoint {data.best.epoch}, rank-1 "
               f"{percent(data.best.val.get(RANK1))}")
     print(f"[INFO] wrote {path}")
-    return EXIT_OK
+    return 0

@@ -1,28 +1,20 @@
-"""The command line of every ``test_*.py`` script: score a saved checkpoint on the test records.
+"""Score a saved checkpoint on a split: rank-1, rank-5 and loss on every image exactly once.
 
-``python test_googlenet.py --checkpoints out --prefix googlenet --epoch 50`` loads the
-standard MXNet checkpoint (symbol + params, through ``gluon.SymbolBlock.imports``; an
-epoch MXNet's symbolic API wrote, without the project's manifest, is mapped onto the
-config's network by structure: ``pyimagesearch.run.mxnet_checkpoints``) and prints rank-1
-and rank-5 on the test split with a center crop, as the book does, or with ``--crops 10``
-averaged over the four corners, the center and their mirrors (``crops.py``).
-
-Exit status: 0 done, 2 bad config, records or checkpoint, 4 rank-1 below
-``--require-rank1``, 5 the figures were printed but a result file could not be written
-(a read-only or full checkpoint folder; the message names the file).
+A center crop as the book does, or ten crops (``crops.py``); an epoch MXNet's symbolic API
+wrote is mapped onto the config's network (:mod:`pyimagesearch.run.mxnet_checkpoints`).
+Each result is saved beside the checkpoint (``NAME-%04d-<split>.json``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.data.dataset import DatasetError, check_checkpoint_dataset, check_dataset
+from pyimagesearch.config import ConfigError, Settings
+from pyimagesearch.data.dataset import check_checkpoint_dataset, check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
+from pyimagesearch.errors import EXIT_NOT_SAVED, ProjectError
 from pyimagesearch.evaluation.crops import (
     CROPS,
     TenCropAverage,
@@ -30,7 +22,6 @@ from pyimagesearch.evaluation.crops import (
     ten_crop_caveats,
     ten_crop_iterator,
 )
-from pyimagesearch.exit_codes import EXIT_BELOW_TARGET, EXIT_ERROR, EXIT_NOT_SAVED
 from pyimagesearch.files import atomic_write_text, write_failure
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
@@ -43,14 +34,16 @@ from pyimagesearch.run.checkpoints import (
     result_path,
 )
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
-from pyimagesearch.scoring import EvaluationError, evaluate
-from pyimagesearch.training.devices import add_device_arguments, select_contexts
+from pyimagesearch.scoring import evaluate
+from pyimagesearch.training.devices import select_contexts
 
 
-class ResultNotSaved(Exception):
+class ResultNotSaved(ProjectError):
     """The evaluation ran, but its result files could not be written (a read-only or full
     checkpoint folder). ``result`` (and ``rows`` for ``--all-epochs``) hold what it found,
     so it can still be shown."""
+
+    exit_status = EXIT_NOT_SAVED
 
     def __init__(self, failures: list[str], result: dict[str, Any],
                  rows: list[dict[str, Any]] | None = None) -> None:
@@ -147,74 +140,3 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
     if failures:
         raise ResultNotSaved(failures, test, rows)
     return rows, test
-
-
-def build_parser(description: str, default_config: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("-c", "--checkpoints", required=True, help="folder of the checkpoints")
-    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("-e", "--epoch",
-                       help="checkpoint epoch to evaluate, or 'last' for the newest")
-    which.add_argument("--all-epochs", action="store_true",
-                       help="score every checkpoint on validation (<prefix>-epochs.csv), then "
-                            "the best of them on the test split")
-    parser.add_argument("--config", default=default_config,
-                        help=f"config module or .py path (default {default_config})")
-    parser.add_argument("--split", choices=("test", "val"), default="test",
-                        help="records to score (default: the test split carved from train)")
-    add_device_arguments(parser)
-    parser.add_argument("--override", action="store_true",
-                        help="score even though the dataset is not the one the checkpoint "
-                             "was trained on (the differences are printed as warnings)")
-    parser.add_argument("--crops", type=int, choices=CROPS, default=1,
-                        help="1: the center crop (default); 10: four corners and center of "
-                             "the stored RESIZE square, and their mirrors, softmax averaged")
-    parser.add_argument("--require-rank1", type=float, default=None, metavar="FRACTION",
-                        help="exit non-zero when rank-1 is below this (e.g. 0.90 for the demo)")
-    return parser
-
-
-def test_main(argv: list[str] | None, description: str, default_config: str) -> int:
-    args = build_parser(description, default_config).parse_args(argv)
-    not_saved: ResultNotSaved | None = None
-    try:
-        config = load_config(args.config)
-        if args.all_epochs:
-            try:
-                rows, result = evaluate_all_epochs(config, args.checkpoints, args.prefix,
-                                                   args.cpu_contexts, args.crops, args.override,
-                                                   args.gpus)
-            except ResultNotSaved as exc:  # shown first, then the files it could not write
-                not_saved, rows, result = exc, exc.rows or [], exc.result
-            for row in rows:
-                print(f"[INFO] epoch {row['epoch']}: validation rank-1 "
-                      f"{100 * row['val_rank1']:.2f}%, rank-5 {100 * row['val_rank5']:.2f}%, "
-                      f"loss {row['val_loss']:.4f}")
-            print(f"[INFO] best on validation: epoch {result['epoch']} (all epochs in "
-                  f"{epochs_csv_path(args.checkpoints, args.prefix)})")
-            args.split = "test"
-        else:
-            try:
-                result = evaluate_checkpoint(config, args.checkpoints, args.prefix, args.epoch,
-                                             args.split, args.cpu_contexts, args.crops,
-                                             args.override, args.gpus)
-            except ResultNotSaved as exc:
-                not_saved, result = exc, exc.result
-    except (ConfigError, DatasetError, CheckpointError, EvaluationError) as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    for warning in result["warnings"]:
-        print(f"[WARNING] {warning}", file=sys.stderr)
-    print(f"[INFO] {args.prefix} epoch {result['epoch']} on {result['images']} {args.split} "
-          f"images ({result['records']}), {result['protocol']}")
-    print(f"[INFO] rank-1: {100 * result['accuracy']:.2f}%")
-    print(f"[INFO] rank-5: {100 * result['top_k_accuracy_5']:.2f}%")
-    print(f"[INFO] loss: {result['cross-entropy']:.4f}")
-    if not_saved is not None:
-        print(f"[ERROR] {not_saved}", file=sys.stderr)
-    if args.require_rank1 is not None and result["accuracy"] < args.require_rank1:
-        print(f"[ERROR] rank-1 {result['accuracy']:.4f} is below the required "
-              f"{args.require_rank1:.4f}", file=sys.stderr)
-        return EXIT_BELOW_TARGET
-    return EXIT_NOT_SAVED if not_saved is not None else 0

@@ -1,22 +1,9 @@
-"""The command line of ``train_cifar.py``: the CIFAR ResNet options and R runs of one setting.
+"""``train_cifar.py``: the CIFAR ResNet options, and R runs of one setting in turn.
 
-``python train_cifar.py --checkpoints out/resnet20 --prefix resnet20 --depth 20 --runs 5``
-trains runs with seeds ``seed .. seed+R-1`` (``--seed``, default the config's ``SEED``),
-one after the other, each in its own folder ``<checkpoints>/seed<k>`` (also with
-``--runs 1``), through the same training core as every other script
-(:func:`pyimagesearch.training.cli.run_and_report`, once per run).
-
-Resuming a study:
-
-- ``--resume`` continues every run from its newest checkpoint: finished runs are
-  skipped, runs never started start from scratch. This is what to run after an
-  interruption, whatever run it hit.
-- ``--start-epoch N`` resumes every run from its checkpoint N (the book's flag, strict:
-  a run without checkpoint N fails), e.g. ``--start-epoch 182 --end-epoch 200`` to
-  extend all of them.
-
-``--depth`` selects the recipe too: depths listed in the config's ``RECIPES_BY_DEPTH``
-(110 and 1202: the paper's warm-up) get that recipe instead of ``RECIPE``.
+Run k (seed S+k) lives in ``<checkpoints>/seed<S+k>``. ``--resume`` continues every run
+from its newest checkpoint (finished runs are skipped, unstarted ones start); the book's
+``--start-epoch N`` resumes every run from its checkpoint N. A depth listed in the
+config's ``RECIPES_BY_DEPTH`` (the 110-layer warm-up) gets that recipe.
 """
 
 from __future__ import annotations
@@ -27,17 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import ConfigError, Settings, load_config
-from pyimagesearch.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED
-from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
-from pyimagesearch.run.checkpoints import latest_checkpoint
-from pyimagesearch.settings.recipes import Recipe
-from pyimagesearch.training.cli import (
+from pyimagesearch.commands.common import run
+from pyimagesearch.commands.train import (
     build_parser,
     command_line,
     run_and_report,
     without_options,
 )
+from pyimagesearch.config import ConfigError, Settings, load_config
+from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
+from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
+from pyimagesearch.run.checkpoints import latest_checkpoint
+from pyimagesearch.settings.recipes import Recipe
 from pyimagesearch.training.experiment import RunRequest
 
 
@@ -121,19 +109,18 @@ def _resume_all_command(argv: list[str]) -> str:
     return command_line([*kept, "--resume"])
 
 
-def train_cifar_main(argv: list[str] | None, description: str, default_config: str) -> int:
+def main(argv: list[str] | None, description: str, default_config: str) -> int:
     """Parse, load the config, train every run of the study in turn; stop at a failure."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(description, default_config)
     add_cifar_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config)
-        requests = plan_runs(config, args)
-    except ConfigError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    return run(lambda: train_study(load_config(args.config), args, argv))
+
+
+def train_study(config: Settings, args: argparse.Namespace, argv: list[str]) -> int:
+    requests = plan_runs(config, args)
     if not requests:
         print(f"[INFO] all {args.runs} run(s) in {args.checkpoints} are finished; nothing "
               f"to do (extend them with --start-epoch N --end-epoch M)")
