@@ -157,8 +157,9 @@ def project_curve(seed: int, work: Path) -> list[dict[str, Any]]:
     """Test accuracy after every epoch (checkpoint N = after N epochs), and its time."""
     from pyimagesearch.config import load_config
     from pyimagesearch.evaluation.evaluate import evaluate_checkpoint
-    from pyimagesearch.run.checkpoints import list_checkpoints, result_path
-    from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
+    from pyimagesearch.run.checkpoints import list_checkpoints
+    from pyimagesearch.run.logs import read_metrics
+    from pyimagesearch.run.paths import metrics_jsonl_path, result_path
 
     folder = work / "project" / f"seed{seed}"
     config = load_config(CONFIG)

@@ -44,10 +44,20 @@ def write_all(descriptor: int, data: bytes) -> None:
         view = view[os.write(descriptor, view):]
 
 
+# A file being written goes to "<name>.partial-<pid>" beside its final name.
+PARTIAL = ".partial-"
+
+
+def partial_path(final: str | Path, hidden: bool = False) -> Path:
+    """This process's temporary name for ``final`` (``hidden``: with a leading dot)."""
+    final = Path(final)
+    return final.with_name(f"{'.' if hidden else ''}{final.name}{PARTIAL}{os.getpid()}")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, flushed, then renamed."""
     path = Path(path)
-    temporary = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    temporary = partial_path(path)
     try:
         temporary.write_text(text, encoding="utf-8")
         commit_file(temporary, path)

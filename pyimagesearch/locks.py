@@ -172,11 +172,6 @@ class FolderLock:
         self.release()
 
 
-def training_lock(checkpoints: str | Path, prefix: str) -> FolderLock:
-    """The lock of a run: ``<checkpoints>/.<prefix>.lock``."""
-    return FolderLock(checkpoints, f".{prefix}.lock", f"the training {prefix!r}")
-
-
 BUILD_LOCK_NAME = ".build.lock"
 
 

@@ -23,7 +23,7 @@ from conftest import (
 )
 
 from pyimagesearch.config import load_config
-from pyimagesearch.data.build import im2rec
+from pyimagesearch.data.build import packing as im2rec
 from pyimagesearch.data.build.builder import build_dataset
 from pyimagesearch.data.build.packing import pack_records
 from pyimagesearch.data.build.staging import remove_stale_partials

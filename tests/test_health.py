@@ -14,10 +14,10 @@ import train_googlenet
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import Normalizer, training_iterator
+from pyimagesearch.nn.build import build_network
 from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.run.logs import TrainingLog
 from pyimagesearch.settings import validate
-from pyimagesearch.training.experiment import build_network
 from pyimagesearch.training.health import (
     HealthMonitor,
     HealthSettings,

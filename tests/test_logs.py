@@ -9,11 +9,11 @@ from pyimagesearch.run.logs import (
     LogWriteError,
     TrainingLog,
     append_metrics,
-    log_path,
     parse_log,
     read_metrics,
     stitch_logs,
 )
+from pyimagesearch.run.paths import log_path
 
 METRICS = {"accuracy": 0.412, "top_k_accuracy_5": 0.671, "cross-entropy": 2.731}
 

@@ -8,13 +8,9 @@ import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
+from pyimagesearch.run.optimizer_state import StateError, load_optimizer_state, save_optimizer_state
 from pyimagesearch.settings import recipes
-from pyimagesearch.training.optimizers import (
-    StateError,
-    create_optimizer,
-    load_optimizer_state,
-    save_optimizer_state,
-)
+from pyimagesearch.training.optimizers import create_optimizer
 
 
 def small_net(units=3):

@@ -21,7 +21,8 @@ from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.data.sources.sample_photos import PhotoTree
-from pyimagesearch.run.checkpoints import load_network, result_path
+from pyimagesearch.run.checkpoints import load_network
+from pyimagesearch.run.paths import result_path
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import train_googlenet
 from pyimagesearch import settings
 from pyimagesearch.config import ConfigError, load_config
 from pyimagesearch.settings import recipes
+from pyimagesearch.settings.readme import readme_with_table
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p for p in (REPO / "config").glob("*.py") if p.name != "__init__.py")
@@ -148,8 +149,9 @@ def test_a_bad_config_stops_a_script_with_one_line_and_no_traceback(tmp_path, ca
 
 def test_the_readme_table_is_generated_from_the_declarations():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert settings.readme_with_table(readme) == readme, \
-        "README.md's settings table is stale: python -m pyimagesearch.settings --write-readme"
+    assert readme_with_table(readme) == readme, \
+        "README.md's settings table is stale: " \
+        "python -m pyimagesearch.commands.settings_table --write-readme"
     for setting in settings.SETTINGS:
         assert f"| `{setting.name}` |" in readme
 
@@ -157,7 +159,7 @@ def test_the_readme_table_is_generated_from_the_declarations():
 def test_every_declared_setting_is_read_by_the_code():
     sources = "\n".join(p.read_text(encoding="utf-8")
                         for p in (REPO / "pyimagesearch").rglob("*.py")
-                        if p.name != "settings.py")
+                        if "settings" not in p.parts)
     unread = [s.name for s in settings.SETTINGS if not re.search(rf"\b{s.name}\b", sources)]
     # The book's root of a dataset's outputs: configs derive the record paths from it.
     assert unread == ["MX_OUTPUT"]

@@ -20,7 +20,8 @@ from pyimagesearch.evaluation.statistics import (
     published,
 )
 from pyimagesearch.reporting.plots import band_limits, plot_runs
-from pyimagesearch.run.logs import TrainingLog, append_metrics, log_path, stitch_logs
+from pyimagesearch.run.logs import TrainingLog, append_metrics, stitch_logs
+from pyimagesearch.run.paths import log_path
 
 METRICS = {"accuracy": 0.5, "top_k_accuracy_5": 0.9, "cross-entropy": 1.0}
 

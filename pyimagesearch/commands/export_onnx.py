@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    try:  # onnx may be missing from a hand-made environment: say how to get it
+    try:
+        # onnx may be missing from a hand-made environment: say how to get it
         from pyimagesearch.export.onnx_export import default_output, export_checkpoint
     except ImportError as exc:
         raise ExportError(f"exporting needs the onnx packages ({exc}); install them with "

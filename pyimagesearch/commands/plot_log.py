@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from pyimagesearch.reporting.plots import BANDS, plot_history, plot_runs
-from pyimagesearch.run.logs import run_logs, stitch_logs
+from pyimagesearch.run.logs import stitch_logs
+from pyimagesearch.run.paths import run_logs
 
 
 def plot_runs_command(args: argparse.Namespace) -> int:

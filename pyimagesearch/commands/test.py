@@ -20,7 +20,7 @@ from pyimagesearch.evaluation.evaluate import (
     evaluate_all_epochs,
     evaluate_checkpoint,
 )
-from pyimagesearch.run.checkpoints import epochs_csv_path
+from pyimagesearch.run.paths import epochs_csv_path
 from pyimagesearch.settings import argument_type
 
 

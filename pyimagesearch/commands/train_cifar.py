@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from pyimagesearch.commands.common import run
@@ -25,13 +24,9 @@ from pyimagesearch.config import ConfigError, Settings, load_config
 from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
 from pyimagesearch.run.checkpoints import latest_checkpoint
+from pyimagesearch.run.paths import seed_folder
 from pyimagesearch.settings.recipes import Recipe
 from pyimagesearch.training.experiment import RunRequest
-
-
-def run_folder(checkpoints: str | Path, seed: int) -> Path:
-    """Where the run with ``seed`` keeps its checkpoints and logs."""
-    return Path(checkpoints) / f"seed{seed}"
 
 
 def add_cifar_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +80,7 @@ def plan_runs(config: Settings, args: argparse.Namespace) -> list[RunRequest]:
               if name in RunRequest.__dataclass_fields__ and hasattr(args, name)}
     requests = []
     for seed in range(first, first + args.runs):
-        folder = run_folder(args.checkpoints, seed)
+        folder = seed_folder(args.checkpoints, seed)
         start = args.start_epoch
         if args.resume:
             start = latest_checkpoint(folder, args.prefix) or 0

@@ -25,15 +25,13 @@ from pyimagesearch.evaluation.crops import (
 from pyimagesearch.files import atomic_write_text, write_failure
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
-    checkpoint_name,
-    epochs_csv_path,
     list_checkpoints,
     load_network,
     read_manifest,
     resolve_epoch,
-    result_path,
 )
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
+from pyimagesearch.run.paths import checkpoint_name, epochs_csv_path, result_path
 from pyimagesearch.scoring import evaluate
 from pyimagesearch.training.devices import select_contexts
 

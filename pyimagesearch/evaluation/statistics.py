@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,8 +27,9 @@ from pyimagesearch.config import Settings, load_config
 from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
 from pyimagesearch.errors import CheckpointError, ConfigError, DatasetError
 from pyimagesearch.evaluation.evaluate import ResultNotSaved, evaluate_checkpoint
-from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest, result_path
-from pyimagesearch.run.logs import metrics_jsonl_path, read_metrics
+from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest
+from pyimagesearch.run.logs import read_metrics
+from pyimagesearch.run.paths import SEED_FOLDER, metrics_jsonl_path, result_path
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ PAPER_TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: 
 # 2,000 images sampled with replacement; its author replaced them with these.
 TORCH_REPRODUCTION = {20: 8.29, 32: 7.63, 44: 7.14, 56: 6.94, 110: 6.73}
 
-_SEED_FOLDER = re.compile(r"seed(-?\d+)$")
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def find_runs(path: str | Path, prefix: str) -> list[Path]:
                 and (metrics_jsonl_path(p, prefix).is_file() or latest_checkpoint(p, prefix))]
 
     def order(folder: Path) -> tuple[int, int, str]:
-        match = _SEED_FOLDER.search(folder.name)
+        match = SEED_FOLDER.search(folder.name)
         return (0, int(match.group(1)), "") if match else (1, 0, folder.name)
 
     return sorted(children, key=order)
@@ -159,7 +158,7 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
     val_errors = {int(r["epoch"]): 100.0 * (1.0 - float(r["val"]["accuracy"]))
                   for r in records if r.get("val", {}).get("accuracy") is not None}
     epoch = latest_checkpoint(folder, prefix)
-    seed_match = _SEED_FOLDER.search(folder.name)
+    seed_match = SEED_FOLDER.search(folder.name)
     result = RunResult(folder=str(folder), seed=int(seed_match.group(1)) if seed_match else None,
                        last_epoch=epoch, test_error=None, test_images=None,
                        val_errors=val_errors, last_k=Summary.of(last_k_errors(val_errors, k)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +24,12 @@ from pyimagesearch.data.iterators import Normalizer, evaluation_iterator
 from pyimagesearch.errors import EXIT_PARITY
 from pyimagesearch.export import DEFAULT_PARITY_IMAGES, DEFAULT_TOLERANCE, ExportError
 from pyimagesearch.export.runtime import OnnxModel
-from pyimagesearch.files import commit_file, fsync_path
+from pyimagesearch.files import commit_file, fsync_path, partial_path
 from pyimagesearch.inference.preprocess import classes_metadata
 from pyimagesearch.inference.source import CheckpointSource
-from pyimagesearch.run.checkpoints import checkpoint_name, load_network, onnx_path
+from pyimagesearch.run.checkpoints import load_network
 from pyimagesearch.run.mxnet_checkpoints import network_graph
+from pyimagesearch.run.paths import checkpoint_name, onnx_path
 
 BATCH_DIM = "batch"
 
@@ -220,7 +220,7 @@ def export_checkpoint(source: CheckpointSource, output: str | Path,
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    temporary = partial_path(output, hidden=True)
     try:
         model = convert(source, temporary)
         onnx.save(model, str(temporary))

@@ -80,6 +80,7 @@ class OnnxModel:
         else:
             from onnx.reference import ReferenceEvaluator
 
+            # onnx's reference operators load only where onnxruntime is missing
             from pyimagesearch.export.reference_ops import NEW_OPS
 
             self._evaluator = ReferenceEvaluator(self.proto, new_ops=NEW_OPS)

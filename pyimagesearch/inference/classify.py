@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import mxnet as mx
 import numpy as np
 
 from pyimagesearch.data.images import DEFAULT_MAX_ASPECT_RATIO, UnreadableImage
@@ -29,7 +30,9 @@ from pyimagesearch.inference.preprocess import (
     PreprocessingError,
     classes_from_metadata,
 )
-from pyimagesearch.run.checkpoints import checkpoint_name, load_network
+from pyimagesearch.inference.source import describe_checkpoint
+from pyimagesearch.run.checkpoints import load_network
+from pyimagesearch.run.paths import checkpoint_name
 
 DEFAULT_TOP = 5
 
@@ -75,10 +78,6 @@ class Classifier:
     @classmethod
     def from_checkpoint(cls, checkpoints: str, prefix: str, epoch: int | str,
                         config: str | None = None, override: bool = False) -> Classifier:
-        import mxnet as mx
-
-        from pyimagesearch.inference.source import describe_checkpoint
-
         source = describe_checkpoint(checkpoints, prefix, epoch, config, override)
         net = load_network(checkpoints, prefix, source.epoch, [mx.cpu()], source.config)
 
@@ -93,7 +92,8 @@ class Classifier:
 
     @classmethod
     def from_onnx(cls, path: str | Path, runtime: str = "auto") -> Classifier:
-        try:  # onnx: only a classification by an ONNX file needs it
+        try:
+            # onnx: only a classification by an ONNX file needs it
             from pyimagesearch.export.runtime import OnnxModel
         except ImportError as exc:
             raise ProjectError(f"--onnx needs the onnx package ({exc}); install "

@@ -24,12 +24,8 @@ from pyimagesearch.data.dataset import (
     check_dataset,
 )
 from pyimagesearch.inference.preprocess import ClassName, Preprocessing, classes_from_manifest
-from pyimagesearch.run.checkpoints import (
-    checkpoint_name,
-    checkpoint_paths,
-    read_manifest,
-    resolve_epoch,
-)
+from pyimagesearch.run.checkpoints import read_manifest, resolve_epoch
+from pyimagesearch.run.paths import checkpoint_name, checkpoint_paths
 
 logger = logging.getLogger(__name__)
 

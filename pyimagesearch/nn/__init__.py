@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-import mxnet as mx
 from mxnet import gluon
 
+from pyimagesearch.nn.layers import complete_shapes, count_trainable_parameters
 from pyimagesearch.settings import ConfigError
+
+__all__ = ["complete_shapes", "count_trainable_parameters", "get_model", "model_names"]
 
 # name -> "module:factory"; imported lazily so one network's import cost is not paid by all.
 _REGISTRY = {
@@ -33,6 +35,7 @@ def get_model(name: str, **kwargs) -> gluon.HybridBlock:
     Raises ``ConfigError`` (one line) for an unknown name or arguments the network refuses.
     """
     if name.startswith(GLUONCV_PREFIX):
+        # GluonCV takes seconds to import: only a zoo network pays for it.
         from pyimagesearch.nn.gluoncv_zoo import ZooNetwork, ZooNetworkError
 
         try:
@@ -51,34 +54,3 @@ def get_model(name: str, **kwargs) -> gluon.HybridBlock:
         return getattr(importlib.import_module(module_name), factory)(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build {name} with {kwargs}: {exc}") from None
-
-
-def count_trainable_parameters(net: gluon.Block) -> int:
-    """Parameters that receive gradients (BN running statistics are buffers, not counted)."""
-    return sum(int(_size(p.shape)) for p in net.collect_params().values() if p.grad_req != "null")
-
-
-def complete_shapes(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> None:
-    """Give parameters whose shape is still open (deferred initialization) their shape.
-
-    GluonCV's networks leave input channels to the first forward pass; inferring them for
-    an input of ``data_shape`` makes counts and ``initialize`` complete at once. Networks
-    whose shapes are all known are left alone.
-    """
-    params = [p for p in net.collect_params().values() if p.shape is None or not all(p.shape)]
-    if not params:
-        return
-    symbol = net(mx.sym.var("data"))
-    args, _, auxs = symbol.infer_shape(data=data_shape)
-    shapes = dict(zip(symbol.list_arguments(), args))
-    shapes.update(zip(symbol.list_auxiliary_states(), auxs))
-    for param in params:
-        if param.name in shapes:
-            param.shape = tuple(shapes[param.name])
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size

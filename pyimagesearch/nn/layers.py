@@ -41,8 +41,6 @@ def summarize(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> str:
     every network in this package follows. Shapes come from symbolic shape inference, so
     nothing is computed and ``net`` need not be initialized.
     """
-    from pyimagesearch.nn import count_trainable_parameters  # the package imports us lazily
-
     stages = [net.features[i] for i in range(len(net.features))] + [net.output]
     rows = []
     x = mx.sym.var("data")
@@ -75,3 +73,34 @@ class GlobalAvgPool(nn.HybridBlock):
 
     def hybrid_forward(self, F, x):
         return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
+
+
+def count_trainable_parameters(net: gluon.Block) -> int:
+    """Parameters that receive gradients (BN running statistics are buffers, not counted)."""
+    return sum(int(_size(p.shape)) for p in net.collect_params().values() if p.grad_req != "null")
+
+
+def complete_shapes(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> None:
+    """Give parameters whose shape is still open (deferred initialization) their shape.
+
+    GluonCV's networks leave input channels to the first forward pass; inferring them for
+    an input of ``data_shape`` makes counts and ``initialize`` complete at once. Networks
+    whose shapes are all known are left alone.
+    """
+    params = [p for p in net.collect_params().values() if p.shape is None or not all(p.shape)]
+    if not params:
+        return
+    symbol = net(mx.sym.var("data"))
+    args, _, auxs = symbol.infer_shape(data=data_shape)
+    shapes = dict(zip(symbol.list_arguments(), args))
+    shapes.update(zip(symbol.list_auxiliary_states(), auxs))
+    for param in params:
+        if param.name in shapes:
+            param.shape = tuple(shapes[param.name])
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for dim in shape:
+        size *= dim
+    return size

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.ticker import MaxNLocator
+
+from pyimagesearch.reporting.plots import plot_history, plt
 from pyimagesearch.reporting.run_data import RunData, finite
+from pyimagesearch.run.paths import figure_path
 
 
 def _lr_figure(data: RunData, path: Path) -> Path | None:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
     points = [(e, r.lr) for e, r in data.history.epochs.items() if finite(r.lr)]
     if not points:
         return None
@@ -34,8 +35,6 @@ def _lr_figure(data: RunData, path: Path) -> Path | None:
 
 
 def _health_figure(data: RunData, path: Path) -> Path | None:
-    import matplotlib.pyplot as plt
-
     if not data.health_checks:
         return None
     x = list(range(len(data.health_checks)))
@@ -61,16 +60,14 @@ def _health_figure(data: RunData, path: Path) -> Path | None:
 
 def write_figures(data: RunData, folder: Path) -> dict[str, Path]:
     """The report's PNGs, written into ``folder``: name -> path."""
-    from pyimagesearch.reporting.plots import plot_history
-
     figures: dict[str, Path] = {}
     if data.history.epochs:
         for path in plot_history(data.history, folder, data.prefix):
             figures[path.stem.rsplit("_", 1)[-1]] = path
-    lr = _lr_figure(data, folder / f"{data.prefix}_lr.png")
+    lr = _lr_figure(data, figure_path(folder, data.prefix, "lr"))
     if lr is not None:
         figures["lr"] = lr
-    health = _health_figure(data, folder / f"{data.prefix}_health.png")
+    health = _health_figure(data, figure_path(folder, data.prefix, "health"))
     if health is not None:
         figures["health"] = health
     return figures

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from pyimagesearch.run.logs import RunHistory
+from pyimagesearch.run.paths import figure_path
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
 
 CURVES = ((RANK1, "rank-1 accuracy", "rank1"), (RANK5, "rank-5 accuracy", "rank5"),
@@ -84,7 +85,7 @@ def plot_history(history: RunHistory, output: str | Path, title: str) -> list[Pa
                           xytext=(3, -4), textcoords="offset points", va="top", fontsize=8,
                           color="dimgrey")
         written.append(_save(figure, axes, label, f"{title}: {label}",
-                             output / f"{title}_{suffix}.png"))
+                             figure_path(output, title, suffix)))
     return written
 
 
@@ -150,5 +151,5 @@ def plot_runs(histories: list[RunHistory], output: str | Path, title: str,
             axes.plot(epochs, mean, style, color=colour, linewidth=2,
                       label=f"{name} mean of {len(histories)} runs")
         written.append(_save(figure, axes, label, f"{title}: {label}, {len(histories)} runs",
-                             output / f"{title}_runs_{suffix}.png"))
+                             figure_path(output, title, f"runs_{suffix}")))
     return written

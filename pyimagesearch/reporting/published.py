@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pyimagesearch.evaluation.statistics import PAPER_TABLE6, TORCH_REPRODUCTION
+
 
 @dataclass(frozen=True)
 class Published:
@@ -79,8 +81,6 @@ TORCH_CIFAR_SOURCE = "Torch reproduction (gcr/torch-residual-networks, M. Wilber
 
 
 def _cifar(model_params: dict[str, Any]) -> Comparison:
-    from pyimagesearch.evaluation.statistics import PAPER_TABLE6, TORCH_REPRODUCTION
-
     depth = model_params.get("depth")
     if int(model_params.get("num_classes", 10)) != 10:
         return Comparison([], "No published CIFAR-100 figure for these ResNets in He et al.")

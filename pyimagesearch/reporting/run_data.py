@@ -12,17 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.config import load_config
+from pyimagesearch.data.dataset import (
+    DatasetError,
+    DatasetIdentity,
+    identity_differences,
+    recorded_identity,
+)
+from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
 from pyimagesearch.errors import ProjectError
 from pyimagesearch.reporting.published import Comparison, comparison
-from pyimagesearch.run.checkpoints import checkpoint_name, list_checkpoints, read_manifest
-from pyimagesearch.run.logs import (
-    RunHistory,
-    metrics_jsonl_path,
-    read_metrics,
-    run_logs,
-    stitch_logs,
-)
+from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.logs import RunHistory, read_metrics, stitch_logs
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
+from pyimagesearch.run.paths import checkpoint_name, metrics_jsonl_path, run_logs
 from pyimagesearch.scoring import RANK1
 from pyimagesearch.training.health import (
     MONITOR_LINE,
@@ -145,14 +148,6 @@ def _monitor_settings(history: RunHistory, prefix: str = MONITOR_LINE) -> str:
 
 def _dataset(manifest: dict[str, Any], override: bool) -> tuple[dict[str, Any] | None, str]:
     """The dataset manifest the run recorded, if it is still the dataset the run trained on."""
-    from pyimagesearch.data.dataset import (
-        DatasetError,
-        DatasetIdentity,
-        identity_differences,
-        recorded_identity,
-    )
-    from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
-
     path = manifest.get("dataset", {}).get("manifest")
     if not path:
         return None, "the checkpoint records no dataset manifest"
@@ -196,8 +191,6 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
         snapshot, origin = {}, "no checkpoint"
         dataset, dataset_origin = None, "no checkpoint"
     if config is not None and not snapshot:
-        from pyimagesearch.config import load_config
-
         snapshot, origin = load_config(config).snapshot(), f"{config} (--config)"
     identity = found[-1].manifest.get("identity", {}) if found else {}
     model = str(identity.get("model", snapshot.get("MODEL", "?")))

@@ -26,7 +26,7 @@ from pyimagesearch.files import atomic_write_text
 from pyimagesearch.reporting.figures import write_figures
 from pyimagesearch.reporting.page import render
 from pyimagesearch.reporting.run_data import RunData, collect
-from pyimagesearch.run.checkpoints import report_path
+from pyimagesearch.run.paths import report_path
 
 
 def write_report(checkpoints: str | Path, prefix: str, output: str | Path | None = None,

@@ -45,48 +45,26 @@ from mxnet import gluon
 
 from pyimagesearch.errors import CheckpointError
 from pyimagesearch.files import atomic_write_text, commit_file, fsync_path, sha256_file
+from pyimagesearch.run.mxnet_checkpoints import (
+    build_from_mxnet_checkpoint,
+    is_mxnet_checkpoint,
+    mxnet_checkpoint_epochs,
+    stand_in_manifest,
+)
+from pyimagesearch.run.optimizer_state import save_optimizer_state
+from pyimagesearch.run.paths import (
+    checkpoint_name,
+    checkpoint_paths,
+    epoch_of,
+    manifest_glob,
+    save_leftover,
+    save_stem,
+)
 from pyimagesearch.settings import Settings
-from pyimagesearch.training.optimizers import save_optimizer_state
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-
-
-def checkpoint_paths(folder: str | Path, prefix: str, epoch: int) -> dict[str, Path]:
-    """The four files of checkpoint ``epoch``."""
-    folder = Path(folder)
-    return {
-        "symbol": folder / f"{prefix}-symbol.json",
-        "params": folder / f"{prefix}-{epoch:04d}.params",
-        "states": folder / f"{prefix}-{epoch:04d}.states",
-        "manifest": folder / f"{prefix}-{epoch:04d}.json",
-    }
-
-
-def result_path(folder: str | Path, prefix: str, epoch: int, split: str,
-                crops: int = 1) -> Path:
-    """Where a score is saved: ``NAME-0050-test.json``, ``NAME-0050-test-10crop.json``."""
-    suffix = "" if crops == 1 else f"-{crops}crop"
-    return Path(folder) / f"{prefix}-{epoch:04d}-{split}{suffix}.json"
-
-
-def epochs_csv_path(folder: str | Path, prefix: str) -> Path:
-    """Every checkpoint's validation figures (``test_*.py --all-epochs``)."""
-    return Path(folder) / f"{prefix}-epochs.csv"
-
-
-def onnx_path(folder: str | Path, prefix: str, epoch: int) -> Path:
-    return Path(folder) / f"{prefix}-{epoch:04d}.onnx"
-
-
-def report_path(folder: str | Path, prefix: str) -> Path:
-    return Path(folder) / f"{prefix}-report.html"
-
-
-def checkpoint_name(prefix: str, epoch: int) -> str:
-    """``NAME-0050``: how messages and metadata name checkpoint 50."""
-    return f"{prefix}-{epoch:04d}"
 
 
 def _file_entry(path: Path) -> dict[str, Any]:
@@ -120,7 +98,7 @@ def save_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: str 
         raise CheckpointError(f"not saving epoch {epoch}: non-finite values in "
                               f"{', '.join(broken[:5])}")
     final = checkpoint_paths(folder, prefix, epoch)
-    stem = folder / f"{_TEMPORARY_STEM.format(prefix=prefix)}{os.getpid()}"
+    stem = save_stem(folder, prefix, os.getpid())
     temporary = checkpoint_paths(stem.parent, stem.name, epoch)
     try:
         _write_checkpoint(net, trainer, folder, prefix, epoch, info, final, stem, temporary)
@@ -159,10 +137,6 @@ def _write_checkpoint(net: gluon.HybridBlock, trainer: gluon.Trainer, folder: Pa
     atomic_write_text(final["manifest"], json.dumps(manifest, indent=2, sort_keys=True))
 
 
-# Temporary names of a save: ".NAME.tmp<pid>-symbol.json", ".NAME.tmp<pid>-0001.params", ...
-_TEMPORARY_STEM = ".{prefix}.tmp"
-
-
 def remove_save_leftovers(folder: str | Path, prefix: str) -> list[Path]:
     """Delete what interrupted saves of ``prefix`` left in ``folder``; return those files.
 
@@ -170,9 +144,7 @@ def remove_save_leftovers(folder: str | Path, prefix: str) -> list[Path]:
     temporary file of a save is a leftover (whatever its pid, which may have been reused).
     """
     folder = Path(folder)
-    stem = re.escape(_TEMPORARY_STEM.format(prefix=prefix))
-    pattern = re.compile(rf"{stem}\d+-(symbol\.json|\d{{4}}\.(params|states|json))"
-                         rf"|{re.escape(prefix)}-\d{{4}}\.json\.partial-\d+")
+    pattern = save_leftover(prefix)
     removed = []
     interrupted = set()
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
@@ -199,8 +171,8 @@ def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
     """Epochs with a complete checkpoint (a manifest and every file it names)."""
     folder = Path(folder)
     epochs = []
-    for manifest in folder.glob(f"{prefix}-[0-9][0-9][0-9][0-9].json"):
-        epoch = int(manifest.stem.rsplit("-", 1)[1])
+    for manifest in folder.glob(manifest_glob(prefix)):
+        epoch = epoch_of(manifest)
         if all(path.exists() for path in checkpoint_paths(folder, prefix, epoch).values()):
             epochs.append(epoch)
     return sorted(epochs)
@@ -220,8 +192,6 @@ def resolve_epoch(folder: str | Path, prefix: str, epoch: int | str) -> int:
     """
     if str(epoch) != "last":
         return int(epoch)
-    from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs  # it imports us
-
     newest_mxnet = max(mxnet_checkpoint_epochs(folder, prefix), default=None)
     for candidate in reversed(list_checkpoints(folder, prefix)):
         if newest_mxnet is not None and newest_mxnet > candidate:
@@ -248,8 +218,6 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
     folder = Path(folder)
     paths = checkpoint_paths(folder, prefix, epoch)
     if not paths["manifest"].exists():
-        from pyimagesearch.run.mxnet_checkpoints import is_mxnet_checkpoint, stand_in_manifest
-
         if is_mxnet_checkpoint(folder, prefix, epoch):
             return stand_in_manifest(folder, prefix, epoch)
         existing = list_checkpoints(folder, prefix)
@@ -304,8 +272,6 @@ def load_network(folder: str | Path, prefix: str, epoch: int, contexts: list[mx.
     An epoch MXNet's symbolic API wrote is loaded into ``config``'s network instead, its
     arrays mapped by structure (``mxnet_checkpoints``); without a config it is refused.
     """
-    from pyimagesearch.run.mxnet_checkpoints import build_from_mxnet_checkpoint, is_mxnet_checkpoint
-
     if is_mxnet_checkpoint(folder, prefix, epoch):
         if config is None:
             raise CheckpointError(f"{checkpoint_name(prefix, epoch)} in {folder} was written by "

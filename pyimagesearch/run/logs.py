@@ -29,6 +29,7 @@ from typing import Any
 
 from pyimagesearch.errors import ProjectError
 from pyimagesearch.files import write_all, write_failure
+from pyimagesearch.run.paths import LOG_NAME
 from pyimagesearch.scoring import METRIC_NAMES
 
 # A number as the log lines print it (nan and inf included).
@@ -41,23 +42,6 @@ _EPOCH_METRIC = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([\w-]+)=" + NUMB
 TIME_COST_LINE = re.compile(r"Epoch\[(\d+)\] Time cost=" + NUMBER)
 _LR = re.compile(r"Epoch\[(\d+)\] Learning-rate=" + NUMBER)
 _START = re.compile(r"Start: epoch (\d+) at (\S+)")
-_NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")
-
-
-def log_path(checkpoints: str | Path, start_epoch: int, worker: int | None = None) -> Path:
-    """The log file for a run starting at ``start_epoch`` that overwrites no earlier one.
-
-    Workers other than 0 of a distributed run log to ``worker<k>-training_<start>.log``,
-    which the run's plots (``training_*.log``) leave out.
-    """
-    folder = Path(checkpoints)
-    stem = f"training_{start_epoch}" if worker is None else f"worker{worker}-training_{start_epoch}"
-    path = folder / f"{stem}.log"
-    repeat = 2
-    while path.exists():
-        path = folder / f"{stem}.{repeat}.log"
-        repeat += 1
-    return path
 
 
 class LogWriteError(ProjectError):
@@ -187,7 +171,7 @@ def parse_log(path: str | Path) -> ParsedLog:
     Lines that do not match (a truncated last line, other messages) are skipped.
     """
     path = Path(path)
-    name = _NAME.search(path.name)
+    name = LOG_NAME.search(path.name)
     start_epoch = int(name.group(1)) if name else 0
     started_at = None
     epochs: dict[int, EpochRecord] = {}
@@ -229,7 +213,7 @@ class RunHistory:
 
 
 def _repeat(log: ParsedLog) -> int:
-    match = _NAME.search(log.path.name)
+    match = LOG_NAME.search(log.path.name)
     return int(match.group(2) or 1) if match else 0
 
 
@@ -251,14 +235,6 @@ def stitch_logs(paths: list[str | Path]) -> RunHistory:
         first = log.epochs.get(log.start_epoch)
         restarts.append(Restart(log.start_epoch, first.lr if first else None, log.path))
     return RunHistory(epochs=dict(sorted(epochs.items())), restarts=restarts)
-
-
-def run_logs(checkpoints: str | Path) -> list[Path]:
-    return sorted(Path(checkpoints).glob("training_*.log"))
-
-
-def metrics_jsonl_path(checkpoints: str | Path, prefix: str) -> Path:
-    return Path(checkpoints) / f"{prefix}-metrics.jsonl"
 
 
 def _json_safe(value: Any) -> Any:

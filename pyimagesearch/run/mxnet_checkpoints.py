@@ -31,7 +31,16 @@ from mxnet import gluon
 
 from pyimagesearch.config import Settings
 from pyimagesearch.files import atomic_write_text, sha256_file
-from pyimagesearch.run.checkpoints import checkpoint_name, checkpoint_paths
+from pyimagesearch.nn.build import build_network
+from pyimagesearch.run.paths import (
+    checkpoint_name,
+    checkpoint_paths,
+    epoch_of,
+    manifest_glob,
+    mxnet_symbol_copy,
+    params_glob,
+    save_traces,
+)
 from pyimagesearch.run.symbolic_import import load_symbolic_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -42,8 +51,8 @@ ND_LIST_MAGIC = (0x112).to_bytes(8, "little")  # the first bytes of an mx.nd.sav
 
 def mxnet_symbol_file(folder: str | Path, prefix: str) -> Path:
     """The graph of the MXNet epochs: the preserved copy if a resumed run made one."""
-    preserved = Path(folder) / f"{prefix}-mxnet-symbol.json"
-    return preserved if preserved.is_file() else Path(folder) / f"{prefix}-symbol.json"
+    preserved = mxnet_symbol_copy(folder, prefix)
+    return preserved if preserved.is_file() else checkpoint_paths(folder, prefix, 0)["symbol"]
 
 
 def is_mxnet_checkpoint(folder: str | Path, prefix: str, epoch: int) -> bool:
@@ -59,12 +68,11 @@ def is_mxnet_checkpoint(folder: str | Path, prefix: str, epoch: int) -> bool:
     paths = checkpoint_paths(folder, prefix, epoch)
     if not paths["params"].is_file() or paths["manifest"].exists():
         return False
-    if (folder / f"{prefix}-mxnet-symbol.json").is_file():
+    if mxnet_symbol_copy(folder, prefix).is_file():
         return True
-    if not paths["symbol"].is_file() or any(folder.glob(f"{prefix}-[0-9][0-9][0-9][0-9].json")):
+    if not paths["symbol"].is_file() or any(folder.glob(manifest_glob(prefix))):
         return False
-    if any(folder.glob(f".{prefix}.tmp*-{epoch:04d}.*")) or any(
-            folder.glob(f"{prefix}-{epoch:04d}.json.partial-*")):
+    if save_traces(folder, prefix, epoch):
         return False
     return not (paths["states"].is_file() and _array_file(paths["states"]))
 
@@ -78,8 +86,8 @@ def _array_file(path: Path) -> bool:
 def mxnet_checkpoint_epochs(folder: str | Path, prefix: str) -> list[int]:
     """Epochs of ``prefix`` in ``folder`` that are MXNet checkpoints."""
     epochs = []
-    for path in Path(folder).glob(f"{prefix}-[0-9][0-9][0-9][0-9].params"):
-        epoch = int(path.stem.rsplit("-", 1)[1])
+    for path in Path(folder).glob(params_glob(prefix)):
+        epoch = epoch_of(path)
         if is_mxnet_checkpoint(folder, prefix, epoch):
             epochs.append(epoch)
     return sorted(epochs)
@@ -96,8 +104,6 @@ def load_mxnet_checkpoint(net: gluon.HybridBlock, folder: str | Path, prefix: st
 def build_from_mxnet_checkpoint(config: Settings, folder: str | Path, prefix: str,
                                 epoch: int, contexts: list[mx.Context]) -> gluon.HybridBlock:
     """The config's network with MXNet checkpoint ``epoch``'s weights, hybridized."""
-    from pyimagesearch.training.experiment import build_network  # it imports this module
-
     config.require("MODEL", "NUM_CLASSES", "INPUT_SIZE")
     net = build_network(config, contexts, seed=0)
     logger.info("%s", load_mxnet_checkpoint(net, folder, prefix, epoch, config.INPUT_SIZE))
@@ -142,10 +148,10 @@ def restore_weights_only(net: gluon.HybridBlock, trainer: gluon.Trainer, folder:
 
 def preserve_mxnet_symbol(folder: str | Path, prefix: str) -> None:
     """Copy ``NAME-symbol.json`` to ``NAME-mxnet-symbol.json`` before a run replaces it."""
-    preserved = Path(folder) / f"{prefix}-mxnet-symbol.json"
+    preserved = mxnet_symbol_copy(folder, prefix)
     if preserved.is_file():
         return
-    original = Path(folder) / f"{prefix}-symbol.json"
+    original = checkpoint_paths(folder, prefix, 0)["symbol"]
     atomic_write_text(preserved, original.read_text(encoding="utf-8"))
     logger.info("MXNet's %s kept as %s: this run writes its own %s", original.name,
                 preserved.name, original.name)

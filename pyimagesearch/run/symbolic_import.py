@@ -38,7 +38,8 @@ from typing import Any
 import mxnet as mx
 from mxnet import gluon
 
-from pyimagesearch.run.checkpoints import CheckpointError
+from pyimagesearch.errors import CheckpointError
+from pyimagesearch.run.paths import checkpoint_paths
 
 # Operators that only rescale or copy a parameter on its way to the operator using it.
 PASS_THROUGH = frozenset({"_mul_scalar", "_div_scalar", "_copy", "identity", "Cast",
@@ -83,19 +84,14 @@ class SymbolicCheckpoint:
     arrays: dict[str, mx.nd.NDArray]     # variable name -> array (arg: and aux: merged)
 
 
-def checkpoint_files(folder: str | Path, prefix: str, epoch: int) -> tuple[Path, Path]:
-    """``NAME-symbol.json`` and ``NAME-%04d.params``, MXNet's names for checkpoint ``epoch``."""
-    folder = Path(folder)
-    return folder / f"{prefix}-symbol.json", folder / f"{prefix}-{epoch:04d}.params"
-
-
 def read_symbolic_checkpoint(folder: str | Path, prefix: str, epoch: int,
                              symbol_file: str | Path | None = None) -> SymbolicCheckpoint:
     """Read both files; any problem is a one-line :class:`CheckpointError` naming the file.
 
     ``symbol_file`` replaces ``NAME-symbol.json`` (a copy kept under another name).
     """
-    default_symbol, params_file = checkpoint_files(folder, prefix, epoch)
+    paths = checkpoint_paths(folder, prefix, epoch)
+    default_symbol, params_file = paths["symbol"], paths["params"]
     symbol_file = Path(symbol_file) if symbol_file is not None else default_symbol
     for path in (symbol_file, params_file):
         if not path.is_file():

@@ -27,12 +27,14 @@ from pyimagesearch.data.iterators import (
     evaluation_iterator_params,
     training_iterator_params,
 )
-from pyimagesearch.locks import FolderLock, training_lock
-from pyimagesearch.nn import complete_shapes, count_trainable_parameters, get_model
+from pyimagesearch.locks import FolderLock
+from pyimagesearch.nn import count_trainable_parameters
+from pyimagesearch.nn.build import build_network, model_params
 from pyimagesearch.run.checkpoints import CheckpointError, remove_save_leftovers
-from pyimagesearch.run.logs import TrainingLog, log_path, metrics_jsonl_path, read_metrics
+from pyimagesearch.run.logs import TrainingLog, read_metrics
 from pyimagesearch.run.mxnet_checkpoints import KIND as MXNET_KIND
 from pyimagesearch.run.mxnet_checkpoints import restore_weights_only
+from pyimagesearch.run.paths import log_path, metrics_jsonl_path, run_lock
 from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.settings import to_json
 from pyimagesearch.settings.recipes import Recipe
@@ -90,35 +92,6 @@ class RunRequest:
                             self.reset_optimizer)
 
 
-def model_params(config: Settings, overrides: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """Constructor arguments of the config's network, with run-specific overrides."""
-    return {"num_classes": config.NUM_CLASSES, **config.MODEL_PARAMS, **(overrides or {})}
-
-
-INITIALIZERS = {
-    # The book's scripts: MXNet's default Xavier (uniform, average fan, magnitude 3).
-    "xavier": lambda: mx.init.Xavier(),
-    # He et al. 2015 (arXiv 1502.01852), for ReLU networks: Gaussian, fan-in, variance 2/n.
-    "msra": lambda: mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2),
-}
-
-
-def initializer(config: Settings) -> mx.init.Initializer:
-    return INITIALIZERS[config.INITIALIZER]()
-
-
-def build_network(config: Settings, contexts: list[mx.Context], seed: int,
-                  overrides: dict[str, Any] | None = None) -> gluon.HybridBlock:
-    net = get_model(config.MODEL, **model_params(config, overrides))
-    # Networks with deferred shapes (GluonCV's zoo) get them now, so counts are complete.
-    complete_shapes(net, (1, 3, config.INPUT_SIZE, config.INPUT_SIZE))
-    mx.random.seed(seed)
-    net.initialize(initializer(config), ctx=contexts)
-    net.hybridize(static_alloc=True, static_shape=True)
-    return net
-
-
 def _identity(config: Settings, recipe: Recipe, batch_size: int, per_epoch: int,
               params: dict[str, Any]) -> dict[str, Any]:
     """What must not change between a checkpoint and the run resuming from it."""
@@ -153,7 +126,7 @@ def _precision(config: Settings, contexts: list[mx.Context]) -> str:
 def claim_run_folder(request: RunRequest) -> Iterator[FolderLock]:
     """Hold the run's lock (one writer per checkpoint folder and prefix), after removing
     what an interrupted save left there: holding the lock, nobody else can be saving."""
-    with training_lock(request.checkpoints, request.prefix) as lock:
+    with run_lock(request.checkpoints, request.prefix) as lock:
         remove_save_leftovers(request.checkpoints, request.prefix)
         yield lock
 

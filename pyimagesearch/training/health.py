@@ -45,6 +45,7 @@ from mxnet.gluon import nn
 from pyimagesearch.config import Settings
 from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.run.logs import NUMBER
+from pyimagesearch.settings.declared import HEALTH_DEFAULTS
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
 
 
@@ -53,9 +54,9 @@ class HealthSettings:
     """``interval``: updates between checks; a warning after ``patience`` checks in a row
     whose zero fraction exceeds ``dead_fraction``."""
 
-    interval: int = 100
-    dead_fraction: float = 0.99
-    patience: int = 3
+    interval: int = HEALTH_DEFAULTS["interval"]
+    dead_fraction: float = HEALTH_DEFAULTS["dead_fraction"]
+    patience: int = HEALTH_DEFAULTS["patience"]
 
 
 def health_settings(config: Settings) -> HealthSettings | None:

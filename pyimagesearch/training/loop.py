@@ -25,13 +25,9 @@ from mxnet.contrib import amp
 
 from pyimagesearch.data.dataset import DatasetChanged
 from pyimagesearch.errors import EXIT_DIVERGED, ProjectError
-from pyimagesearch.run.checkpoints import (
-    CheckpointError,
-    checkpoint_paths,
-    nonfinite_weights,
-    save_checkpoint,
-)
+from pyimagesearch.run.checkpoints import CheckpointError, nonfinite_weights, save_checkpoint
 from pyimagesearch.run.logs import LogWriteError, TrainingLog, append_metrics
+from pyimagesearch.run.paths import checkpoint_paths
 from pyimagesearch.scoring import MetricTotals, Normalize, batch_sums, evaluate, split_batch
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
 from pyimagesearch.settings import Settings
+from pyimagesearch.settings.declared import PLATEAU_DEFAULTS
 
 # The metric names of PLATEAU, and the keys the loop's validation metrics use.
 METRIC_KEYS = {"rank1": RANK1, "rank5": RANK5, "loss": LOSS}
@@ -49,9 +50,9 @@ ResumeCommand = Callable[[int, float], str]
 class PlateauSettings:
     """Warn after ``patience`` epochs whose ``metric`` did not beat the best by ``min_delta``."""
 
-    metric: str = "rank1"
-    min_delta: float = 0.005
-    patience: int = 5
+    metric: str = PLATEAU_DEFAULTS["metric"]
+    min_delta: float = PLATEAU_DEFAULTS["min_delta"]
+    patience: int = PLATEAU_DEFAULTS["patience"]
 
 
 def plateau_settings(config: Settings) -> PlateauSettings | None:

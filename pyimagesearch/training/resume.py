@@ -18,14 +18,14 @@ from mxnet import gluon
 from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
-    checkpoint_paths,
     list_checkpoints,
     load_exported_params,
     read_manifest,
 )
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
-from pyimagesearch.settings import SETTINGS, default_snapshot_value
-from pyimagesearch.training.optimizers import load_optimizer_state
+from pyimagesearch.run.optimizer_state import load_optimizer_state
+from pyimagesearch.run.paths import checkpoint_paths
+from pyimagesearch.settings import SETTINGS
 
 # Settings that change how a run is watched or fed, not what it computes; the recipes are
 # compared resolved (``recipe``), whatever form the config gave them in.
@@ -103,9 +103,7 @@ def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
             differences.append(f"{key}: checkpoint {old!r}, now {new!r}")
     old_config, new_config = _canonical(saved.get("config", {})), _canonical(current["config"])
     for name in sorted((set(old_config) | set(new_config)) - IGNORED_FIELDS):
-        # A checkpoint of an older version snapshots only the fields its config set.
-        old = old_config.get(name, default_snapshot_value(name))
-        new = new_config.get(name, default_snapshot_value(name))
+        old, new = old_config.get(name), new_config.get(name)
         if old != new:
             differences.append(f"config {name}: checkpoint {old!r}, now {new!r}")
     return differences

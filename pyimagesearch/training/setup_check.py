@@ -39,8 +39,8 @@ from mxnet import autograd, gluon
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError, check_dataset
 from pyimagesearch.nn import get_model
+from pyimagesearch.nn.build import build_network, initializer, model_params
 from pyimagesearch.training.devices import select_contexts, visible_gpus
-from pyimagesearch.training.experiment import build_network, initializer, model_params
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # Relative to the largest reference value. cuDNN may compute float32 convolutions in TF32

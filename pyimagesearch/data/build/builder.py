@@ -63,8 +63,10 @@ from pyimagesearch.data.dataset import (
     write_mean,
     write_mean_image,
 )
+from pyimagesearch.data.records.errors import RecordError
 from pyimagesearch.data.records.format import idx_path_for, naming_errors
 from pyimagesearch.data.records.lists import ListEntry, write_list
+from pyimagesearch.data.records.verify import verify_split
 from pyimagesearch.data.sources.layouts import SplitSource, make_split_lists, split_source
 from pyimagesearch.errors import EXIT_FAILED
 from pyimagesearch.locks import build_lock
@@ -226,9 +228,6 @@ def _build_staged(config: Settings, source: SplitSource,
                   staging: Staging, strict: bool, started: float,
                   started_at: datetime) -> dict[str, Any]:
     """Everything under temporary names, then the commit (see :class:`Staging`)."""
-    from pyimagesearch.data.records.errors import RecordError
-    from pyimagesearch.data.records.verify import verify_split
-
     image_root = source.image_root
     mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
     timeout, max_aspect = config.BUILD_WORKER_TIMEOUT, config.BUILD_MAX_ASPECT_RATIO

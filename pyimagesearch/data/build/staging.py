@@ -18,11 +18,10 @@ from typing import Any
 
 from pyimagesearch.data.dataset import manifest_text
 from pyimagesearch.data.records.format import naming_errors
-from pyimagesearch.files import fsync_path
+from pyimagesearch.files import PARTIAL, fsync_path, partial_path
 
 logger = logging.getLogger(__name__)
 
-_PARTIAL = ".partial-"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -44,8 +43,8 @@ def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
     for final in finals:
         if not final.parent.is_dir():
             continue
-        for candidate in final.parent.glob(f"{final.name}{_PARTIAL}*"):
-            pid = candidate.name.rsplit(_PARTIAL, 1)[1].split(".", 1)[0]
+        for candidate in final.parent.glob(f"{final.name}{PARTIAL}*"):
+            pid = candidate.name.rsplit(PARTIAL, 1)[1].split(".", 1)[0]
             if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
                 if candidate.is_dir() and not candidate.is_symlink():
                     shutil.rmtree(candidate, ignore_errors=True)
@@ -57,7 +56,7 @@ def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
 
 
 def temporary_name(final: Path) -> Path:
-    return final.with_name(f"{final.name}{_PARTIAL}{os.getpid()}")
+    return partial_path(final)
 
 
 class Staging:

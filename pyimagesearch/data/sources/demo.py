@@ -29,6 +29,8 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.sources.sample_photos import write_photo_demo
+from pyimagesearch.files import PARTIAL
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ DIGIT_CLASSES = (
 STAMP_NAME = ".demo_dataset.json"
 DEMO_FORMAT = 1
 DEMO_JPEG_QUALITY = 92
-_PARTIAL = ".partial-"
 _OLD = ".old-"
 _FIELDS = ("BASE_PATH", "IMAGES_PATH", "IMAGE_SETS_PATH", "DEVKIT_PATH", "WORD_IDS",
            "TRAIN_LIST", "VAL_LIST", "VAL_LABELS", "VAL_BLACKLIST", "NUM_CLASSES",
@@ -202,7 +203,7 @@ def _counts(base: Path, parameters: dict[str, Any]) -> tuple[int, int, int]:
 
 def _remove_leftovers(base: Path) -> None:
     """Delete temporary trees of interrupted runs (their process is gone)."""
-    for marker in (_PARTIAL, _OLD):
+    for marker in (PARTIAL, _OLD):
         for candidate in base.parent.glob(f".{base.name}{marker}*"):
             pid = candidate.name.rsplit(marker, 1)[1]
             if not pid.isdigit() or int(pid) == os.getpid():
@@ -239,7 +240,7 @@ def write_demo_dataset(config: Settings) -> DemoResult:
         raise DatasetError("exists but was not written by build_demo_dataset.py; move it away "
                            "or point the config (DIGITS_HOME) elsewhere", base)
 
-    temporary = base.parent / f".{base.name}{_PARTIAL}{os.getpid()}"
+    temporary = base.parent / f".{base.name}{PARTIAL}{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     try:
         files = _write_tree(temporary, config, parameters)
@@ -266,7 +267,5 @@ def write_demo(config: Settings) -> str:
     mini-ILSVRC, or for ``DATASET_LAYOUT = "folders"`` a tree of real photographs
     (:mod:`pyimagesearch.data.sources.sample_photos`). Returns the summary to print."""
     if config.DATASET_LAYOUT == "folders":
-        from pyimagesearch.data.sources.sample_photos import write_photo_demo
-
         return write_photo_demo(config)
     return write_demo_dataset(config).summary()

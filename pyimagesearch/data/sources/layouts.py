@@ -18,6 +18,7 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.records.lists import ListEntry, make_entries
+from pyimagesearch.data.sources.folders import ImageFolderSource
 from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 
@@ -106,8 +107,6 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
 def split_source(config: Settings) -> SplitSource:
     """The source ``DATASET_LAYOUT`` names, its settings checked."""
     if config.DATASET_LAYOUT == "folders":
-        from pyimagesearch.data.sources.folders import ImageFolderSource
-
         config.require(*ImageFolderSource.required_fields)
         return ImageFolderSource(config)
     config.require(*IlsvrcSource.required_fields)

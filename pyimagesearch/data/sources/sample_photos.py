@@ -29,6 +29,7 @@ import numpy as np
 
 from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.files import partial_path
 
 STAMP_NAME = ".sample_photos.json"
 PHOTOS = ("china", "flower")
@@ -117,7 +118,7 @@ def write_photo_folders(root: str | Path, tree: PhotoTree | None = None) -> bool
                                f"remove it or choose another folder", root)
         return False
     root.parent.mkdir(parents=True, exist_ok=True)
-    partial = root.with_name(f"{root.name}.partial-{os.getpid()}")
+    partial = partial_path(root)
     shutil.rmtree(partial, ignore_errors=True)
     try:
         _write_tree(partial, tree)
