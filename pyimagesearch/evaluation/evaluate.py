@@ -33,7 +33,7 @@ from pyimagesearch.run.checkpoints import (
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.run.paths import checkpoint_name, epochs_csv_path, result_path
 from pyimagesearch.scoring import evaluate
-from pyimagesearch.training.devices import select_contexts
+from pyimagesearch.training.devices import batch_sizes, select_contexts
 
 
 class ResultNotSaved(ProjectError):
@@ -78,7 +78,7 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
     notes = check_checkpoint_dataset(read_manifest(checkpoints, prefix, epoch, verify=False),
                                      info, f"checkpoint {checkpoint_name(prefix, epoch)}",
                                      override=override)
-    batch_size = config.BATCH_SIZE * len(contexts)
+    batch_size = batch_sizes(config.BATCH_SIZE, len(contexts)).per_process
     # The iterator first: where 10-crop does not apply, fail before loading any weights.
     batches = (evaluation_iterator(config, info, split, batch_size) if crops == 1
                else ten_crop_iterator(config, info, split, batch_size))

@@ -9,13 +9,13 @@ failure deep inside MXNet.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import mxnet as mx
 
-from pyimagesearch.settings import ConfigError, argument_type
+from pyimagesearch.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +67,20 @@ def select_contexts(num_devices: int, cpu_contexts: int = 1, gpus: Sequence[int]
     return [mx.cpu(i) for i in range(max(cpu_contexts, 1))]
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--gpus`` and ``--cpu-contexts``: the devices of every command that runs a network."""
-    parser.add_argument("--gpus", type=argument_type("--gpus"), default=None, metavar="0,2",
-                        help="these GPUs (by number) instead of the config's first NUM_DEVICES")
-    parser.add_argument("--cpu-contexts", type=argument_type("--cpu-contexts"), default=1,
-                        help="without GPUs, split each batch over this many CPU contexts")
-
-
 def describe_contexts(contexts: list[mx.Context]) -> str:
     kind = "GPU" if contexts[0].device_type == "gpu" else "CPU (no GPU visible to MXNet)"
     return f"{len(contexts)} x {kind}: {', '.join(str(c) for c in contexts)}"
+
+
+@dataclass(frozen=True)
+class BatchSizes:
+    """``BATCH_SIZE``'s three meanings: images per device (the config's), per process (over
+    its devices) and per update over every worker."""
+
+    per_device: int
+    per_process: int
+    total: int
+
+
+def batch_sizes(per_device: int, devices: int, workers: int = 1) -> BatchSizes:
+    return BatchSizes(per_device, per_device * devices, per_device * devices * workers)

@@ -1,8 +1,5 @@
-"""One training run from a config: data, devices, network, optimizer, resume, then ``fit``.
-
-This is the table of contents every ``train_*.py`` script calls; networks differ only in
-their config (``MODEL``, ``MODEL_PARAMS``, ``RECIPE``, sizes).
-"""
+"""One training run from a config: :func:`train` is the table of contents every
+``train_*.py`` script reaches; networks differ only in their config."""
 
 from __future__ import annotations
 
@@ -18,7 +15,7 @@ from mxnet import gluon
 from mxnet.contrib import amp
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.dataset import check_dataset, check_unchanged, run_record
+from pyimagesearch.data.dataset import DatasetInfo, check_dataset, check_unchanged, run_record
 from pyimagesearch.data.decoder import EpochDecoders, start_server
 from pyimagesearch.data.iterators import (
     Normalizer,
@@ -38,12 +35,14 @@ from pyimagesearch.run.paths import log_path, metrics_jsonl_path, run_lock
 from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.settings import to_json
 from pyimagesearch.settings.recipes import Recipe
-from pyimagesearch.settings.schedules import LROverride
-from pyimagesearch.training.devices import describe_contexts, select_contexts
-from pyimagesearch.training.distribution import (
-    create_cluster,
-    scaled_schedule,
+from pyimagesearch.settings.schedules import LROverride, ScheduleSpec
+from pyimagesearch.training.devices import (
+    BatchSizes,
+    batch_sizes,
+    describe_contexts,
+    select_contexts,
 )
+from pyimagesearch.training.distribution import Cluster, create_cluster, scaled_schedule
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
@@ -92,12 +91,222 @@ class RunRequest:
                             self.reset_optimizer)
 
 
-def _identity(config: Settings, recipe: Recipe, batch_size: int, per_epoch: int,
-              params: dict[str, Any]) -> dict[str, Any]:
-    """What must not change between a checkpoint and the run resuming from it."""
-    return {"model": config.MODEL, "model_params": params,
-            "input_size": config.INPUT_SIZE, "batch_size": batch_size,
-            "updates_per_epoch": per_epoch, "optimizer": recipe.optimizer}
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is, worked out before anything is built: where, on what, how long, how fast."""
+
+    recipe: Recipe
+    end_epoch: int
+    resumed: dict[str, Any] | None  # the manifest of the checkpoint resumed from
+    contexts: list[mx.Context]
+    info: DatasetInfo
+    dtype: str
+    cluster: Cluster
+    batches: BatchSizes
+    per_epoch: int  # updates per epoch
+    seed: int
+    overrides: tuple[LROverride, ...]
+    schedule: ScheduleSpec
+
+
+def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None = None,
+          console: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run as the config and the request say; return the last epoch's
+    record. The run holds its folder's lock throughout (in a distributed run, worker 0)."""
+    config.require(*REQUIRED_FIELDS)
+    with ExitStack() as held:
+        plan = plan_run(config, request, contexts, held)
+        net, trainer = build_trainer(config, request, plan)
+        description = describe_run(config, request, plan)
+        restored, differences = restore_run(config, request, plan, net, trainer, description)
+        log = held.enter_context(open_log(config, request, plan, console))
+        log_start(log, config, request, plan, net, restored, differences)
+        setup = training_setup(config, request, plan, net, trainer, log)
+        with epoch_decoders(config, request, plan) as decoders:
+            return fit(setup, request.start_epoch, plan.end_epoch,
+                       make_train_iter=decoders.train, make_val_iter=decoders.validation,
+                       val_images=plan.info.splits["val"].count,
+                       lr_at=lambda epoch: lr_at_epoch_start(plan.schedule, plan.per_epoch,
+                                                             epoch),
+                       checkpoint=description,
+                       metrics_path=str(metrics_jsonl_path(request.checkpoints,
+                                                           request.prefix)),
+                       checkpoints=request.checkpoints, prefix=request.prefix)
+
+
+def plan_run(config: Settings, request: RunRequest, contexts: list[mx.Context] | None,
+             held: ExitStack) -> RunPlan:
+    """The checks that hold before any work, then the run's devices, data and schedule."""
+    recipe = request.recipe or config.RECIPE
+    end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
+    kvstore = request.kvstore or config.KVSTORE
+    if not kvstore.startswith("dist"):
+        held.enter_context(claim_run_folder(request))
+    resumed = check_start(request.start)
+    if request.start_epoch >= end_epoch:
+        raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
+                          f"{end_epoch}; pass a larger --end-epoch")
+    contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts,
+                                           request.gpus, config.source)
+    info = check_dataset(config, ("train", "val"))
+    return_large_blocks()  # a heap that does not creep over a long run (see runtime)
+    start_server()  # imports MXNet for the decoding processes while the network is built
+    dtype = _precision(config, contexts)
+    cluster = create_cluster(kvstore, contexts)
+    if cluster.distributed and cluster.is_main:
+        # Only now is the rank known; the other workers write nothing shared.
+        held.enter_context(claim_run_folder(request))
+    batches = batch_sizes(config.BATCH_SIZE, len(contexts), cluster.num_workers)
+    streams, _ = decode_streams(config.DECODE_THREADS)
+    per_epoch = batches_per_epoch(info.splits["train"].count, batches.per_process,
+                                  cluster.num_workers, streams)
+    overrides = tuple(LROverride(**o) for o in (resumed or {}).get("lr_overrides", []))
+    if request.lr is not None:
+        overrides = (*[o for o in overrides if o.epoch < request.start_epoch],
+                     LROverride(request.start_epoch, request.lr))
+    schedule = scaled_schedule(config, recipe.schedule_spec(overrides), cluster, per_epoch)
+    seed = request.seed if request.seed is not None else config.SEED
+    return RunPlan(recipe, end_epoch, resumed, contexts, info, dtype, cluster, batches,
+                   per_epoch, seed, overrides, schedule)
+
+
+def build_trainer(config: Settings, request: RunRequest, plan: RunPlan
+                  ) -> tuple[gluon.HybridBlock, gluon.Trainer]:
+    """The network, initialized on the run's devices, and its optimizer in a Trainer."""
+    if plan.dtype == "float16":
+        amp.init()  # before the network is built: AMP rewrites the operators it creates
+    net = build_network(config, plan.contexts, plan.seed, request.model_params)
+    optimizer = create_optimizer(plan.recipe, plan.per_epoch, plan.schedule)
+    trainer = gluon.Trainer(net.collect_params(), optimizer, kvstore=plan.cluster.kvstore,
+                            update_on_kvstore=plan.cluster.updates_on_servers)
+    if plan.dtype == "float16":
+        amp.init_trainer(trainer)
+    return net, trainer
+
+
+def describe_run(config: Settings, request: RunRequest, plan: RunPlan) -> dict[str, Any]:
+    """What every checkpoint records of its run; ``identity`` must not change on a resume."""
+    identity = {"model": config.MODEL, "model_params": model_params(config, request.model_params),
+                "input_size": config.INPUT_SIZE, "batch_size": plan.batches.total,
+                "updates_per_epoch": plan.per_epoch, "optimizer": plan.recipe.optimizer}
+    return {"identity": identity, "config": config.snapshot(), "seed": plan.seed,
+            "recipe": to_json(plan.recipe), "contexts": [str(c) for c in plan.contexts],
+            "kvstore": plan.cluster.kind, "workers": plan.cluster.num_workers,
+            "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in plan.overrides],
+            "dataset": run_record(plan.info)}
+
+
+def restore_run(config: Settings, request: RunRequest, plan: RunPlan, net: gluon.HybridBlock,
+                trainer: gluon.Trainer, description: dict[str, Any]
+                ) -> tuple[str | None, list[str]]:
+    """Weights and optimizer state of the checkpoint resumed from (the line saying what was
+    restored), and the differences ``--override`` accepted."""
+    resumed, differences, restored = plan.resumed, [], None
+    if resumed is not None and resumed.get("format") == MXNET_KIND:
+        # MXNet's own checkpoint: weights only, as the book resumes (no optimizer state).
+        restored = restore_weights_only(net, trainer, request.checkpoints, request.prefix,
+                                        request.start_epoch, plan.per_epoch, config.INPUT_SIZE)
+    elif resumed is not None:
+        differences = run_differences(resumed, description)
+        if differences and not request.override:
+            raise CheckpointError(
+                f"cannot resume epoch {request.start_epoch} of {request.prefix!r}: the run "
+                f"differs from the checkpoint's ({'; '.join(differences[:8])}"
+                f"{'; ...' if len(differences) > 8 else ''}); pass --override to resume "
+                f"anyway (the schedule is then rebuilt at the restored update count)")
+        restored = restore(net, trainer, request.start, resumed)
+    if plan.cluster.distributed:
+        # Join the kvstore and broadcast worker 0's weights now, not inside the first step:
+        # there the engine may send the step's gradient push before the broadcast's pull,
+        # and a late worker then starts from summed gradients instead of weights.
+        trainer._init_kvstore()
+        trainer._init_params()
+        mx.nd.waitall()
+    return restored, differences
+
+
+@contextmanager
+def open_log(config: Settings, request: RunRequest, plan: RunPlan,
+             console: bool) -> Iterator[TrainingLog]:
+    """This start's log file (worker 0's is the run's; the others log apart)."""
+    Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
+    cluster = plan.cluster
+    log = TrainingLog(log_path(request.checkpoints, request.start_epoch,
+                               worker=None if cluster.is_main else cluster.rank),
+                      console=console)
+    try:
+        log.start(request.start_epoch, f"config={config.source} prefix={request.prefix}")
+        yield log
+    finally:
+        log.close()
+
+
+def log_start(log: TrainingLog, config: Settings, request: RunRequest, plan: RunPlan,
+              net: gluon.HybridBlock, restored: str | None, differences: list[str]) -> None:
+    """The head of the log: devices, network, data, recipe, resume, and how it is watched."""
+    cluster, info = plan.cluster, plan.info
+    log.info(f"Devices: {describe_contexts(plan.contexts)}; batch {plan.batches.total} "
+             f"({plan.batches.per_device} per device), {plan.per_epoch} updates per epoch")
+    if cluster.distributed or len(plan.contexts) > 1:
+        log.info(f"Gradients: kvstore {cluster.kind}, worker {cluster.rank} of "
+                 f"{cluster.num_workers}, reading part {cluster.rank + 1} of "
+                 f"{cluster.num_workers} of the training records")
+    log.info(f"Network: {config.MODEL}, {count_trainable_parameters(net):,} trainable "
+             f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes, "
+             f"{plan.dtype}")
+    if hasattr(net, "describe"):
+        log.info(net.describe(config.INPUT_SIZE))
+    log.info(f"Data: {info.splits['train'].count} training and "
+             f"{info.splits['val'].count} validation images ({info.manifest_file})")
+    log.info(f"Recipe: {plan.recipe.name} ({plan.recipe.optimizer}, base lr "
+             f"{plan.schedule.base_lr:g}); epochs {request.start_epoch}..{plan.end_epoch - 1}")
+    if restored is not None:
+        log.info(f"Resumed from epoch {request.start_epoch}: {restored}")
+    for difference in differences:
+        log.warning(f"Override (--override): {difference}")
+    if request.lr is not None:
+        log.info(f"Learning rate set by hand to {request.lr:g} from epoch "
+                 f"{request.start_epoch} on (--lr)")
+    log.info(describe_health(health_settings(config)))
+    log.info(describe_plateau(plateau_settings(config)))
+
+
+def training_setup(config: Settings, request: RunRequest, plan: RunPlan,
+                   net: gluon.HybridBlock, trainer: gluon.Trainer,
+                   log: TrainingLog) -> TrainingSetup:
+    """What the loop trains, and how it is watched."""
+    cluster, info = plan.cluster, plan.info
+    return TrainingSetup(
+        net=net, trainer=trainer, contexts=plan.contexts,
+        normalize=Normalizer(info.mean, info.mean_image),
+        check_data=lambda: check_unchanged(info, config),
+        # Gradients summed over every worker's batch are normalised by the global batch;
+        # dist_async applies each worker's push on its own.
+        batch_size=plan.batches.per_process if cluster.updates_on_servers
+        else plan.batches.total,
+        log=log, log_interval=config.LOG_INTERVAL, seed=plan.seed,
+        observers=observers_from_config(config),
+        epoch_observers=epoch_observers(config, request) if cluster.is_main else [],
+        max_nonfinite_steps=config.MAX_NONFINITE_STEPS,
+        weight_check_interval=config.WEIGHT_CHECK_INTERVAL,
+        max_batches=plan.per_epoch, is_main=cluster.is_main,
+        mixed_precision=plan.dtype == "float16", log_fingerprints=cluster.distributed)
+
+
+def epoch_decoders(config: Settings, request: RunRequest, plan: RunPlan) -> EpochDecoders:
+    """Each epoch's iterators, decoding in a process of their own (see data.decoder)."""
+    cluster, batch = plan.cluster, plan.batches.per_process
+
+    def train_params(epoch: int) -> list[dict[str, Any]]:
+        return training_iterator_params(config, plan.info, batch, epoch, plan.seed,
+                                        num_parts=cluster.num_workers, part_index=cluster.rank)
+
+    # The training split is checked first (a batch it cannot fill is refused naming it),
+    # then validation's, before any decoding process starts.
+    train_params(request.start_epoch)
+    val_params = (evaluation_iterator_params(config, plan.info, "val", batch)
+                  if cluster.is_main else None)
+    return EpochDecoders(train_params, val_params, range(request.start_epoch, plan.end_epoch))
 
 
 def epoch_observers(config: Settings, request: RunRequest) -> list[PlateauObserver]:
@@ -129,164 +338,3 @@ def claim_run_folder(request: RunRequest) -> Iterator[FolderLock]:
     with run_lock(request.checkpoints, request.prefix) as lock:
         remove_save_leftovers(request.checkpoints, request.prefix)
         yield lock
-
-
-def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None = None,
-          console: bool = True) -> dict[str, Any]:
-    """Train (or resume) a run as the config and the request say; return the last epoch's record.
-
-    The run holds its folder's lock throughout (:func:`claim_run_folder`): a second
-    training of the same folder and prefix is refused at once, naming this one. In a
-    distributed run worker 0, which writes the checkpoints and the main log, holds it.
-    """
-    with ExitStack() as held:
-        return _train(config, request, contexts, console, held)
-
-
-def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None,
-           console: bool, held: ExitStack) -> dict[str, Any]:
-    config.require(*REQUIRED_FIELDS)
-    recipe = request.recipe or config.RECIPE
-    end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
-    kvstore = request.kvstore or config.KVSTORE
-    if not kvstore.startswith("dist"):
-        held.enter_context(claim_run_folder(request))
-    resumed = check_start(request.start)
-    if request.start_epoch >= end_epoch:
-        raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
-                          f"{end_epoch}; pass a larger --end-epoch")
-    contexts = contexts or select_contexts(config.NUM_DEVICES, request.cpu_contexts,
-                                           request.gpus, config.source)
-    info = check_dataset(config, ("train", "val"))
-    return_large_blocks()  # a heap that does not creep over a long run (see runtime)
-    start_server()  # imports MXNet for the decoding processes while the network is built
-    dtype = _precision(config, contexts)
-    cluster = create_cluster(kvstore, contexts)
-    if cluster.distributed and cluster.is_main:
-        # Only now is the rank known; the other workers write nothing shared.
-        held.enter_context(claim_run_folder(request))
-    local_batch = config.BATCH_SIZE * len(contexts)
-    batch_size = local_batch * cluster.num_workers
-    streams, _ = decode_streams(config.DECODE_THREADS)
-    per_epoch = batches_per_epoch(info.splits["train"].count, local_batch,
-                                  cluster.num_workers, streams)
-    params = model_params(config, request.model_params)
-    identity = _identity(config, recipe, batch_size, per_epoch, params)
-    seed = request.seed if request.seed is not None else config.SEED
-
-    overrides = tuple(LROverride(**o) for o in (resumed or {}).get("lr_overrides", []))
-    if request.lr is not None:
-        overrides = (*[o for o in overrides if o.epoch < request.start_epoch],
-                     LROverride(request.start_epoch, request.lr))
-    spec = scaled_schedule(config, recipe.schedule_spec(overrides), cluster, per_epoch)
-    if dtype == "float16":
-        amp.init()  # before the network is built: AMP rewrites the operators it creates
-    net = build_network(config, contexts, seed, request.model_params)
-    trainer = gluon.Trainer(net.collect_params(), create_optimizer(recipe, per_epoch, spec),
-                            kvstore=cluster.kvstore,
-                            update_on_kvstore=cluster.updates_on_servers)
-    if dtype == "float16":
-        amp.init_trainer(trainer)
-    description = {
-        "identity": identity,
-        "config": config.snapshot(),
-        "seed": seed,
-        "recipe": to_json(recipe),
-        "contexts": [str(c) for c in contexts],
-        "kvstore": cluster.kind,
-        "workers": cluster.num_workers,
-        "lr_overrides": [{"epoch": o.epoch, "lr": o.lr} for o in overrides],
-        "dataset": run_record(info),
-    }
-    differences: list[str] = []
-    restored = None
-    if resumed is not None and resumed.get("format") == MXNET_KIND:
-        # MXNet's own checkpoint: weights only, as the book resumes (no optimizer state).
-        restored = restore_weights_only(net, trainer, request.checkpoints, request.prefix,
-                                        request.start_epoch, per_epoch, config.INPUT_SIZE)
-    elif resumed is not None:
-        differences = run_differences(resumed, description)
-        if differences and not request.override:
-            raise CheckpointError(
-                f"cannot resume epoch {request.start_epoch} of {request.prefix!r}: the run "
-                f"differs from the checkpoint's ({'; '.join(differences[:8])}"
-                f"{'; ...' if len(differences) > 8 else ''}); pass --override to resume "
-                f"anyway (the schedule is then rebuilt at the restored update count)")
-        restored = restore(net, trainer, request.start, resumed)
-    if cluster.distributed:
-        # Join the kvstore and broadcast worker 0's weights now, not inside the first step:
-        # there the engine may send the step's gradient push before the broadcast's pull,
-        # and a late worker then starts from summed gradients instead of weights.
-        trainer._init_kvstore()
-        trainer._init_params()
-        mx.nd.waitall()
-
-    Path(request.checkpoints).mkdir(parents=True, exist_ok=True)
-    path = log_path(request.checkpoints, request.start_epoch,
-                    worker=None if cluster.is_main else cluster.rank)
-    log = TrainingLog(path, console=console)
-    try:
-        log.start(request.start_epoch, f"config={config.source} prefix={request.prefix}")
-        log.info(f"Devices: {describe_contexts(contexts)}; batch {batch_size} "
-                 f"({config.BATCH_SIZE} per device), {per_epoch} updates per epoch")
-        if cluster.distributed or len(contexts) > 1:
-            log.info(f"Gradients: kvstore {cluster.kind}, worker {cluster.rank} of "
-                     f"{cluster.num_workers}, reading part {cluster.rank + 1} of "
-                     f"{cluster.num_workers} of the training records")
-        log.info(f"Network: {config.MODEL}, {count_trainable_parameters(net):,} trainable "
-                 f"parameters, input {config.INPUT_SIZE} px, {config.NUM_CLASSES} classes, "
-                 f"{dtype}")
-        if hasattr(net, "describe"):
-            log.info(net.describe(config.INPUT_SIZE))
-        log.info(f"Data: {info.splits['train'].count} training and "
-                 f"{info.splits['val'].count} validation images ({info.manifest_file})")
-        log.info(f"Recipe: {recipe.name} ({recipe.optimizer}, base lr {spec.base_lr:g}); "
-                 f"epochs {request.start_epoch}..{end_epoch - 1}")
-        if restored is not None:
-            log.info(f"Resumed from epoch {request.start_epoch}: {restored}")
-        for difference in differences:
-            log.warning(f"Override (--override): {difference}")
-        if request.lr is not None:
-            log.info(f"Learning rate set by hand to {request.lr:g} from epoch "
-                     f"{request.start_epoch} on (--lr)")
-        log.info(describe_health(health_settings(config)))
-        log.info(describe_plateau(plateau_settings(config)))
-        setup = TrainingSetup(
-            net=net, trainer=trainer, contexts=contexts,
-            normalize=Normalizer(info.mean, info.mean_image),
-            check_data=lambda: check_unchanged(info, config),
-            # Gradients summed over every worker's batch are normalised by the global batch;
-            # dist_async applies each worker's push on its own.
-            batch_size=local_batch if cluster.updates_on_servers else batch_size,
-            log=log, log_interval=config.LOG_INTERVAL, seed=seed,
-            observers=observers_from_config(config),
-            epoch_observers=epoch_observers(config, request) if cluster.is_main else [],
-            max_nonfinite_steps=config.MAX_NONFINITE_STEPS,
-            weight_check_interval=config.WEIGHT_CHECK_INTERVAL,
-            max_batches=per_epoch,
-            is_main=cluster.is_main, mixed_precision=dtype == "float16",
-            log_fingerprints=cluster.distributed)
-        # Each epoch's iterators run in a process of their own (MXNet's ImageRecordIter
-        # leaks every instance; see data.decoder).
-        def train_params(epoch: int) -> list[dict[str, Any]]:
-            return training_iterator_params(config, info, local_batch, epoch, seed,
-                                            num_parts=cluster.num_workers,
-                                            part_index=cluster.rank)
-
-        # The training split is checked first (a batch it cannot fill is refused naming it),
-        # then validation's, before any decoding process starts.
-        train_params(request.start_epoch)
-        val_params = (evaluation_iterator_params(config, info, "val", local_batch)
-                      if cluster.is_main else None)
-        with EpochDecoders(train_params, val_params,
-                           range(request.start_epoch, end_epoch)) as decoders:
-            return fit(
-                setup, request.start_epoch, end_epoch,
-                make_train_iter=decoders.train, make_val_iter=decoders.validation,
-                val_images=info.splits["val"].count,
-                lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
-                checkpoint=description,
-                metrics_path=str(metrics_jsonl_path(request.checkpoints, request.prefix)),
-                checkpoints=request.checkpoints, prefix=request.prefix)
-    finally:
-        log.close()
