@@ -39,7 +39,9 @@ VAL_MX_REC = path.join(_RECORDS, "val.rec")
 TEST_MX_REC = path.join(_RECORDS, "test.rec")
 DATASET_MEAN = path.join(_RECORDS, "imagenet_mean.json")
 
-RESIZE = 328            # shorter side stored, as both public reproductions
+# Shorter side stored at 328, aspect kept; both public reproductions resized to 328x328
+# (square), so their center 299 crop sees a slightly different window.
+RESIZE = 328
 ENCODING_QUALITY = 95
 
 # --- training -----------------------------------------------------------------------
