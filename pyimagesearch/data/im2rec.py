@@ -6,10 +6,11 @@ JPEG quality and thread count, over the project's checked list, so that the data
 its manifest stay as true as with the project's own writer:
 
 1. **Check** (worker processes, no decoding for a plain JPEG): a file that cannot be read
-   is skipped with its reason, as the project's packer skips it (im2rec would drop an
-   absent, empty or non-image file silently and keep a truncated JPEG with a grey
-   bottom); a file that OpenCV would not read as Pillow does (PNG, GIF, CMYK, 16-bit,
-   a JPEG with anything unusual, see :func:`pyimagesearch.data.images.plain_jpeg`) is
+   is skipped with its reason, as the project's packer skips it (im2rec would print a
+   line for an absent, empty or non-image file, leave it out and still exit 0, and keep
+   a truncated JPEG with a grey bottom); a file that OpenCV would not read as Pillow
+   does (PNG, GIF, CMYK, 16-bit, a JPEG with anything unusual, see
+   :func:`pyimagesearch.data.images.plain_jpeg`) is
    converted first, by the project's decoder, to a lossless PNG of the stored size, and
    im2rec packs that; plain JPEGs go to im2rec as they are.
 2. **im2rec** runs in a folder of its own beside the records (``<rec>.im2rec``), as a
