@@ -1,7 +1,8 @@
 """CIFAR-10 ResNets as He et al. 2016 train them (arXiv 1512.03385, section 4.2).
 
 SGD, learning rate 0.1, momentum 0.9, weight decay 1e-4, batch 128, divided by 10 at 32k
-and 48k updates, stopped at 64k updates, on the 45k/5k train/val split; 4-pixel zero
+and 48k updates, stopped at 64k updates (a schedule the paper chose on a 45k/5k train/val
+split; its Table 6 models trained on all 50k, this config on the 45k); 4-pixel zero
 padding, random 32x32 crop, horizontal flip; per-pixel mean subtraction. The 110-layer
 net (and 1202) warms up at 0.01 for the first 400 updates ("until the training error is
 below 80%, about 400 iterations"), then goes back to 0.1: ``train_cifar.py --depth 110``
@@ -25,8 +26,9 @@ CIFAR_LABELS = "fine"
 NUM_CLASSES = 10
 _TRAIN_FILE_IMAGES = 50000
 NUM_TEST_IMAGES = 10000
-# Section 4.2: the schedule was chosen on a 45k/5k train/val split (500 per class here).
-# VAL_SIZE = 0 trains on all 50k and validates on the test set.
+# Section 4.2: the schedule was chosen on a 45k/5k train/val split (500 per class here);
+# the paper then trained on all 50k. VAL_SIZE = 0 trains on all 50k and validates on the
+# test set.
 VAL_SIZE = 5000
 VAL_SPLIT_SEED = 0
 

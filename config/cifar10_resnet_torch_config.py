@@ -1,11 +1,14 @@
 """CIFAR-10 ResNets as the Torch reproduction of issue 5 (gcr/torch-residual-networks) trains them.
 
-200 epochs of SGD 0.1 (momentum 0.9, weight decay 1e-4, batch 128), divided by 10 at
-epochs 80 and 160, on all 50k training images, validating on the test set (so the
-per-epoch validation error in the logs is test error, as in that reproduction's curves);
-for 110 layers a warm-up at 0.001 for the first 400 updates (the paper uses 0.01; see
-``config/cifar10_resnet_config.py``). Same data, augmentation and networks as the paper
-config; only the schedule and the split differ.
+200 epochs of SGD 0.1, divided by 10 at epochs 80 and 160 (its README says "then to 0.01 at
+160 epochs", read here as 0.001; its train-cifar.lua makes that drop at epoch 120), on all
+50k training images, validating on the test set (so the per-epoch validation error in the
+logs is test error, as in that reproduction's curves); for 110 layers a warm-up at 0.001
+for the first 400 updates (the paper uses 0.01; see ``config/cifar10_resnet_config.py``).
+Momentum 0.9, weight decay 1e-4 and batch 128 are the paper's: that README states none of
+them (its train-cifar.lua uses the same three, with Nesterov momentum; this is plain SGD
+momentum). Same data, augmentation and networks as the paper config; only the schedule and
+the split differ.
 """
 
 from os import path

@@ -50,7 +50,9 @@ INPUT_SIZE = 56         # 64 -> 56 keeps the book's 256 -> 224 crop ratio
 BATCH_SIZE = 32
 NUM_DEVICES = 1
 DECODE_THREADS = 2
-# The book's augmentation minus the mirror: a mirrored digit is not the same digit.
+# The project's default augmentation minus the mirror (a mirrored digit is not the same
+# digit): a random rotation up to 15 degrees where the book's rotate=15 turns every
+# image by exactly 15 (README, "Differences from the book").
 AUGMENTATION = {"rand_crop": True, "rand_mirror": False,
                 "max_rotate_angle": 15, "max_shear_ratio": 0.1}
 # The book's Adam experiment (#3), shortened: 10 epochs, the rate /10 at epoch 8.

@@ -53,11 +53,14 @@ INPUT_SIZE = 75
 BATCH_SIZE = 32
 NUM_DEVICES = 1
 DECODE_THREADS = 2
-# The book's augmentation minus the mirror: a mirrored digit is not the same digit.
+# The project's default augmentation minus the mirror (a mirrored digit is not the same
+# digit): a random rotation up to 15 degrees where the book's rotate=15 turns every
+# image by exactly 15 (README, "Differences from the book").
 AUGMENTATION = {"rand_crop": True, "rand_mirror": False,
                 "max_rotate_angle": 15, "max_shear_ratio": 0.1}
-# The Torch reproduction's recipe, squeezed into a few epochs: the same SGD at 0.045 and
-# momentum 0.9, x0.5 every 2 epochs instead of x0.96 every 12,800 updates.
+# TORCH_IRV2_SGD squeezed into a few epochs: SGD at 0.045 with momentum 0.9 (this
+# project's choice; the Torch reproduction's one published run used 0.4737), x0.5 every 2
+# epochs instead of x0.96 every 12,800 updates.
 RECIPE = {"base": "torch-inception-resnet-v2-sgd", "name": "demo-inception-resnet-v2-sgd",
           "num_epochs": 6, "schedule": {"kind": "step_decay", "factor": 0.5, "every_epochs": 2}}
 LOG_INTERVAL = 10

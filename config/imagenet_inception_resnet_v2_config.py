@@ -39,7 +39,9 @@ VAL_MX_REC = path.join(_RECORDS, "val.rec")
 TEST_MX_REC = path.join(_RECORDS, "test.rec")
 DATASET_MEAN = path.join(_RECORDS, "imagenet_mean.json")
 
-RESIZE = 328            # shorter side stored, as both public reproductions
+# Shorter side stored at 328, aspect kept; both public reproductions resized to 328x328
+# (square), so their center 299 crop sees a slightly different window.
+RESIZE = 328
 ENCODING_QUALITY = 95
 
 # --- training -----------------------------------------------------------------------
@@ -47,7 +49,7 @@ MODEL = "inception_resnet_v2"
 # The released layout (55.8M parameters at 1000 classes); [5, 10, 5] is the paper's figure.
 MODEL_PARAMS = {"blocks": [10, 20, 10], "scales": [0.17, 0.10, 0.20]}
 INPUT_SIZE = 299        # training crop and evaluation crop(s)
-BATCH_SIZE = 32         # per device: the reproductions' 32 x 2
+BATCH_SIZE = 32         # per device: the Torch reproduction's 32 x 2 (BN normalizes per device)
 NUM_DEVICES = 2
 DECODE_THREADS = os.cpu_count() or 1
 # fb.resnet.torch's ImageNet augmentation, which the Torch reproduction trained with:

@@ -11,11 +11,14 @@ CIFAR); option "B" projects with a 1x1 convolution + BN where the shape changes 
 identity elsewhere. The paper does not say where the zero channels go; here they follow the
 input's channels (written down in ``docs/networks.md``).
 
-Building-block variants (``variant``), after the ablation of He et al., "Identity Mappings in
-Deep Residual Networks", ECCV 2016 (arXiv:1603.05027), Figure 4: "original" is the paper's
-conv-BN-ReLU-conv-BN, add, ReLU; "bn_after_add" moves the second BN after the addition
-(Figure 4b); the two "no_relu_*" variants drop the ReLU after the addition, with the second BN
-before or after the addition.
+Building-block variants (``variant``), the four of the Torch CIFAR reproduction's study
+(gcr/torch-residual-networks, M. Wilber, README of 2016-01-12, "CIFAR: Effect of model
+architecture"): "original" is the paper's conv-BN-ReLU-conv-BN, add, ReLU ("ReLU, BN before
+add"); "bn_after_add" moves the second BN after the addition ("ReLU, BN after add"); the two
+"no_relu_*" variants drop the ReLU after the addition, with the second BN before or after
+the addition ("No ReLU, BN before/after add"). Of the three alternatives only
+"bn_after_add" is also in He et al., "Identity Mappings in Deep Residual Networks", ECCV 2016
+(arXiv:1603.05027), Figure 4(b).
 """
 
 from __future__ import annotations

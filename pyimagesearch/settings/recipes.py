@@ -98,16 +98,14 @@ class Recipe:
 
 
 # The ImageNet Bundle's GoogLeNet chapter. What its code fixes (train_googlenet.py and
-# imagenet_googlenet_config.py as copied into public repositories; the chapter's own text
-# is not in the sources we could search): BATCH_SIZE 128 per GPU on NUM_DEVICES = 3 (384
-# per update), Xavier initialization, Adam at 1e-3 with weight decay 2e-4 (experiment #3's
+# imagenet_googlenet_config.py): BATCH_SIZE 128 per GPU on NUM_DEVICES = 3 (384 per
+# update), Xavier initialization, Adam at 1e-3 with weight decay 2e-4 (experiment #3's
 # optimizer line), mx.model.FeedForward with num_epoch=90, a Speedometer every 250
 # batches, and no schedule: the rate is changed by stopping, editing the optimizer line
 # and restarting with --start-epoch N, which loads the weights only (a new optimizer, so
 # momentum or Adam's moments start from zero at every drop; --reset-optimizer here).
-# The epochs and rates of experiments #1 and #2 are those quoted from the chapter by a
-# reader; the rate after each drop (10x lower), and momentum 0.9 and weight decay 2e-4 for
-# the SGD runs, are the chapter's usual choices but could not be checked against its text.
+# The chapter states the epochs and rates of each experiment, the size of each drop (10x),
+# and momentum 0.9 and weight decay 2e-4 for the SGD runs.
 _BOOK = "Deep Learning for Computer Vision with Python, ImageNet Bundle, GoogLeNet chapter"
 
 # Experiment #1, as run: SGD 1e-2, momentum 0.9; stopped at epochs 15 and 25 to lower the
@@ -143,7 +141,7 @@ BOOK_GOOGLENET_SGD = Recipe(
 
 # Experiment #3: Adam 1e-3, weight decay 2e-4 (the optimizer line of the book's script),
 # with its drops written as a table (1e-4 at epoch 30, 1e-5 at 45, ended at 50: the
-# epochs are this project's reading of the chapter, not checked against its text).
+# epochs the chapter states).
 # Published: 63.45% / 84.90% rank-1 / rank-5 on validation, 65.87% / 87.48% on the test
 # split carved from the training set.
 BOOK_GOOGLENET_ADAM = Recipe(
@@ -169,17 +167,19 @@ PAPER_IRV2_RMSPROP = Recipe(
     schedule=StepDecay(factor=0.94, every_epochs=2),
 )
 
-# The public Caffe attempt (revilokeb/inception_resnetv2_caffe): 2 GPUs x 32, 328x328
-# images, a solver "as close as possible to the paper", i.e. SGD in place of RMSProp with
-# the paper's rate and decay. Momentum 0.9 is Caffe's customary value and weight decay the
-# released 4e-5: the solver file itself is not in our sources. It did not die: it reached
-# about 28% top-5 error by epoch 20 (the paper: about 10%) and stayed there, with no
-# noticeable change in validation error from epoch 15 to 25, where its README stops; it
-# planned about 120 epochs. Its author suspected the missing residual scaling.
+# The public Caffe attempt (revilokeb/inception_resnetv2_caffe): 2 GPUs, 328x328 images,
+# a solver that "aims to be as close as possible" to the paper, with the paper's rate 0.045
+# and x0.94 every 2 epochs. Its README gives neither the batch nor the solver type (the
+# solver file is a gist outside our sources), so SGD, 32 per GPU, momentum 0.9 (Caffe's
+# customary value) and weight decay 4e-5 (the released value) are assumptions. It did not
+# die: it reached about 28% top-5 error by epoch 20 (the paper: about 10%) and stayed
+# there, with no noticeable change in validation error from epoch 15 to 25, where its
+# README stops; it planned about 120 epochs. Its author suspected the missing residual
+# scaling.
 CAFFE_IRV2_SGD = Recipe(
     name="caffe-inception-resnet-v2-sgd",
-    source="revilokeb/inception_resnetv2_caffe (GitHub): Caffe, 2 GPUs x 32, SGD, "
-           "0.045 x 0.94 every 2 epochs",
+    source="revilokeb/inception_resnetv2_caffe (GitHub): Caffe, 2 GPUs, 0.045 x 0.94 every "
+           "2 epochs; SGD and 32 per GPU are assumptions (its README gives neither)",
     optimizer="sgd", base_lr=0.045, momentum=0.9, weight_decay=4e-5, num_epochs=120,
     schedule=StepDecay(factor=0.94, every_epochs=2),
     batch_per_device=32, num_devices=2,
@@ -188,13 +188,15 @@ CAFFE_IRV2_SGD = Recipe(
 # The Torch reproduction: Jaehyun Lim (lim0606) and Sunghun Kang trained Inception-ResNet-v2
 # from scratch with their fork of Facebook's fb.resnet.torch training scripts (offered as
 # fb.resnet.torch pull request #64, never merged) and published the result in
-# lim0606/torch-inception-resnet-v2. Their settings (that README): SGD, 2 GPUs x 32,
-# x0.96 steps, 90 epochs, the paper's 0.045 (0.045 x 1.9 was considered, not used); setting
-# 1, the only one with a result, used momentum 0.4737 with a step every 12,800 updates;
-# settings 2 and 3 (momentum 0.9, steps every 25,600 and 51,200) were "in progress" and
-# report nothing. This preset is setting 1's schedule with momentum 0.9, the value the
-# pull request's review showed to mean in fb.resnet.torch (dampening 0) what it means in
-# Caffe and MXNet (docs/inception_resnet_v2.md): a run none of the three settings made.
+# lim0606/torch-inception-resnet-v2. That README as published (2016-06-09): two settings,
+# SGD on 2 GPUs x 32 with x0.96 steps every 12,800 updates (setting 1, 90 epochs, the only
+# one with a result) or 25,600 (setting 2, "in progress"), no momentum per setting, and a
+# note that the momentum was 0.4737 with the paper's rate 0.045 (0.045 x 1.9 was
+# considered, not used). A revision two days later strikes that note through and lists
+# momentum 0.9 for setting 2 and a new setting 3 (steps every 51,200), neither with a
+# result. This preset is setting 1's schedule with momentum 0.9, the value the pull
+# request's review showed to mean in fb.resnet.torch (dampening 0) what it means in Caffe
+# and MXNet (docs/inception_resnet_v2.md): a run with no published result.
 # Weight decay 1e-4 is fb.resnet.torch's default (the README gives none). Deviation: their
 # SGD is Nesterov's (nesterov = true in fb.resnet.torch); this is plain MXNet SGD momentum.
 TORCH_IRV2_SGD = Recipe(
@@ -211,7 +213,8 @@ TORCH_IRV2_SGD = Recipe(
 # dampening 0 Torch's momentum already equals Caffe's). These are that run's reported
 # settings, not a reproduction of its figure: it used Nesterov momentum, an unreported
 # weight decay (1e-4 assumed), and the paper's stem with 5/10/5 blocks scaled by 0.1
-# (its fork also defines auxiliary classifiers; which network the run used is not
+# (MODEL_PARAMS = {"layout": "paper"} here, not the config's default released layout;
+# its fork also defines auxiliary classifiers; which network the run used is not
 # stated); nobody has run this preset against that figure.
 TORCH_IRV2_SGD_SETTING1 = replace(
     TORCH_IRV2_SGD, name="torch-inception-resnet-v2-sgd-setting1", momentum=0.4737,

@@ -173,8 +173,9 @@ class HealthMonitor:
                 step.epoch, step.batch,
                 f"{100 * zero_fraction:.2f}% of the last feature map before global pooling "
                 f"is exactly zero, above {100 * self.settings.dead_fraction:g}% for "
-                f"{len(self.streak)} checks in a row ({recent}); the paper's remedy is "
-                f"scaling the residuals (0.1-0.3) or a lower learning rate"))
+                f"{len(self.streak)} checks in a row ({recent}); the Inception-v4 paper "
+                f"found that a lower learning rate did not prevent this and scaling the "
+                f"residuals by 0.1-0.3 did (Inception-ResNet-v2: MODEL_PARAMS \"scales\")"))
 
 
 # --- the log lines, both ways -----------------------------------------------------------
