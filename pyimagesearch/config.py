@@ -1,11 +1,5 @@
-"""Load experiment configs: plain Python modules of upper-case constants, as in the book.
-
-Every script accepts ``--config`` as either a dotted module name
-(``config.demo_googlenet_config``) or a path to a ``.py`` file. The module's upper-case
-names are checked against :mod:`pyimagesearch.settings`; what comes back is the validated
-:class:`~pyimagesearch.settings.Settings`, read like the module (``config.BATCH_SIZE``).
-A config that does not import (a syntax error, a name error) is a one-line
-:class:`ConfigError` naming the file and the line.
+"""Load a config (a module name or a ``.py`` path) and check it: a config that does not
+import is one line naming the file and the line.
 """
 
 from __future__ import annotations

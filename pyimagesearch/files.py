@@ -1,8 +1,5 @@
-"""Files that are never seen half-written: checksums, fsync, write-then-rename.
-
-Datasets and checkpoints both follow one rule: write under a temporary name in the
-same folder, flush to disk, then rename into place (atomic on POSIX), so a crash
-leaves either the old file or the new one, never a torn one under the final name.
+"""Files never seen half-written: written under a temporary name, flushed, renamed into
+place; checksums; one line for a write that failed.
 """
 
 from __future__ import annotations

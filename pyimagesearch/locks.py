@@ -1,16 +1,5 @@
-"""One writer per folder: an OS lock that names its holder and dies with it.
-
-A training holds ``.<prefix>.lock`` in its checkpoint folder and a dataset build holds
-``.build.lock`` in each folder it writes, for as long as they run. The lock is ``flock``
-on that file, so the kernel releases it when the process ends, however it ends (SIGKILL
-and power loss included): a crash never leaves a lock that blocks the next start. The
-holder writes who it is into the file (pid, host, command line, start time); a second
-writer is refused at once with that line. The holder removes the file when it is done;
-a file left by a killed process is simply taken over by the next writer.
-
-Readers (test, export, report, classify) take no lock. On NFS, ``flock`` goes through the
-server's lock manager (Linux maps it to POSIX locks), so writers on different machines
-exclude each other too.
+"""One writer per folder: a ``flock`` on a lock file that names its holder and dies with it
+(a killed writer never blocks the next one).
 """
 
 from __future__ import annotations

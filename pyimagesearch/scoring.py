@@ -1,12 +1,5 @@
-"""Scoring a network: rank-1, rank-5 and cross-entropy, per batch and over a whole split.
-
-Used by the training loop (the training metrics and validation) and by evaluation (the
-test scripts), so both count the same way. ``mx.metric.Accuracy.update`` copies the
-whole prediction matrix to the host every batch; here each device reduces its slice to
-three numbers (hits at rank 1, hits at rank 5, loss sum) and the host reads them when
-they are ready anyway, so the device is never left waiting for a metric. Evaluation
-scores exactly the images a split holds (the iterator's wrap-around padding is run but
-not counted).
+"""Rank-1, rank-5 and cross-entropy, reduced on each device to three numbers per batch, and
+evaluation of a whole split counting every image exactly once.
 """
 
 from __future__ import annotations

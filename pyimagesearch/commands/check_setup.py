@@ -6,6 +6,7 @@ import argparse
 
 from pyimagesearch.commands.common import add_device_arguments
 from pyimagesearch.config import ConfigError, load_config
+from pyimagesearch.settings import argument_type
 from pyimagesearch.training.setup_check import DEFAULT_TOLERANCE, run_checks, verdict
 
 
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--checkpoints", default="output",
                         help="where the run's checkpoints will go (for the disk check)")
     add_device_arguments(parser)
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=argument_type("--tolerance"), default=DEFAULT_TOLERANCE,
                         help="largest relative difference from the CPU allowed in the logits "
                              f"and gradients (default {DEFAULT_TOLERANCE:g})")
     return parser

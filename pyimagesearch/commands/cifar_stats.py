@@ -15,6 +15,7 @@ from pyimagesearch.evaluation.statistics import (
     report_json,
 )
 from pyimagesearch.files import atomic_write_text
+from pyimagesearch.settings import argument_type
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a setting: the --checkpoints folder of train_cifar.py (its "
                              "seed<k> runs), or a single run folder")
     parser.add_argument("-p", "--prefix", required=True, help="checkpoint prefix of the runs")
-    parser.add_argument("-k", "--last", type=int, default=5, metavar="K",
+    parser.add_argument("-k", "--last", type=argument_type("--last"), default=5, metavar="K",
                         help="average the validation error over each run's last K epochs "
                              "(default 5: epochs 195-200 of a 200-epoch run)")
     parser.add_argument("--config", default=None,
@@ -38,8 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="also write the numbers as JSON")
     args = parser.parse_args(argv)
-    if args.last < 1:
-        parser.error("--last must be at least 1")
     setup_logging()
     return run(lambda: summarize(args))
 

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="classify with this export_onnx.py file instead of a checkpoint")
     parser.add_argument("--runtime", choices=("auto", "onnxruntime", "reference"),
                         default="auto", help="with --onnx: which runtime runs it")
-    parser.add_argument("-k", "--top", type=int, default=DEFAULT_TOP,
+    parser.add_argument("-k", "--top", type=argument_type("--top"), default=DEFAULT_TOP,
                         help="how many classes to show per image (default 5)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.onnx and not (args.checkpoints and args.prefix and args.epoch is not None):
         parser.error("give --checkpoints, --prefix and --epoch, or --onnx FILE")
-    if args.top < 1:
-        parser.error("--top must be at least 1")
     return run(lambda: classify(args))
 
 

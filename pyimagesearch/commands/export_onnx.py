@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from pyimagesearch.commands.common import add_run_arguments, run
-from pyimagesearch.errors import EXIT_ERROR
 from pyimagesearch.export import DEFAULT_PARITY_IMAGES, DEFAULT_TOLERANCE, RUNTIMES, ExportError
 from pyimagesearch.inference.source import describe_checkpoint
+from pyimagesearch.settings import argument_type
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "stored size or mean differ from the checkpoint's (printed)")
     parser.add_argument("-o", "--output", default=None,
                         help="the .onnx file (default: DIR/NAME-%%04d.onnx)")
-    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=argument_type("--tolerance"), default=DEFAULT_TOLERANCE,
                         help="largest allowed |ONNX - MXNet| on the outputs (default 1e-4)")
-    parser.add_argument("--parity-images", type=int, default=DEFAULT_PARITY_IMAGES,
+    parser.add_argument("--parity-images", type=argument_type("--parity-images"),
+                        default=DEFAULT_PARITY_IMAGES,
                         help="records the check runs (default 8)")
     parser.add_argument("--parity-split", choices=("test", "val"), default="test",
                         help="records the check reads (default test)")
@@ -37,9 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.parity_images < 1:
-        print("[ERROR] --parity-images must be at least 1", file=sys.stderr)
-        return EXIT_ERROR
     return run(lambda: export(args))
 
 

@@ -43,7 +43,8 @@ def build_parser(description: str, default_config: str) -> argparse.ArgumentPars
     parser.add_argument("--crops", type=int, choices=CROPS, default=1,
                         help="1: the center crop (default); 10: four corners and center of "
                              "the stored RESIZE square, and their mirrors, softmax averaged")
-    parser.add_argument("--require-rank1", type=float, default=None, metavar="FRACTION",
+    parser.add_argument("--require-rank1", type=argument_type("--require-rank1"), default=None,
+                        metavar="FRACTION",
                         help="exit non-zero when rank-1 is below this (e.g. 0.90 for the demo)")
     return parser
 

@@ -25,6 +25,7 @@ from pyimagesearch.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
 from pyimagesearch.nn.cifar_resnet import SHORTCUTS, VARIANTS, blocks_per_stage
 from pyimagesearch.run.checkpoints import latest_checkpoint
 from pyimagesearch.run.paths import seed_folder
+from pyimagesearch.settings import argument_type
 from pyimagesearch.settings.recipes import Recipe
 from pyimagesearch.training.experiment import RunRequest
 
@@ -38,7 +39,7 @@ def add_cifar_arguments(parser: argparse.ArgumentParser) -> None:
                        help="building block (default: the config's, 'original')")
     group.add_argument("--shortcut", choices=SHORTCUTS, default=None,
                        help="A: identity, zero-padded (the paper's on CIFAR); B: projection")
-    group.add_argument("--runs", type=int, default=1,
+    group.add_argument("--runs", type=argument_type("--runs"), default=1,
                        help="train R runs with seeds seed..seed+R-1, each in "
                             "<checkpoints>/seed<k>")
     group.add_argument("--resume", action="store_true",
@@ -59,8 +60,6 @@ def select_recipe(config: Settings, depth: int) -> Recipe:
 
 def plan_runs(config: Settings, args: argparse.Namespace) -> list[RunRequest]:
     """One ``RunRequest`` per run of the study; ``--resume`` drops the finished ones."""
-    if args.runs < 1:
-        raise ConfigError(f"--runs must be at least 1, got {args.runs}")
     if args.resume and args.start_epoch:
         raise ConfigError("give --resume or --start-epoch, not both")
     if args.resume and args.lr is not None:

@@ -1,31 +1,7 @@
-"""Checkpoint I/O in one place: file names, saving, reading, verifying and loading.
+"""Checkpoints: saved atomically (the manifest last), listed, verified by checksum, loaded.
 
-Every command that touches a run's folder (train, test, export, classify, report) names
-and reads its files through this module. For epoch N, in the checkpoint folder:
-
-- ``NAME-symbol.json`` and ``NAME-%04d.params``, exactly what ``HybridBlock.export``
-  writes, so ``mx.model.load_checkpoint``, ``gluon.SymbolBlock.imports`` and MXNet's
-  ONNX exporter read them;
-- ``NAME-%04d.states``, the optimizer's arrays (see ``optimizers``, no pickle);
-- ``NAME-%04d.json``, the manifest: epoch, update count, learning rate, metrics, the
-  config snapshot, and every file with its size and SHA-256.
-
-Every file is written under a temporary name in the same folder, flushed to disk and
-renamed into place; the manifest goes last, so a checkpoint without its manifest (a
-crash mid-save) is never taken for a complete one. What a killed save leaves
-(``.NAME.tmp<pid>-*``, ``NAME-%04d.json.partial-<pid>``, and that epoch's files it had
-renamed into place) is removed at the next start, under the run's lock
-(:func:`remove_save_leftovers`). Checkpoint N holds the weights after
-N epochs, which is where ``--start-epoch N`` resumes, as in the book.
-
-An epoch that MXNet's symbolic API wrote (``mx.model.save_checkpoint``,
-``Module.save_checkpoint``: the book's own checkpoints) has the first two files and no
-manifest; :mod:`pyimagesearch.run.mxnet_checkpoints` recognizes it, and the functions here
-accept it (a stand-in manifest, ``last``, and loading into the config's network).
-
-Beside them, the commands write ``NAME-%04d-<split>[-10crop].json`` (a test score),
-``NAME-epochs.csv`` (every checkpoint on validation), ``NAME-%04d.onnx`` and
-``NAME-report.html``: :func:`result_path` and its siblings name them.
+A checkpoint MXNet's symbolic API wrote (the book's own) is accepted through
+:mod:`pyimagesearch.run.mxnet_checkpoints`. Why it is written this way: docs/design.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,6 @@
-"""Training logs in MXNet's ``Module.fit`` format: written here, and parsed here.
-
-One module owns the format both ways (with a round-trip test), so the plots read
-exactly what training writes -- and also the logs of the book's original ``mx.model``
-code, whose lines carry a ``INFO:root:`` prefix from ``logging.basicConfig``.
-
-Each start of a run writes its own ``training_<start epoch>.log`` (a repeated start
-gets ``training_<start>.<k>.log``), never overwriting an earlier one. A machine record,
-``<prefix>-metrics.jsonl``, gets one JSON line per epoch.
-
-A line that cannot be written (a full disk, a quota, ``ulimit -f``) is taken back, so
-neither file ends in half a line, and raises :class:`LogWriteError`: the training loop
-stops on it as on a failed checkpoint save, instead of going on without its records.
+"""Training logs in MXNet's ``Module.fit`` format, written and parsed here, and the metrics
+file (one JSON line per epoch). A line that cannot be written is taken back and stops the
+run (:class:`LogWriteError`).
 """
 
 from __future__ import annotations

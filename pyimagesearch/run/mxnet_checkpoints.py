@@ -1,23 +1,5 @@
-"""Checkpoints MXNet's symbolic API wrote, used by every command that takes a checkpoint.
-
-A folder may hold, beside or instead of the project's checkpoints, epochs written by
-``mx.model.save_checkpoint`` or ``Module.save_checkpoint``: the ImageNet Bundle's own
-training scripts, or any MXNet code. Such an epoch is ``NAME-%04d.params`` beside
-``NAME-symbol.json`` with no ``NAME-%04d.json`` manifest. It records no config, so the
-command's ``--config`` says which network it is (``MODEL``, ``MODEL_PARAMS``,
-``NUM_CLASSES``, e.g. GoogLeNet with ``{"variant": "book"}`` for the book's checkpoints);
-that network is built and the arrays are mapped onto it by structure
-(:mod:`pyimagesearch.run.symbolic_import`), or refused in one line.
-
-Resuming such an epoch is weights only, as the book's own resume is: the optimizer starts
-fresh and the schedule continues at update ``epoch x updates per epoch``. A resumed run
-writes its own checkpoints with the same prefix, and with them its own ``NAME-symbol.json``;
-the MXNet symbol is first copied to ``NAME-mxnet-symbol.json``, which is read for the MXNet
-epochs from then on.
-
-:mod:`pyimagesearch.run.checkpoints` calls in here: ``read_manifest`` gives such an epoch a
-stand-in manifest (:func:`stand_in_manifest`, ``"format": "mxnet"``), ``resolve_epoch``
-counts it for ``last``, and ``load_network`` builds the config's network for it.
+"""Checkpoints MXNet's symbolic API wrote (the book's own): recognized, given a stand-in
+manifest, loaded into the config's network, resumed weights only.
 """
 
 from __future__ import annotations

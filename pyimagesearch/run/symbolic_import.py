@@ -1,29 +1,6 @@
-"""Checkpoints written by MXNet's symbolic API, mapped onto a Gluon network by structure.
-
-``mx.model.save_checkpoint`` and ``Module.save_checkpoint`` (what the ImageNet Bundle's
-training scripts call) write ``NAME-symbol.json`` (the graph) and ``NAME-%04d.params``
-(arrays named ``arg:<variable>`` and ``aux:<variable>``), and nothing else: no optimizer
-state in a form Gluon reads, no manifest. The variable names are those of the writer
-(``convolution0_weight``, ``batchnorm0_gamma`` for the book's ``MxGoogLeNet``), never the
-project's, so the arrays are matched by position instead of by name:
-
-1. Both graphs are listed in topological order (the order of the symbol JSON's nodes, which
-   MXNet writes inputs first): the saved symbol, and the Gluon network's own symbol
-   (``net(mx.sym.var("data"))``, what ``HybridBlock.export`` would write).
-2. Every operator that takes a parameter gives one *slot* per parameter input: the
-   operator kind, the parameter's role (the operator's own input name: ``weight``, ``bias``,
-   ``gamma``, ``beta``, ``moving_mean``, ``moving_var``), and its shape. A parameter reached
-   through a scalar multiplication (the residual scale the project folds into a 1x1
-   convolution's weights) counts as the operator's own input.
-3. The two slot lists must agree one by one, in kind, role and shape, and in the operator
-   settings that change what a layer computes without changing a shape (convolution
-   stride, padding, dilation and groups; BatchNorm epsilon and fixed gamma; a dense layer's
-   flattening). The first slot that does not is refused, in one line that names the
-   position, both layers and what each side has.
-
-Only parameters are compared: an operator without parameters (pooling, concatenation,
-activation) does not show in a slot, so the book's 7x7/1 average pooling and the project's
-global pooling, the same at 224 px, both match.
+"""A checkpoint of MXNet's symbolic API mapped onto a Gluon network by structure: the
+parameters of both graphs matched one by one in order, kind, role and shape, or refused in
+one line naming the first mismatch.
 """
 
 from __future__ import annotations

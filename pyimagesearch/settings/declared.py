@@ -265,4 +265,10 @@ ARGUMENT_KINDS: dict[str, Kind] = {
     "--seed": SEED_KIND,
     "--cpu-contexts": POSITIVE,
     "--gpus": DeviceList(),
+    "--runs": POSITIVE,
+    "--last": POSITIVE,
+    "--top": POSITIVE,
+    "--parity-images": POSITIVE,
+    "--tolerance": Number(low=0, low_open=True),
+    "--require-rank1": PROBABILITY,
 }

@@ -1,19 +1,6 @@
-"""Learning-rate schedules as data: what the rate is at update k, with no MXNet in sight.
-
-A schedule depends only on the update count (and the fixed number of updates per epoch),
-so a run resumed at epoch N with the restored update count gets exactly the rate an
-uninterrupted run would have had -- no bookkeeping, as in fb.resnet.torch.
-:mod:`pyimagesearch.training.lr_schedulers` turns a :class:`ScheduleSpec` into MXNet's
-``lr_scheduler`` objects.
-
-Configs give schedules as plain data (:func:`schedule_from_data`)::
-
-    {"kind": "constant"}
-    {"kind": "epoch_table", "table": {0: 1e-3, 30: 1e-4, 45: 1e-5}}
-    {"kind": "step_decay", "factor": 0.94, "every_epochs": 2}      # or every_updates
-    {"kind": "multi_step", "factor": 0.1, "at_updates": [32000, 48000]}  # or at_epochs
-
-and a warm-up as ``{"updates": 400, "begin_lr": 0.01, "mode": "constant"}``.
+"""Learning-rate schedules as data: the rate at update k, a pure function of k, so a resume
+at epoch N gets what an uninterrupted run had. Configs give them as plain dicts
+(``{"kind": "multi_step", "factor": 0.1, "at_epochs": [8, 12]}``; see docs/design.md).
 """
 
 from __future__ import annotations

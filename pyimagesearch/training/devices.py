@@ -1,10 +1,5 @@
-"""Which devices a run trains on: the GPUs a config or ``--gpus`` asks for, else the CPU.
-
-``NUM_DEVICES`` GPUs (the first ones) when MXNet sees GPUs; ``--gpus 0,2`` picks them by
-number instead. Without a GPU visible to MXNet (a CPU build, no driver) training runs on
-the CPU, split over ``--cpu-contexts`` contexts. Asking for GPUs MXNet does not see is a
-one-line :class:`DeviceError` naming the setting or option and what MXNet sees, never a
-failure deep inside MXNet.
+"""The devices a run trains on (the GPUs a config or ``--gpus`` asks for, else CPU contexts),
+and the batch sizes that follow from them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""Where gradients meet: the kvstore of a run, this process's rank, and what scales with workers.
-
-One process with several devices aggregates through a local kvstore (``device``,
-``local``, ``nccl``). Several processes (on one or many machines) use MXNet's parameter
-server (``dist_sync``, ``dist_device_sync``, ``dist_async``); the processes are started
-with the DMLC variables by ``launch_distributed.py``. In a distributed run each worker
-reads its own part of the training records, only worker 0 validates, writes checkpoints
-and the main log, and the learning rate may follow the number of workers (the linear
-scaling rule, with a gradual warm-up: Goyal et al. 2017, arXiv 1706.02677).
+"""Where gradients meet: the run's kvstore, this process's rank among the workers, and the
+learning rate scaled with them (Goyal et al. 2017).
 """
 
 from __future__ import annotations

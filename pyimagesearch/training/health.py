@@ -1,34 +1,6 @@
-"""The health monitor: is the network still learning, or dying, or diverging?
-
-Szegedy et al. 2016 (arXiv 1602.07261, section 3.3) report that Inception-ResNet variants
-with more than 1000 filters and no residual scaling "died" early in training: after a few
-tens of thousands of iterations the last layer before average pooling produced only zeros.
-This observer watches for that in every network. It does not see the other way a run
-fails: the public Caffe attempt (revilokeb/inception_resnetv2_caffe) did not die; it
-plateaued near 28% top-5 error (about 72% top-5 accuracy) with no noticeable change in
-validation error from epoch 15 to 25. Its author suspected the missing residual scaling
-but did not confirm it. A stalled validation curve is the plateau detector's to report
-(``plateau.py``). Every ``interval`` updates this monitor logs
-
-- the loss of the step (mean over the batch),
-- the global gradient norm: the L2 norm over every trainable parameter's gradient as the
-  optimizer applied it (the gradient of the batch-mean loss, before weight decay),
-- the fraction of exactly-zero activations of the last feature map before global pooling,
-  computed on the step's first data slice in inference mode (BN uses and keeps its running
-  statistics; dropout is off), so the check changes nothing the run computes;
-
-warns when that fraction stays above ``dead_fraction`` for ``patience`` checks in a row,
-and stops the run (``TrainingDiverged``) when the loss is not finite. The loop never
-checkpoints after a divergence, so the last good checkpoint stays the newest.
-
-Configured by the optional config field ``HEALTH`` (``None`` turns it off)::
-
-    HEALTH = {"interval": 100, "dead_fraction": 0.99, "patience": 3}
-
-The log lines, written here and parsed here (``parse_health_lines``)::
-
-    Epoch[3] Batch [200]<TAB>Health: loss=2.731000<TAB>grad-norm=1.234000<TAB>zero-fraction=0.412000
-    Epoch[3] Batch [200]<TAB>Warning: network is dying: <details>
+"""The health monitor: every ``interval`` updates the loss, the gradient norm and the
+zero fraction of the last feature map; warns when the network is dying (Szegedy et al.
+2016, section 3.3), stops on a non-finite loss. Its log lines are written and parsed here.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""The training loop shared by every network: one epoch of updates, and the epochs of a run.
-
-``train_epoch`` returns numbers and decides nothing; ``fit`` is the one place that
-logs, validates, checkpoints and stops. Batches are split over the contexts with
-``split_and_load`` and the gradients aggregated by the trainer's kvstore, so one GPU,
-several GPUs and several CPU contexts run the same code.
+"""The training loop every network shares: ``train_epoch`` returns numbers and decides
+nothing; ``fit`` is the one place that logs, validates, checkpoints and stops.
 """
 
 from __future__ import annotations

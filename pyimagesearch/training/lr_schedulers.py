@@ -1,9 +1,5 @@
-"""MXNet ``lr_scheduler`` objects for the schedules of :mod:`pyimagesearch.settings.schedules`.
-
-MXNet's optimizer asks its ``lr_scheduler`` for the rate at every update, passing the
-number of updates done so far. Each scheduler here is a pure function of that number
-(MXNet's own ``FactorScheduler`` and ``MultiFactorScheduler`` keep running state), so a
-resumed run gets the rate an uninterrupted one had.
+"""MXNet ``lr_scheduler`` objects for the schedules of :mod:`pyimagesearch.settings.schedules`,
+each a pure function of the update count, so a resumed run gets the uninterrupted rate.
 """
 
 from __future__ import annotations

@@ -1,28 +1,6 @@
-"""The plateau detector: validation has stopped improving; time for the book's remedy.
-
-The failure the health monitor cannot see. A public Caffe attempt at Inception-ResNet-v2
-(revilokeb/inception_resnetv2_caffe) did not die: its network stayed alive at about 28%
-top-5 error from epoch 15 to 25, with no noticeable change in validation error, while the
-paper was near 10% at epoch 20. Every unit still fired; only the validation curve showed
-it. The ImageNet Bundle's answer to a flat curve is to stop, lower the learning rate by
-10x and resume from the last checkpoint (``--start-epoch N``), which is what the warning
-prints, ready to run.
-
-After each epoch's validation the detector compares the configured metric (``rank1``,
-``rank5`` or ``loss``) with the best so far. When it has not improved by ``min_delta``
-(absolute: 0.005 is half a percentage point of rank-1) for ``patience`` epochs in a row at
-the same learning rate, the log gets one warning, and another every ``patience`` epochs
-while it lasts. A change of rate restarts the count: a drop gets ``patience`` epochs to
-work. On resume the epochs before the start are read back from ``NAME-metrics.jsonl``, so
-a restart neither forgets the best value nor warns again about old epochs.
-
-Configured by the optional config field ``PLATEAU`` (``None`` turns it off)::
-
-    PLATEAU = {"metric": "rank1", "min_delta": 0.005, "patience": 5}
-
-The log line, written here and parsed here (``parse_plateau_lines``)::
-
-    Epoch[12]<TAB>Warning: plateau: <details>
+"""The plateau detector: warns, with the resume command ready to run, when validation has
+not improved by ``min_delta`` for ``patience`` epochs at one learning rate. Its log line
+is written and parsed here.
 """
 
 from __future__ import annotations

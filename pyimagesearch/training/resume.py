@@ -1,10 +1,5 @@
-"""Starting and resuming a run: what must hold before any work, and what a checkpoint restores.
-
-A resume is refused when the run it would continue is not the run that was saved: a
-different config, dataset, network, batch, seed or recipe would make "epoch 31" mean
-something else. ``--override`` accepts the differences (they are logged); the schedule
-is then rebuilt from the new recipe at the restored update count, so a new learning
-rate applies from the very next step.
+"""Starting and resuming: what must hold before any work, what differs between a checkpoint's
+run and this one (refused unless ``--override``), and what a checkpoint restores.
 """
 
 from __future__ import annotations

@@ -1,26 +1,5 @@
-"""Is this machine ready to train a config? The first command to run on a new machine.
-
-``python check_setup.py --config config.imagenet_googlenet_config [--gpus 0,2]`` checks,
-each in one line, then gives one verdict line (exit status 0: ready, 1: not):
-
-- MXNet's build: CUDA, cuDNN, NCCL, oneDNN (``mx.runtime.Features``); a GPU that
-  ``nvidia-smi`` lists while MXNet is a CPU build is the usual install mistake;
-- the GPUs MXNet sees, with their free and total memory;
-- the devices the config (``NUM_DEVICES``) or ``--gpus`` selects, exactly as training
-  selects them (asking for more GPUs than there are fails here, in one line);
-- one forward and backward training step of the configured network on each selected
-  device, compared with the same step on the CPU: the largest difference of the logits
-  and of the gradients, relative to their size, must stay within ``--tolerance``. Dropout
-  is switched off for it (a mask drawn on a GPU cannot equal the CPU's); BatchNorm
-  normalizes with the batch's statistics, as in training. (Not in inference mode: MXNet
-  1.9's BatchNorm backward with global statistics gives different gradients from run to
-  run on the CPU.);
-- the dataset: the manifest found, the records there and consistent with it and with
-  the config (the checks every command makes at start, ``data.dataset.check_dataset``);
-- free disk where the checkpoints go, against one checkpoint and the whole run.
-
-Warnings (a GPU config on a machine without GPUs, disk for some but not all epochs) do
-not fail the verdict; every other problem does.
+"""Is this machine ready to train a config? MXNet's build, the GPUs, one training step per
+device against the CPU, the dataset, the disk: one :class:`Check` each, and a verdict.
 """
 
 from __future__ import annotations
