@@ -29,6 +29,9 @@ def _import_error(exc: BaseException, fallback: str) -> ConfigError:
                   and not f.filename.startswith("<frozen")]
     frame = in_configs[-1] if in_configs else (frames[-1] if frames else None)
     where = f"{frame.filename}, line {frame.lineno}" if frame else fallback
+    if isinstance(exc, SystemExit):  # sys.exit() in a config would end the command silently
+        return ConfigError(f"{where}: the config ended its own import (sys.exit({exc.code!r})); "
+                           f"a config only sets constants")
     return ConfigError(f"{where}: {type(exc).__name__}: {exc}")
 
 
@@ -40,7 +43,7 @@ def _exec_file(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise _import_error(exc, str(path)) from None
     return module
 
@@ -54,7 +57,7 @@ def _import_module(spec: str) -> ModuleType:
                 f"config module not found: {spec} (give a module such as "
                 f"config.demo_googlenet_config or a path to a .py file)") from None
         raise _import_error(exc, spec) from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         raise _import_error(exc, spec) from None
 
 

@@ -147,6 +147,32 @@ def test_a_bad_config_stops_a_script_with_one_line_and_no_traceback(tmp_path, ca
     assert err.strip() == f"[ERROR] {path}: BATCH_SIZE = '16': must be an integer >= 1"
 
 
+@pytest.mark.parametrize("ending", ["import sys\nsys.exit(0)\n", "raise SystemExit(3)\n",
+                                    "import sys\nsys.exit('done')\n"])
+def test_a_config_that_ends_its_own_import_is_an_error_naming_it(tmp_path, capsys, ending):
+    path = write(tmp_path, "BATCH_SIZE = 4\n" + ending)
+    code = train_googlenet.main(["--checkpoints", str(tmp_path / "out"), "--prefix", "net",
+                                 "--config", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert err.startswith(f"[ERROR] {path}, line ") and "ended its own import" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("script, argv, text", [
+    ("test_googlenet", ["--epoch", "LAST"], "argument -e/--epoch: LAST: must be an epoch"),
+    ("test_googlenet", ["--epoch", "1.5"], "argument -e/--epoch: 1.5: must be an epoch"),
+    ("export_onnx", ["--epoch", "-2"], "argument -e/--epoch: -2: must be an epoch"),
+    ("classify_image", ["--epoch", "x", "img.jpg"], "argument -e/--epoch: x: must be an epoch"),
+])
+def test_epoch_flags_are_checked_like_start_epoch(capsys, script, argv, text):
+    module = __import__(script)
+    with pytest.raises(SystemExit) as info:
+        module.main(["--checkpoints", "out", "--prefix", "net", *argv])
+    assert info.value.code == 2
+    assert text in capsys.readouterr().err
+
+
 def test_the_readme_table_is_generated_from_the_declarations():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert readme_with_table(readme) == readme, \

@@ -29,6 +29,7 @@ from pyimagesearch.run.mxnet_checkpoints import (
 )
 from pyimagesearch.run.optimizer_state import save_optimizer_state
 from pyimagesearch.run.paths import (
+    CHECKPOINT_FILES,
     checkpoint_name,
     checkpoint_paths,
     epoch_of,
@@ -200,11 +201,7 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
         listing = ", ".join(str(e) for e in existing) if existing else "none"
         raise CheckpointError(f"no checkpoint {paths['manifest'].name} in {folder}; "
                               f"complete checkpoints of {prefix!r} there: {listing}")
-    try:
-        with open(paths["manifest"]) as handle:
-            manifest = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{paths['manifest']}: unreadable manifest ({exc})") from exc
+    manifest = _read_json(paths["manifest"], epoch)
     if verify:
         for kind, entry in manifest["files"].items():
             if kind in skip:
@@ -217,6 +214,53 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
                                       f"{paths['manifest'].name}: the file changed or is "
                                       f"damaged")
     return manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_json(path: Path, epoch: int) -> dict[str, Any]:
+    """A checkpoint manifest, its fields checked against each other and the file's name: a
+    reader trusts nothing in a file that may have been edited or damaged."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
+    problem = _manifest_problem(manifest, epoch)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}; the manifest was edited or is damaged")
+    return manifest
+
+
+def _manifest_problem(manifest: Any, epoch: int) -> str | None:
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    if manifest.get("epoch") != epoch or isinstance(manifest.get("epoch"), bool):
+        return f"epoch {manifest.get('epoch')!r} where its name says {epoch}"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not {"symbol", "params"} <= set(files) \
+            or not set(files) <= set(CHECKPOINT_FILES):
+        return "'files' does not list the checkpoint's symbol, params (and states)"
+    for kind, entry in files.items():
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not (isinstance(name, str) and name == Path(name).name and name not in ("", "..")
+                and type(entry.get("bytes")) is int and entry["bytes"] >= 0
+                and isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"])):
+            return f"the {kind} entry of 'files' is not a file name, size and SHA-256"
+    updates, state = manifest.get("num_update"), manifest.get("optimizer_state")
+    if updates is None and state is None:
+        return None  # no optimizer: a checkpoint written by other code
+    if type(updates) is not int or updates < 0:
+        return f"num_update {updates!r} is not a count"
+    if not isinstance(state, dict) or not isinstance(state.get("index_update_count"), dict):
+        return "optimizer_state lacks its counters"
+    if not state.get("on_servers") and state.get("num_update") != updates:
+        return (f"num_update {updates} disagrees with the optimizer state's "
+                f"{state.get('num_update')!r}")
+    counts = state["index_update_count"].values()
+    if not all(type(c) is int and 0 <= c <= updates for c in counts):
+        return f"optimizer_state's update counts do not fit num_update {updates}"
+    return None
 
 
 def load_exported_params(net: gluon.Block, path: str | Path) -> None:
