@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import DEADLINE, LineReader
 
+import train_googlenet
 from pyimagesearch.commands.launch_distributed import main as launch_main
 from pyimagesearch.distributed.launcher import (
     Host,
@@ -238,6 +239,27 @@ def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_start
         assert launch_main(["--workers", "2", "--dry-run", "--", *command]) == 0
     # So does a program that is none of the train scripts (the launcher cannot know).
     assert launch_main(["--workers", "2", "--dry-run", "--", *WORKER, str(tmp_path)]) == 0
+
+
+WORKER_REFUSAL = ("but this process is a worker of a parameter-server job (DMLC_ROLE=worker): "
+                  "each worker would train a model of its own, all of them into one "
+                  "checkpoint folder; add --kvstore dist_sync to the train command")
+
+
+def test_a_worker_with_a_local_kvstore_refuses_at_once(tiny_config, tmp_path, monkeypatch,
+                                                       capsys):
+    # Without DMLC_ROLE this command trains; as a launched worker it must not start.
+    train = [str(REPO_ROOT / "train_googlenet.py"), "--config", tiny_config, "--checkpoints",
+             str(tmp_path / "run"), "--prefix", "net", "--end-epoch", "1"]
+    worker = subprocess.run([sys.executable, *train], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "DMLC_ROLE": "worker"})
+    assert (worker.returncode, worker.stdout) == (2, ""), worker.stderr
+    assert worker.stderr == f"[ERROR] {tiny_config}: KVSTORE = 'device', {WORKER_REFUSAL}\n"
+    # The command line's --kvstore is named when it chose the kvstore.
+    monkeypatch.setenv("DMLC_ROLE", "worker")
+    assert train_googlenet.main([*train[1:], "--kvstore", "local"]) == 2
+    assert capsys.readouterr().err == f"[ERROR] --kvstore local, {WORKER_REFUSAL}\n"
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_busy_scheduler_port_is_refused_in_one_line(token, capsys):

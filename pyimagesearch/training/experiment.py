@@ -7,6 +7,7 @@ their config (``MODEL``, ``MODEL_PARAMS``, ``RECIPE``, sizes).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -149,6 +150,14 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
     kvstore = request.kvstore or config.KVSTORE
+    if not kvstore.startswith("dist") and os.environ.get("DMLC_ROLE") == "worker":
+        # A launcher sees only the command line; the config is known here.
+        where = (f"--kvstore {kvstore}" if request.kvstore
+                 else f"{config.source}: KVSTORE = {kvstore!r}")
+        raise ConfigError(f"{where}, but this process is a worker of a parameter-server job "
+                          f"(DMLC_ROLE=worker): each worker would train a model of its own, "
+                          f"all of them into one checkpoint folder; add --kvstore dist_sync "
+                          f"to the train command")
     if not kvstore.startswith("dist"):
         held.enter_context(claim_run_folder(request))
     resumed = check_start(request.start)
