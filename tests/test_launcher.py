@@ -24,17 +24,11 @@ from pathlib import Path
 import pytest
 from conftest import DEADLINE, LineReader
 
+import train_googlenet
 from pyimagesearch.commands.launch_distributed import main as launch_main
-from pyimagesearch.distributed.launcher import (
-    Host,
-    LaunchError,
-    check_scheduler_port,
-    free_port,
-    launch,
-    parse_hosts,
-    place_workers,
-    plan_job,
-)
+from pyimagesearch.distributed import Host, LaunchError, launch, parse_hosts, plan_job
+from pyimagesearch.distributed.plan import free_port, place_workers
+from pyimagesearch.distributed.preflight import check_scheduler_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKER = [sys.executable, str(REPO_ROOT / "tests" / "dist_worker_script.py")]
@@ -223,8 +217,6 @@ def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_start
         ([*train, "--kvstore", "device"], "the train command has --kvstore device"),
         ([*train, "--config", str(local)],
          f"{local}: KVSTORE = 'device' and the train command has no --kvstore"),
-        # No --config: the script's default config, read from the script without running it.
-        (train, f"{REPO_ROOT / 'config' / 'imagenet_googlenet_config.py'}: KVSTORE = 'device'"),
     ]
     for command, says in refused:
         assert launch_main(["--workers", "2", "--timeout", "60", "--", *command]) == 2
@@ -233,11 +225,53 @@ def test_a_train_command_without_a_dist_kvstore_is_refused_before_anything_start
         assert says in err and alone in err
     assert not (tmp_path / "run").exists()
     assert_no_strays(token)
+    # --dry-run reads the config's validated KVSTORE too.
+    assert launch_main(["--workers", "2", "--dry-run", "--", *train, "--config", str(local)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{local}: KVSTORE = 'device'" in err and alone in err
     # A dist_* kvstore on the command line or in the config passes (--dry-run: no processes).
     for command in ([*train, "--kvstore=dist_async"], [*train, "--config", str(dist)]):
         assert launch_main(["--workers", "2", "--dry-run", "--", *command]) == 0
-    # So does a program that is none of the train scripts (the launcher cannot know).
-    assert launch_main(["--workers", "2", "--dry-run", "--", *WORKER, str(tmp_path)]) == 0
+    # So do a train command with neither (its workers judge: see the next tests) and a
+    # program that is none of the train scripts (the launcher cannot know).
+    for command in (train, [*WORKER, str(tmp_path)]):
+        assert launch_main(["--workers", "2", "--dry-run", "--", *command]) == 0
+
+
+WORKER_REFUSAL = ("but this process is a worker of a parameter-server job (DMLC_ROLE=worker): "
+                  "each worker would train a model of its own, all of them into one "
+                  "checkpoint folder; add --kvstore dist_sync to the train command")
+
+
+def test_a_worker_with_a_local_kvstore_refuses_at_once(tiny_config, tmp_path, monkeypatch,
+                                                       capsys):
+    # Without DMLC_ROLE this command trains; as a launched worker it must not start.
+    train = [str(REPO_ROOT / "train_googlenet.py"), "--config", tiny_config, "--checkpoints",
+             str(tmp_path / "run"), "--prefix", "net", "--end-epoch", "1"]
+    worker = subprocess.run([sys.executable, *train], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "DMLC_ROLE": "worker"})
+    assert (worker.returncode, worker.stdout) == (2, ""), worker.stderr
+    assert worker.stderr == f"[ERROR] {tiny_config}: KVSTORE = 'device', {WORKER_REFUSAL}\n"
+    # The command line's --kvstore is named when it chose the kvstore.
+    monkeypatch.setenv("DMLC_ROLE", "worker")
+    assert train_googlenet.main([*train[1:], "--kvstore", "local"]) == 2
+    assert capsys.readouterr().err == f"[ERROR] --kvstore local, {WORKER_REFUSAL}\n"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_train_command_with_neither_is_stopped_by_its_refusing_workers(tmp_path, token):
+    # No --kvstore, no --config: the launcher starts the job; the workers see the default
+    # config's KVSTORE = 'device' and refuse, which stops the job with their line.
+    train = [sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--checkpoints",
+             str(tmp_path / "run"), "--prefix", "net"]
+    result = launch(train, workers=2, timeout=DEADLINE, grace=3, echo=False)
+    assert (result.outcome, result.returncode) == ("failed", 2), result.message
+    assert result.failed.startswith("worker") and "exit status 2" in result.message
+    config = REPO_ROOT / "config" / "imagenet_googlenet_config.py"
+    assert f"    [ERROR] {config}: KVSTORE = 'device', {WORKER_REFUSAL}" in result.message
+    assert not (tmp_path / "run").exists()
+    assert_no_strays(token)
 
 
 def test_a_busy_scheduler_port_is_refused_in_one_line(token, capsys):

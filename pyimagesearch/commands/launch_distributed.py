@@ -8,15 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from pyimagesearch.commands.common import run, setup_logging
-from pyimagesearch.distributed.launcher import (
-    DEFAULT_GRACE,
-    DEFAULT_REMOTE_PORT,
-    DEFAULT_SSH,
-    check_kvstore,
-    launch,
-    plan_job,
-    read_hosts,
-)
+from pyimagesearch.distributed import launch, plan_job, read_hosts
+from pyimagesearch.distributed.plan import DEFAULT_GRACE, DEFAULT_REMOTE_PORT, DEFAULT_SSH
+from pyimagesearch.distributed.preflight import check_kvstore
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -37,6 +37,17 @@ class Cluster:
         return self.kind == "dist_async"
 
 
+def refuse_local_kvstore_in_a_job(kind: str, where: str) -> None:
+    """A worker started by ``launch_distributed.py`` with a local kvstore would train a model
+    of its own into the shared folder: refused at once (the launcher sees only the command
+    line; the config is known here). ``where`` names the flag or the config."""
+    if not kind.startswith("dist") and os.environ.get("DMLC_ROLE") == "worker":
+        raise ConfigError(f"{where}, but this process is a worker of a parameter-server job "
+                          f"(DMLC_ROLE=worker): each worker would train a model of its own, "
+                          f"all of them into one checkpoint folder; add --kvstore dist_sync "
+                          f"to the train command")
+
+
 def create_cluster(kind: str, contexts: list[mx.Context]) -> Cluster:
     """Create the kvstore (for ``dist_*`` this joins the parameter-server cluster)."""
     if kind not in KVSTORE_TYPES:

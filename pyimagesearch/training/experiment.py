@@ -42,7 +42,12 @@ from pyimagesearch.training.devices import (
     describe_contexts,
     select_contexts,
 )
-from pyimagesearch.training.distribution import Cluster, create_cluster, scaled_schedule
+from pyimagesearch.training.distribution import (
+    Cluster,
+    create_cluster,
+    refuse_local_kvstore_in_a_job,
+    scaled_schedule,
+)
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
 from pyimagesearch.training.loop import TrainingSetup, fit
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
@@ -140,6 +145,8 @@ def plan_run(config: Settings, request: RunRequest, contexts: list[mx.Context] |
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
     kvstore = request.kvstore or config.KVSTORE
+    refuse_local_kvstore_in_a_job(kvstore, f"--kvstore {kvstore}" if request.kvstore
+                                  else f"{config.source}: KVSTORE = {kvstore!r}")
     if not kvstore.startswith("dist"):
         held.enter_context(claim_run_folder(request))
     resumed = check_start(request.start)
