@@ -108,6 +108,28 @@ def test_a_changed_dataset_is_refused(faults_config, one_epoch, tmp_path, capsys
     assert "seed: checkpoint 3, now 4" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("edit, problem", [
+    (lambda m: m.update(num_update=999), "num_update 999 disagrees with the optimizer state's"),
+    (lambda m: m.update(epoch=7), "epoch 7 where its name says 1"),
+    (lambda m: m["optimizer_state"].update(num_update=1), "disagrees with the optimizer state's"),
+    (lambda m: m["files"]["params"].update(file="../net-0001.params"), "the params entry"),
+    (lambda m: m.pop("files"), "'files' does not list"),
+])
+def test_a_hand_edited_checkpoint_manifest_is_refused_naming_it(faults_config, one_epoch,
+                                                                tmp_path, capsys, edit,
+                                                                problem):
+    run = linked_copy(one_epoch, tmp_path / "run")
+    manifest_file = run / "net-0001.json"
+    manifest = json.loads(manifest_file.read_text())
+    edit(manifest)
+    manifest_file.write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert train(faults_config, run, "--start-epoch", 1, "--end-epoch", 2) == 2
+    err = capsys.readouterr().err
+    assert f"{manifest_file}: " in err and problem in err and "edited or is damaged" in err
+    assert not (run / "net-0002.json").exists()
+
+
 def test_missing_or_damaged_optimizer_state_needs_reset_optimizer(faults_config, one_epoch,
                                                                   tmp_path, capsys):
     run = linked_copy(one_epoch, tmp_path / "run")
