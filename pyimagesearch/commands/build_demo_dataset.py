@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
-from pyimagesearch.commands.build_imagenet import DATA_LOGGING
-from pyimagesearch.commands.common import add_config_argument, run, setup_logging
-from pyimagesearch.config import load_config
+from pyimagesearch.commands.build_imagenet import data_parser, run_on_config
+from pyimagesearch.config import Settings
 from pyimagesearch.data.sources.demo import write_demo
 
 
 def main(argv: list[str] | None, description: str, default_config: str) -> int:
-    parser = argparse.ArgumentParser(description=description)
-    add_config_argument(parser, default_config)
-    args = parser.parse_args(argv)
-    setup_logging(**DATA_LOGGING)
+    args = data_parser(description, default_config).parse_args(argv)
 
-    def write() -> int:
-        print(write_demo(load_config(args.config)))
+    def write(config: Settings) -> int:
+        print(write_demo(config))
         return 0
 
-    return run(write, prefix="error: ")
+    return run_on_config(args, write)

@@ -7,7 +7,11 @@ import json
 import sys
 from dataclasses import asdict
 
-from pyimagesearch.commands.common import run
+from pyimagesearch.commands.common import (
+    add_recorded_config_arguments,
+    add_run_arguments,
+    run,
+)
 from pyimagesearch.errors import EXIT_UNREADABLE
 from pyimagesearch.inference.classify import DEFAULT_TOP, Classifier, ImageResult
 from pyimagesearch.settings import argument_type
@@ -28,15 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Classify images with a checkpoint (or its ONNX export): top classes "
                     "with names and probabilities, preprocessed as evaluation does.")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    parser.add_argument("-c", "--checkpoints", help="folder of the checkpoints")
-    parser.add_argument("-p", "--prefix", help="name prefix of the checkpoints")
-    parser.add_argument("-e", "--epoch", type=argument_type("--epoch"),
-                        help="checkpoint epoch, or 'last' for the newest")
-    parser.add_argument("--config", default=None,
-                        help="config module or .py path (default: the one the run recorded)")
-    parser.add_argument("--override", action="store_true",
-                        help="use the config's dataset even though its label order, classes, "
-                             "stored size or mean differ from the checkpoint's (printed)")
+    add_run_arguments(parser, epoch=True, required=False)
+    add_recorded_config_arguments(parser)
     parser.add_argument("--onnx", metavar="FILE",
                         help="classify with this export_onnx.py file instead of a checkpoint")
     parser.add_argument("--runtime", choices=("auto", "onnxruntime", "reference"),

@@ -44,13 +44,17 @@ def add_config_argument(parser: argparse.ArgumentParser, default: str | None,
                         help=help or f"config module or .py path (default {default})")
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, epoch: bool | None = None) -> None:
-    """``--checkpoints`` and ``--prefix`` (required), and ``--epoch`` when ``epoch`` says
-    (True: required; False: optional)."""
-    parser.add_argument("-c", "--checkpoints", required=True, help="folder of the checkpoints")
-    parser.add_argument("-p", "--prefix", required=True, help="name prefix of the checkpoints")
+def add_run_arguments(parser: argparse.ArgumentParser, epoch: bool | None = None,
+                      required: bool = True) -> None:
+    """``--checkpoints`` and ``--prefix``, and ``--epoch`` when ``epoch`` says (True:
+    required; False: optional)."""
+    parser.add_argument("-c", "--checkpoints", required=required,
+                        help="folder of the checkpoints")
+    parser.add_argument("-p", "--prefix", required=required,
+                        help="name prefix of the checkpoints")
     if epoch is not None:
-        parser.add_argument("-e", "--epoch", required=epoch, type=argument_type("--epoch"),
+        parser.add_argument("-e", "--epoch", required=epoch and required,
+                            type=argument_type("--epoch"),
                             help="checkpoint epoch, or 'last' for the newest that verifies")
 
 
@@ -62,5 +66,11 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                         help="without GPUs, split each batch over this many CPU contexts")
 
 
-def add_override_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--override", action="store_true", help=what)
+def add_recorded_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config`` (default: the one the run recorded) and ``--override``: the commands that
+    use a trained model take the dataset the run trained on unless told otherwise."""
+    parser.add_argument("--config", default=None,
+                        help="config module or .py path (default: the one the run recorded)")
+    parser.add_argument("--override", action="store_true",
+                        help="use the config's dataset even though its label order, classes, "
+                             "stored size or mean differ from the checkpoint's (printed)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyimagesearch.commands.common import add_run_arguments, run
+from pyimagesearch.commands.common import add_recorded_config_arguments, add_run_arguments, run
 from pyimagesearch.export import DEFAULT_PARITY_IMAGES, DEFAULT_TOLERANCE, RUNTIMES, ExportError
 from pyimagesearch.inference.source import describe_checkpoint
 from pyimagesearch.settings import argument_type
@@ -16,11 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Export a checkpoint to ONNX and check that it computes what MXNet does.")
     add_run_arguments(parser, epoch=True)
-    parser.add_argument("--config", default=None,
-                        help="config module or .py path (default: the one the run recorded)")
-    parser.add_argument("--override", action="store_true",
-                        help="use the config's dataset even though its label order, classes, "
-                             "stored size or mean differ from the checkpoint's (printed)")
+    add_recorded_config_arguments(parser)
     parser.add_argument("-o", "--output", default=None,
                         help="the .onnx file (default: DIR/NAME-%%04d.onnx)")
     parser.add_argument("--tolerance", type=argument_type("--tolerance"), default=DEFAULT_TOLERANCE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pyimagesearch.commands.common import add_run_arguments, run
+from pyimagesearch.commands.common import add_recorded_config_arguments, add_run_arguments, run
 from pyimagesearch.reporting.page import percent
 from pyimagesearch.reporting.run_report import write_report
 from pyimagesearch.scoring import RANK1, RANK5
@@ -14,15 +14,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Write one self-contained HTML report of a training run.")
     add_run_arguments(parser)
-    parser.add_argument("--config", default=None,
-                        help="config module or .py path, used only when no checkpoint "
-                             "records one")
+    add_recorded_config_arguments(parser)
     parser.add_argument("-o", "--output", default=None,
                         help="the HTML file (default DIR/NAME-report.html); the PNGs go "
                              "beside it")
-    parser.add_argument("--override", action="store_true",
-                        help="write the report even though the run's dataset was rebuilt "
-                             "since (the differences are shown)")
     return parser
 
 

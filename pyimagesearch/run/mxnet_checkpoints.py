@@ -14,6 +14,7 @@ from mxnet import gluon
 from pyimagesearch.config import Settings
 from pyimagesearch.files import atomic_write_text, sha256_file
 from pyimagesearch.nn.build import build_network
+from pyimagesearch.run.optimizer_state import start_optimizer_at
 from pyimagesearch.run.paths import (
     checkpoint_name,
     checkpoint_paths,
@@ -121,8 +122,7 @@ def restore_weights_only(net: gluon.HybridBlock, trainer: gluon.Trainer, folder:
     mapped = load_mxnet_checkpoint(net, folder, prefix, epoch, input_size)
     preserve_mxnet_symbol(folder, prefix)
     num_update = epoch * updates_per_epoch
-    trainer.optimizer.begin_num_update = num_update
-    trainer.optimizer.num_update = num_update
+    start_optimizer_at(trainer, num_update)
     return (f"weights only, from MXNet checkpoint {checkpoint_name(prefix, epoch)}: {mapped}; "
             f"optimizer state starts fresh and the schedule at update {num_update:,} "
             f"({epoch} epochs x {updates_per_epoch} updates)")

@@ -126,3 +126,10 @@ def load_optimizer_state(trainer: gluon.Trainer, path: str, counters: dict[str, 
         optimizer._all_index_update_counts[device_id] = dict(counts)
     optimizer._index_update_count = optimizer._all_index_update_counts[device_ids[0]]
     optimizer.num_update = int(counters["num_update"])
+
+
+def start_optimizer_at(trainer: gluon.Trainer, num_update: int) -> None:
+    """Fresh optimizer state whose update count (and with it the schedule, a function of
+    it) continues at ``num_update``: only momentum or moment buffers start from zero."""
+    trainer.optimizer.begin_num_update = num_update
+    trainer.optimizer.num_update = num_update

@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import difflib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,14 @@ class Kind(abc.ABC):
     def parse(self, text: str) -> Any:
         """A command-line string as this kind's value (then ``check``-ed)."""
         return text
+
+
+def _inside(where: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """``check(value)``, its refusal prefixed with where in a container the value sits."""
+    try:
+        return check(value)
+    except SettingError as exc:
+        raise SettingError(f"{where}: {exc}") from None
 
 
 def _is_int(value: Any) -> bool:
@@ -187,13 +195,8 @@ class Record(Kind):
         missing = [key for key in self.required if key not in value]
         if missing:
             raise SettingError(f"lacks key {missing[0]!r}")
-        checked = {}
-        for key, item in value.items():
-            try:
-                checked[key] = self.fields[key].check(item)
-            except SettingError as exc:
-                raise SettingError(f"key {key!r} = {item!r}: {exc}") from None
-        return checked
+        return {key: _inside(f"key {key!r} = {item!r}", self.fields[key].check, item)
+                for key, item in value.items()}
 
     def describe(self) -> str:
         return self.what
@@ -210,13 +213,8 @@ class Table(Kind):
     def check(self, value: Any) -> dict[Any, Any]:
         if not isinstance(value, Mapping):
             raise SettingError(f"must be {self.describe()}")
-        checked = {}
-        for key, item in value.items():
-            try:
-                checked[self.keys.check(key)] = self.values.check(item)
-            except SettingError as exc:
-                raise SettingError(f"entry {key!r}: {exc}") from None
-        return checked
+        return {_inside(f"entry {key!r}", self.keys.check, key):
+                _inside(f"entry {key!r}", self.values.check, item) for key, item in value.items()}
 
     def describe(self) -> str:
         return self.what
@@ -233,12 +231,8 @@ class Items(Kind):
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) \
                 or not value:
             raise SettingError(f"must be {self.describe()}")
-        checked = []
-        for position, item in enumerate(value):
-            try:
-                checked.append(self.item.check(item))
-            except SettingError as exc:
-                raise SettingError(f"item {position} = {item!r}: {exc}") from None
+        checked = [_inside(f"item {position} = {item!r}", self.item.check, item)
+                   for position, item in enumerate(value)]
         duplicated = sorted({repr(x) for x in checked if checked.count(x) > 1})
         if duplicated:
             raise SettingError(f"lists {duplicated[0]} more than once")

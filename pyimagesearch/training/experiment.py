@@ -31,7 +31,7 @@ from pyimagesearch.run.checkpoints import CheckpointError, remove_save_leftovers
 from pyimagesearch.run.logs import TrainingLog, read_metrics
 from pyimagesearch.run.mxnet_checkpoints import KIND as MXNET_KIND
 from pyimagesearch.run.mxnet_checkpoints import restore_weights_only
-from pyimagesearch.run.paths import log_path, metrics_jsonl_path, run_lock
+from pyimagesearch.run.paths import checkpoint_paths, log_path, metrics_jsonl_path, run_lock
 from pyimagesearch.runtime import return_large_blocks
 from pyimagesearch.settings import to_json
 from pyimagesearch.settings.recipes import Recipe
@@ -59,7 +59,7 @@ from pyimagesearch.training.plateau import (
     describe_plateau,
     plateau_settings,
 )
-from pyimagesearch.training.resume import StartRequest, check_start, restore, run_differences
+from pyimagesearch.training.resume import check_start, restore, run_differences
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +89,6 @@ class RunRequest:
     kvstore: str | None = None      # the config's KVSTORE unless given
     # How the plateau warning words the resume command (the CLI gives the script's own).
     resume_command: ResumeCommand | None = None
-
-    @property
-    def start(self) -> StartRequest:
-        return StartRequest(self.checkpoints, self.prefix, self.start_epoch,
-                            self.reset_optimizer)
 
 
 @dataclass(frozen=True)
@@ -149,7 +144,8 @@ def plan_run(config: Settings, request: RunRequest, contexts: list[mx.Context] |
                                   else f"{config.source}: KVSTORE = {kvstore!r}")
     if not kvstore.startswith("dist"):
         held.enter_context(claim_run_folder(request))
-    resumed = check_start(request.start)
+    resumed = check_start(request.checkpoints, request.prefix, request.start_epoch,
+                          request.reset_optimizer)
     if request.start_epoch >= end_epoch:
         raise ConfigError(f"--start-epoch {request.start_epoch} is not before the last epoch "
                           f"{end_epoch}; pass a larger --end-epoch")
@@ -221,7 +217,9 @@ def restore_run(config: Settings, request: RunRequest, plan: RunPlan, net: gluon
                 f"differs from the checkpoint's ({'; '.join(differences[:8])}"
                 f"{'; ...' if len(differences) > 8 else ''}); pass --override to resume "
                 f"anyway (the schedule is then rebuilt at the restored update count)")
-        restored = restore(net, trainer, request.start, resumed)
+        restored = restore(net, trainer, checkpoint_paths(request.checkpoints, request.prefix,
+                                                          request.start_epoch),
+                           resumed, request.reset_optimizer)
     if plan.cluster.distributed:
         # Join the kvstore and broadcast worker 0's weights now, not inside the first step:
         # there the engine may send the step's gradient push before the broadcast's pull,

@@ -5,7 +5,7 @@ run and this one (refused unless ``--override``), and what a checkpoint restores
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mxnet import gluon
@@ -18,8 +18,7 @@ from pyimagesearch.run.checkpoints import (
     read_manifest,
 )
 from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
-from pyimagesearch.run.optimizer_state import load_optimizer_state
-from pyimagesearch.run.paths import checkpoint_paths
+from pyimagesearch.run.optimizer_state import load_optimizer_state, start_optimizer_at
 from pyimagesearch.settings import SETTINGS
 
 # Settings that change how a run is watched or fed, not what it computes; the recipes are
@@ -28,36 +27,29 @@ IGNORED_FIELDS = frozenset({s.name for s in SETTINGS if s.operational}
                            | {"__source__", "RECIPE", "RECIPES_BY_DEPTH"})
 
 
-@dataclass(frozen=True)
-class StartRequest:
-    checkpoints: str
-    prefix: str
-    start_epoch: int
-    reset_optimizer: bool = False
-
-
-def check_start(request: StartRequest) -> dict[str, Any] | None:
+def check_start(checkpoints: str, prefix: str, start_epoch: int,
+                reset_optimizer: bool = False) -> dict[str, Any] | None:
     """Fail at once on an impossible start; return the manifest to resume from, if any.
 
     With ``reset_optimizer`` a missing or damaged ``.states`` file is accepted. An epoch
     MXNet's symbolic API wrote gives its stand-in manifest (``"format": "mxnet"``), which
     resumes weights only (``mxnet_checkpoints.restore_weights_only``).
     """
-    existing = sorted({*list_checkpoints(request.checkpoints, request.prefix),
-                       *mxnet_checkpoint_epochs(request.checkpoints, request.prefix)})
-    if request.start_epoch == 0:
+    existing = sorted({*list_checkpoints(checkpoints, prefix),
+                       *mxnet_checkpoint_epochs(checkpoints, prefix)})
+    if start_epoch == 0:
         if existing:
             raise CheckpointError(
-                f"{request.checkpoints} already holds checkpoints of {request.prefix!r} "
+                f"{checkpoints} already holds checkpoints of {prefix!r} "
                 f"(epochs {', '.join(map(str, existing))}); resume with --start-epoch "
                 f"{existing[-1]}, or pick another --checkpoints folder or --prefix")
         return None
-    skip = ("states",) if request.reset_optimizer else ()
+    skip = ("states",) if reset_optimizer else ()
     try:
-        return read_manifest(request.checkpoints, request.prefix, request.start_epoch,
+        return read_manifest(checkpoints, prefix, start_epoch,
                              skip=skip)
     except CheckpointError as exc:
-        if "states" in str(exc) and not request.reset_optimizer:
+        if "states" in str(exc) and not reset_optimizer:
             raise CheckpointError(f"{exc}; to resume with fresh optimizer state (momentum "
                                   f"from zero) pass --reset-optimizer") from None
         raise
@@ -71,17 +63,9 @@ def _canonical(value: Any) -> Any:
 def _dataset_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     now = DatasetIdentity.from_dict(current["dataset"]["identity"])
     trained = recorded_identity(saved)
-    if trained is not None:
-        return [f"dataset {d}" for d in identity_differences(trained, now)]
-    # Checkpoints from before dataset identities: record counts and the training hash.
-    old = saved.get("dataset_fingerprint") or {}
-    found = [f"dataset {name} records: checkpoint {count}, now "
-             f"{now.splits.get(name, {}).get('count')}"
-             for name, count in (old.get("counts") or {}).items()
-             if now.splits.get(name, {}).get("count") != count]
-    if old.get("train_rec_sha256") not in (None, now.splits["train"]["rec_sha256"]):
-        found.append("dataset train records: other images (another build)")
-    return found
+    if trained is None:
+        return ["dataset: the checkpoint records none"]
+    return [f"dataset {d}" for d in identity_differences(trained, now)]
 
 
 def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -104,19 +88,13 @@ def run_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]
     return differences
 
 
-def restore(net: gluon.Block, trainer: gluon.Trainer, request: StartRequest,
-            manifest: dict[str, Any]) -> str:
+def restore(net: gluon.Block, trainer: gluon.Trainer, paths: dict[str, Path],
+            manifest: dict[str, Any], reset_optimizer: bool = False) -> str:
     """Load checkpoint weights and optimizer state; return a line saying what was restored."""
-    paths = checkpoint_paths(request.checkpoints, request.prefix, request.start_epoch)
     load_exported_params(net, paths["params"])
     num_update = int(manifest["num_update"])
-    if request.reset_optimizer:
-        optimizer = trainer.optimizer
-        # Per-parameter counts start at the restored update count, so the schedule (a
-        # function of the update count) continues where it was; only the momentum or
-        # moment buffers start from zero.
-        optimizer.begin_num_update = num_update
-        optimizer.num_update = num_update
+    if reset_optimizer:
+        start_optimizer_at(trainer, num_update)
         return (f"optimizer state reset (--reset-optimizer): momentum/moment buffers start "
                 f"from zero; the learning-rate schedule continues at update {num_update}")
     load_optimizer_state(trainer, str(paths["states"]), manifest["optimizer_state"])
