@@ -2,6 +2,7 @@
 
 The curves of a whole run with its restarts stitched and marked, several runs of one setting
 overlaid (``train_cifar.py --runs R``), and the report's learning rate and health checks.
+Why they are drawn so: docs/design_reporting.md, "Curves".
 """
 
 from __future__ import annotations
