@@ -1,9 +1,6 @@
-"""The run report as one self-contained HTML page.
-
-The page's skeleton, style and navigation are ``templates/report.html`` (a
-:class:`string.Template`); the sections below fill it from a :class:`RunData`, every
-value HTML-escaped.
-"""
+"""The run report as one self-contained HTML page: the sections below fill the skeleton, style
+and navigation of ``templates/report.html`` (a :class:`string.Template`) from a
+:class:`RunData`, every value HTML-escaped."""
 
 from __future__ import annotations
 
