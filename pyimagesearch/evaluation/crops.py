@@ -1,14 +1,8 @@
 """10-crop evaluation: the four corners and the center, and their mirrors, softmax averaged.
 
-Krizhevsky et al. 2012 and Szegedy et al. 2014 score a test image by averaging the
-network's softmax over crops. Here, as in fb.resnet.torch's ``-tenCrop``: the iterator
-delivers each stored image's center square of side ``RESIZE`` (the records keep the shorter
-side at ``RESIZE``), with the per-channel mean already subtracted; the ten ``INPUT_SIZE``
-windows are cut from it on the device by slicing, the mirrors by flipping, and each goes
-through the network in a batch of the usual size (so the hybridized graph's shape is the
-1-crop one). The average is taken in probability space, and returned as its logarithm, so
-the ordinary exact-count ``evaluate`` scores it: ranks are those of the mean probability,
-and the cross-entropy is ``-log(mean probability of the true class)``.
+The ten windows are cut on the device from each stored image's center square, and the
+average is returned as a log-probability, so the ordinary ``evaluate`` scores it. Why so:
+docs/design_reporting.md, "10-crop evaluation".
 """
 
 from __future__ import annotations
@@ -33,8 +27,7 @@ def ten_crop_windows(size: int, crop: int) -> list[tuple[int, int]]:
 
 
 def ten_crops(images: mx.nd.NDArray, crop: int) -> list[mx.nd.NDArray]:
-    """The ten ``crop`` x ``crop`` views of a ``(N, C, S, S)`` batch: five windows, then
-    the same five mirrored left to right."""
+    """The ten ``crop`` x ``crop`` views of a ``(N, C, S, S)`` batch: five, then mirrored."""
     size = images.shape[2]
     if images.shape[3] != size:
         raise ValueError(f"10-crop needs square images, got {images.shape}")
@@ -44,11 +37,8 @@ def ten_crops(images: mx.nd.NDArray, crop: int) -> list[mx.nd.NDArray]:
 
 
 class TenCropAverage:
-    """Wraps a network: called on a batch of squares, returns log(mean softmax over 10 crops).
-
-    The log-mean is taken as a log-sum-exp of the crops' log-softmax, so a probability
-    that underflows in one crop does not turn the loss infinite.
-    """
+    """Wraps a network: called on a batch of squares, returns log(mean softmax over 10 crops),
+    as a log-sum-exp of the crops' log-softmax (an underflow in one crop stays finite)."""
 
     def __init__(self, net: gluon.Block, crop: int) -> None:
         self.net, self.crop = net, crop

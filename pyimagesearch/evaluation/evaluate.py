@@ -1,9 +1,6 @@
-"""Score a saved checkpoint on a split: rank-1, rank-5 and loss on every image exactly once.
-
-A center crop as the book does, or ten crops (``crops.py``); an epoch MXNet's symbolic API
-wrote is mapped onto the config's network (:mod:`pyimagesearch.run.mxnet_checkpoints`).
-Each result is saved beside the checkpoint (``NAME-%04d-<split>.json``).
-"""
+"""Score a saved checkpoint on a split: rank-1, rank-5 and loss on every image exactly once,
+with a center crop as the book does or ten crops (``crops.py``); each result is saved beside
+the checkpoint (``NAME-%04d-<split>.json``)."""
 
 from __future__ import annotations
 
@@ -37,9 +34,8 @@ from pyimagesearch.training.devices import batch_sizes, select_contexts
 
 
 class ResultNotSaved(ProjectError):
-    """The evaluation ran, but its result files could not be written (a read-only or full
-    checkpoint folder). ``result`` (and ``rows`` for ``--all-epochs``) hold what it found,
-    so it can still be shown."""
+    """The evaluation ran, but its result files could not be written; ``result`` (and ``rows``
+    for ``--all-epochs``) hold what it found, so it can still be shown."""
 
     exit_status = EXIT_NOT_SAVED
 
@@ -62,13 +58,11 @@ def evaluate_checkpoint(config: Settings, checkpoints: str, prefix: str, epoch: 
                         split: str = "test", cpu_contexts: int = 1, crops: int = 1,
                         override: bool = False,
                         gpus: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split``; also saved as JSON.
+    """Rank-1, rank-5 and loss of checkpoint ``epoch`` on ``split`` with 1 or 10 ``crops``;
+    also saved as JSON (:class:`ResultNotSaved`, carrying the result, where it cannot be).
 
-    ``crops`` is 1 (the center crop) or 10 (corners and center, mirrored, averaged). The
-    dataset must be the one the checkpoint was trained on (another build could put
-    training images in the test split); ``override`` scores anyway, with the differences
-    among the result's warnings. A result file that cannot be written raises
-    :class:`ResultNotSaved` carrying the result.
+    The dataset must be the one the checkpoint trained on; ``override`` scores anyway, with
+    the differences among the result's warnings.
     """
     if crops not in CROPS:
         raise ConfigError(f"crops must be one of {CROPS}, got {crops}")
@@ -110,12 +104,8 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
                         cpu_contexts: int = 1, crops: int = 1, override: bool = False,
                         gpus: tuple[int, ...] | None = None
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score every checkpoint on validation, pick the best there, and test only that one.
-
-    Writes ``<prefix>-epochs.csv`` (validation figures per epoch). The best epoch is the
-    highest validation rank-1 (lower loss breaks ties): choosing on the test split would
-    make its figure an optimistic one.
-    """
+    """Score every checkpoint on validation (``<prefix>-epochs.csv``), pick the best there
+    (highest rank-1, lower loss breaking ties), and test only that one."""
     epochs = sorted({*list_checkpoints(checkpoints, prefix),
                      *mxnet_checkpoint_epochs(checkpoints, prefix)})
     if not epochs:

@@ -1,8 +1,5 @@
 """A checkpoint leaves the training folder: ONNX export with a parity check, ONNX inference.
-
-What the export command needs before it imports onnx (an optional extra for some
-environments) lives here: its defaults and its error.
-"""
+Here: what the export command needs before it imports onnx (its defaults, its error)."""
 
 from pyimagesearch.errors import ProjectError
 

@@ -7,12 +7,12 @@ done around the stock exporter, and why: docs/design.md, "ONNX export".
 
 from __future__ import annotations
 
-import contextlib
 import json
 import warnings
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import mxnet as mx
 import numpy as np
@@ -59,40 +59,30 @@ class Parity:
                 f"on {100 * self.top1_agreement:.0f}%")
 
 
-# --- the export ------------------------------------------------------------------------
-def _true(text: str | None, default: bool) -> bool:
-    return default if text is None else text.strip().lower() in ("true", "1")
-
-
 def fixed_gamma_params(symbol: mx.sym.Symbol, params: dict[str, mx.nd.NDArray]
                        ) -> dict[str, mx.nd.NDArray]:
     """``params`` with the gamma of every ``fix_gamma`` BatchNorm set to 1, as MXNet uses it."""
     nodes = json.loads(symbol.tojson())["nodes"]
     params = dict(params)
     for node in nodes:
-        if node["op"] == "BatchNorm" and _true(node.get("attrs", {}).get("fix_gamma"), True):
+        fix_gamma = node.get("attrs", {}).get("fix_gamma", "true")  # MXNet's default: true
+        if node["op"] == "BatchNorm" and fix_gamma.strip().lower() in ("true", "1"):
             gamma = nodes[node["inputs"][1][0]]["name"]
             if gamma in params:
                 params[gamma] = mx.nd.ones_like(params[gamma])
     return params
 
 
-@contextlib.contextmanager
-def weights_as_raw_bytes() -> Iterator[None]:
-    """While active, MXNet's exporter stores weights as raw bytes (see the module docstring).
-
-    The exporter picks an operator's translation from the newest opset that registers it,
-    so registering the weight-node translation (op ``null``) at the opset it exports to
-    takes precedence over MXNet's own (registered at 12); it is removed again on exit.
-    """
+def weights_as_raw_bytes() -> AbstractContextManager:
+    """A context in which MXNet's exporter stores weights as raw bytes (docs/design.md, "ONNX
+    export"): the exporter takes a translation from the newest opset that registers it, so a
+    weight-node (op ``null``) translation at the opset it exports to wins over MXNet's own (at
+    12). On exit the registry is as it was."""
     from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     from onnx.defs import onnx_opset_version
 
-    opset = onnx_opset_version()
-    stock = MXNetGraph.registry_[12]["null"]
-    created = opset not in MXNetGraph.registry_
-    table = MXNetGraph.registry_.setdefault(opset, {})
-    previous = table.get("null")
+    registry = MXNetGraph.registry_
+    stock = registry[12]["null"]
 
     def convert_weights_and_inputs(node, **kwargs):
         if kwargs["is_input"]:
@@ -103,23 +93,9 @@ def weights_as_raw_bytes() -> Iterator[None]:
         elem_type = helper.np_dtype_to_tensor_dtype(array.dtype)
         return [helper.make_tensor_value_info(name, elem_type, array.shape)], (array.dtype,)
 
-    table["null"] = convert_weights_and_inputs
-    try:
-        yield
-    finally:
-        if previous is None:
-            del table["null"]
-        else:
-            table["null"] = previous
-        if created and not table:
-            del MXNetGraph.registry_[opset]
-
-
-def _name_batch_dimension(value: onnx.ValueInfoProto) -> None:
-    dims = value.type.tensor_type.shape.dim
-    if dims:
-        dims[0].ClearField("dim_value")
-        dims[0].dim_param = BATCH_DIM
+    opset = onnx_opset_version()
+    return mock.patch.dict(registry, {opset: {**registry.get(opset, {}),
+                                              "null": convert_weights_and_inputs}})
 
 
 def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
@@ -146,7 +122,10 @@ def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
     del graph.input[:]
     graph.input.extend(inputs)
     for value in (*graph.input, *graph.output):
-        _name_batch_dimension(value)
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = BATCH_DIM
     graph.output[0].type.tensor_type.shape.dim[1].dim_value = int(out_shape[1])
     identity = source.manifest.get("identity", {})
     props = {
@@ -172,27 +151,18 @@ def convert(source: CheckpointSource, path: str | Path) -> onnx.ModelProto:
     return model
 
 
-# --- the parity check ----------------------------------------------------------------
-def parity_batch(source: CheckpointSource, images: int, split: str) -> np.ndarray:
-    """The first ``images`` records of ``split``, decoded and cropped as evaluation does."""
+def check_parity(source: CheckpointSource, model: OnnxModel, images: int = DEFAULT_PARITY_IMAGES,
+                 split: str = "test") -> Parity:
+    """Run the first ``images`` records of ``split`` (decoded and cropped as evaluation does)
+    through the checkpoint (loaded as evaluation loads it) and through ``model``."""
     info = check_dataset(source.config, (split,))
     count = min(images, info.splits[split].count)
     batch = next(iter(evaluation_iterator(source.config, info, split, count)))
     valid = count - (batch.pad or 0)
-    return Normalizer(info.mean, info.mean_image)(batch.data[0]).asnumpy()[:valid]
-
-
-def mxnet_outputs(source: CheckpointSource, batch: np.ndarray) -> np.ndarray:
-    """The checkpoint's outputs, loaded as evaluation loads it (``load_network``)."""
+    batch = Normalizer(info.mean, info.mean_image)(batch.data[0]).asnumpy()[:valid]
     net = load_network(source.checkpoints, source.prefix, source.epoch, [mx.cpu()],
                        source.config)
-    return net(mx.nd.array(batch)).asnumpy()
-
-
-def check_parity(source: CheckpointSource, model: OnnxModel, images: int = DEFAULT_PARITY_IMAGES,
-                 split: str = "test") -> Parity:
-    batch = parity_batch(source, images, split)
-    expected = mxnet_outputs(source, batch)
+    expected = net(mx.nd.array(batch)).asnumpy()
     if expected.shape[1] != len(source.classes):
         raise ExportError(f"the network has {expected.shape[1]} outputs but the class list "
                           f"({source.classes_source}) has {len(source.classes)} classes")
@@ -205,7 +175,6 @@ def check_parity(source: CheckpointSource, model: OnnxModel, images: int = DEFAU
                   model.runtime_name, agree)
 
 
-# --- the command ---------------------------------------------------------------------
 def default_output(source: CheckpointSource) -> Path:
     return onnx_path(source.checkpoints, source.prefix, source.epoch)
 

@@ -1,13 +1,6 @@
-"""A vectorized ``Conv`` for ``onnx.reference.ReferenceEvaluator``.
-
-The reference evaluator of onnx 1.13 computes a convolution with Python loops over the
-output positions: a 56 px GoogLeNet takes two and a half minutes per image, every other
-operator of the exported graphs together well under a second. This kernel computes the
-same operator (ONNX ``Conv``: N-d, ``pads``, ``strides``, ``dilations``, ``group``, bias)
-as one ``tensordot`` over a strided window view, and is checked against the evaluator's
-own implementation in ``tests/test_export_onnx.py``. Everything else -- BatchNormalization
-in inference mode, the poolings with their padding and ``ceil_mode``, Concat, Slice,
-Gemm -- stays the evaluator's own code.
+"""A vectorized ``Conv`` for ``onnx.reference.ReferenceEvaluator``, whose own loops over the
+output positions take minutes per image (docs/using_the_model.md); every other operator
+stays the evaluator's. ``tests/test_export_onnx.py`` checks it against the evaluator's own.
 """
 
 from __future__ import annotations

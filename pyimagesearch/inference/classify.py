@@ -1,16 +1,8 @@
 """Classify image files with a checkpoint or its ONNX export: top-k names and probabilities.
 
-``python classify_image.py --checkpoints DIR --prefix NAME --epoch N photo.jpg ...`` loads the
-checkpoint as evaluation does (``gluon.SymbolBlock.imports``), prepares each file with
-evaluation's preprocessing (:mod:`pyimagesearch.inference.preprocess`), and prints the
-``--top`` classes by softmax probability with the names from the dataset manifest the run
-trained on (so the label order is training's). ``--onnx FILE`` runs an ``export_onnx.py``
-file instead; its metadata carries the preprocessing and the class names, so no config or
-checkpoint is needed. A file that cannot be read is reported by name and the others are
-still classified; the command then exits non-zero. The limits that protect the build
-protect this command too: an image above Pillow's decompression-bomb size or more
-elongated than ``BUILD_MAX_ASPECT_RATIO`` (the run's config; the default for an ONNX
-file) is refused in one line naming the file, before its pixels are decoded.
+A checkpoint is loaded as evaluation loads it, with the class names of the dataset it trained
+on; an ``export_onnx.py`` file carries its preprocessing and names itself. A file that cannot
+be read (or breaks the build's size limits) is reported by name; the others are classified.
 """
 
 from __future__ import annotations
@@ -61,33 +53,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
+@dataclass
 class Classifier:
     """A network (any ``batch -> logits`` function), its preprocessing and its class names."""
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray],
-                 preprocessing: Preprocessing, classes: list[ClassName], description: str,
-                 batch_size: int = 8,
-                 max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO) -> None:
-        self.predict = predict
-        self.preprocessing = preprocessing
-        self.classes = classes
-        self.description = description
-        self.batch_size = batch_size
-        self.max_aspect_ratio = max_aspect_ratio
+    predict: Callable[[np.ndarray], np.ndarray]
+    preprocessing: Preprocessing
+    classes: list[ClassName]
+    description: str
+    batch_size: int = 8
+    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
 
     @classmethod
     def from_checkpoint(cls, checkpoints: str, prefix: str, epoch: int | str,
                         config: str | None = None, override: bool = False) -> Classifier:
         source = describe_checkpoint(checkpoints, prefix, epoch, config, override)
         net = load_network(checkpoints, prefix, source.epoch, [mx.cpu()], source.config)
-
-        def predict(batch: np.ndarray) -> np.ndarray:
-            return net(mx.nd.array(batch)).asnumpy()
-
         description = (f"{source.model} {checkpoint_name(prefix, source.epoch)} (MXNet), "
                        f"{len(source.classes)} classes in {source.label_order} order from "
                        f"{source.classes_source}")
-        return cls(predict, source.preprocessing, source.classes, description,
+        return cls(lambda batch: net(mx.nd.array(batch)).asnumpy(), source.preprocessing,
+                   source.classes, description,
                    max_aspect_ratio=float(source.config.BUILD_MAX_ASPECT_RATIO))
 
     @classmethod
@@ -100,9 +86,8 @@ class Classifier:
                                f"requirements.txt") from None
         model = OnnxModel(path, runtime)
         preprocessing = Preprocessing.from_metadata(model.metadata)
-        classes = classes_from_metadata(model.metadata)
-        if classes is None:
-            classes = []  # named by number below, once the output width is known
+        # Without a class list the outputs are named by number (``_name``).
+        classes = classes_from_metadata(model.metadata) or []
         description = (f"{model.metadata.get('model', 'model')} "
                        f"{model.metadata.get('source_checkpoint', '')} from {path} "
                        f"({model.runtime_name}), {len(classes) or 'unnamed'} classes in "

@@ -1,24 +1,9 @@
 """What a network expects of an image file: evaluation's preprocessing, written down once.
 
-Evaluation never sees an image file: ``build_imagenet.py`` stored each image with its
-shorter side resized to ``RESIZE`` (:func:`pyimagesearch.data.images.resize_shorter`) and
-``mx.io.ImageRecordIter`` then cuts the center ``INPUT_SIZE`` square, converts OpenCV's BGR
-to RGB and subtracts the training mean (per channel, ``DATASET_MEAN``, or per pixel,
-``MEAN_IMAGE``). :class:`Preprocessing` does the same to a file:
-
-1. decode to RGB (:func:`pyimagesearch.data.images.read_image_file`: any format, CMYK,
-   grayscale and EXIF orientation handled as the record build does);
-2. resize the shorter side to ``resize`` with the build's own function and interpolation;
-3. crop the center ``input_size`` square at the position ImageRecordIter uses,
-   ``top = (height - size) // 2``, ``left = (width - size) // 2``;
-4. subtract the mean, no scaling, channels first: a float32 ``(3, size, size)`` RGB array.
-
-The one step left out is the records' JPEG re-encoding (quality 95), which changes pixels
-by a level or two. ``tests/test_classify_image.py`` checks this against ImageRecordIter.
-
-The same description travels inside an exported ONNX file as ``metadata_props``
-(:meth:`Preprocessing.metadata` / :meth:`Preprocessing.from_metadata`), together with the
-class list, so the file alone says how to feed it and how to read its output.
+:class:`Preprocessing` does to a file what the record build and ``ImageRecordIter`` do
+before evaluation (resize the shorter side, cut the center square, RGB, subtract the mean),
+and writes itself into, and reads itself from, an exported ONNX file's ``metadata_props``,
+with the class list. The steps and their one omission: docs/using_the_model.md.
 """
 
 from __future__ import annotations
@@ -56,24 +41,13 @@ class ClassName:
     name: str
     wnid: str | None = None
 
-    def describe(self) -> str:
-        return f"{self.wnid} {self.name}" if self.wnid else self.name
-
 
 @dataclass(frozen=True, eq=False)
 class Preprocessing:
-    """Evaluation's preprocessing of one image (see the module docstring).
-
-    Parameters
-    ----------
-    resize : int
-        Shorter side the records store (``RESIZE``).
-    input_size : int
-        Side of the center crop the network sees (``INPUT_SIZE``).
-    mean_rgb : tuple of 3 float, optional
-        Per-channel mean (``DATASET_MEAN``), subtracted when ``mean_image`` is None.
-    mean_image : ndarray, optional
-        ``(3, input_size, input_size)`` RGB per-pixel mean (``MEAN_IMAGE``, CIFAR).
+    """Evaluation's preprocessing of one image: the shorter side resized to ``resize``
+    (``RESIZE``), the center ``input_size`` square (``INPUT_SIZE``), then either the
+    per-channel ``mean_rgb`` (``DATASET_MEAN``) or the ``(3, input_size, input_size)`` RGB
+    ``mean_image`` (``MEAN_IMAGE``, CIFAR) subtracted: a float32 ``(3, S, S)`` RGB array.
     """
 
     resize: int
@@ -92,7 +66,6 @@ class Preprocessing:
             raise PreprocessingError(f"the mean image has shape {self.mean_image.shape}, "
                                      f"the crop needs {shape}")
 
-    # --- applying it -----------------------------------------------------------------
     def crop(self, rgb: np.ndarray) -> np.ndarray:
         """Resize the shorter side and cut the center square: ``(size, size, 3)`` uint8."""
         image = resize_shorter(rgb, self.resize)
@@ -110,12 +83,9 @@ class Preprocessing:
 
     def load(self, path: str | Path,
              max_aspect_ratio: float | None = DEFAULT_MAX_ASPECT_RATIO) -> np.ndarray:
-        """Read an image file and preprocess it; ``UnreadableImage`` says why it cannot be.
-
-        The build's limits apply: Pillow's decompression-bomb size, ``max_aspect_ratio``
-        (``BUILD_MAX_ASPECT_RATIO``), and a large JPEG is decoded at the reduced size the
-        build decodes it at (DCT scaling to at least ``resize``).
-        """
+        """Read an image file as the build reads it (Pillow's decompression-bomb size and
+        ``max_aspect_ratio`` refused, a large JPEG decoded at reduced size) and preprocess it;
+        ``UnreadableImage`` says why it cannot be."""
         return self.apply(read_image_file(path, draft_size=self.resize,
                                           max_aspect_ratio=max_aspect_ratio))
 
@@ -127,7 +97,6 @@ class Preprocessing:
         return (f"shorter side resized to {self.resize} px, center {self.input_size}x"
                 f"{self.input_size} crop, RGB, {mean}")
 
-    # --- where it comes from -----------------------------------------------------------
     @classmethod
     def of_dataset(cls, info: DatasetInfo, input_size: int) -> Preprocessing:
         """Evaluation's preprocessing of a checked dataset: its stored size and mean."""
@@ -137,11 +106,9 @@ class Preprocessing:
         return cls(info.image_size, input_size, mean_rgb=(mean["R"], mean["G"], mean["B"]))
 
     def metadata(self) -> dict[str, str]:
-        """The ONNX ``metadata_props`` that describe this preprocessing.
-
-        ``preprocessing`` holds everything as JSON (what :meth:`from_metadata` reads);
-        the other keys repeat the essentials for people and other tools.
-        """
+        """The ONNX ``metadata_props`` that describe this preprocessing: ``preprocessing``
+        holds it all as JSON (what :meth:`from_metadata` reads), the other keys repeat the
+        essentials for people and other tools."""
         spec: dict[str, Any] = {
             "format": PREPROCESSING_FORMAT, "layout": "NCHW", "channel_order": "RGB",
             "dtype": "float32", "pixel_range": [0, 255], "scale": 1.0,
@@ -182,7 +149,6 @@ class Preprocessing:
                                      f"written by export_onnx.py?") from None
 
 
-# --- class names ---------------------------------------------------------------------
 def classes_from_manifest(manifest: dict[str, Any]) -> list[ClassName]:
     """The classes of a dataset manifest, ordered by label (the order training used)."""
     entries = sorted(manifest.get("classes", []), key=lambda entry: int(entry["label"]))

@@ -1,12 +1,7 @@
 """Everything a checkpoint needs to be used outside training: config, preprocessing, class names.
 
-A checkpoint manifest (``NAME-%04d.json``) records the config it was trained with
-(``config.__source__``) and the identity of the dataset it read. :func:`describe_checkpoint`
-loads that config (or the one given), checks the config's dataset
-(:func:`~pyimagesearch.data.dataset.check_dataset`) and that it is the dataset the
-checkpoint was trained on, as far as using the network depends on it: the label order and
-classes (what each output means), the stored image size and the mean (how pixels are
-prepared). The preprocessing and the class names then come from that dataset.
+They come from the config the checkpoint's manifest records (or the one given) and its dataset,
+checked to be the dataset the checkpoint trained on as far as using the network depends on it.
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from pyimagesearch.data.dataset import (
 )
 from pyimagesearch.inference.preprocess import ClassName, Preprocessing, classes_from_manifest
 from pyimagesearch.run.checkpoints import read_manifest, resolve_epoch
-from pyimagesearch.run.paths import checkpoint_name, checkpoint_paths
+from pyimagesearch.run.paths import checkpoint_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +52,6 @@ class CheckpointSource:
     def classes_source(self) -> str:
         return self.dataset.manifest_file
 
-    @property
-    def symbol_file(self) -> Path:
-        return checkpoint_paths(self.checkpoints, self.prefix, self.epoch)["symbol"]
-
-    @property
-    def params_file(self) -> Path:
-        return checkpoint_paths(self.checkpoints, self.prefix, self.epoch)["params"]
-
 
 def run_config(manifest: dict[str, Any], config: str | Settings | None) -> Settings:
     """``config`` if given (name, path or settings), else the config file the run recorded."""
@@ -92,9 +79,9 @@ def describe_checkpoint(checkpoints: str, prefix: str, epoch: int | str,
                         override: bool = False) -> CheckpointSource:
     """Resolve ``epoch`` ("last" allowed), verify its files, find config, dataset, classes.
 
-    A dataset whose label order, classes, stored size or mean differ from the
-    checkpoint's is refused (``DatasetError``) unless ``override``; then the differences
-    are logged and kept in ``notes``.
+    A dataset whose label order, classes, stored size or mean differ from the checkpoint's
+    is refused (``DatasetError``) unless ``override``: then the differences are logged and
+    kept in ``notes``.
     """
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     manifest = read_manifest(checkpoints, prefix, epoch)

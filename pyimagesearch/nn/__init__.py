@@ -10,6 +10,8 @@ import importlib
 
 from mxnet import gluon
 
+from pyimagesearch.nn.gluoncv_zoo import PREFIX as GLUONCV_PREFIX
+from pyimagesearch.nn.gluoncv_zoo import ZooNetwork
 from pyimagesearch.nn.layers import complete_shapes, count_trainable_parameters
 from pyimagesearch.settings import ConfigError
 
@@ -21,7 +23,6 @@ _REGISTRY = {
     "inception_resnet_v2": "pyimagesearch.nn.inception_resnet_v2:InceptionResNetV2",
     "cifar_resnet": "pyimagesearch.nn.cifar_resnet:CifarResNet",
 }
-GLUONCV_PREFIX = "gluoncv:"
 
 
 def model_names() -> list[str]:
@@ -30,18 +31,10 @@ def model_names() -> list[str]:
 
 
 def get_model(name: str, **kwargs) -> gluon.HybridBlock:
-    """Build the network ``name`` with constructor arguments ``kwargs``.
-
-    Raises ``ConfigError`` (one line) for an unknown name or arguments the network refuses.
-    """
-    if name.startswith(GLUONCV_PREFIX):
-        # GluonCV takes seconds to import: only a zoo network pays for it.
-        from pyimagesearch.nn.gluoncv_zoo import ZooNetwork, ZooNetworkError
-
-        try:
-            return ZooNetwork(name[len(GLUONCV_PREFIX):], **kwargs)
-        except ZooNetworkError as exc:
-            raise ConfigError(str(exc)) from None
+    """Build the network ``name`` with constructor arguments ``kwargs``; ``ConfigError`` (one
+    line) for an unknown name or arguments the network refuses."""
+    if name.startswith(GLUONCV_PREFIX):  # GluonCV itself is imported by the zoo network
+        return ZooNetwork(name[len(GLUONCV_PREFIX):], **kwargs)
     try:
         target = _REGISTRY[name]
     except KeyError:

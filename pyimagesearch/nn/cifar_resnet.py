@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, Network
 
 # Section 4.2: the stem, then per stage (#filters, stride of its first block); output maps
 # 32x32, 16x16, 8x8 for a 32x32 input. Each stage has n blocks of two 3x3 layers.
@@ -81,22 +81,12 @@ class ZeroPadShortcut(nn.HybridBlock):
 
 
 class BasicBlock(nn.HybridBlock):
-    """Two 3x3 layers and a shortcut (Figure 2 of the paper), arranged by ``variant``.
+    """Two 3x3 layers and a shortcut (Figure 2 of the paper), arranged by ``variant`` (a key
+    of ``VARIANTS``); ``stride`` is the first convolution's and the shortcut's.
 
     Children: ``residual`` (conv-BN-ReLU, then conv with or without BN), ``shortcut``
-    (``None`` for the identity, :class:`ZeroPadShortcut` or a 1x1 conv + BN projection) and
-    ``after_add`` (BN and/or ReLU applied to the sum, possibly empty).
-
-    Parameters
-    ----------
-    in_channels, channels : int
-        Input and output channels.
-    stride : int
-        Stride of the first convolution (and of the shortcut).
-    shortcut : {"A", "B"}
-        How the shortcut matches a changed shape.
-    variant : str
-        A key of ``VARIANTS``.
+    (``None`` for the identity, :class:`ZeroPadShortcut` for option ``"A"``, a 1x1 conv + BN
+    projection for ``"B"``) and ``after_add`` (BN and/or ReLU on the sum, possibly empty).
     """
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, shortcut: str = "A",
@@ -131,27 +121,17 @@ class BasicBlock(nn.HybridBlock):
         return self.after_add(self.residual(x) + shortcut)
 
 
-class CifarResNet(nn.HybridBlock):
-    """ResNet for CIFAR-10 (He et al. 2016, Section 4.2), depth 6n+2.
+class CifarResNet(Network):
+    """ResNet for CIFAR-10 (He et al. 2016, Section 4.2), depth 6n+2 (20, 32, 44, 56, 110,
+    1202 in the paper).
 
-    ``features``: stem, three stages, global average pooling; ``output``: dense. Output:
-    ``(batch, num_classes)`` logits.
-
-    Parameters
-    ----------
-    depth : int
-        6n+2 (20, 32, 44, 56, 110, 1202 in the paper).
-    num_classes : int
-        Width of the classifier.
-    shortcut : {"A", "B"}
-        Option A (zero-padding, parameter-free, the paper's on CIFAR) or B (projection).
-    variant : str
-        Building-block arrangement, a key of ``VARIANTS``.
-    in_channels : int
-        Channels of the input images.
-    prefix : str
-        Name prefix of every parameter; fixed so checkpoints load by name in any process.
+    ``features``: stem, three stages, global average pooling; ``output``: dense.
+    ``shortcut``: option A (zero-padding, parameter-free, the paper's on CIFAR) or B
+    (projection); ``variant``: a key of ``VARIANTS``. ``prefix`` names every parameter, fixed
+    so checkpoints load by name in any process.
     """
+
+    INPUT_SIZE = 32
 
     def __init__(self, depth: int = 20, num_classes: int = 10, shortcut: str = "A",
                  variant: str = "original", in_channels: int = 3,
@@ -177,10 +157,3 @@ class CifarResNet(nn.HybridBlock):
                 self.features.add(stage)
             self.features.add(GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.Dense(num_classes, in_units=channels, prefix="fc_")
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
-
-    def describe(self, input_size: int = 32) -> str:
-        """Stage-by-stage output shapes and parameter counts, for the training log."""
-        return summarize(self, (1, self._in_channels, input_size, input_size))

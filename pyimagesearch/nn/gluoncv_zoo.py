@@ -1,22 +1,9 @@
 """GluonCV's model zoo by name: ``MODEL = "gluoncv:resnet18_v1b"`` in a config.
 
-Any name ``gluoncv.model_zoo.get_model`` knows is built untrained (``pretrained=False``,
-this project trains from scratch) with ``classes=NUM_CLASSES`` and the config's
-``MODEL_PARAMS`` as further constructor arguments, inside :class:`ZooNetwork`, which gives
-it what the project's own networks have:
-
-* a fixed parameter prefix (``gluoncv_resnet18_v1b_``), so checkpoints load by name in any
-  process (GluonCV's own prefixes count instances per process);
-* ``features``, the layers up to and including the global average pooling, which the
-  health monitor needs for its zero fraction of the last feature map. GluonCV's networks
-  with a ``features`` sequence holding a global pooling have it as it is (ResNet v1/v2,
-  SE-ResNet, SENet, ResNeXt, MobileNet v1/v2/v3, the CIFAR ResNets and wide ResNets); the
-  ResNetV1b family (``resnet*_v1b/c/d/e/s``) and ResNeSt get it assembled from their named
-  stages in the order their ``hybrid_forward`` runs them. Others (VGG, AlexNet, DenseNet,
-  Inception v3, SqueezeNet, GoogLeNet, Xception) have no global pooling in such a sequence
-  or apply a layer more than once; they train, but the monitor reports no zero fraction.
-
-The network is otherwise GluonCV's own, forward included.
+Any ``gluoncv.model_zoo.get_model`` name, built untrained with ``classes=NUM_CLASSES`` and the
+config's ``MODEL_PARAMS``, inside :class:`ZooNetwork`: a fixed parameter prefix and, where
+the network allows, ``features`` up to its global pooling for the health monitor (which
+networks do: docs/networks.md). Otherwise the network is GluonCV's own, forward included.
 """
 
 from __future__ import annotations
@@ -65,18 +52,11 @@ def _feature_trunk(net: nn.HybridBlock) -> nn.HybridSequential | None:
 
 
 class ZooNetwork(nn.HybridBlock):
-    """A GluonCV model-zoo network, untrained, under a fixed prefix.
+    """A GluonCV model-zoo network ``name``, untrained, under a fixed prefix (GluonCV's own
+    prefixes count instances per process, so checkpoints would not load by name).
 
-    Output: ``(batch, num_classes)`` logits, as the zoo network computes them.
-
-    Parameters
-    ----------
-    name : str
-        A ``gluoncv.model_zoo.get_model`` name (``resnet18_v1b``, ``mobilenet0.25``, ...).
-    num_classes : int
-        Passed as the zoo constructor's ``classes``.
-    **kwargs
-        Further constructor arguments of the zoo network (``MODEL_PARAMS``).
+    ``num_classes`` is passed as the zoo constructor's ``classes``, ``kwargs``
+    (``MODEL_PARAMS``) as its further arguments. Output: ``(batch, num_classes)`` logits.
     """
 
     def __init__(self, name: str, num_classes: int = 1000, **kwargs) -> None:
@@ -105,8 +85,7 @@ class ZooNetwork(nn.HybridBlock):
     def features(self) -> nn.HybridSequential | None:
         """Layers up to and including the global pooling (None where the network has none).
 
-        Built on each call rather than held: an attribute holding it would register the
-        zoo network's layers a second time, as children of this block.
+        Built on each call: an attribute would register the zoo's layers a second time.
         """
         return _feature_trunk(self.net)
 

@@ -1,28 +1,9 @@
-"""GoogLeNet (Inception v1) as the ImageNet Bundle builds it.
+"""GoogLeNet (Inception v1) as the ImageNet Bundle builds it: Szegedy et al., "Going Deeper
+with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1.
 
-Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 (arXiv:1409.4842), Table 1.
-The filter counts are the paper's; the book's changes, all written down at the line and in
-``docs/networks.md``:
-
-* every convolution is CONV => BN => RELU (:class:`~pyimagesearch.nn.layers.ConvBNAct`);
-  the paper has no batch normalization, and its two local response normalizations in the
-  stem are left out (BN takes their place);
-* the two auxiliary classifiers (on 4a and 4d) are dropped;
-* the final 7x7 average pooling is a global average pooling, and the 3x3/2 max poolings are
-  padded by 1, so any input from 32 px up works (at 224 px the sizes equal the paper's).
-
-The "5x5" branch really is 5x5 (padding 2): torchvision and GluonCV build it with 3x3
-kernels; this module does not.
-
-Two variants (``variant``), the same layers with different units:
-
-``"default"``
-    CONV (no bias) => BN (trained gamma, epsilon 1e-5) => RELU, the usual Gluon unit.
-``"book"``
-    The chapter's ``MxGoogLeNet`` exactly (``BOOK_LAYERS``): ``mx.sym.Convolution`` with its
-    default bias, ``mx.sym.BatchNorm`` with its defaults (gamma fixed at 1, epsilon 1e-3,
-    momentum 0.9), RELU; so a checkpoint the book's symbolic code wrote loads into it (see
-    :mod:`pyimagesearch.run.symbolic_import`) and computes the same logits.
+Two variants of the same layers: ``"default"`` (CONV without bias => BN => RELU) and
+``"book"``, the chapter's symbolic ``MxGoogLeNet`` exactly, so its checkpoints load. The
+deviations from the paper are written at their lines and in ``docs/networks.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +12,7 @@ from typing import Any
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, Network
 
 # Table 1, the layers before the first Inception module: (name, type, #filters, kernel, stride,
 # padding), named as in the paper's Caffe model.
@@ -46,7 +27,9 @@ STEM = (
     ("pool2", "max pool", 0, 3, 2, 1),
 )
 
-# Table 1, the Inception modules, in the paper's column order.
+# Table 1, the Inception modules, in the paper's column order. Deviations: every convolution
+# is CONV => BN => RELU (the paper has no BN), and the auxiliary classifiers on 4a and 4d are
+# dropped, as in the book.
 INCEPTION = (
     # name  #1x1  #3x3 reduce  #3x3  #5x5 reduce  #5x5  pool proj
     ("3a",    64,     96,      128,      16,       32,     32),
@@ -96,21 +79,28 @@ BOOK_UNIT = {"use_bias": True, "bn_scale": False, "bn_epsilon": 1e-3, "bn_moment
 VARIANTS = ("default", "book")
 
 
+def _table1_layers() -> list[tuple]:
+    """``STEM``, ``INCEPTION`` and ``POOL_AFTER`` as rows of ``BOOK_LAYERS``' format, up to
+    the average pooling, with the default variant's names."""
+    rows = list(STEM)
+    for name, *widths in INCEPTION:
+        rows.append((f"inception{name}", "inception", *widths))
+        if name in POOL_AFTER:
+            rows.append((POOL_AFTER[name], "max pool", 0, 3, 2, 1))
+    return [*rows, ("global_pool", "avg pool", 0, 7, 1, 0)]
+
+
+def _chain(prefix: str, *layers: nn.HybridBlock) -> nn.HybridSequential:
+    chain = nn.HybridSequential(prefix=prefix)
+    chain.add(*layers)
+    return chain
+
+
 class Inception(nn.HybridBlock):
-    """One Inception module (Figure 2b of the paper), every convolution CONV => BN => RELU.
-
-    Four branches concatenated along channels: 1x1; 1x1 reduce -> 3x3; 1x1 reduce -> 5x5;
-    3x3 max pool (stride 1, pad 1) -> 1x1 pool projection.
-
-    Parameters
-    ----------
-    in_channels : int
-        Channels of the input.
-    ch1x1, ch3x3reduce, ch3x3, ch5x5reduce, ch5x5, pool_proj : int
-        The columns of Table 1.
-    unit : dict, optional
-        Keyword arguments of every :class:`ConvBNAct` (``BOOK_UNIT`` for the book's).
-    """
+    """One Inception module (Figure 2b of the paper): four branches concatenated along
+    channels, widths the columns of Table 1: 1x1; 1x1 reduce -> 3x3; 1x1 reduce -> 5x5; 3x3
+    max pool (stride 1, pad 1) -> 1x1 pool projection. Every convolution is a
+    :class:`ConvBNAct` with ``unit`` as keyword arguments (``BOOK_UNIT`` for the book's)."""
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3reduce: int, ch3x3: int,
                  ch5x5reduce: int, ch5x5: int, pool_proj: int,
@@ -120,46 +110,30 @@ class Inception(nn.HybridBlock):
         unit = unit or {}
         with self.name_scope():
             self.branch_1x1 = ConvBNAct(in_channels, ch1x1, 1, prefix="1x1_", **unit)
-            self.branch_3x3 = nn.HybridSequential(prefix="3x3_")
-            with self.branch_3x3.name_scope():
-                self.branch_3x3.add(
-                    ConvBNAct(in_channels, ch3x3reduce, 1, prefix="reduce_", **unit),
-                    ConvBNAct(ch3x3reduce, ch3x3, 3, padding=1, prefix="conv_", **unit))
-            self.branch_5x5 = nn.HybridSequential(prefix="5x5_")
-            with self.branch_5x5.name_scope():
-                self.branch_5x5.add(
-                    ConvBNAct(in_channels, ch5x5reduce, 1, prefix="reduce_", **unit),
-                    ConvBNAct(ch5x5reduce, ch5x5, 5, padding=2, prefix="conv_", **unit))
-            self.branch_pool = nn.HybridSequential(prefix="pool_")
-            with self.branch_pool.name_scope():
-                self.branch_pool.add(nn.MaxPool2D(3, strides=1, padding=1),
-                                     ConvBNAct(in_channels, pool_proj, 1, prefix="proj_",
-                                               **unit))
+            self.branch_3x3 = _chain(
+                "3x3_", ConvBNAct(in_channels, ch3x3reduce, 1, prefix="3x3_reduce_", **unit),
+                ConvBNAct(ch3x3reduce, ch3x3, 3, padding=1, prefix="3x3_conv_", **unit))
+            # A true 5x5 (padding 2), as in the paper: torchvision and GluonCV use 3x3 here.
+            self.branch_5x5 = _chain(
+                "5x5_", ConvBNAct(in_channels, ch5x5reduce, 1, prefix="5x5_reduce_", **unit),
+                ConvBNAct(ch5x5reduce, ch5x5, 5, padding=2, prefix="5x5_conv_", **unit))
+            self.branch_pool = _chain(
+                "pool_", nn.MaxPool2D(3, strides=1, padding=1, prefix="pool_pool0_"),
+                ConvBNAct(in_channels, pool_proj, 1, prefix="pool_proj_", **unit))
 
     def hybrid_forward(self, F, x):
         return F.concat(self.branch_1x1(x), self.branch_3x3(x), self.branch_5x5(x),
                         self.branch_pool(x), dim=1)
 
 
-class GoogLeNet(nn.HybridBlock):
+class GoogLeNet(Network):
     """GoogLeNet, the ImageNet Bundle's variant (Szegedy et al. 2014, Table 1).
 
-    ``features`` holds the stem, the nine Inception modules and the global average pooling;
-    ``output`` holds dropout and the classifier. Output: ``(batch, num_classes)`` logits.
-
-    Parameters
-    ----------
-    num_classes : int
-        Width of the classifier.
-    dropout : float
-        Dropout rate before the classifier (the paper's 40 %, also the book's).
-    in_channels : int
-        Channels of the input images.
-    variant : str
-        ``"default"`` (CONV without bias => BN => RELU) or ``"book"``: the chapter's
-        symbolic ``MxGoogLeNet``, built from ``BOOK_LAYERS`` with ``BOOK_UNIT``.
-    prefix : str
-        Name prefix of every parameter; fixed so checkpoints load by name in any process.
+    ``features``: the stem, the nine Inception modules, the global average pooling;
+    ``output``: dropout (``dropout``, the paper's and the book's 40 %) and the classifier.
+    ``variant`` is ``"default"`` (layers from ``STEM``, ``INCEPTION``, ``POOL_AFTER``) or
+    ``"book"`` (``BOOK_LAYERS`` with ``BOOK_UNIT``). ``prefix`` names every parameter, fixed
+    so checkpoints load by name in any process.
     """
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.4, in_channels: int = 3,
@@ -170,63 +144,35 @@ class GoogLeNet(nn.HybridBlock):
                              f"{', '.join(VARIANTS)}")
         self._in_channels = in_channels
         self.variant = variant
-        if variant == "book":
-            self._build_book(num_classes, dropout, in_channels)
-            return
+        book = variant == "book"
+        unit = BOOK_UNIT if book else {}
         channels = in_channels
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="features_")
-            for name, kind, filters, kernel, stride, padding in STEM:
-                if kind == "conv":
-                    self.features.add(ConvBNAct(channels, filters, kernel, stride, padding,
-                                                prefix=f"{name}_"))
-                    channels = filters
-                else:
-                    self.features.add(nn.MaxPool2D(kernel, stride, padding, prefix=f"{name}_"))
-            for name, *widths in INCEPTION:
-                module = Inception(channels, *widths, prefix=f"inception{name}_")
-                self.features.add(module)
-                channels = module.out_channels
-                if name in POOL_AFTER:
-                    self.features.add(nn.MaxPool2D(3, 2, 1, prefix=f"{POOL_AFTER[name]}_"))
-            # Deviation: the paper's 7x7/1 average pooling, made global for any input size.
-            self.features.add(GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.HybridSequential(prefix="output_")
-            with self.output.name_scope():
-                self.output.add(nn.Dropout(dropout),
-                                nn.Dense(num_classes, in_units=channels, prefix="fc_"))
-
-    def _build_book(self, num_classes: int, dropout: float, channels: int) -> None:
-        """The layers of ``BOOK_LAYERS``, each convolution a ``BOOK_UNIT``."""
-        with self.name_scope():
-            self.features = nn.HybridSequential(prefix="features_")
-            self.output = nn.HybridSequential(prefix="output_")
-            for name, kind, *numbers in BOOK_LAYERS:
+            for name, kind, *numbers in BOOK_LAYERS if book else _table1_layers():
                 if kind == "conv":
                     filters, kernel, stride, padding = numbers
                     self.features.add(ConvBNAct(channels, filters, kernel, stride, padding,
-                                                prefix=f"{name}_", **BOOK_UNIT))
+                                                prefix=f"{name}_", **unit))
                     channels = filters
                 elif kind == "max pool":
                     self.features.add(nn.MaxPool2D(*numbers[1:], prefix=f"{name}_"))
                 elif kind == "inception":
-                    module = Inception(channels, *numbers, unit=BOOK_UNIT, prefix=f"{name}_")
+                    module = Inception(channels, *numbers, unit=unit, prefix=f"{name}_")
                     self.features.add(module)
                     channels = module.out_channels
                 elif kind == "avg pool":
-                    # The book's 7x7/1 average pooling sees the whole 7x7 map at its 224 px
-                    # input, so it is this global pooling there; global, the variant also
-                    # runs at other sizes (the demo's 56 px).
+                    # Deviation: the 7x7/1 average pooling made global. At 224 px it sees
+                    # the whole 7x7 map, so it is the same there; other sizes run too (the
+                    # demo's 56 px).
                     self.features.add(GlobalAvgPool(prefix=f"{name}_"))
                 elif kind == "dropout":  # the table's 0.4 is the constructor's default
                     self.output.add(nn.Dropout(dropout, prefix=f"{name}_"))
                 else:  # the classifier: Flatten => FullyConnected, as Dense flattens
                     self.output.add(nn.Dense(num_classes, in_units=channels,
                                              prefix=f"{name}_"))
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
-
-    def describe(self, input_size: int = 224) -> str:
-        """Stage-by-stage output shapes and parameter counts, for the training log."""
-        return summarize(self, (1, self._in_channels, input_size, input_size))
+            if not book:
+                with self.output.name_scope():
+                    self.output.add(nn.Dropout(dropout),
+                                    nn.Dense(num_classes, in_units=channels, prefix="fc_"))

@@ -1,76 +1,10 @@
-"""Inception-ResNet-v2, in two layouts: Google's released weights, and the paper's.
-
-Szegedy, Ioffe, Vanhoucke & Alemi, "Inception-v4, Inception-ResNet and the Impact of Residual
-Connections on Learning", AAAI 2017 (arXiv:1602.07261), Figures 3 and 15-19.
+"""Inception-ResNet-v2 (Szegedy, Ioffe, Vanhoucke & Alemi, "Inception-v4, Inception-ResNet and
+the Impact of Residual Connections on Learning", AAAI 2017, arXiv:1602.07261), two layouts.
 
 ``layout="released"`` (the default) follows the graph of the weights Google released with
-TF-slim (``inception_resnet_v2_2016_08_30``; Keras' ``InceptionResNetV2`` has the same
-layout), so that its parameter count (55,813,192 trainable at 1000 classes) and its layer
-shapes match the weights everyone compares against. ``layout="paper"`` is the paper's
-network as the Torch reproduction (lim0606/torch-inception-resnet-v2, its model file in
-fb.resnet.torch pull request 64) built it; its choices follow the released layout's below.
-
-The released layout's choices:
-
-Stem
-    The paper's Figure 3 (shared with Inception-v4) ends in 384 channels at 35x35. The
-    released graph uses a simpler stem: conv 3x3/2 32, 3x3 32, 3x3 64, max pool 3x3/2,
-    1x1 80, 3x3 192, max pool 3x3/2, then an Inception block ``mixed_5b`` with branches
-    1x1 96 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avg pool 3x3 -> 1x1 64,
-    i.e. 320 channels at 35x35. This module implements the released stem.
-Widths that do not add up in the paper
-    Each residual block's last 1x1 convolution must restore its input width. With the
-    paper's 384-channel stem, Reduction-A (k, l, m, n = 256, 256, 384, 384) outputs
-    384 + n + m = 1152 channels, so Figure 17's "1154" for Inception-ResNet-B is a typo for
-    1152. Reduction-B (Figure 18: 3x3/2 384 | 3x3/2 288 | 3x3 288 -> 3x3/2 320 | max pool)
-    then outputs 1152 + 384 + 288 + 320 = 2144 channels, while Figure 19 gives
-    Inception-ResNet-C 2048 (the Torch reproduction narrows Reduction-B to get 2048: the
-    paper layout below). With the released 320-channel stem everything adds up:
-    Reduction-A gives 320 + 384 + 384 = 1088 (Inception-ResNet-B's last 1x1 is 1088 wide),
-    Reduction-B gives 1088 + 384 + 288 + 320 = 2080 (Inception-ResNet-C's last 1x1 is 2080
-    wide). The released layout uses these widths, 1088 and 2080, and keeps Figure 18's
-    branch widths.
-Residual branches
-    Each ends in a 1x1 convolution with bias and without BN or ReLU ("1x1 Conv, Linear" in
-    the figures), scaled by the block type's residual scale (Section 3.3 suggests 0.1 to
-    0.3; the released graph uses 0.17, 0.10, 0.20) before the addition, then ReLU. The last
-    Inception-ResNet-C block is released with scale 1.0 and no ReLU after the addition; so it
-    is here (``final_scale``).
-Batch normalization
-    After every convolution except the residual branches' last one. As released, BN has no
-    learned scale (gamma fixed at 1, not trained: ReLU follows, and the next convolution can
-    absorb a scale) and epsilon 0.001.
-Head
-    A 1x1 convolution to 1536 channels (``conv2d_7b``, from the released graph), global
-    average pooling (8x8 at 299 px), dropout 0.2 (keep probability 0.8), dense.
-Block counts
-    The paper's Figure 15 repeats the residual blocks 5, 10, 5 times (``PAPER_BLOCKS``); the
-    released weights repeat them 10, 20, 10 times (``RELEASED_BLOCKS``, the default).
-
-The paper layout (``PAPER_*`` tables), as the Torch reproduction built it:
-
-Stem
-    Figure 3 (shared with Inception-v4): conv 3x3/2 32 V, 3x3 32 V, 3x3 64, then three
-    filter concatenations: max pool 3x3/2 V | 3x3/2 96 V (160 channels); 1x1 64 -> 3x3 96 V
-    | 1x1 64 -> 7x1 64 -> 1x7 64 -> 3x3 96 V (192); 3x3/2 192 V | max pool 3x3/2 V (384 at
-    35x35). Kernels are (height, width) as the figures label them. The Torch code passes
-    its (kh, kw) to Torch's (kW, kH) arguments, so it runs each asymmetric pair transposed
-    (1x7 first here, 7x1 first in Inception-ResNet-B); shapes and counts are the same.
-Widths, with the Torch reproduction's typo corrections
-    Reduction-A (k, l, m, n = 256, 256, 384, 384) outputs 384 + 384 + 384 = 1152, so
-    Inception-ResNet-B's last 1x1 is 1152 wide (Figure 17 prints 1154). Figure 18's
-    Reduction-B (3x3/2 384 | 3x3/2 288 | 3x3 288 -> 3x3/2 320, each after a 1x1 256) would
-    output 1152 + 992 = 2144, not the 2048 of Figure 19; the reproduction narrowed the
-    second branch to 256 and the third to 256 -> 256 (after revilokeb's Caffe model), which
-    gives 1152 + 384 + 256 + 256 = 2048.
-Residual branches
-    The last 1x1 convolution is "linear" as in the figures: no ReLU, but, as in the Torch
-    code, followed by BN (no convolution in that code has a bias); its output is multiplied
-    by 0.1 in every block, the last included, before the addition, then ReLU.
-Batch normalization, head
-    Torch's defaults: trained gamma, epsilon 1e-5 (MXNet's momentum 0.9 is Torch's 0.1).
-    No 1x1 head convolution: Inception-ResNet-C's 2048 channels go straight to the average
-    pooling (8x8 at 299 px), dropout 0.2 (keep 0.8) and the classifier. Blocks 5, 10, 5.
+TF-slim (``inception_resnet_v2_2016_08_30``, Keras' ``InceptionResNetV2`` alike);
+``layout="paper"`` is Figures 3 and 15-19 as the Torch reproduction (lim0606) built it. Each
+departure from the paper is written at its table line and in ``docs/networks.md``.
 """
 
 from __future__ import annotations
@@ -79,7 +13,7 @@ from typing import Any
 
 from mxnet.gluon import nn
 
-from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, summarize
+from pyimagesearch.nn.layers import ConvBNAct, GlobalAvgPool, Network
 
 # The tables. A convolution is (channels, kernel[, stride, padding]); kernel is an int or
 # (height, width); stride defaults to 1 and padding to "same" (kernel // 2), as unmarked layers
@@ -217,19 +151,11 @@ def _layer(in_channels: int, spec: tuple, prefix: str,
 
 
 class Mixed(nn.HybridBlock):
-    """Parallel branches, each a chain of table entries, concatenated along channels.
+    """Parallel branches, each a chain of table entries (``branches``, the module's table
+    format), concatenated along channels; ``unit`` is every convolution's BN.
 
-    Every non-residual block of the network is one of these: ``mixed_5b`` (the stem's last
-    block), Reduction-A and Reduction-B; the residual blocks wrap one.
-
-    Parameters
-    ----------
-    in_channels : int
-        Channels of the input.
-    branches : tuple
-        The block's table (see the module's table format).
-    unit : dict
-        Keyword arguments of every convolution's :class:`ConvBNAct` (the layout's BN).
+    Every non-residual block is one: ``mixed_5b`` (the stem's last block), Reduction-A and
+    Reduction-B; the residual blocks wrap one.
     """
 
     def __init__(self, in_channels: int, branches: tuple,
@@ -254,14 +180,9 @@ class Mixed(nn.HybridBlock):
 
 
 class ScaledConv1x1(nn.HybridBlock):
-    """``scale * conv1x1(x)`` computed as ``conv1x1(x; scale * W, scale * b)``.
-
-    The same function and the same gradients as scaling the output, with the multiplication
-    on the weights (thousands of numbers) instead of the activations (millions per batch):
-    scaling the output of every residual branch cost 6% of an Inception-ResNet-v2 training
-    step on the CPU. The parameters are named like ``nn.Conv2D``'s (``<prefix>weight``,
-    ``<prefix>bias``), so checkpoints and exports read the same.
-    """
+    """``scale * conv1x1(x)`` computed as ``conv1x1(x; scale * W, scale * b)``: the same
+    function and gradients, the multiplication on the weights instead of the activations
+    (faster: docs/networks.md). Parameters are named like ``nn.Conv2D``'s."""
 
     def __init__(self, channels: int, in_channels: int, scale: float, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -280,26 +201,13 @@ class ScaledConv1x1(nn.HybridBlock):
 
 
 class InceptionResNetBlock(nn.HybridBlock):
-    """An Inception-ResNet block (Figures 16, 17, 19): ``x + scale * up(branches(x))``, ReLU.
+    """An Inception-ResNet block (Figures 16, 17, 19): ``x + scale * up(branches(x))``, then
+    ReLU unless ``activation`` is False (the released graph's very last block).
 
-    ``up`` is a 1x1 convolution back to ``in_channels``. Released layout: with bias, without
-    BN or activation; it applies ``scale`` (stored as ``self.scale``) to its weights. Paper
-    layout (``unit=PAPER_UNIT``): without bias and followed by BN, as the Torch reproduction
-    built it, so the scale multiplies BN's output.
-
-    Parameters
-    ----------
-    in_channels : int
-        Channels of the input and of the output.
-    branches : tuple
-        The block's table (``BLOCK35``, ``BLOCK17`` or ``BLOCK8``).
-    scale : float
-        Residual scale (Section 3.3 of the paper).
-    activation : bool
-        ReLU after the addition; the released graph leaves it out of the very last block.
-    unit : dict
-        The convolutions' BN: ``RELEASED_UNIT`` or ``PAPER_UNIT`` (which also closes the
-        branch with conv + BN instead of a biased conv).
+    ``branches`` is ``BLOCK35``, ``BLOCK17`` or ``BLOCK8``; ``up`` is a 1x1 convolution back to
+    ``in_channels``. With ``unit=RELEASED_UNIT`` it has a bias, no BN and no activation, and
+    applies ``scale`` to its weights; with ``PAPER_UNIT`` it has no bias and is followed by BN,
+    as the Torch reproduction built it, so the scale multiplies BN's output.
     """
 
     def __init__(self, in_channels: int, branches: tuple, scale: float,
@@ -324,42 +232,24 @@ class InceptionResNetBlock(nn.HybridBlock):
     def hybrid_forward(self, F, x):
         residual = self.up(self.mixed(x))  # the released up() applies the scale itself
         out = x + (residual * self.scale if self._scale_outside else residual)
-        # Activation, not relu: MXNet's plain relu has no oneDNN kernel, and on the blocked
-        # layouts oneDNN hands it, relu forward and backward took 13% of a training step.
+        # Activation, not relu: MXNet's plain relu has no oneDNN kernel (docs/networks.md).
         return F.Activation(out, act_type="relu") if self.activation else out
 
 
-class InceptionResNetV2(nn.HybridBlock):
+class InceptionResNetV2(Network):
     """Inception-ResNet-v2 (Szegedy et al. 2016, arXiv:1602.07261), released or paper layout.
 
-    Released: ``features``: stem, ``mixed_5b``, ``blocks[0]`` x block35, ``mixed_6a``
-    (Reduction-A), ``blocks[1]`` x block17, ``mixed_7a`` (Reduction-B), ``blocks[2]`` x block8
-    (the last one with ``final_scale`` and no ReLU), ``conv2d_7b`` and global average
-    pooling. Paper: Figure 3's stem (``conv2d_1a`` .. ``mixed_5a``), the same sequence of
-    residual and reduction blocks in the paper's widths, every block8 alike, global average
-    pooling. ``output``: dropout and dense. Output: ``(batch, num_classes)`` logits. The
-    smallest input that works is 75 px; the paper's is 299 px.
-
-    Parameters
-    ----------
-    num_classes : int
-        Width of the classifier.
-    blocks : tuple of 3 int, optional
-        Repeats of Inception-ResNet-A, -B, -C: ``RELEASED_BLOCKS`` (the released layout's
-        default) or ``PAPER_BLOCKS`` (the paper layout's).
-    scales : tuple of 3 float, optional
-        Residual scales of the three block types (``RELEASED_SCALES``, ``PAPER_SCALES``).
-    dropout : float
-        Dropout rate before the classifier (0.2, i.e. keep probability 0.8).
-    in_channels : int
-        Channels of the input images.
-    final_scale : float, optional
-        Released layout only: residual scale of the last Inception-ResNet-C block (1.0).
-    layout : str
-        ``"released"`` (Google's released graph) or ``"paper"`` (the Torch reproduction's).
-    prefix : str
-        Name prefix of every parameter; fixed so checkpoints load by name in any process.
+    ``features``: the stem (released: ``conv2d_1a`` .. ``mixed_5b``; paper: Figure 3's,
+    ``conv2d_1a`` .. ``mixed_5a``), ``blocks[0]`` x block35, ``mixed_6a`` (Reduction-A),
+    ``blocks[1]`` x block17, ``mixed_7a`` (Reduction-B), ``blocks[2]`` x block8 (released: the
+    last one with ``final_scale``, default 1.0, and no ReLU, then ``conv2d_7b``), global
+    average pooling. ``output``: dropout (0.2, keep probability 0.8) and dense. ``blocks``
+    and ``scales`` default to the layout's (``RELEASED_*`` or ``PAPER_*``). The smallest input
+    is 75 px; the paper's is 299 px. ``prefix`` names every parameter, fixed so checkpoints
+    load by name in any process.
     """
+
+    INPUT_SIZE = 299
 
     def __init__(self, num_classes: int = 1000, blocks: tuple[int, int, int] | None = None,
                  scales: tuple[float, float, float] | None = None, dropout: float = 0.2,
@@ -385,52 +275,38 @@ class InceptionResNetV2(nn.HybridBlock):
         self._in_channels = in_channels
         self.layout = layout
         if paper:
-            self._build_paper(num_classes, blocks, scales, dropout, in_channels)
-            return
-        final_scale = 1.0 if final_scale is None else final_scale
+            unit, stem, mixed = PAPER_UNIT, zip(PAPER_STEM_NAMES, PAPER_STEM), PAPER_STEM_MIXED
+            reductions = (PAPER_REDUCTION_A, PAPER_REDUCTION_B)
+            tables = (PAPER_BLOCK35, PAPER_BLOCK17, PAPER_BLOCK8)
+        else:
+            unit, stem, mixed = RELEASED_UNIT, zip(STEM_NAMES, STEM), (("mixed_5b", MIXED_5B),)
+            reductions, tables = (REDUCTION_A, REDUCTION_B), (BLOCK35, BLOCK17, BLOCK8)
         channels = in_channels
         with self.name_scope():
             self.features = nn.HybridSequential(prefix="features_")
-            for name, spec in zip(STEM_NAMES, STEM):
-                layer, channels = _layer(channels, spec, prefix=f"{name}_")
-                self.features.add(layer)
-            channels = self._add_mixed(channels, MIXED_5B, "mixed_5b_")
-            channels = self._add_residual(channels, BLOCK35, "block35", blocks[0], scales[0])
-            channels = self._add_mixed(channels, REDUCTION_A, "mixed_6a_")
-            channels = self._add_residual(channels, BLOCK17, "block17", blocks[1], scales[1])
-            channels = self._add_mixed(channels, REDUCTION_B, "mixed_7a_")
-            channels = self._add_residual(channels, BLOCK8, "block8", blocks[2] - 1, scales[2])
-            # As released: the last block8 has its own scale and no ReLU after the addition.
-            self.features.add(InceptionResNetBlock(channels, BLOCK8, final_scale,
-                                                   activation=False,
-                                                   prefix=f"block8_{blocks[2]}_"))
-            conv, channels = _conv(channels, (FINAL_CHANNELS, 1), prefix="conv2d_7b_")
-            self.features.add(conv, GlobalAvgPool(prefix="global_pool_"))
-            self.output = nn.HybridSequential(prefix="output_")
-            with self.output.name_scope():
-                self.output.add(nn.Dropout(dropout),
-                                nn.Dense(num_classes, in_units=channels, prefix="logits_"))
-
-    def _build_paper(self, num_classes: int, blocks: tuple[int, int, int],
-                     scales: tuple[float, float, float], dropout: float, channels: int) -> None:
-        """The ``PAPER_*`` tables, every convolution a ``PAPER_UNIT``."""
-        unit = PAPER_UNIT
-        with self.name_scope():
-            self.features = nn.HybridSequential(prefix="features_")
-            for name, spec in zip(PAPER_STEM_NAMES, PAPER_STEM):
+            for name, spec in stem:
                 layer, channels = _layer(channels, spec, f"{name}_", unit)
                 self.features.add(layer)
-            for name, table in PAPER_STEM_MIXED:
+            for name, table in mixed:
                 channels = self._add_mixed(channels, table, f"{name}_", unit)
-            channels = self._add_residual(channels, PAPER_BLOCK35, "block35", blocks[0],
-                                          scales[0], unit)
-            channels = self._add_mixed(channels, PAPER_REDUCTION_A, "mixed_6a_", unit)
-            channels = self._add_residual(channels, PAPER_BLOCK17, "block17", blocks[1],
-                                          scales[1], unit)
-            channels = self._add_mixed(channels, PAPER_REDUCTION_B, "mixed_7a_", unit)
-            channels = self._add_residual(channels, PAPER_BLOCK8, "block8", blocks[2],
-                                          scales[2], unit)
-            # Deviation from the Torch code's fixed 8x8 average pooling: the same at 299 px.
+            channels = self._add_residual(channels, tables[0], "block35", blocks[0], scales[0],
+                                          unit)
+            channels = self._add_mixed(channels, reductions[0], "mixed_6a_", unit)
+            channels = self._add_residual(channels, tables[1], "block17", blocks[1], scales[1],
+                                          unit)
+            channels = self._add_mixed(channels, reductions[1], "mixed_7a_", unit)
+            # Released: the last block8 is built apart, below.
+            last = blocks[2] if paper else blocks[2] - 1
+            channels = self._add_residual(channels, tables[2], "block8", last, scales[2], unit)
+            if not paper:
+                # As released: the last block8 has its own scale and no ReLU after the addition.
+                self.features.add(InceptionResNetBlock(
+                    channels, BLOCK8, 1.0 if final_scale is None else final_scale,
+                    activation=False, prefix=f"block8_{blocks[2]}_"))
+                conv, channels = _conv(channels, (FINAL_CHANNELS, 1), prefix="conv2d_7b_")
+                self.features.add(conv)
+            # Deviation from the released graph's and the Torch code's fixed 8x8 average
+            # pooling: global, the same at 299 px.
             self.features.add(GlobalAvgPool(prefix="global_pool_"))
             self.output = nn.HybridSequential(prefix="output_")
             with self.output.name_scope():
@@ -438,21 +314,14 @@ class InceptionResNetV2(nn.HybridBlock):
                                 nn.Dense(num_classes, in_units=channels, prefix="logits_"))
 
     def _add_mixed(self, in_channels: int, table: tuple, prefix: str,
-                   unit: dict[str, Any] = RELEASED_UNIT) -> int:
+                   unit: dict[str, Any]) -> int:
         block = Mixed(in_channels, table, unit, prefix=prefix)
         self.features.add(block)
         return block.out_channels
 
     def _add_residual(self, channels: int, table: tuple, name: str, count: int,
-                      scale: float, unit: dict[str, Any] = RELEASED_UNIT) -> int:
+                      scale: float, unit: dict[str, Any]) -> int:
         for i in range(1, count + 1):
             self.features.add(InceptionResNetBlock(channels, table, scale, unit=unit,
                                                    prefix=f"{name}_{i}_"))
         return channels
-
-    def hybrid_forward(self, F, x):
-        return self.output(self.features(x))
-
-    def describe(self, input_size: int = 299) -> str:
-        """Stage-by-stage output shapes and parameter counts, for the training log."""
-        return summarize(self, (1, self._in_channels, input_size, input_size))

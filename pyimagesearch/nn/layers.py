@@ -1,6 +1,9 @@
-"""Building units shared by every network: one conv-BN-activation unit, injected everywhere."""
+"""Building units shared by every network: the conv-BN-activation unit, global pooling, the
+``features`` => ``output`` layout with its printable summary, and parameter counts."""
 
 from __future__ import annotations
+
+import math
 
 import mxnet as mx
 from mxnet import gluon
@@ -10,13 +13,11 @@ from mxnet.gluon import nn
 class ConvBNAct(nn.HybridSequential):
     """CONV => BN => ACT, the unit the book builds every GoogLeNet layer from.
 
-    ``in_channels`` is given so shapes are known at ``initialize()`` (no deferred init).
-    By default the convolution has no bias, because BN's beta takes its place;
-    ``use_bias=True`` gives it one, as ``mx.sym.Convolution`` does by default (the book's
-    symbolic GoogLeNet). ``activation=None`` leaves the activation out (a residual branch's
-    last unit before scaling). ``bn_scale=False`` fixes BN's gamma at 1 and stops training
-    it (``grad_req='null'``): MXNet's ``fix_gamma=True``, the default of ``mx.sym.BatchNorm``
-    and the choice of Google's released Inception-ResNet-v2, whose batch norms have no scale.
+    ``in_channels`` is given so shapes are known at ``initialize()``. The convolution has
+    no bias (BN's beta takes its place) unless ``use_bias``, as ``mx.sym.Convolution`` has.
+    ``activation=None`` leaves the activation out. ``bn_scale=False`` fixes BN's gamma at 1,
+    untrained: MXNet's ``fix_gamma=True``, as ``mx.sym.BatchNorm`` and Google's released
+    Inception-ResNet-v2 have it.
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int | tuple[int, int],
@@ -34,13 +35,36 @@ class ConvBNAct(nn.HybridSequential):
                 self.add(nn.Activation(activation))
 
 
-def summarize(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> str:
-    """A printable table of ``net``'s stages: output shape and trainable parameters of each.
+class GlobalAvgPool(nn.HybridBlock):
+    """Global average pooling, shaped (N, C, 1, 1), through MXNet's own adaptive pooling.
 
-    The stages are the children of ``net.features`` followed by ``net.output``, the layout
-    every network in this package follows. Shapes come from symbolic shape inference, so
-    nothing is computed and ``net`` need not be initialized.
+    The numbers of ``nn.GlobalAvgPool2D`` with a much faster CPU backward, and it exports
+    as ONNX GlobalAveragePool (why: docs/networks.md, "Shared units").
     """
+
+    def hybrid_forward(self, F, x):
+        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
+
+
+class Network(nn.HybridBlock):
+    """The layout of every network here: ``features`` (up to the global pooling), then
+    ``output``; ``(batch, num_classes)`` logits. ``INPUT_SIZE`` is the paper's input side."""
+
+    INPUT_SIZE = 224
+
+    def hybrid_forward(self, F, x):
+        return self.output(self.features(x))
+
+    def describe(self, input_size: int | None = None) -> str:
+        """Stage-by-stage output shapes and parameter counts, for the training log."""
+        size = input_size or self.INPUT_SIZE
+        return summarize(self, (1, self._in_channels, size, size))
+
+
+def summarize(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> str:
+    """A printable table of the stages (children of ``net.features``, then ``net.output``):
+    output shape, by symbolic shape inference (``net`` need not be initialized), and trainable
+    parameters of each."""
     stages = [net.features[i] for i in range(len(net.features))] + [net.output]
     rows = []
     x = mx.sym.var("data")
@@ -58,35 +82,15 @@ def summarize(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> str:
     return "\n".join(lines)
 
 
-class GlobalAvgPool(nn.HybridBlock):
-    """Global average pooling, shaped (N, C, 1, 1), through MXNet's own adaptive pooling.
-
-    The same numbers as ``nn.GlobalAvgPool2D``, but a much faster backward on the CPU:
-    MXNet 1.9's oneDNN pooling backward runs a reference kernel (15 ms for a 128x64x8x8
-    map) and returns its gradient in a layout (``acdB16b``) that sends every BatchNorm
-    backward it reaches through the residual sums to oneDNN's reference kernel as well
-    (20 ms each, against 0.3 ms): 45% of a CIFAR ResNet-20 step. The adaptive pooling
-    operator is MXNet's own and hands back a plain gradient. (A ``mean`` would do the
-    same but exports to an ONNX ReduceMean that MXNet 1.9's exporter writes wrongly for
-    onnx 1.13; this one exports as GlobalAveragePool.)
-    """
-
-    def hybrid_forward(self, F, x):
-        return F.contrib.AdaptiveAvgPooling2D(x, output_size=1)
-
-
 def count_trainable_parameters(net: gluon.Block) -> int:
     """Parameters that receive gradients (BN running statistics are buffers, not counted)."""
-    return sum(int(_size(p.shape)) for p in net.collect_params().values() if p.grad_req != "null")
+    return sum(math.prod(p.shape) for p in net.collect_params().values()
+               if p.grad_req != "null")
 
 
 def complete_shapes(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> None:
-    """Give parameters whose shape is still open (deferred initialization) their shape.
-
-    GluonCV's networks leave input channels to the first forward pass; inferring them for
-    an input of ``data_shape`` makes counts and ``initialize`` complete at once. Networks
-    whose shapes are all known are left alone.
-    """
+    """Give parameters whose shape is still open (deferred initialization, as GluonCV's
+    networks leave input channels) their shape for an input of ``data_shape``."""
     params = [p for p in net.collect_params().values() if p.shape is None or not all(p.shape)]
     if not params:
         return
@@ -97,10 +101,3 @@ def complete_shapes(net: gluon.HybridBlock, data_shape: tuple[int, ...]) -> None
     for param in params:
         if param.name in shapes:
             param.shape = tuple(shapes[param.name])
-
-
-def _size(shape: tuple[int, ...]) -> int:
-    size = 1
-    for dim in shape:
-        size *= dim
-    return size

@@ -1,9 +1,6 @@
-"""The run report as one self-contained HTML page.
-
-The page's skeleton, style and navigation are ``templates/report.html`` (a
-:class:`string.Template`); the sections below fill it from a :class:`RunData`, every
-value HTML-escaped.
-"""
+"""The run report as one self-contained HTML page: the sections below fill the skeleton, style
+and navigation of ``templates/report.html`` (a :class:`string.Template`) from a
+:class:`RunData`, every value HTML-escaped."""
 
 from __future__ import annotations
 
@@ -190,17 +187,14 @@ def _health_section(data: RunData, figures: dict[str, Path]) -> str:
         first = data.health_warnings[0]
         parts.append(f'<p class="warning">The network was reported dying, first at epoch '
                      f"{first.epoch}, batch {first.batch}:</p>")
+        header = ["epoch", "batch", "warning"]
         if len(rows) > 2 * SHOWN_WARNINGS:
             hidden = rows[SHOWN_WARNINGS:-SHOWN_WARNINGS]
-            parts.append(_table(["epoch", "batch", "warning"], rows[:SHOWN_WARNINGS],
-                                "warnings")
-                         + f"<details><summary>{len(hidden)} more warnings</summary>"
-                         + _table(["epoch", "batch", "warning"], hidden, "warnings")
-                         + "</details>"
-                         + _table(["epoch", "batch", "warning"], rows[-SHOWN_WARNINGS:],
-                                  "warnings"))
-        else:
-            parts.append(_table(["epoch", "batch", "warning"], rows, "warnings"))
+            parts += [_table(header, rows[:SHOWN_WARNINGS], "warnings"),
+                      f"<details><summary>{len(hidden)} more warnings</summary>",
+                      _table(header, hidden, "warnings"), "</details>"]
+            rows = rows[-SHOWN_WARNINGS:]
+        parts.append(_table(header, rows, "warnings"))
     else:
         parts.append('<p class="ok">No dying warnings.</p>')
     if "health" in figures:
@@ -214,8 +208,7 @@ def _plateau_part(data: RunData) -> str:
     if data.plateau_detector:
         parts.append(f'<p class="note">{_e(data.plateau_detector)}</p>')
     if not data.plateau_warnings:
-        parts.append('<p class="ok">No plateau warnings.</p>')
-        return "".join(parts)
+        return "".join(parts) + '<p class="ok">No plateau warnings.</p>'
     first = data.plateau_warnings[0]
     parts.append(f'<p class="warning">Validation stopped improving, first reported at epoch '
                  f"{first.epoch}:</p>")
@@ -228,8 +221,7 @@ def _dataset_section(data: RunData) -> str:
     parts = ['<h2 id="dataset">Dataset</h2>']
     manifest = data.dataset
     if manifest is None:
-        parts.append(f"<p>No dataset manifest: {_e(data.dataset_origin)}.</p>")
-        return "".join(parts)
+        return parts[0] + f"<p>No dataset manifest: {_e(data.dataset_origin)}.</p>"
     mean = manifest.get("mean", {})
     facts = [("manifest", data.dataset_origin), ("built", manifest.get("created", "?")),
              ("config", manifest.get("config", "?")),
@@ -275,10 +267,8 @@ def _config_section(data: RunData) -> str:
                 else value)]
             for key, value in sorted(data.config.items())]
     final = data.final.manifest if data.final else {}
-    extra = []
-    for key in ("seed", "contexts", "lr_overrides"):
-        if key in final:
-            extra.append([_e(key), _e(json.dumps(final[key]))])
+    extra = [[_e(key), _e(json.dumps(final[key]))]
+             for key in ("seed", "contexts", "lr_overrides") if key in final]
     return (f'<h2 id="config">Effective config</h2><p>From {_e(data.config_origin)}.</p>'
             + (_table(None, extra, "facts") if extra else "")
             + _table(["field", "value"], rows, "config"))

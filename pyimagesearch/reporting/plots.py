@@ -1,19 +1,14 @@
-"""Curves of a whole run, restarts stitched: what ``plot_log.py`` draws.
+"""A run's figures as PNG files: what ``plot_log.py`` draws and the run report embeds.
 
-Each start of a run leaves its own ``training_<epoch>.log``; ``stitch_logs`` keeps, for
-every epoch, the values of the last start that trained it. Restarts are marked with a
-vertical line labelled with the learning rate they began with, which is how the book's
-readers see where they dropped the rate by hand.
-
-``plot_runs`` overlays several runs of one setting (``train_cifar.py --runs R``): each
-run thin, their mean bold, and a band from the lowest to the highest run (or mean +- one
-sample standard deviation), so the spread between runs is visible next to any
-difference between settings.
+The curves of a whole run with its restarts stitched and marked, several runs of one setting
+overlaid (``train_cifar.py --runs R``), and the report's learning rate and health checks.
+Why they are drawn so: docs/design_reporting.md, "Curves".
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -23,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
+from pyimagesearch.reporting.run_data import RunData, finite
 from pyimagesearch.run.logs import RunHistory
 from pyimagesearch.run.paths import figure_path
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
@@ -51,6 +47,13 @@ def _as_error(metric: str, values: list[float]) -> list[float]:
     return [100.0 * (1.0 - v) for v in values] if metric in ERROR_LABELS else values
 
 
+def _write(figure: plt.Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def _save(figure: plt.Figure, axes: plt.Axes, label: str, title: str, path: Path) -> Path:
     """Label, title and write one curve figure."""
     axes.set_xlabel("epoch")
@@ -59,10 +62,7 @@ def _save(figure: plt.Figure, axes: plt.Axes, label: str, title: str, path: Path
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(loc="best")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _write(figure, path)
 
 
 def plot_history(history: RunHistory, output: str | Path, title: str) -> list[Path]:
@@ -105,23 +105,18 @@ def _aligned(histories: list[RunHistory], kind: str, metric: str,
 
 
 def band_limits(table: np.ndarray, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per column: (mean, low, high) of the runs that have a value; ``band`` is "minmax" or
-    "std" (mean +- sample standard deviation, zero width for a single run)."""
+    """Per column: (mean, low, high) of the runs that have a finite value; ``band`` is
+    "minmax" or "std" (mean +- sample standard deviation, zero width for a single run)."""
     if band not in BANDS:
         raise ValueError(f"band must be one of {BANDS}, got {band!r}")
-    present = np.isfinite(table)
-    count = present.sum(axis=0)
-    filled = np.where(present, table, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+    table = np.where(np.isfinite(table), table, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column without values gives NaN
+        mean = np.nanmean(table, axis=0)
         if band == "minmax":
-            low = np.where(count > 0, np.where(present, table, np.inf).min(axis=0), np.nan)
-            high = np.where(count > 0, np.where(present, table, -np.inf).max(axis=0), np.nan)
-        else:
-            squares = np.where(present, (table - mean) ** 2, 0.0).sum(axis=0)
-            std = np.where(count > 1, np.sqrt(squares / np.maximum(count - 1, 1)), 0.0)
-            low, high = mean - std, mean + std
-    return mean, low, high
+            return mean, np.nanmin(table, axis=0), np.nanmax(table, axis=0)
+        std = np.where(np.isfinite(table).sum(axis=0) > 1, np.nanstd(table, axis=0, ddof=1), 0.0)
+    return mean, mean - std, mean + std
 
 
 def plot_runs(histories: list[RunHistory], output: str | Path, title: str,
@@ -153,3 +148,56 @@ def plot_runs(histories: list[RunHistory], output: str | Path, title: str,
         written.append(_save(figure, axes, label, f"{title}: {label}, {len(histories)} runs",
                              figure_path(output, title, f"runs_{suffix}")))
     return written
+
+
+def _lr_figure(data: RunData, path: Path) -> Path | None:
+    points = [(e, r.lr) for e, r in data.history.epochs.items() if finite(r.lr)]
+    if not points:
+        return None
+    figure, axes = plt.subplots(figsize=(8, 3.2))
+    axes.step([e for e, _ in points], [lr for _, lr in points], where="post", marker="o",
+              markersize=3, color="tab:purple")
+    if all(lr > 0 for _, lr in points):
+        axes.set_yscale("log")
+    for restart in data.history.restarts[1:]:
+        axes.axvline(restart.epoch, color="grey", linestyle=":", linewidth=1)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("learning rate")
+    axes.set_title(f"{data.prefix}: learning rate at the start of each epoch")
+    axes.grid(alpha=0.3)
+    return _write(figure, path)
+
+
+def _health_figure(data: RunData, path: Path) -> Path | None:
+    if not data.health_checks:
+        return None
+    x = list(range(len(data.health_checks)))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True)
+    top.plot(x, [c.zero_fraction for c in data.health_checks], color="tab:red", marker=".")
+    top.set_ylabel("zero fraction")
+    top.set_ylim(-0.02, 1.02)
+    bottom.plot(x, [c.grad_norm for c in data.health_checks], color="tab:blue", marker=".")
+    bottom.set_ylabel("gradient norm")
+    ticks = x[:: max(1, len(x) // 8)]
+    bottom.set_xticks(ticks)
+    bottom.set_xticklabels([f"{data.health_checks[i].epoch}:{data.health_checks[i].batch}"
+                            for i in ticks], fontsize=8)
+    bottom.set_xlabel("epoch:batch of the check")
+    for axes in (top, bottom):
+        axes.grid(alpha=0.3)
+    top.set_title(f"{data.prefix}: health checks (last feature map, gradients)")
+    return _write(figure, path)
+
+
+def write_figures(data: RunData, folder: Path) -> dict[str, Path]:
+    """The run report's PNGs, written into ``folder``: name -> path."""
+    figures: dict[str, Path] = {}
+    if data.history.epochs:
+        for path in plot_history(data.history, folder, data.prefix):
+            figures[path.stem.rsplit("_", 1)[-1]] = path
+    for name, draw in (("lr", _lr_figure), ("health", _health_figure)):
+        path = draw(data, figure_path(folder, data.prefix, name))
+        if path is not None:
+            figures[name] = path
+    return figures

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,6 @@ class CheckpointFigures:
     @property
     def val(self) -> dict[str, float]:
         return self.manifest.get("metrics", {}).get("val", {})
-
-    @property
-    def train(self) -> dict[str, float]:
-        return self.manifest.get("metrics", {}).get("train", {})
 
 
 @dataclass
@@ -113,27 +110,15 @@ def _evaluations(folder: Path, prefix: str) -> dict[int, dict[str, dict[str, Any
     return found
 
 
-def _health(history: RunHistory) -> tuple[list[HealthCheck], list[DyingWarning]]:
-    """Health lines of every start, minus those of epochs a later start trained again."""
-    checks, warnings = [], []
+def _kept(history: RunHistory, parse: Callable[[Path], list]) -> list:
+    """``parse``'s events of every start, minus those of epochs a later start trained again."""
+    events = []
     starts = [restart.epoch for restart in history.restarts]
     for i, restart in enumerate(history.restarts):
         limit = min(starts[i + 1:], default=math.inf)
-        parsed = parse_health_lines(restart.path)
-        checks += [c for c in parsed.checks if c.epoch < limit]
-        warnings += [w for w in parsed.warnings if w.epoch < limit]
-    key = lambda event: (event.epoch, event.batch)  # noqa: E731
-    return sorted(checks, key=key), sorted(warnings, key=key)
-
-
-def _plateaus(history: RunHistory) -> list[PlateauWarning]:
-    """Plateau warnings of every start, minus those of epochs a later start trained again."""
-    warnings = []
-    starts = [restart.epoch for restart in history.restarts]
-    for i, restart in enumerate(history.restarts):
-        limit = min(starts[i + 1:], default=math.inf)
-        warnings += [w for w in parse_plateau_lines(restart.path) if w.epoch < limit]
-    return sorted(warnings, key=lambda warning: warning.epoch)
+        events += [event for event in parse(restart.path) if event.epoch < limit]
+    # By epoch, then by batch where the events have one (health checks and warnings).
+    return sorted(events, key=lambda event: (event.epoch, getattr(event, "batch", 0)))
 
 
 def _monitor_settings(history: RunHistory, prefix: str = MONITOR_LINE) -> str:
@@ -195,10 +180,12 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
     identity = found[-1].manifest.get("identity", {}) if found else {}
     model = str(identity.get("model", snapshot.get("MODEL", "?")))
     params = dict(identity.get("model_params") or snapshot.get("MODEL_PARAMS") or {})
-    checks, warnings = _health(history)
+    health = {restart.path: parse_health_lines(restart.path) for restart in history.restarts}
+    checks = _kept(history, lambda path: health[path].checks)
+    warnings = _kept(history, lambda path: health[path].warnings)
     jsonl = metrics_jsonl_path(folder, prefix)
     records = read_metrics(jsonl) if jsonl.is_file() else []
     return RunData(folder, prefix, found, history, snapshot, origin, dataset, dataset_origin,
                    checks, warnings, _monitor_settings(history), records,
                    comparison(model, snapshot, params), model, params,
-                   _plateaus(history), _monitor_settings(history, DETECTOR_LINE))
+                   _kept(history, parse_plateau_lines), _monitor_settings(history, DETECTOR_LINE))
