@@ -10,6 +10,7 @@ without its source here, or the other way round, fails.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from html.parser import HTMLParser
 
@@ -239,10 +240,13 @@ def fake_run(folder, model, params, recipe):
     """A run folder holding one checkpoint's manifest and placeholder files: enough for
     report.py, which reads the model and recipe from the manifest."""
     folder.mkdir(parents=True)
-    for name in ("net-symbol.json", "net-0001.params", "net-0001.states"):
+    files = {}
+    for kind, name in (("symbol", "net-symbol.json"), ("params", "net-0001.params"),
+                       ("states", "net-0001.states")):
         (folder / name).write_bytes(b"")
+        files[kind] = {"file": name, "bytes": 0, "sha256": hashlib.sha256(b"").hexdigest()}
     (folder / "net-0001.json").write_text(json.dumps({
-        "epoch": 1, "seed": 1, "files": {}, "recipe": {"name": recipe},
+        "epoch": 1, "seed": 1, "files": files, "recipe": {"name": recipe},
         "config": {"RECIPE": {"name": recipe}, "MODEL": model, "MODEL_PARAMS": params},
         "identity": {"model": model, "model_params": params},
         "metrics": {"val": {"accuracy": 0.5, "top_k_accuracy_5": 0.9}}}))
