@@ -5,6 +5,7 @@ at epoch N gets what an uninterrupted run had. Configs give them as plain dicts
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Mapping
@@ -19,6 +20,9 @@ class ScheduleError(ValueError):
 @dataclass(frozen=True)
 class Constant:
     """The base rate throughout (the book's "manual drops" style: change it with ``--lr``)."""
+
+    def rate(self, base_lr: float, update: int, per_epoch: int) -> float:
+        return base_lr
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class EpochTable:
                 raise ScheduleError(f"learning-rate table epochs must be integers >= 0, "
                                     f"not {epoch!r}")
             _check_rate(lr, f"learning-rate table entry {epoch}")
+
+    def rate(self, base_lr: float, update: int, per_epoch: int) -> float:
+        # The optimizer counts updates from 1: update k belongs to epoch (k - 1) // n.
+        epochs = sorted(self.table)
+        epoch = max(update - 1, 0) // per_epoch
+        return self.table[epochs[bisect.bisect_right(epochs, epoch) - 1]]
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,11 @@ class StepDecay:
         period = self.every_updates if self.every_updates is not None else self.every_epochs
         if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
             raise ScheduleError(f"step_decay period must be positive, not {period!r}")
+
+    def rate(self, base_lr: float, update: int, per_epoch: int) -> float:
+        """``base * factor ** floor((k - 1) / step)``: MXNet's FactorScheduler, stateless."""
+        step = max(int(self.every_updates or round(self.every_epochs * per_epoch)), 1)
+        return base_lr * self.factor ** (max(update - 1, 0) // step)
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,11 @@ class MultiStep:
                 or any(b <= a for a, b in itertools.pairwise(steps)):
             raise ScheduleError(f"multi_step steps must be increasing positive integers: "
                                 f"{list(steps)}")
+
+    def rate(self, base_lr: float, update: int, per_epoch: int) -> float:
+        """``base * factor ** (steps below k)``: MXNet's MultiFactorScheduler, stateless."""
+        steps = self.at_updates or [e * per_epoch for e in self.at_epochs]
+        return base_lr * self.factor ** bisect.bisect_left(steps, update)
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,23 @@ class ScheduleSpec:
         if isinstance(self.schedule, EpochTable) and self.schedule.table[0] != self.base_lr:
             raise ScheduleError(f"learning-rate table {self.schedule.table} must start at "
                                 f"base_lr {self.base_lr}")
+
+    def rate(self, update: int, per_epoch: int) -> float:
+        """The rate of update ``update`` (counted from 1), ``per_epoch`` updates an epoch:
+        the schedule, under its warm-up, under the rates set by hand from their epochs on."""
+        if per_epoch < 1:
+            raise ValueError(f"updates_per_epoch must be positive, got {per_epoch}")
+        by_hand = [o.lr for o in sorted(self.overrides, key=lambda o: o.epoch)
+                   if update >= o.epoch * per_epoch + 1]
+        if by_hand:
+            return by_hand[-1]
+        scheduled = self.schedule.rate(self.base_lr, update, per_epoch)
+        warmup = self.warmup
+        if warmup is None or update > warmup.updates:
+            return scheduled
+        if warmup.mode == "constant":
+            return warmup.begin_lr
+        return warmup.begin_lr + (scheduled - warmup.begin_lr) * update / warmup.updates
 
 
 def _check_rate(value: Any, what: str, allow_zero: bool = False) -> None:
