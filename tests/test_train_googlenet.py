@@ -245,3 +245,22 @@ def test_all_epochs_chooses_the_best_on_validation_and_tests_only_that_one(tiny_
     with pytest.raises(SystemExit):
         test_googlenet.main(["--config", run_config(tiny_run), "--checkpoints", str(run),
                              "--prefix", "net", "--all-epochs", "--epoch", "1"])
+
+
+def test_all_epochs_scores_the_others_and_names_a_damaged_checkpoint(tiny_run, tmp_path, capsys):
+    run = linked_copy(tiny_run, tmp_path / "run")
+    (run / "net-0003-test.json").unlink()
+    params = run / "net-0002.params"
+    data = params.read_bytes()
+    params.unlink()  # a new file: the hard-linked original stays as it was
+    params.write_bytes(data[:-100] + bytes(100))
+    capsys.readouterr()
+    assert test_googlenet.main(["--config", run_config(tiny_run), "--checkpoints", str(run),
+                                "--prefix", "net", "--all-epochs"]) == 0
+    out, err = capsys.readouterr()
+    rows = (run / "net-epochs.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "3"]
+    assert "[WARNING] checkpoint net-0002 was not scored: " in err
+    assert f"{params} does not match its checksum" in err
+    assert "best on validation: epoch" in out
+

@@ -22,12 +22,11 @@ from pyimagesearch.evaluation.crops import (
 from pyimagesearch.files import atomic_write_text, write_failure
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
-    list_checkpoints,
+    checkpoint_epochs,
     load_network,
     read_manifest,
     resolve_epoch,
 )
-from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.run.paths import checkpoint_name, epochs_csv_path, result_path
 from pyimagesearch.scoring import evaluate
 from pyimagesearch.training.devices import batch_sizes, select_contexts
@@ -106,25 +105,31 @@ def evaluate_all_epochs(config: Settings, checkpoints: str, prefix: str,
                         ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Score every checkpoint on validation (``<prefix>-epochs.csv``), pick the best there
     (highest rank-1, lower loss breaking ties), and test only that one."""
-    epochs = sorted({*list_checkpoints(checkpoints, prefix),
-                     *mxnet_checkpoint_epochs(checkpoints, prefix)})
+    epochs = checkpoint_epochs(checkpoints, prefix)
     if not epochs:
         raise CheckpointError(f"no complete checkpoint of {prefix!r} in {checkpoints}")
-    rows = []
+    rows, damaged = [], []
     failures: list[str] = []  # result files that could not be written: reported at the end
     for epoch in epochs:
-        result = _evaluate_keeping(failures, config, checkpoints, prefix, epoch, "val",
-                                   cpu_contexts, crops, override, gpus)
+        try:
+            result = _evaluate_keeping(failures, config, checkpoints, prefix, epoch, "val",
+                                       cpu_contexts, crops, override, gpus)
+        except CheckpointError as exc:  # a damaged checkpoint: the others are still scored
+            damaged.append(f"checkpoint {checkpoint_name(prefix, epoch)} was not scored: {exc}")
+            continue
         rows.append({"epoch": epoch, "val_rank1": result["accuracy"],
                      "val_rank5": result["top_k_accuracy_5"],
                      "val_loss": result["cross-entropy"], "images": result["images"]})
     lines = ["epoch,val_rank1,val_rank5,val_loss,images"]
     lines += [f"{r['epoch']},{r['val_rank1']:.6f},{r['val_rank5']:.6f},{r['val_loss']:.6f},"
               f"{r['images']}" for r in rows]
+    if not rows:
+        raise CheckpointError("; ".join(damaged))
     _save_text(epochs_csv_path(checkpoints, prefix), "\n".join(lines) + "\n", failures)
     best = max(rows, key=lambda r: (r["val_rank1"], -r["val_loss"]))
     test = _evaluate_keeping(failures, config, checkpoints, prefix, best["epoch"], "test",
                              cpu_contexts, crops, override, gpus)
+    test["warnings"] = [*damaged, *test["warnings"]]
     if failures:
         raise ResultNotSaved(failures, test, rows)
     return rows, test

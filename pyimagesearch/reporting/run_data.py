@@ -23,9 +23,8 @@ from pyimagesearch.data.dataset import (
 from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
 from pyimagesearch.errors import ProjectError
 from pyimagesearch.reporting.published import Comparison, comparison
-from pyimagesearch.run.checkpoints import list_checkpoints, read_manifest
+from pyimagesearch.run.checkpoints import checkpoint_epochs, read_manifest
 from pyimagesearch.run.logs import RunHistory, read_metrics, stitch_logs
-from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.run.paths import checkpoint_name, metrics_jsonl_path, run_logs
 from pyimagesearch.scoring import RANK1
 from pyimagesearch.training.health import (
@@ -159,7 +158,7 @@ def collect(checkpoints: str | Path, prefix: str, config: str | None = None,
     folder = Path(checkpoints)
     evaluations = _evaluations(folder, prefix)
     # With the epochs MXNet's symbolic API wrote: their stand-in manifests hold no figures.
-    epochs = sorted({*list_checkpoints(folder, prefix), *mxnet_checkpoint_epochs(folder, prefix)})
+    epochs = checkpoint_epochs(folder, prefix)
     found = [CheckpointFigures(epoch, read_manifest(folder, prefix, epoch, verify=False),
                                evaluations.get(epoch, {}))
              for epoch in epochs]

@@ -155,6 +155,11 @@ def list_checkpoints(folder: str | Path, prefix: str) -> list[int]:
     return sorted(epochs)
 
 
+def checkpoint_epochs(folder: str | Path, prefix: str) -> list[int]:
+    """Every complete checkpoint, the project's and MXNet's own (unverified)."""
+    return sorted({*list_checkpoints(folder, prefix), *mxnet_checkpoint_epochs(folder, prefix)})
+
+
 def latest_checkpoint(folder: str | Path, prefix: str) -> int | None:
     """The newest complete checkpoint (all its files present), unverified."""
     epochs = list_checkpoints(folder, prefix)

@@ -13,11 +13,10 @@ from mxnet import gluon
 from pyimagesearch.data.dataset import DatasetIdentity, identity_differences, recorded_identity
 from pyimagesearch.run.checkpoints import (
     CheckpointError,
-    list_checkpoints,
+    checkpoint_epochs,
     load_exported_params,
     read_manifest,
 )
-from pyimagesearch.run.mxnet_checkpoints import mxnet_checkpoint_epochs
 from pyimagesearch.run.optimizer_state import load_optimizer_state, start_optimizer_at
 from pyimagesearch.settings import SETTINGS
 
@@ -35,8 +34,7 @@ def check_start(checkpoints: str, prefix: str, start_epoch: int,
     MXNet's symbolic API wrote gives its stand-in manifest (``"format": "mxnet"``), which
     resumes weights only (``mxnet_checkpoints.restore_weights_only``).
     """
-    existing = sorted({*list_checkpoints(checkpoints, prefix),
-                       *mxnet_checkpoint_epochs(checkpoints, prefix)})
+    existing = checkpoint_epochs(checkpoints, prefix)
     if start_epoch == 0:
         if existing:
             raise CheckpointError(
