@@ -57,14 +57,14 @@ from pyimagesearch.data.dataset import (
     SPLIT_SETTINGS,
     SPLITS,
     DatasetError,
+    idx_path,
     manifest_path,
     new_manifest,
     split_files_entry,
     write_mean,
     write_mean_image,
 )
-from pyimagesearch.data.records.errors import RecordError
-from pyimagesearch.data.records.format import idx_path_for, naming_errors
+from pyimagesearch.data.records.format import RecordError, naming_errors
 from pyimagesearch.data.records.lists import ListEntry, write_list
 from pyimagesearch.data.records.verify import verify_split
 from pyimagesearch.data.sources.layouts import SplitSource, make_split_lists, split_source
@@ -114,7 +114,7 @@ def check_build_config(config: Settings) -> None:
     lists = [Path(getattr(config, lst)).resolve() for lst, _ in SPLIT_SETTINGS.values()]
     records = [Path(getattr(config, rec)).resolve() for _, rec in SPLIT_SETTINGS.values()]
     means = [Path(path).resolve() for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
-    outputs = [*lists, *records, *map(idx_path_for, records), *means]
+    outputs = [*lists, *records, *map(idx_path, records), *means]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{name}: the list, record and mean paths must all differ")
     if any(path.suffix != ".rec" for path in records):
@@ -188,7 +188,7 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
 def _split_outputs(config: Settings) -> dict[str, dict[str, Path]]:
     """The final ``.lst``, ``.rec`` and ``.idx`` path of every split."""
     return {name: {"lst": Path(getattr(config, lst)), "rec": Path(getattr(config, rec)),
-                   "idx": idx_path_for(getattr(config, rec))}
+                   "idx": idx_path(getattr(config, rec))}
             for name, (lst, rec) in SPLIT_SETTINGS.items()}
 
 
