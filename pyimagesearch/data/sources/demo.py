@@ -1,17 +1,6 @@
-"""The embedded demo: a miniature ILSVRC2015 tree made of scikit-learn's handwritten digits.
-
-``sklearn.datasets.load_digits`` ships 1,797 8x8 digits inside the package, so the demo
-needs no download. Each digit becomes a ``DEMO_IMAGE_SIZE`` RGB JPEG, light ink on a dark
-ground whose colours vary per image but keep R > G > B on average, so a swapped channel
-order shows up in the mean. The tree uses exactly the real layout and file formats
-(see DESIGN.md): ten classes with made-up WordNet ids and devkit-style names, listed in
-``map_clsloc.txt`` in digit order, which is *not* sorted WordNet-id order, so the two
-``LABEL_ORDER`` settings give different labels, as on real ImageNet.
-
-The tree is written into a temporary folder beside ``BASE_PATH`` and renamed into place
-when complete, with a stamp file (``.demo_dataset.json``) recording the parameters and
-every file's size; a second run with the same parameters finds it complete and does
-nothing.
+"""The embedded demos: a miniature ILSVRC2015 tree made of scikit-learn's handwritten digits
+(:func:`write_demo_dataset`), or for image-folder configs a tree of real photographs
+(:mod:`.sample_photos`). Written once, deterministic given ``DEMO_SEED``: docs/data.md.
 """
 
 from __future__ import annotations
@@ -218,11 +207,8 @@ def _remove_leftovers(base: Path) -> None:
 
 
 def write_demo_dataset(config: Settings) -> DemoResult:
-    """Write the digits mini-ILSVRC tree at ``config.BASE_PATH`` unless it is already there.
-
-    Deterministic given ``DEMO_SEED`` (same seed, same bytes). Refuses to replace a
-    ``BASE_PATH`` that this function did not write.
-    """
+    """Write the digits mini-ILSVRC tree at ``config.BASE_PATH`` unless it is already there
+    (same seed, same bytes); a ``BASE_PATH`` that this function did not write is refused."""
     config.require(*_FIELDS)
     if int(config.NUM_CLASSES) != len(DIGIT_CLASSES):
         raise ConfigError(f"{config.source}: the digits demo has "
@@ -263,9 +249,8 @@ def write_demo_dataset(config: Settings) -> DemoResult:
 
 
 def write_demo(config: Settings) -> str:
-    """The demo tree ``config`` asks for, as ``build_demo_dataset.py`` writes it: the digits
-    mini-ILSVRC, or for ``DATASET_LAYOUT = "folders"`` a tree of real photographs
-    (:mod:`pyimagesearch.data.sources.sample_photos`). Returns the summary to print."""
+    """The demo tree ``config`` asks for (photographs for ``DATASET_LAYOUT = "folders"``),
+    as ``build_demo_dataset.py`` writes it; returns the summary to print."""
     if config.DATASET_LAYOUT == "folders":
         return write_photo_demo(config)
     return write_demo_dataset(config).summary()
