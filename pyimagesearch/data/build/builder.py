@@ -86,6 +86,17 @@ def _split_files(config: Settings) -> dict[str, dict[str, Path]]:
     return files
 
 
+def check_outputs(config: Settings, outputs: list[Path], differ: str) -> None:
+    """Refuse outputs that are not all different paths (``differ`` says so), and records
+    that do not end in ``.rec``."""
+    resolved = {path.resolve() for path in outputs}
+    if len(resolved) != len(outputs):
+        raise ConfigError(f"{config.source}: {differ}")
+    if any(split_records(config, split).suffix != ".rec" for split in SPLITS):
+        raise ConfigError(f"{config.source}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must "
+                          f"end in .rec (the .idx goes beside them)")
+
+
 def check_build_config(config: Settings) -> None:
     """Refuse a config that cannot give a usable dataset, before any work starts."""
     config.require(*BUILD_FIELDS)
@@ -94,13 +105,9 @@ def check_build_config(config: Settings) -> None:
         raise ConfigError(
             f"{name}: RESIZE={config.RESIZE} is smaller than INPUT_SIZE={config.INPUT_SIZE}; "
             f"every stored image must be at least as large as the training crop")
-    outputs = [path.resolve() for files in _split_files(config).values()
-               for path in files.values()] + [path.resolve() for path in mean_files(config)]
-    if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"{name}: the list, record and mean paths must all differ")
-    if any(split_records(config, split).suffix != ".rec" for split in SPLITS):
-        raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
-                          f"in .rec (the .idx goes beside them)")
+    check_outputs(config, [path for files in _split_files(config).values()
+                           for path in files.values()] + mean_files(config),
+                  "the list, record and mean paths must all differ")
     if config.PACKER == "im2rec" and (config.RECORD_ENCODING != "jpeg" or config.MEAN_IMAGE):
         raise ConfigError(f"{name}: PACKER='im2rec' stores JPEG with a channel mean; "
                           f"RECORD_ENCODING='png' and MEAN_IMAGE need PACKER='project'")

@@ -17,7 +17,12 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.build.builder import commit_dataset, format_summary, mean_files
+from pyimagesearch.data.build.builder import (
+    check_outputs,
+    commit_dataset,
+    format_summary,
+    mean_files,
+)
 from pyimagesearch.data.build.staging import staged
 from pyimagesearch.data.dataset import (
     SPLITS,
@@ -62,13 +67,8 @@ def check_cifar_config(config: Settings) -> None:
     if config.INPUT_SIZE > IMAGE_SIZE:
         raise ConfigError(f"{name}: INPUT_SIZE must lie in 1..{IMAGE_SIZE}, got "
                           f"{config.INPUT_SIZE}")
-    outputs = [*(split_records(config, split).resolve() for split in SPLITS),
-               Path(config.DATASET_MEAN).resolve(), Path(config.MEAN_IMAGE).resolve()]
-    if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"{name}: the record, mean and mean-image paths must differ")
-    if any(split_records(config, split).suffix != ".rec" for split in SPLITS):
-        raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
-                          f"in .rec (the .idx goes beside them)")
+    check_outputs(config, [split_records(config, split) for split in SPLITS] + mean_files(config),
+                  "the record, mean and mean-image paths must differ")
 
 
 def _write_fake_if_asked(config: Settings) -> bool:

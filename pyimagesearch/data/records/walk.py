@@ -81,101 +81,78 @@ class IndexedRec:
         return RecordError(kind, message, self.rec, None, int(self.keys[i]), idx_line=i + 1)
 
 
-@dataclass
-class _Headers:
-    """What the walk read at every ``.idx`` offset (arrays of one entry per record)."""
-
-    misaligned: np.ndarray      # offset not a multiple of 4
-    beyond_end: np.ndarray      # aligned, but no room for a RecordIO header
-    no_magic: np.ndarray        # room for a header, but no magic word
-    bad_cflag: np.ndarray       # the offset is inside a multi-part record
-    truncated: np.ndarray       # a one-part record that runs past the file's end
-    multi_error: dict[int, RecordFormatError]   # multi-part records that are broken
-    multipart: int              # multi-part records that are whole
-    end: np.ndarray             # offset after each record
-    previous_end: np.ndarray    # where each record should start
-    whole: np.ndarray           # a whole record starts at the offset
-    first_length: np.ndarray    # payload bytes available for the IRHeader
-    readable: np.ndarray        # whole and long enough for the IRHeader
-    flag: np.ndarray            # IRHeader fields of the readable records
-    label: np.ndarray
-    header_id: np.ndarray
-    label_arrays: dict[int, bytes]  # flag > 0: the float32 labels' bytes (maybe short)
-
-    @property
-    def plain(self) -> np.ndarray:
-        """Readable records with one label in the header (``flag == 0``)."""
-        return self.readable & (self.flag == 0)
-
-
 def _mask(n: int, records: Iterable[int]) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[list(records)] = True
     return mask
 
 
-def _read_headers(rec: IndexedRec) -> _Headers:
-    n, size, offsets = rec.n, rec.size, rec.offsets
-    words = np.frombuffer(rec.buffer, dtype="<u4", count=size // 4)
+class _Headers:
+    """What the walk read at every ``.idx`` offset (arrays of one entry per record)."""
 
-    def gather(selected: np.ndarray, word_offset: int, dtype: str = "<u4") -> np.ndarray:
-        values = np.zeros(n, dtype)
-        values[selected] = words[offsets[selected] // 4 + word_offset].view(dtype)
-        return values
+    def __init__(self, rec: IndexedRec) -> None:
+        n, size, offsets = rec.n, rec.size, rec.offsets
+        words = np.frombuffer(rec.buffer, dtype="<u4", count=size // 4)
 
-    misaligned = offsets % 4 != 0
-    has_head = ~misaligned & (offsets + 8 <= size)
-    at_head = np.flatnonzero(has_head)
-    _prefetch(words, offsets[at_head] // 4)
-    magic, word = gather(at_head, 0), gather(at_head, 1)
-    no_magic = has_head & (magic != RECORDIO_MAGIC)
-    started = has_head & ~no_magic
-    cflag = word >> 29
-    length = (word & MAX_PART_LENGTH).astype(np.int64)
-    single = started & (cflag == 0)
-    end = offsets + 8 + ((length + 3) & ~3)
-    truncated = single & (end > size)
+        def gather(selected: np.ndarray, word_offset: int, dtype: str = "<u4") -> np.ndarray:
+            values = np.zeros(n, dtype)
+            values[selected] = words[offsets[selected] // 4 + word_offset].view(dtype)
+            return values
 
-    # Multi-part records (rare): their parts are followed in Python.
-    multi_error: dict[int, RecordFormatError] = {}
-    heads: dict[int, bytes] = {}
-    for i in np.flatnonzero(started & (cflag == 1)).tolist():
-        try:
-            heads[i], end[i], _ = read_record_at(rec.buffer, int(offsets[i]))
-        except RecordFormatError as exc:
-            multi_error[i] = exc
-    whole = (single & ~truncated) | _mask(n, heads)
+        self.misaligned = offsets % 4 != 0
+        has_head = ~self.misaligned & (offsets + 8 <= size)
+        self.beyond_end = ~self.misaligned & ~has_head  # no room for a RecordIO header
+        at_head = np.flatnonzero(has_head)
+        _prefetch(words, offsets[at_head] // 4)
+        magic, word = gather(at_head, 0), gather(at_head, 1)
+        self.no_magic = has_head & (magic != RECORDIO_MAGIC)
+        started = has_head & ~self.no_magic
+        cflag = word >> 29
+        self.bad_cflag = started & (cflag > 1)  # the offset is inside a multi-part record
+        length = (word & MAX_PART_LENGTH).astype(np.int64)
+        single = started & (cflag == 0)
+        self.end = offsets + 8 + ((length + 3) & ~3)  # offset after each record
+        self.truncated = single & (self.end > size)  # a one-part record cut off
 
-    # IRHeader of every whole record (flag, label, id), from the record's first part;
-    # multi-part records take theirs from the joined payload.
-    first_length = np.where(single, length, 0)
-    for i, payload in heads.items():
-        first_length[i] = len(payload)
-    readable = whole & (first_length >= IR_SIZE)
-    direct = np.flatnonzero(readable & single)
-    flag = gather(direct, 2)
-    label = gather(direct, 3, "<f4").astype(np.float64)
-    header_id = gather(direct, 4).astype(np.uint64) | (
-        gather(direct, 5).astype(np.uint64) << np.uint64(32))
-    for i, payload in heads.items():
-        if len(payload) >= IR_SIZE:
-            flag[i], label[i], header_id[i], _ = struct.unpack_from(IR_FORMAT, payload)
+        # Multi-part records (rare): their parts are followed in Python.
+        self.multi_error: dict[int, RecordFormatError] = {}
+        heads: dict[int, bytes] = {}
+        for i in np.flatnonzero(started & (cflag == 1)).tolist():
+            try:
+                heads[i], self.end[i], _ = read_record_at(rec.buffer, int(offsets[i]))
+            except RecordFormatError as exc:
+                self.multi_error[i] = exc
+        self.multipart = len(heads)  # multi-part records that are whole
+        self.previous_end = np.concatenate([[0], self.end[:-1]])  # where each should start
+        self.whole = (single & ~self.truncated) | _mask(n, heads)
 
-    label_arrays = {}
-    for i in np.flatnonzero(readable & (flag > 0)).tolist():
-        count = int(flag[i])
-        if i in heads:
-            label_arrays[i] = heads[i][IR_SIZE:IR_SIZE + 4 * count]
-        else:
-            start = int(offsets[i]) + 8 + IR_SIZE
-            label_arrays[i] = bytes(rec.buffer[start:min(start + 4 * count,
-                                                         start - IR_SIZE + int(first_length[i]))])
-    return _Headers(
-        misaligned=misaligned, beyond_end=~misaligned & ~has_head, no_magic=no_magic,
-        bad_cflag=started & (cflag > 1), truncated=truncated, multi_error=multi_error,
-        multipart=len(heads), end=end, previous_end=np.concatenate([[0], end[:-1]]),
-        whole=whole, first_length=first_length, readable=readable, flag=flag, label=label,
-        header_id=header_id, label_arrays=label_arrays)
+        # IRHeader of every whole record (flag, label, id), from the record's first part;
+        # multi-part records take theirs from the joined payload.
+        self.first_length = np.where(single, length, 0)  # bytes available for the IRHeader
+        for i, payload in heads.items():
+            self.first_length[i] = len(payload)
+        self.readable = self.whole & (self.first_length >= IR_SIZE)
+        direct = np.flatnonzero(self.readable & single)
+        self.flag = gather(direct, 2)
+        self.label = gather(direct, 3, "<f4").astype(np.float64)
+        self.header_id = gather(direct, 4).astype(np.uint64) | (
+            gather(direct, 5).astype(np.uint64) << np.uint64(32))
+        for i, payload in heads.items():
+            if len(payload) >= IR_SIZE:
+                self.flag[i], self.label[i], self.header_id[i], _ = struct.unpack_from(
+                    IR_FORMAT, payload)
+        self.plain = self.readable & (self.flag == 0)  # one label in the header
+
+        # flag > 0: the bytes of the float32 labels that follow the header (maybe short).
+        self.label_arrays = {}
+        for i in np.flatnonzero(self.readable & (self.flag > 0)).tolist():
+            count = int(self.flag[i])
+            if i in heads:
+                self.label_arrays[i] = heads[i][IR_SIZE:IR_SIZE + 4 * count]
+            else:
+                start = int(offsets[i]) + 8 + IR_SIZE
+                stop = min(start + 4 * count, start - IR_SIZE + int(self.first_length[i]))
+                self.label_arrays[i] = bytes(rec.buffer[start:stop])
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -323,7 +300,7 @@ class WalkResult:
 def walk_records(rec: IndexedRec, num_classes: int | None,
                  expected_count: int | None) -> WalkResult:
     """Raise the first problem in file order (:class:`RecordError`); else the labels."""
-    headers = _read_headers(rec)
+    headers = _Headers(rec)
     first = None
     for mask, kind, blame_idx, message in _checks(rec, headers, num_classes, expected_count):
         hits = np.flatnonzero(mask[:rec.n if first is None else first[0]])

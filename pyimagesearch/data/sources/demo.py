@@ -19,7 +19,7 @@ import numpy as np
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.sources.sample_photos import write_photo_demo
-from pyimagesearch.files import PARTIAL
+from pyimagesearch.files import PARTIAL, partial_path
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +180,10 @@ def _is_complete(base: Path, stamp: dict[str, Any] | None, parameters: dict[str,
                                for rel, size in files.items())
 
 
-def _counts(base: Path, parameters: dict[str, Any]) -> tuple[int, int, int]:
-    layout = parameters["layout"]
-
-    def lines(name: str) -> int:
-        text = (base / layout[name]).read_text(encoding="utf-8")
-        return len(text.splitlines())
-
-    return lines("TRAIN_LIST"), lines("VAL_LIST"), lines("VAL_BLACKLIST")
+def _counts(base: Path, parameters: dict[str, Any]) -> list[int]:
+    """Lines of the training list, the validation list and the blacklist."""
+    return [len((base / parameters["layout"][name]).read_text(encoding="utf-8").splitlines())
+            for name in ("TRAIN_LIST", "VAL_LIST", "VAL_BLACKLIST")]
 
 
 def _remove_leftovers(base: Path) -> None:
@@ -219,33 +215,30 @@ def write_demo_dataset(config: Settings) -> DemoResult:
     _remove_leftovers(base)
 
     stamp = _read_stamp(base)
-    if _is_complete(base, stamp, parameters):
-        train, val, blacklisted = _counts(base, parameters)
-        return DemoResult(base, False, len(DIGIT_CLASSES), train, val, blacklisted)
-    if base.exists() and stamp is None:
+    created = not _is_complete(base, stamp, parameters)
+    if created and base.exists() and stamp is None:
         raise DatasetError("exists but was not written by build_demo_dataset.py; move it away "
                            "or point the config (DIGITS_HOME) elsewhere", base)
-
-    temporary = base.parent / f".{base.name}{PARTIAL}{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        files = _write_tree(temporary, config, parameters)
-        new_stamp = {"parameters": parameters, "files": files}
-        (temporary / STAMP_NAME).write_text(json.dumps(new_stamp, indent=1) + "\n",
-                                            encoding="utf-8")
-        if base.exists():
-            # An older demo tree with other parameters: swap, then delete it.
-            logger.info("replacing %s (made with other parameters)", base)
-            old = base.parent / f".{base.name}{_OLD}{os.getpid()}"
-            os.rename(base, old)
-            os.rename(temporary, base)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, base)
-    finally:
+    if created:
+        temporary = partial_path(base, hidden=True)
         shutil.rmtree(temporary, ignore_errors=True)
-    train, val, blacklisted = _counts(base, parameters)
-    return DemoResult(base, True, len(DIGIT_CLASSES), train, val, blacklisted)
+        try:
+            files = _write_tree(temporary, config, parameters)
+            new_stamp = {"parameters": parameters, "files": files}
+            (temporary / STAMP_NAME).write_text(json.dumps(new_stamp, indent=1) + "\n",
+                                                encoding="utf-8")
+            if base.exists():
+                # An older demo tree with other parameters: swap, then delete it.
+                logger.info("replacing %s (made with other parameters)", base)
+                old = base.parent / f".{base.name}{_OLD}{os.getpid()}"
+                os.rename(base, old)
+                os.rename(temporary, base)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(temporary, base)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return DemoResult(base, created, len(DIGIT_CLASSES), *_counts(base, parameters))
 
 
 def write_demo(config: Settings) -> str:
