@@ -157,35 +157,12 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
             logger.info("%s: %d images listed", name, len(items))
         if strict and (absent := _missing_files(entries, source.image_root)):
             raise StrictBuildError(absent)
-        num_classes = len(source.classes)
         splits, results = {}, {}
         with ImageWorkers(int(config.BUILD_THREADS), config.BUILD_WORKER_TIMEOUT) as workers:
             for name in SPLITS:
                 temporary = {kind: staging.path(path) for kind, path in files[name].items()}
-                with naming_errors(temporary["lst"]):
-                    write_list(temporary["lst"], entries[name])
-                result = results[name] = pack_records(
-                    entries[name], source.image_root, temporary["rec"], temporary["idx"],
-                    resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY),
-                    workers=workers, compute_mean=(name == "train"), description=name,
-                    max_aspect_ratio=config.BUILD_MAX_ASPECT_RATIO, packer=config.PACKER,
-                    encoding=config.RECORD_ENCODING,
-                    compute_pixel_mean=(name == "train" and config.MEAN_IMAGE is not None))
-                if strict and result.skipped:
-                    raise StrictBuildError({name: result.skipped})
-                _check_not_empty(name, result, source.classes)
-                try:
-                    # Cheap (header walk), and it catches what no exception reports: a write
-                    # that the filesystem accepted but did not keep.
-                    verify_split(temporary["rec"], temporary["idx"], result.written,
-                                 num_classes)
-                except RecordError as exc:
-                    raise BuildError(f"the {name} records just written do not read back: "
-                                     f"{exc}") from exc
-                splits[name] = split_entry(
-                    config, name, temporary, listed=result.listed, written=result.written,
-                    skipped=result.skipped, seconds=round(result.seconds, 3),
-                    class_counts=result.written_per_class(num_classes))
+                results[name], splits[name] = _pack_split(config, name, source, entries[name],
+                                                          temporary, workers, strict)
         train = results["train"]
         return commit_dataset(
             config, staging, mean=train.mean,
@@ -194,6 +171,36 @@ def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
             classes=source.classes, resize=config.RESIZE, encoding=config.RECORD_ENCODING,
             quality=config.ENCODING_QUALITY if config.RECORD_ENCODING == "jpeg" else None,
             build=_build_parameters(config, source), sources=source.fingerprints())
+
+
+def _pack_split(config: Settings, name: str, source: SplitSource, entries: list[ListEntry],
+                temporary: dict[str, Path], workers: ImageWorkers,
+                strict: bool) -> tuple[PackResult, dict[str, Any]]:
+    """One split's list and records under their ``temporary`` names, checked; returns what
+    the packer did and the split's manifest entry."""
+    with naming_errors(temporary["lst"]):
+        write_list(temporary["lst"], entries)
+    result = pack_records(
+        entries, source.image_root, temporary["rec"], temporary["idx"],
+        resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY), workers=workers,
+        compute_mean=(name == "train"), description=name,
+        max_aspect_ratio=config.BUILD_MAX_ASPECT_RATIO, packer=config.PACKER,
+        encoding=config.RECORD_ENCODING,
+        compute_pixel_mean=(name == "train" and config.MEAN_IMAGE is not None))
+    if strict and result.skipped:
+        raise StrictBuildError({name: result.skipped})
+    _check_not_empty(name, result, source.classes)
+    num_classes = len(source.classes)
+    try:
+        # Cheap (header walk), and it catches what no exception reports: a write that the
+        # filesystem accepted but did not keep.
+        verify_split(temporary["rec"], temporary["idx"], result.written, num_classes)
+    except RecordError as exc:
+        raise BuildError(f"the {name} records just written do not read back: {exc}") from exc
+    return result, split_entry(config, name, temporary, listed=result.listed,
+                               written=result.written, skipped=result.skipped,
+                               seconds=round(result.seconds, 3),
+                               class_counts=result.written_per_class(num_classes))
 
 
 def _check_not_empty(name: str, result: PackResult, classes: list[dict[str, Any]]) -> None:
