@@ -295,20 +295,26 @@ def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
 
 
-def encode_bgr_jpeg(bgr: np.ndarray, quality: int) -> bytes:
-    """Encode a BGR array as a JPEG, as ``mx.recordio.pack_img`` does."""
-    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+def _encode(extension: str, bgr: np.ndarray, params: list[int]) -> bytes:
+    ok, buffer = cv2.imencode(extension, bgr, params)
     if not ok:  # pragma: no cover - OpenCV only fails on invalid arguments
         raise RuntimeError("cv2.imencode failed")
     return buffer.tobytes()
+
+
+def encode_bgr_jpeg(bgr: np.ndarray, quality: int) -> bytes:
+    """Encode a BGR array as a JPEG, as ``mx.recordio.pack_img`` does."""
+    return _encode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
 
 
 def encode_bgr_png(bgr: np.ndarray) -> bytes:
     """Encode a BGR array as a lossless, uncompressed PNG (it decodes faster: docs/data.md)."""
-    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 0])
-    if not ok:  # pragma: no cover - OpenCV only fails on invalid arguments
-        raise RuntimeError("cv2.imencode failed")
-    return buffer.tobytes()
+    return _encode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 0])
+
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """Encode an RGB array as a JPEG."""
+    return encode_bgr_jpeg(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), quality)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -18,6 +18,7 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.images import encode_jpeg
 from pyimagesearch.data.sources.sample_photos import write_photo_demo
 from pyimagesearch.files import PARTIAL, partial_path
 
@@ -126,17 +127,13 @@ def _write_tree(root: Path, config: Settings, parameters: dict[str, Any]) -> dic
     train, val, blacklist = _plan(config, targets)
     layout = {name: root / rel for name, rel in parameters["layout"].items()}
     size = int(config.DEMO_IMAGE_SIZE)
-    quality = [cv2.IMWRITE_JPEG_QUALITY, DEMO_JPEG_QUALITY]
     colour_rng = np.random.RandomState(int(config.DEMO_SEED) + 1)
     # Colours are drawn in sample order, so an image looks the same whichever split it is in.
     rendered = [render_digit(images[i], size, colour_rng) for i in range(len(images))]
 
     def save(path: Path, rgb: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
-        if not ok:  # pragma: no cover
-            raise RuntimeError(f"cannot encode {path}")
-        path.write_bytes(buffer.tobytes())
+        path.write_bytes(encode_jpeg(rgb, DEMO_JPEG_QUALITY))
 
     train_lines = []
     for number, sample in enumerate(sorted(train, key=lambda i: (DIGIT_CLASSES[targets[i]][0],

@@ -18,6 +18,7 @@ import numpy as np
 
 from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.images import encode_jpeg
 from pyimagesearch.files import partial_path
 
 STAMP_NAME = ".sample_photos.json"
@@ -79,11 +80,7 @@ def _write_tree(folder: Path, tree: PhotoTree) -> None:
                 target = folder / split / f"{photo}_{half}"
                 target.mkdir(parents=True, exist_ok=True)
                 for number, crop in enumerate(_crops(part, mine, count, tree, rng)):
-                    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-                    if not ok:  # pragma: no cover - OpenCV only fails on bad arguments
-                        raise RuntimeError("cv2.imencode failed")
-                    (target / f"{number:04d}.jpg").write_bytes(data.tobytes())
+                    (target / f"{number:04d}.jpg").write_bytes(encode_jpeg(crop, JPEG_QUALITY))
     (folder / STAMP_NAME).write_text(json.dumps(asdict(tree)) + "\n", encoding="utf-8")
 
 
