@@ -39,10 +39,8 @@ _TOP_KEYS = ("builder", "label_order", "num_classes", "classes", "resize", "mean
 
 
 class DatasetChanged(DatasetError):
-    """The dataset's files changed while a run used them (a rebuild under a training).
-
-    ``resume_epoch``: the last checkpoint written before the change was seen, if any.
-    """
+    """The dataset's files changed while a run used them (a rebuild under a training);
+    ``resume_epoch``: the last checkpoint written before the change was seen, if any."""
 
     def __init__(self, message: str, path: str | Path | None = None,
                  resume_epoch: int | None = None) -> None:
@@ -424,12 +422,8 @@ class DatasetInfo:
 
 
 def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
-    """The cheap checks every command runs before reading ``config``'s records.
-
-    Sizes, counts and the ``.idx`` SHA-256 of ``splits`` against the manifest, the mean
-    against the manifest, the class count and the crop against the config. Raises
-    :class:`DatasetError` naming the file and what to run.
-    """
+    """The cheap checks every command runs before reading the records of ``splits``
+    (docs/data.md); :class:`DatasetError` names the file and what to run."""
     config.require("TRAIN_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE")
     manifest = load_manifest(config)
     source = manifest["path"]
@@ -503,10 +497,8 @@ def check_unchanged(info: DatasetInfo, config: Settings) -> None:
 
 def check_identity(trained: DatasetIdentity, current: DatasetIdentity, what: str,
                    scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
-    """Refuse (``DatasetError``) a dataset that is not the one a checkpoint was trained on.
-
-    Returns the differences when ``override`` accepts them (the caller logs them).
-    """
+    """Refuse (``DatasetError``) a dataset that is not the one a checkpoint was trained on;
+    returns the differences when ``override`` accepts them (the caller logs them)."""
     differences = identity_differences(trained, current, scope)
     if differences and not override:
         raise DatasetError(
@@ -533,11 +525,8 @@ def recorded_identity(checkpoint: dict[str, Any]) -> DatasetIdentity | None:
 
 def check_checkpoint_dataset(checkpoint: dict[str, Any], info: DatasetInfo, what: str,
                              scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
-    """:func:`check_identity` of a checkpoint's recorded dataset against ``info``.
-
-    A checkpoint without a recorded identity cannot be checked: that is said (returned)
-    rather than refused, so checkpoints of other code stay usable.
-    """
+    """:func:`check_identity` of a checkpoint's recorded dataset against ``info``; one
+    without a recorded identity is not refused but said so (returned), as for other code's."""
     trained = recorded_identity(checkpoint)
     if trained is None:
         return [f"{what} does not record its dataset's identity, so the dataset cannot be "

@@ -60,12 +60,9 @@ def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
 
 
 class Staging:
-    """Temporary files that become a dataset only all together, when committed.
-
-    ``touched`` turns true when the first final name is about to change; until then a
-    failure leaves the previous dataset (``previous``: there was one) exactly as it was.
-    ``started``, ``started_at``: when the build began.
-    """
+    """Temporary files that become a dataset only all together, when committed; until
+    ``touched`` (a final name is about to change) a failure leaves the ``previous`` dataset
+    exactly as it was. ``started``, ``started_at``: when the build began."""
 
     def __init__(self, manifest_file: Path, previous: bool) -> None:
         self.manifest_file, self.previous = manifest_file, previous

@@ -81,13 +81,11 @@ def frame_record(payload: bytes) -> bytes:
 
 
 def read_record_at(buffer: memoryview | bytes, offset: int) -> tuple[bytes, int, int]:
-    """``(payload, end, parts)`` of the record at ``offset`` of a ``.rec``'s bytes.
-
-    ``payload`` has its parts joined as ``dmlc::RecordIOReader::NextRecord`` joins them;
-    ``end`` is where the next record starts; ``parts`` is 1 unless the payload held the
-    magic word. Raises :class:`RecordFormatError` of kind ``"misaligned"``, ``"no_magic"``,
-    ``"truncated"`` or ``"bad_cflag"``.
-    """
+    """``(payload, end, parts)`` of the record at ``offset`` of a ``.rec``'s bytes: the
+    parts joined as ``dmlc::RecordIOReader::NextRecord`` joins them, where the next record
+    starts, and how many parts (1 unless the payload held the magic word). Raises
+    :class:`RecordFormatError` (``"misaligned"``, ``"no_magic"``, ``"truncated"``,
+    ``"bad_cflag"``)."""
     size = len(buffer)
     pieces: list[bytes] = []
     position, parts = offset, 0
