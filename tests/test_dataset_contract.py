@@ -116,14 +116,14 @@ def test_an_edited_manifest_and_a_format_1_manifest(run, tmp_path):
     path.write_text(manifest_text(edited))
     with pytest.raises(DatasetError, match="edited after the build"):
         read_dataset_manifest(path)
-    # Written by the previous version: build parameters at the top, no builder, format 1.
+    # Format 1 (build parameters at the top, no builder) was never released: refused.
     old = {key: value for key, value in original.items()
            if key not in ("builder", "build", "encoding", "mean_sha256", "mean_image_file",
                           "mean_image_sha256", "identity")}
     path.write_text(manifest_text({**old, **original["build"], "format": 1}))
-    upgraded = read_dataset_manifest(path)
-    assert upgraded["format"] == 2 and upgraded["builder"] == "ilsvrc"
-    assert upgraded["identity"] == original["identity"]
+    with pytest.raises(DatasetError, match=r"unsupported manifest format 1 \(this version "
+                                           r"reads 2\); rebuild the dataset"):
+        read_dataset_manifest(path)
 
 
 # --- the cheap checks every command runs ---------------------------------------------------------

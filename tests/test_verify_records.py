@@ -22,10 +22,10 @@ from conftest import write_config
 import verify_records
 from pyimagesearch.config import load_config
 from pyimagesearch.data.dataset import SPLITS, load_manifest
-from pyimagesearch.data.records.errors import RecordError
 from pyimagesearch.data.records.format import (
     IR_FORMAT,
     MAGIC_BYTES,
+    RecordError,
     RecordWriter,
     frame_record,
     pack_header,

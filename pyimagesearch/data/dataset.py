@@ -1,52 +1,19 @@
 """The dataset contract: what a built record dataset is, and how every command checks it.
 
-A dataset is the records of three splits (``train``, ``val``, ``test``: ``.rec`` + ``.idx``
-each), the training set's mean (``DATASET_MEAN``, JSON ``{"R", "G", "B"}``, and for CIFAR
-a per-pixel ``MEAN_IMAGE``, MXNet ``.nd``) and ``manifest.json`` beside the training
-records, written last by the build: its presence marks a finished build. Every builder
-(ILSVRC, CIFAR, image folders) writes the manifest through :func:`new_manifest`, so all
-share one schema (``format`` 2)::
-
-    {
-      "format": 2, "builder": "ilsvrc" | "cifar" | "folders", "config": ..., "created": ISO time,
-      "build_seconds": ..., "label_order": ..., "num_classes": N,
-      "classes": [{"label", "name", ...builder's keys (wnid, class_id)}, ...] by label,
-      "resize": shorter side stored, "encoding": "jpeg" | "png", "quality": JPEG quality,
-      "mean": {"R", "G", "B"}, "mean_file": name, "mean_sha256": ...,
-      "mean_image_file": name or null, "mean_image_sha256": ... or null,
-      "splits": {"train" | "val" | "test": {"listed", "written", "count",
-          "skipped": [{"path", "reason"}], "rec", "idx" (names relative to the manifest),
-          "rec_bytes", "rec_sha256", "idx_bytes", "idx_sha256", ...builder's keys}},
-      "build": {the builder's own parameters}, "sources": {...}, "tools": {...},
-      "identity": the dataset's identity digest (below)
-    }
-
-The **identity** of a dataset is a SHA-256 over what a network trained on it depends on:
-label order, classes, stored size and encoding, the mean, and per split the record
-count and the SHA-256s of the ``.rec`` and ``.idx``. A rebuild that writes the same
-records has the same identity; any other rebuild has another. Checkpoints record it, and
-every command that uses a checkpoint with a dataset compares the two
-(:func:`identity_differences`).
-
-:func:`check_dataset` is what every command runs before it reads records. Its checks
-are cheap: file sizes and record counts against the manifest, the ``.idx`` against its
-SHA-256 (tens of MB for ImageNet), the mean file's values (and the mean image's hash)
-against the manifest, the class count against the config; ``verify_records.py`` walks
-every record and ``--hash`` hashes the ``.rec`` files. :func:`DatasetStamp` lets a
-long-running training notice at each epoch start that the dataset was rebuilt under it.
-
-Manifests of ``format`` 1 (before the builders shared a writer) are read and upgraded in
-memory, so a dataset built then need not be rebuilt.
+Three splits of records, the training set's mean and ``manifest.json``, written last by every
+builder (:func:`new_manifest`, one schema); the manifest's identity digest lets a checkpoint
+name the dataset it was trained on. The schema, the identity and the checks: docs/data.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +22,8 @@ import numpy as np
 from pyimagesearch.config import Settings
 from pyimagesearch.errors import DatasetError
 from pyimagesearch.files import sha256_file
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 # The config settings that name each split's list and records.
@@ -70,10 +39,8 @@ _TOP_KEYS = ("builder", "label_order", "num_classes", "classes", "resize", "mean
 
 
 class DatasetChanged(DatasetError):
-    """The dataset's files changed while a run used them (a rebuild under a training).
-
-    ``resume_epoch``: the last checkpoint written before the change was seen, if any.
-    """
+    """The dataset's files changed while a run used them (a rebuild under a training);
+    ``resume_epoch``: the last checkpoint written before the change was seen, if any."""
 
     def __init__(self, message: str, path: str | Path | None = None,
                  resume_epoch: int | None = None) -> None:
@@ -134,8 +101,7 @@ def load_mean(path: str | Path) -> dict[str, float]:
 
 
 def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
-    """Save a (3, H, W) RGB mean image as MXNet's ``.nd`` file (one array, ``mean_img``),
-    the layout ``ImageRecordIter``'s ``mean_img`` reads."""
+    """Save a (3, H, W) RGB mean image as MXNet's ``.nd`` file (one array, ``mean_img``)."""
     import mxnet as mx
 
     mx.nd.save(str(path), {"mean_img": mx.nd.array(mean, dtype="float32")})
@@ -167,36 +133,50 @@ def tool_versions() -> dict[str, str]:
             "numpy": np.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__}
 
 
-def split_files_entry(rec: Path, temporary: dict[str, Path], folder: Path,
-                      lst: Path | None = None) -> dict[str, Any]:
-    """A split's file entries: names relative to ``folder`` (where the manifest goes),
-    sizes and SHA-256s of the ``temporary`` files about to become ``rec`` (and ``lst``)."""
-    finals = {"rec": rec, "idx": idx_path(rec), **({"lst": lst} if lst is not None else {})}
-    entry: dict[str, Any] = {}
-    for kind, final in finals.items():
-        entry[kind] = os.path.relpath(Path(final).resolve(), folder)
-        entry[f"{kind}_bytes"] = temporary[kind].stat().st_size
-        entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
+def _relative(path: str | Path, folder: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), folder)
+
+
+def _missing_split_keys(splits: dict[str, Any]) -> list[str]:
+    return [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
+            if key not in splits.get(name, {})]
+
+
+def split_entry(config: Settings, split: str, temporary: dict[str, Path], *, listed: int,
+                written: int, skipped: list[dict[str, str]], class_counts: list[int],
+                **extra: Any) -> dict[str, Any]:
+    """A split's manifest entry: its counts, the builder's ``extra`` keys, and the name
+    (relative to the manifest), size and SHA-256 of each file in ``temporary`` (``rec``,
+    ``idx``, ``lst``: the files as written, before the commit renames them)."""
+    rec = split_records(config, split)
+    finals = {"rec": rec, "idx": idx_path(rec), "lst": getattr(config, SPLIT_SETTINGS[split][0])
+              if "lst" in temporary else None}
+    folder = manifest_path(config).resolve().parent
+    entry = {"listed": listed, "written": written, "count": written, "skipped": skipped,
+             **extra, "class_counts": class_counts}
+    for kind in ("rec", "idx", "lst"):
+        if kind in temporary:
+            size = temporary[kind].stat().st_size
+            if size >= 1 << 30:  # minutes for ImageNet's train.rec: say so
+                logger.info("hashing %s (%.1f GB)", Path(finals[kind]).name, size / 1e9)
+            entry[kind] = _relative(finals[kind], folder)
+            entry[f"{kind}_bytes"] = size
+            entry[f"{kind}_sha256"] = sha256_file(temporary[kind])
     return entry
 
 
 def new_manifest(*, builder: str, config: Settings, created: str, label_order: str,
                  classes: list[dict[str, Any]], resize: int, encoding: str,
-                 quality: int | None, mean: dict[str, float], mean_file: Path,
-                 mean_temporary: Path, splits: dict[str, dict[str, Any]], folder: Path,
-                 build: dict[str, Any], sources: dict[str, Any],
-                 mean_image_file: Path | None = None,
-                 mean_image_temporary: Path | None = None) -> dict[str, Any]:
-    """The manifest every builder writes (schema in the module docstring).
-
-    ``splits`` come from :func:`split_files_entry` plus the counts; ``folder`` is where the
-    manifest goes (file names are relative to it); ``*_temporary`` are the files as
-    written, before the commit renames them. ``build_seconds`` is left for the caller.
-    """
-    missing = [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
-               if key not in splits.get(name, {})]
+                 quality: int | None, mean: dict[str, float], mean_sha256: str,
+                 mean_image_sha256: str | None, splits: dict[str, dict[str, Any]],
+                 build: dict[str, Any], sources: dict[str, Any]) -> dict[str, Any]:
+    """The manifest every builder writes (schema in docs/data.md): ``splits`` come from
+    :func:`split_entry`, the SHA-256s are of the mean files as written, and
+    ``build_seconds`` is left for the caller."""
+    missing = _missing_split_keys(splits)
     if missing:
         raise ValueError(f"manifest lacks {', '.join(missing)}")
+    folder = manifest_path(config).resolve().parent
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "builder": builder,
@@ -211,12 +191,11 @@ def new_manifest(*, builder: str, config: Settings, created: str, label_order: s
         "quality": quality,
         "input_size": config.INPUT_SIZE,
         "mean": {key: float(mean[key]) for key in ("R", "G", "B")},
-        "mean_file": os.path.relpath(mean_file.resolve(), folder),
-        "mean_sha256": sha256_file(mean_temporary),
-        "mean_image_file": (None if mean_image_file is None
-                            else os.path.relpath(mean_image_file.resolve(), folder)),
-        "mean_image_sha256": (None if mean_image_temporary is None
-                              else sha256_file(mean_image_temporary)),
+        "mean_file": _relative(config.DATASET_MEAN, folder),
+        "mean_sha256": mean_sha256,
+        "mean_image_file": (None if config.MEAN_IMAGE is None
+                            else _relative(config.MEAN_IMAGE, folder)),
+        "mean_image_sha256": mean_image_sha256,
         "splits": splits,
         "build": build,
         "sources": sources,
@@ -230,30 +209,12 @@ def manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
 
 
-def _upgrade_format_1(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A ``format`` 1 manifest as ``format`` 2 (in memory; the file is left as it is)."""
-    cifar = "dataset" in manifest and "label_set" in manifest
-    build_keys = (("dataset", "fake", "label_set", "validation") if cifar else
-                  ("image_root", "test_split", "build_threads", "max_aspect_ratio"))
-    upgraded = {**manifest, "format": MANIFEST_FORMAT,
-                "builder": "cifar" if cifar else "ilsvrc",
-                "encoding": manifest.get("encoding", "jpeg"),
-                "quality": manifest.get("quality"),
-                "mean_sha256": None,
-                "mean_image_file": manifest.get("mean_image_file"),
-                "mean_image_sha256": manifest.get("mean_image_sha256"),
-                "build": {key: manifest[key] for key in build_keys if key in manifest},
-                "upgraded_from_format": 1}
-    upgraded["identity"] = identity_digest(upgraded)
-    return upgraded
-
-
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Read and check a manifest file; paths inside it are resolved against its folder.
+    """Read and check a manifest file (:class:`DatasetError` names it).
 
-    Adds ``manifest["path"]``, ``manifest["sha256"]`` (of the file's bytes) and, per
-    split, absolute ``rec_path``, ``idx_path`` (and ``lst_path``), so a dataset folder
-    can be moved or mounted elsewhere. Raises :class:`DatasetError` naming the file.
+    Adds ``path``, ``sha256`` (of the file's bytes) and per split ``rec_path``,
+    ``idx_path`` (and ``lst_path``), resolved against the manifest's folder: a dataset
+    folder can be moved or mounted elsewhere.
     """
     path = Path(path)
     try:
@@ -266,17 +227,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise DatasetError(f"dataset manifest cannot be read ({exc})", path) from None
     if not isinstance(manifest, dict):
         raise DatasetError("dataset manifest is not a JSON object", path)
-    if manifest.get("format") == 1:
-        manifest = _upgrade_format_1(manifest)
     if manifest.get("format") != MANIFEST_FORMAT:
         raise DatasetError(f"unsupported manifest format {manifest.get('format')!r} "
-                           f"(this version reads 1 and {MANIFEST_FORMAT}); rebuild the "
-                           f"dataset", path)
+                           f"(this version reads {MANIFEST_FORMAT}); rebuild the dataset", path)
     splits = manifest.get("splits")
     missing = [key for key in _TOP_KEYS if key not in manifest]
     if isinstance(splits, dict):
-        missing += [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
-                    if key not in splits.get(name, {})]
+        missing += _missing_split_keys(splits)
     if missing:
         raise DatasetError(f"dataset manifest lacks {', '.join(missing)}", path)
     if identity_digest(manifest) != manifest["identity"]:
@@ -321,7 +278,7 @@ def _identity_content(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def identity_digest(manifest: dict[str, Any]) -> str:
-    """SHA-256 of the manifest's identity content (see the module docstring)."""
+    """SHA-256 of what a network trained on the dataset depends on (docs/data.md)."""
     text = json.dumps(_identity_content(manifest), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -351,10 +308,7 @@ class DatasetIdentity:
                    manifest=str(manifest.get("path", "")))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"digest": self.digest, "label_order": self.label_order,
-                "classes": list(self.classes), "resize": self.resize, "mean": self.mean,
-                "mean_image_sha256": self.mean_image_sha256, "splits": self.splits,
-                "manifest": self.manifest}
+        return {**asdict(self), "classes": list(self.classes)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetIdentity:
@@ -391,7 +345,8 @@ def identity_differences(trained: DatasetIdentity, current: DatasetIdentity,
         found.append(f"stored image size: checkpoint {trained.resize} px, dataset "
                      f"{current.resize} px")
     if trained.mean != current.mean:
-        found.append(f"mean: checkpoint {_rgb(trained.mean)}, dataset {_rgb(current.mean)}")
+        found.append(f"mean: checkpoint {rgb_text(trained.mean)}, dataset "
+                     f"{rgb_text(current.mean)}")
     if trained.mean_image_sha256 != current.mean_image_sha256:
         found.append("per-pixel mean image: a different file")
     if scope == SCOPE_ALL:
@@ -408,7 +363,7 @@ def identity_differences(trained: DatasetIdentity, current: DatasetIdentity,
     return found
 
 
-def _rgb(mean: dict[str, float]) -> str:
+def rgb_text(mean: dict[str, float]) -> str:
     return "R={R:.3f} G={G:.3f} B={B:.3f}".format(**mean)
 
 
@@ -467,12 +422,8 @@ class DatasetInfo:
 
 
 def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> DatasetInfo:
-    """The cheap checks every command runs before reading ``config``'s records.
-
-    Sizes, counts and the ``.idx`` SHA-256 of ``splits`` against the manifest, the mean
-    against the manifest, the class count and the crop against the config. Raises
-    :class:`DatasetError` naming the file and what to run.
-    """
+    """The cheap checks every command runs before reading the records of ``splits``
+    (docs/data.md); :class:`DatasetError` names the file and what to run."""
     config.require("TRAIN_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE")
     manifest = load_manifest(config)
     source = manifest["path"]
@@ -514,8 +465,8 @@ def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> Dataset
         watched += [rec, idx]
     mean = load_mean(config.DATASET_MEAN)
     if mean != manifest["mean"]:
-        raise DatasetError(f"mean {_rgb(mean)} differs from the training set's "
-                           f"{_rgb(manifest['mean'])} in {source}: the file was replaced; "
+        raise DatasetError(f"mean {rgb_text(mean)} differs from the training set's "
+                           f"{rgb_text(manifest['mean'])} in {source}: the file was replaced; "
                            f"{hint}", config.DATASET_MEAN)
     watched.append(config.DATASET_MEAN)
     if config.MEAN_IMAGE is not None:
@@ -546,10 +497,8 @@ def check_unchanged(info: DatasetInfo, config: Settings) -> None:
 
 def check_identity(trained: DatasetIdentity, current: DatasetIdentity, what: str,
                    scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
-    """Refuse (``DatasetError``) a dataset that is not the one a checkpoint was trained on.
-
-    Returns the differences when ``override`` accepts them (the caller logs them).
-    """
+    """Refuse (``DatasetError``) a dataset that is not the one a checkpoint was trained on;
+    returns the differences when ``override`` accepts them (the caller logs them)."""
     differences = identity_differences(trained, current, scope)
     if differences and not override:
         raise DatasetError(
@@ -576,11 +525,8 @@ def recorded_identity(checkpoint: dict[str, Any]) -> DatasetIdentity | None:
 
 def check_checkpoint_dataset(checkpoint: dict[str, Any], info: DatasetInfo, what: str,
                              scope: str = SCOPE_ALL, override: bool = False) -> list[str]:
-    """:func:`check_identity` of a checkpoint's recorded dataset against ``info``.
-
-    A checkpoint without a recorded identity cannot be checked: that is said (returned)
-    rather than refused, so checkpoints of other code stay usable.
-    """
+    """:func:`check_identity` of a checkpoint's recorded dataset against ``info``; one
+    without a recorded identity is not refused but said so (returned), as for other code's."""
     trained = recorded_identity(checkpoint)
     if trained is None:
         return [f"{what} does not record its dataset's identity, so the dataset cannot be "

@@ -1,36 +1,9 @@
-"""Read one image file and turn it into the JPEG a record stores, without losing it quietly.
+"""Read one image file and turn it into the image a record stores, without losing it quietly.
 
-What this does that MXNet's ``im2rec.py`` does not:
-
-* every decodable image becomes a 3-channel JPEG whatever it was (PNG content under a
-  ``.JPEG`` name, CMYK with Adobe polarity, grayscale, RGBA, palette);
-* every file that cannot be read (absent, empty, not an image, truncated) raises
-  :class:`UnreadableImage`, whose message is the reason, so the caller can report it
-  by path (OpenCV, and so im2rec, keeps a truncated JPEG with a grey bottom and only a
-  warning on stderr);
-* extreme sizes are decided, not left to chance: a tiny image (1x1) is enlarged to the
-  stored size like any other; a huge JPEG (12000x12000) is decoded with DCT scaling, so it
-  costs little; an image above Pillow's decompression-bomb limit (about 179 megapixels)
-  is refused as "too large" before any pixel is decoded; and an image more elongated
-  than ``max_aspect_ratio`` (default 20:1) is refused as an "extreme aspect ratio",
-  read from the header, because resizing its shorter side would give an absurd longer
-  side (1x60000 at 256 px is 256x15,360,000, 11 GB) and squeezing it would distort it.
-  16-bit channels are scaled to 8 bits.
-
-One decode both checks and shrinks. Nearly every file of a photo collection is a plain
-JPEG (1 or 3 components); for those :func:`jpeg_layout` walks the markers (a few
-microseconds) and checks that the scans end with the end-of-image marker and hold no
-foreign marker, which is how a truncated or damaged file shows, and OpenCV decodes with
-libjpeg's DCT scaling (``cv2.IMREAD_REDUCED_COLOR_2/4/8``: the largest factor that keeps
-the shorter side at least the stored size). Everything else, and anything unusual in
-that walk, goes to Pillow, which decides what is readable and says why not (its
-``LOAD_TRUNCATED_IMAGES`` forced off), converts CMYK, palettes and 16-bit data, and
-applies the same DCT scaling (``Image.draft``). A JPEG the walk accepts is one Pillow
-reads too (checked on truncated, cut and byte-flipped photographs); a file the walk
-refuses still gets Pillow's verdict and reason. Both apply the EXIF orientation, as
-OpenCV's ``imread`` (and so ``im2rec``) does.
-
-Nothing here imports MXNet: the build's worker processes run these functions.
+Any decodable image becomes 3 channels, one decode both checks and shrinks (a JPEG marker walk
+lets plain JPEGs go to OpenCV with DCT scaling, everything else to Pillow), and a file that
+cannot be stored raises :class:`UnreadableImage` with the reason. Nothing here imports MXNet:
+the build's worker processes run it. The decode policy and its limits: docs/data.md.
 """
 
 from __future__ import annotations
@@ -55,9 +28,8 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
                   Image.DecompressionBombError)
 
 
-# Longer side / shorter side beyond which an image is refused (see the module docstring),
-# loose enough for ordinary photographs and panoramas; at RESIZE=256 the longest stored side
-# is then 5120 px. A refused image is listed with the skipped files (--strict: a failure).
+# Longer side / shorter side beyond which an image is refused (docs/data.md): loose enough
+# for photographs and panoramas; at RESIZE=256 the longest stored side is then 5120 px.
 DEFAULT_MAX_ASPECT_RATIO: float = settings.default("BUILD_MAX_ASPECT_RATIO")
 
 
@@ -88,11 +60,11 @@ class JpegLayout:
 
 
 def _scans_complete(data: bytes, start: int) -> bool:
-    """True when the image data from ``start`` holds only scan markers and ends with EOI.
+    """True when the image data from ``start`` holds only scan markers and ends with EOI
+    (a truncated file has none; a damaged byte shows as a marker that does not belong).
 
     In entropy-coded data a 0xFF byte is followed by 0x00 (stuffing), 0xD0-0xD7 (restart)
-    or more 0xFF (fill); anything else is a marker. A truncated file has no end-of-image
-    marker; a damaged byte shows as a marker that has no business there.
+    or more 0xFF (fill); anything else is a marker.
     """
     array = np.frombuffer(data, np.uint8)
     follows = array[np.flatnonzero(array[start:-1] == 0xFF) + start + 1]
@@ -106,11 +78,8 @@ def _scans_complete(data: bytes, start: int) -> bool:
 
 
 def jpeg_layout(data: bytes) -> JpegLayout | None:
-    """The layout of a whole, well-formed JPEG; None for anything else.
-
-    None is not a verdict: it means "let Pillow decide" (another format, a header that
-    needs libjpeg's tolerance, a truncated or damaged scan, DNL-sized frames).
-    """
+    """The layout of a whole, well-formed JPEG; None (not a verdict) lets Pillow decide:
+    another format, a header that needs libjpeg's tolerance, a damaged scan, DNL frames."""
     if data[:3] != b"\xff\xd8\xff":
         return None
     size, position, frame = len(data), 2, None
@@ -155,9 +124,8 @@ def _reduction(width: int, height: int, draft_size: int | None) -> tuple[int, in
 def plain_jpeg(data: bytes, max_aspect_ratio: float | None = None) -> JpegLayout | None:
     """The layout of a JPEG that OpenCV reads as Pillow would; None: let Pillow decide.
 
-    Plain means whole and well-formed (:func:`jpeg_layout`), gray or YCbCr (CMYK and YCCK
-    go to Pillow, which knows Adobe's inverted polarity), and within the size limits (an
-    image a limit refuses goes to Pillow too, so that the reason is worded in one place).
+    Plain: whole and well-formed (:func:`jpeg_layout`), gray or YCbCr (Pillow knows CMYK's
+    inverted polarity), within the size limits (Pillow words every refusal).
     """
     layout = jpeg_layout(data)
     if layout is None or layout.components not in (1, 3):
@@ -251,21 +219,10 @@ def decode_bgr(data: bytes, draft_size: int | None = None,
                max_aspect_ratio: float | None = None) -> np.ndarray:
     """Decode image bytes of any format into a BGR ``uint8`` array (OpenCV's order).
 
-    Parameters
-    ----------
-    data : bytes
-        The file's contents.
-    draft_size : int, optional
-        If given, a JPEG is decoded with DCT scaling to the smallest size whose shorter
-        side is still at least ``draft_size`` (1/2, 1/4 or 1/8), much cheaper for the
-        multi-megapixel photos in ImageNet.
-    max_aspect_ratio : float, optional
-        Refuse images whose longer side exceeds the shorter one more than this.
-
-    Raises
-    ------
-    UnreadableImage
-        Empty, not an image, truncated, damaged, too large or too elongated.
+    ``draft_size``: decode a JPEG with DCT scaling (1/2, 1/4 or 1/8) to the smallest size
+    whose shorter side is still at least this; ``max_aspect_ratio``: refuse images more
+    elongated. Raises :class:`UnreadableImage` (empty, not an image, truncated, damaged,
+    too large or too elongated).
     """
     if not data:
         raise UnreadableImage("empty file")
@@ -318,13 +275,9 @@ def read_image_file(path: str | Path, draft_size: int | None = None,
 
 # --- resizing and encoding -----------------------------------------------------------------
 def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize so the shorter side is ``size`` (aspect kept, longer side rounded, >= size).
-
-    Shrinking by 2x or more uses ``cv2.INTER_AREA`` (no aliasing); by less than 2x, which
-    is all that is left of a JPEG after DCT scaling, ``cv2.INTER_LINEAR`` (im2rec's
-    choice): there it differs from INTER_AREA by about as much as JPEG quality 95 does
-    (44 dB PSNR on photographs) at a seventh of the cost. Enlarging uses ``INTER_CUBIC``.
-    """
+    """Resize so the shorter side is ``size`` (aspect kept, longer side rounded, >= size):
+    ``INTER_AREA`` to shrink by 2x or more, ``INTER_LINEAR`` by less, ``INTER_CUBIC`` to
+    enlarge (why: docs/data.md)."""
     height, width = image.shape[:2]
     shorter = min(height, width)
     if shorter == size:
@@ -342,25 +295,26 @@ def resize_shorter(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (new_width, new_height), interpolation=interpolation)
 
 
-def encode_bgr_jpeg(bgr: np.ndarray, quality: int) -> bytes:
-    """Encode a BGR array as a JPEG, as ``mx.recordio.pack_img`` does."""
-    ok, buffer = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+def _encode(extension: str, bgr: np.ndarray, params: list[int]) -> bytes:
+    ok, buffer = cv2.imencode(extension, bgr, params)
     if not ok:  # pragma: no cover - OpenCV only fails on invalid arguments
         raise RuntimeError("cv2.imencode failed")
     return buffer.tobytes()
+
+
+def encode_bgr_jpeg(bgr: np.ndarray, quality: int) -> bytes:
+    """Encode a BGR array as a JPEG, as ``mx.recordio.pack_img`` does."""
+    return _encode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
 
 
 def encode_bgr_png(bgr: np.ndarray) -> bytes:
-    """Encode a BGR array as a lossless, uncompressed PNG.
+    """Encode a BGR array as a lossless, uncompressed PNG (it decodes faster: docs/data.md)."""
+    return _encode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 0])
 
-    Uncompressed: at CIFAR's 32x32 a PNG is then 3 KB, barely more than compressed, and
-    decodes 2.7x faster (98k against 36k img/s a thread), which matters when decoding
-    shares the CPU with training.
-    """
-    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 0])
-    if not ok:  # pragma: no cover - OpenCV only fails on invalid arguments
-        raise RuntimeError("cv2.imencode failed")
-    return buffer.tobytes()
+
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """Encode an RGB array as a JPEG."""
+    return encode_bgr_jpeg(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), quality)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -391,17 +345,11 @@ def prepare_stored_image(path: str | Path, resize: int, quality: int,
                          with_pixels: bool = False) -> StoredImage:
     """Read, check, decode (DCT-scaled), resize and encode one file, in one decode.
 
-    The stored image's shorter side is ``resize`` (a smaller image is enlarged); images
-    more elongated than ``max_aspect_ratio`` raise :class:`UnreadableImage`. ``encoding``
-    is ``"jpeg"`` (at ``quality``) or ``"png"`` (lossless: an image already at ``resize``
-    is stored with exactly the pixels its file decodes to).
-
-    With ``with_mean`` the per-channel (R, G, B) mean of the resized pixels comes along,
-    and with ``with_pixels`` the pixels themselves, both taken before encoding. For PNG
-    that is exactly what will be decoded; for JPEG it differs from the stored image decoded
-    again by what JPEG does to the average (over 200 photographs at quality 95: 0.04 of a
-    level per image on average, 0.7 at most, 0.03 for the mean of them all), and saves
-    that decode.
+    The stored image's shorter side is ``resize`` (a smaller image is enlarged); ``encoding``
+    is ``"jpeg"`` (at ``quality``) or lossless ``"png"``. ``with_mean`` adds the (R, G, B)
+    mean of the resized pixels, ``with_pixels`` the pixels, both taken before encoding
+    (for JPEG, within a few hundredths of a level of the stored image's: docs/data.md).
+    Raises :class:`UnreadableImage`, also for an image above ``max_aspect_ratio``.
     """
     bgr = resize_shorter(decode_bgr(read_image_bytes(path), resize, max_aspect_ratio), resize)
     mean = None

@@ -1,23 +1,9 @@
 """Record iterators for training and evaluation, over a dataset checked first.
 
-MXNet's C++ iterator aborts the process on some bad inputs and cannot be caught from
-Python, so the iterators here take a :class:`~pyimagesearch.data.dataset.DatasetInfo`
-that :func:`~pyimagesearch.data.dataset.check_dataset` returned (files, sizes, counts,
-mean and crop against the manifest), and refuse batch sizes that would make MXNet abort.
-
-A new training iterator is created for every epoch with seeds derived from the epoch:
-a re-created ``ImageRecordIter`` replays its first shuffle, so seeding by epoch is what
-makes a resumed run see the same batches as an uninterrupted one. (Training builds them
-in a process of the epoch's own, from ``training_iterator_params``: MXNet 1.9.1 never
-frees part of every ``ImageRecordIter``; see ``data.decoder``.)
-
-Augmentation is reproducible only with ``seed_aug``, and MXNet 1.9 applies it per
-image as ``seed_aug + position in the batch``: within an epoch, the image at position k
-of every batch gets the same crop, rotation and mirror draw (the shuffle puts a
-different image there each time). Without ``seed_aug`` the draws depend on which decode
-thread wins a race, so no run could be repeated. We keep ``seed_aug`` and draw it per
-(seed, epoch) from a hash, so epochs and runs get unrelated sets of draws (consecutive
-seeds would otherwise give the same draws shifted by one position).
+They take the :class:`~pyimagesearch.data.dataset.DatasetInfo` that ``check_dataset``
+returned and refuse what would make MXNet's C++ iterator abort the process. A training
+iterator is made anew every epoch, seeded by the epoch, so a resumed run sees the batches an
+uninterrupted one would (why, and how augmentation is seeded: docs/data.md).
 """
 
 from __future__ import annotations
@@ -37,14 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 class Normalizer:
-    """Turn the iterators' uint8 batches into float32 minus the training-set mean.
-
-    The iterators hand out uint8 pixels and the subtraction happens on the device the
-    slice goes to: decoding then skips a float conversion per pixel (ImageRecordIter
-    reads about 1.6x as many images per second at 224 px) and a GPU gets a quarter of the
-    bytes.
-    The numbers are those of ImageRecordIter's own float path, ``float(pixel) - mean``.
-    """
+    """Turn the iterators' uint8 batches into float32 minus the training-set mean (or the
+    per-pixel ``mean_image``), on the device each slice goes to (why: docs/data.md); the
+    numbers are those of ImageRecordIter's own float path, ``float(pixel) - mean``."""
 
     def __init__(self, mean: dict[str, float], mean_image: str | None = None) -> None:
         self.mean, self.mean_image = mean, mean_image
@@ -119,23 +100,17 @@ def part_sizes(num_records: int, num_parts: int) -> list[int]:
 
 def batches_per_epoch(num_records: int, batch_size: int, num_workers: int = 1,
                       streams: int = 1) -> int:
-    """Batches every worker runs per epoch: all workers the same number (or a synchronous
-    kvstore would wait forever), which the worker with the fewest records sets.
-
-    Worker w reads parts ``w*S .. w*S + S - 1`` of ``W*S`` (S decode streams); a part
-    ends with a batch topped up by wrap-around, so each part gives ceil(size / batch).
-    """
+    """Batches every worker runs per epoch: the same number for all (or a synchronous
+    kvstore would wait forever), set by the worker with the fewest. Worker w reads parts
+    ``w*S .. w*S + S - 1`` of ``W*S`` (S decode streams), each ceil(size / batch) batches."""
     sizes = part_sizes(num_records, num_workers * streams)
     return min(sum(math.ceil(size / batch_size) for size in sizes[w * streams:(w + 1) * streams])
                for w in range(num_workers))
 
 
 class InterleavedIter(mx.io.DataIter):
-    """Batches taken in turn from several iterators until all are exhausted.
-
-    Each ImageRecordIter decodes in its own threads, so S of them on S parts of the
-    records decode with S times the threads one is allowed.
-    """
+    """Batches taken in turn from several iterators until all are exhausted: S
+    ImageRecordIters on S parts of the records decode with S times one's threads."""
 
     def __init__(self, iterators: list[mx.io.DataIter]) -> None:
         super().__init__(iterators[0].batch_size)
@@ -171,12 +146,8 @@ class InterleavedIter(mx.io.DataIter):
 
 
 def record_iterator(params: list[dict[str, Any]]) -> mx.io.DataIter:
-    """One ``ImageRecordIter`` per parameter set, taken in turn when there are several.
-
-    The parameters are plain data (``training_iterator_params``,
-    ``evaluation_iterator_params``), so a decoding process can build the same iterators
-    (``data.decoder``).
-    """
+    """One ``ImageRecordIter`` per parameter set (plain data, so that a decoding process
+    of ``data.decoder`` builds the same iterators), taken in turn when there are several."""
     iterators = [mx.io.ImageRecordIter(**p) for p in params]
     return iterators[0] if len(iterators) == 1 else InterleavedIter(iterators)
 
@@ -199,12 +170,11 @@ def training_iterator_params(config: Settings, info: DatasetInfo, batch_size: in
 def training_iterator(config: Settings, info: DatasetInfo, batch_size: int, epoch: int,
                       seed: int, num_parts: int = 1, part_index: int = 0,
                       streams: int | None = None) -> mx.io.DataIter:
-    """Shuffled, augmented training batches for ``epoch`` (seeded by epoch, see module doc).
+    """Shuffled, augmented training batches for ``epoch``, seeded by the epoch.
 
     ``DECODE_THREADS`` threads are reached with ``streams`` iterators over parts of this
     worker's records (default: as many as MXNet's per-iterator cap requires), taken in
-    turn; ``batches_per_epoch`` counts the batches that gives. Training decodes the same
-    iterators in a child process per epoch (``data.decoder``).
+    turn; ``batches_per_epoch`` counts the batches that gives.
     """
     return record_iterator(training_iterator_params(config, info, batch_size, epoch, seed,
                                                     num_parts, part_index, streams))

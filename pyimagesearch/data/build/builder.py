@@ -1,74 +1,46 @@
-"""Build the whole dataset: raw tree -> lists -> records -> mean -> manifest.
+"""Build a dataset from a raw tree: lists -> records -> means -> manifest, committed at once.
 
-The raw tree is the ILSVRC2015 download or an image-folder tree (``DATASET_LAYOUT``); a
-:class:`pyimagesearch.data.sources.layouts.SplitSource` turns it into the three lists, and
-everything after that is the same for both.
-
-What this does that MXNet's ``im2rec.py`` does not:
-
-* every file that cannot be read is reported by path and reason, so per split
-  ``written + skipped == listed``; ``--strict`` (:class:`StrictBuildError`) fails
-  instead, before anything final-named is written;
-* records, lists, the mean and the manifest are written under temporary names
-  (``<name>.partial-<pid>``) and renamed into place only when the whole dataset is done,
-  the manifest last, so an interrupted build never leaves a ``.rec`` that looks finished
-  and never damages the previous complete dataset; the next build removes what a dead
-  one left behind (:func:`remove_stale_partials`), holding the build lock of every output
-  folder (``.build.lock``): a second build into the same folder is refused at once;
-* the manifest records the config, the sources' checksums, the tool versions and, per
-  split, the counts, the skipped files and the checksums of what was written;
-* faults fail the build with :class:`BuildError` (exit 3 of ``build_imagenet.py``) and
-  the previous dataset untouched: an image worker that dies or hangs
-  (``BUILD_WORKER_TIMEOUT`` seconds per chunk of at most 32 images), a full disk or a
-  file-size limit (the message names the file), records that do not read back
-  (:func:`pyimagesearch.data.records.verify.verify_split` runs on what was just written). Every
-  byte, manifest included, is written and flushed before the first final name is touched;
-* an empty split, or a class whose training images were all skipped, is an error naming
-  it (a class cannot be learned without examples).
-
-See ``docs/faults_data.md`` for the whole fault table.
-
-Images are read by :mod:`pyimagesearch.data.images` from an ILSVRC tree or an image-folder
-tree (:mod:`data.sources.layouts`) and packed by :mod:`data.build.packing`
-(the project's writer, as JPEG or as lossless PNG with ``RECORD_ENCODING``, or MXNet's
-im2rec with ``PACKER = "im2rec"``) in the worker processes of
-:mod:`pyimagesearch.data.build.workers`; the means (the channel mean, and the per-pixel
-``MEAN_IMAGE`` when the config names one) and the manifest are written by
-:mod:`pyimagesearch.data.dataset`.
+:func:`build_dataset` reads the lists from the source ``DATASET_LAYOUT`` names (the ILSVRC
+devkit or an image-folder tree); :func:`commit_dataset` and :func:`format_summary` serve the
+CIFAR builder too. What a build guarantees, and how it fails: docs/data.md and
+docs/faults_data.md.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.build.packing import PackResult, pack_records
-from pyimagesearch.data.build.staging import Staging, remove_stale_partials
-from pyimagesearch.data.build.workers import BuildError, ImageWorkers, WorkerError
+from pyimagesearch.data.build.staging import Staging, remove_stale_partials, staged
+from pyimagesearch.data.build.workers import BuildError, ImageWorkers
 from pyimagesearch.data.dataset import (
     SPLIT_SETTINGS,
     SPLITS,
     DatasetError,
+    idx_path,
     manifest_path,
     new_manifest,
-    split_files_entry,
+    rgb_text,
+    split_entry,
+    split_records,
     write_mean,
     write_mean_image,
 )
-from pyimagesearch.data.records.errors import RecordError
-from pyimagesearch.data.records.format import idx_path_for, naming_errors
+from pyimagesearch.data.records.format import RecordError, naming_errors
 from pyimagesearch.data.records.lists import ListEntry, write_list
 from pyimagesearch.data.records.verify import verify_split
 from pyimagesearch.data.sources.layouts import SplitSource, make_split_lists, split_source
 from pyimagesearch.errors import EXIT_FAILED
+from pyimagesearch.files import sha256_file
 from pyimagesearch.locks import build_lock
 
 logger = logging.getLogger(__name__)
@@ -79,11 +51,9 @@ BUILD_FIELDS = (
     "VAL_MX_REC", "TEST_MX_REC", "DATASET_MEAN", "RESIZE", "ENCODING_QUALITY",
     "BUILD_THREADS", "INPUT_SIZE",
 )
-# What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
-_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 __all__ = ["BuildError", "StrictBuildError", "build_dataset", "check_build_config",
-           "format_summary", "make_split_lists", "remove_stale_partials"]
+           "commit_dataset", "format_summary", "make_split_lists", "remove_stale_partials"]
 
 
 class StrictBuildError(DatasetError):
@@ -102,7 +72,31 @@ class StrictBuildError(DatasetError):
         super().__init__("\n".join(lines))
 
 
-# --- the whole build ---------------------------------------------------------------------
+def mean_files(config: Settings) -> list[Path]:
+    """The mean file, and the per-pixel mean image when the config names one."""
+    return [Path(path) for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
+
+
+def _split_files(config: Settings) -> dict[str, dict[str, Path]]:
+    """The final ``.lst``, ``.rec`` and ``.idx`` of every split."""
+    files = {}
+    for name, (lst, _) in SPLIT_SETTINGS.items():
+        rec = split_records(config, name)
+        files[name] = {"lst": Path(getattr(config, lst)), "rec": rec, "idx": idx_path(rec)}
+    return files
+
+
+def check_outputs(config: Settings, outputs: list[Path], differ: str) -> None:
+    """Refuse outputs that are not all different paths (``differ`` says so), and records
+    that do not end in ``.rec``."""
+    resolved = {path.resolve() for path in outputs}
+    if len(resolved) != len(outputs):
+        raise ConfigError(f"{config.source}: {differ}")
+    if any(split_records(config, split).suffix != ".rec" for split in SPLITS):
+        raise ConfigError(f"{config.source}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must "
+                          f"end in .rec (the .idx goes beside them)")
+
+
 def check_build_config(config: Settings) -> None:
     """Refuse a config that cannot give a usable dataset, before any work starts."""
     config.require(*BUILD_FIELDS)
@@ -111,15 +105,9 @@ def check_build_config(config: Settings) -> None:
         raise ConfigError(
             f"{name}: RESIZE={config.RESIZE} is smaller than INPUT_SIZE={config.INPUT_SIZE}; "
             f"every stored image must be at least as large as the training crop")
-    lists = [Path(getattr(config, lst)).resolve() for lst, _ in SPLIT_SETTINGS.values()]
-    records = [Path(getattr(config, rec)).resolve() for _, rec in SPLIT_SETTINGS.values()]
-    means = [Path(path).resolve() for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
-    outputs = [*lists, *records, *map(idx_path_for, records), *means]
-    if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"{name}: the list, record and mean paths must all differ")
-    if any(path.suffix != ".rec" for path in records):
-        raise ConfigError(f"{name}: TRAIN_MX_REC, VAL_MX_REC and TEST_MX_REC must end "
-                          f"in .rec (the .idx goes beside them)")
+    check_outputs(config, [path for files in _split_files(config).values()
+                           for path in files.values()] + mean_files(config),
+                  "the list, record and mean paths must all differ")
     if config.PACKER == "im2rec" and (config.RECORD_ENCODING != "jpeg" or config.MEAN_IMAGE):
         raise ConfigError(f"{name}: PACKER='im2rec' stores JPEG with a channel mean; "
                           f"RECORD_ENCODING='png' and MEAN_IMAGE need PACKER='project'")
@@ -144,151 +132,75 @@ def _missing_files(entries: dict[str, list[ListEntry]],
     return found
 
 
-
-
 def build_dataset(config: Settings, strict: bool = False) -> dict[str, Any]:
-    """Raw tree -> three ``.lst`` -> three ``.rec``/``.idx`` + mean + manifest.
+    """Raw tree -> three ``.lst`` -> three ``.rec``/``.idx`` + means + manifest; returns the
+    manifest as written.
 
-    Parameters
-    ----------
-    config : Settings
-        A config with :data:`BUILD_FIELDS` and the fields of its ``DATASET_LAYOUT``'s
-        source (the ILSVRC devkit paths, or ``FOLDER_ROOT``).
-    strict : bool
-        Fail (:class:`StrictBuildError`) instead of skipping unreadable files; nothing
-        final-named is written then.
-
-    Returns
-    -------
-    dict
-        The manifest, as written.
-
-    Raises
-    ------
-    BuildError
-        A worker process died or hung, a file could not be written (disk full, file-size
-        limit), or the records just written do not read back. The message says whether
-        the previous dataset is untouched (it is, unless the failure came while renaming).
-    DatasetError
-        Bad devkit files or folder tree, lists, an empty split or class
-        (``StrictBuildError`` for ``--strict``).
-    LockError
-        Another build writes to one of the output folders (``FolderBusy`` names it), or a
-        folder cannot be written.
+    ``config`` has :data:`BUILD_FIELDS` and the fields of its ``DATASET_LAYOUT``'s source;
+    ``strict``: fail (:class:`StrictBuildError`) instead of skipping unreadable files, with
+    nothing final-named written. Raises ``BuildError`` (a worker died or hung, a write
+    failed, the records just written do not read back; the message says whether the
+    previous dataset is untouched), ``DatasetError`` (devkit files, folder tree or lists
+    that are bad, an empty split or class) or ``LockError`` (another build writes to an
+    output folder, ``FolderBusy`` names it).
     """
     check_build_config(config)
-    outputs = _split_outputs(config)
+    files = _split_files(config)
+    finals = [path for split in files.values() for path in split.values()]
+    finals += mean_files(config)
     # One build per output folder at a time; its leftovers are removed under the lock.
-    mean_files = [Path(path) for path in (config.DATASET_MEAN, config.MEAN_IMAGE) if path]
-    with build_lock([*(p for files in outputs.values() for p in files.values()),
-                     *mean_files, manifest_path(config)]):
-        return _build_dataset(config, strict, outputs)
+    with build_lock([*finals, manifest_path(config)]), \
+            staged(manifest_path(config), finals) as staging:
+        source = split_source(config)
+        entries = source.split_lists()
+        for name, items in entries.items():
+            logger.info("%s: %d images listed", name, len(items))
+        if strict and (absent := _missing_files(entries, source.image_root)):
+            raise StrictBuildError(absent)
+        splits, results = {}, {}
+        with ImageWorkers(int(config.BUILD_THREADS), config.BUILD_WORKER_TIMEOUT) as workers:
+            for name in SPLITS:
+                temporary = {kind: staging.path(path) for kind, path in files[name].items()}
+                results[name], splits[name] = _pack_split(config, name, source, entries[name],
+                                                          temporary, workers, strict)
+        train = results["train"]
+        return commit_dataset(
+            config, staging, mean=train.mean,
+            pixel_mean=train.pixel_mean if config.MEAN_IMAGE is not None else None,
+            splits=splits, builder=source.builder, label_order=source.label_order,
+            classes=source.classes, resize=config.RESIZE, encoding=config.RECORD_ENCODING,
+            quality=config.ENCODING_QUALITY if config.RECORD_ENCODING == "jpeg" else None,
+            build=_build_parameters(config, source), sources=source.fingerprints())
 
 
-def _split_outputs(config: Settings) -> dict[str, dict[str, Path]]:
-    """The final ``.lst``, ``.rec`` and ``.idx`` path of every split."""
-    return {name: {"lst": Path(getattr(config, lst)), "rec": Path(getattr(config, rec)),
-                   "idx": idx_path_for(getattr(config, rec))}
-            for name, (lst, rec) in SPLIT_SETTINGS.items()}
-
-
-def _build_dataset(config: Settings, strict: bool,
-                   outputs: dict[str, dict[str, Path]]) -> dict[str, Any]:
-    started, started_at = time.monotonic(), datetime.now(timezone.utc)
-    source = split_source(config)
-    entries = source.split_lists()
-    for name, items in entries.items():
-        logger.info("%s: %d images listed", name, len(items))
-    image_root = source.image_root
-    if strict and (absent := _missing_files(entries, image_root)):
-        raise StrictBuildError(absent)
-
-    mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
-    mean_image = [Path(config.MEAN_IMAGE)] if config.MEAN_IMAGE else []
-    remove_stale_partials([p for files in outputs.values() for p in files.values()]
-                          + [mean_file, *mean_image, manifest_file])
-    previous = manifest_file.is_file()
-
-    staging = Staging()
-    try:
-        manifest = _build_staged(config, source, entries, outputs, staging, strict, started,
-                                 started_at)
-    except (WorkerError, OSError) as exc:
-        raise BuildError(_failure_message(exc, staging, manifest_file, previous)) from exc
-    except BuildError as exc:  # records that do not read back
-        raise BuildError(f"{exc}; {_state_after_failure(staging, manifest_file, previous)}"
-                         ) from exc
-    finally:
-        staging.discard()
-    return manifest
-
-
-def _build_staged(config: Settings, source: SplitSource,
-                  entries: dict[str, list[ListEntry]], outputs: dict[str, dict[str, Path]],
-                  staging: Staging, strict: bool, started: float,
-                  started_at: datetime) -> dict[str, Any]:
-    """Everything under temporary names, then the commit (see :class:`Staging`)."""
-    image_root = source.image_root
-    mean_file, manifest_file = Path(config.DATASET_MEAN), manifest_path(config)
-    timeout, max_aspect = config.BUILD_WORKER_TIMEOUT, config.BUILD_MAX_ASPECT_RATIO
+def _pack_split(config: Settings, name: str, source: SplitSource, entries: list[ListEntry],
+                temporary: dict[str, Path], workers: ImageWorkers,
+                strict: bool) -> tuple[PackResult, dict[str, Any]]:
+    """One split's list and records under their ``temporary`` names, checked; returns what
+    the packer did and the split's manifest entry."""
+    with naming_errors(temporary["lst"]):
+        write_list(temporary["lst"], entries)
+    result = pack_records(
+        entries, source.image_root, temporary["rec"], temporary["idx"],
+        resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY), workers=workers,
+        compute_mean=(name == "train"), description=name,
+        max_aspect_ratio=config.BUILD_MAX_ASPECT_RATIO, packer=config.PACKER,
+        encoding=config.RECORD_ENCODING,
+        compute_pixel_mean=(name == "train" and config.MEAN_IMAGE is not None))
+    if strict and result.skipped:
+        raise StrictBuildError({name: result.skipped})
+    _check_not_empty(name, result, source.classes)
     num_classes = len(source.classes)
-    temporary: dict[str, dict[str, Path]] = {}
-    results: dict[str, PackResult] = {}
-    with ImageWorkers(int(config.BUILD_THREADS), timeout) as workers:
-        for name in SPLITS:
-            temporary[name] = {kind: staging.path(path) for kind, path in outputs[name].items()}
-            with naming_errors(temporary[name]["lst"]):
-                write_list(temporary[name]["lst"], entries[name])
-            results[name] = pack_records(
-                entries[name], image_root, temporary[name]["rec"], temporary[name]["idx"],
-                resize=int(config.RESIZE), quality=int(config.ENCODING_QUALITY),
-                workers=workers, compute_mean=(name == "train"), description=name,
-                max_aspect_ratio=max_aspect, packer=config.PACKER,
-                encoding=config.RECORD_ENCODING,
-                compute_pixel_mean=(name == "train" and config.MEAN_IMAGE is not None))
-            if strict and results[name].skipped:
-                raise StrictBuildError({name: results[name].skipped})
-            _check_not_empty(name, results[name], source.classes)
-            try:
-                # Cheap (header walk), and it catches what no exception reports: a write
-                # that the filesystem accepted but did not keep.
-                verify_split(temporary[name]["rec"], temporary[name]["idx"],
-                             results[name].written, num_classes)
-            except RecordError as exc:
-                raise BuildError(f"the {name} records just written do not read back: "
-                                 f"{exc}") from exc
-    mean_temporary = staging.path(mean_file)
-    with naming_errors(mean_temporary):
-        write_mean(mean_temporary, results["train"].mean)
-    folder = manifest_file.resolve().parent
-    mean_image_file = mean_image_temporary = None
-    if config.MEAN_IMAGE is not None:
-        mean_image_file = Path(config.MEAN_IMAGE)
-        mean_image_temporary = staging.path(mean_image_file)
-        with naming_errors(mean_image_temporary):
-            write_mean_image(mean_image_temporary, results["train"].pixel_mean)
-    manifest = new_manifest(
-        builder=source.builder, config=config,
-        created=started_at.isoformat(timespec="seconds"), label_order=source.label_order,
-        classes=source.classes, resize=config.RESIZE, encoding=config.RECORD_ENCODING,
-        quality=config.ENCODING_QUALITY if config.RECORD_ENCODING == "jpeg" else None,
-        mean=results["train"].mean, mean_file=mean_file, mean_temporary=mean_temporary,
-        mean_image_file=mean_image_file, mean_image_temporary=mean_image_temporary,
-        splits={name: _split_entry(results[name], outputs[name], temporary[name], folder,
-                                   num_classes)
-                for name in SPLITS},
-        folder=folder, build=_build_parameters(config, source),
-        sources=source.fingerprints())
-    manifest["build_seconds"] = round(time.monotonic() - started, 3)
-    staging.commit(manifest_file, manifest)
-    return manifest
-
-
-def _class_text(info: dict[str, Any], listed: int) -> str:
-    """``n01440764 (label 0, 'tench': 3 listed, all skipped)``; folders have no WordNet id."""
-    if "wnid" in info:
-        return f"{info['wnid']} (label {info['label']}, {info['name']!r}: {listed} listed, "
-    return f"{info['name']!r} (label {info['label']}: {listed} listed, "
+    try:
+        # Cheap (header walk), and it catches what no exception reports: a write that the
+        # filesystem accepted but did not keep.
+        verify_split(temporary["rec"], temporary["idx"], result.written, num_classes)
+    except RecordError as exc:
+        raise BuildError(f"the {name} records just written do not read back: {exc}") from exc
+    return result, split_entry(config, name, temporary, listed=result.listed,
+                               written=result.written, skipped=result.skipped,
+                               seconds=round(result.seconds, 3),
+                               class_counts=result.written_per_class(num_classes))
 
 
 def _check_not_empty(name: str, result: PackResult, classes: list[dict[str, Any]]) -> None:
@@ -302,43 +214,15 @@ def _check_not_empty(name: str, result: PackResult, classes: list[dict[str, Any]
     empty = [(info, result.per_label.get(info["label"], [0, 0])[0]) for info in classes
              if result.per_label.get(info["label"], [0, 0])[1] == 0]
     if empty:
-        shown = ", ".join(f"{_class_text(info, listed)}all skipped)"
-                          for info, listed in empty[:10])
+        # Folders have no WordNet id: n01440764 (label 0, 'tench': 3 listed, all skipped).
+        shown = ", ".join(
+            (f"{info['wnid']} (label {info['label']}, {info['name']!r}: " if "wnid" in info
+             else f"{info['name']!r} (label {info['label']}: ") + f"{listed} listed, all skipped)"
+            for info, listed in empty[:10])
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
         raise DatasetError(f"{len(empty)} class(es) would have no training record: "
                            f"{shown}{more}; a class cannot be learned without examples "
                            f"(see the skipped files above)")
-
-
-def _state_after_failure(staging: Staging, manifest_file: Path, previous: bool) -> str:
-    folder = manifest_file.parent
-    if staging.touched:
-        return (f"the failure came while renaming the new files into place, so the dataset "
-                f"in {folder} is incomplete (it has no manifest and will not be used); run "
-                f"the build again")
-    if previous:
-        return (f"nothing was replaced: the previous dataset in {folder} is untouched and the "
-                f"temporary files were removed")
-    return "nothing final-named was written and the temporary files were removed"
-
-
-def _failure_message(exc: BaseException, staging: Staging, manifest_file: Path,
-                     previous: bool) -> str:
-    state = _state_after_failure(staging, manifest_file, previous)
-    if not isinstance(exc, OSError):
-        return f"{exc}; {state}"
-    filename = exc.filename
-    final = staging.final_of(filename) if filename is not None else None
-    if final is not None:
-        where = f"writing {final} (as {Path(filename).name})"
-    elif filename is not None:
-        where = f"writing {filename}"
-    else:
-        where = "writing the dataset"
-    reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
-    hint = (": the disk is full, or a quota or a file-size limit (ulimit -f) was reached"
-            if exc.errno in _FULL_ERRNOS else "")
-    return f"{where} failed: {reason}{hint}; {state}"
 
 
 def _build_parameters(config: Settings, source: SplitSource) -> dict[str, Any]:
@@ -352,26 +236,43 @@ def _build_parameters(config: Settings, source: SplitSource) -> dict[str, Any]:
     }
 
 
-def _split_entry(result: PackResult, finals: dict[str, Path], temporary: dict[str, Path],
-                 folder: Path, num_classes: int) -> dict[str, Any]:
-    size = temporary["rec"].stat().st_size
-    if size >= 1 << 30:  # minutes for ImageNet's train.rec: say so
-        logger.info("hashing %s (%.1f GB)", finals["rec"].name, size / 1e9)
-    return {"listed": result.listed, "written": result.written, "count": result.written,
-            "skipped": result.skipped, "seconds": round(result.seconds, 3),
-            "class_counts": [result.per_label.get(label, [0, 0])[1]
-                             for label in range(num_classes)],
-            **split_files_entry(finals["rec"], temporary, folder, lst=finals["lst"])}
+def commit_dataset(config: Settings, staging: Staging, *, mean: dict[str, float],
+                   pixel_mean: np.ndarray | None, **fields: Any) -> dict[str, Any]:
+    """The last step of every build: the mean (and ``pixel_mean`` when the config names a
+    ``MEAN_IMAGE``) under temporary names, the manifest (``fields``: the rest of
+    :func:`~pyimagesearch.data.dataset.new_manifest`'s), the commit. Returns the manifest."""
+    hashes = {}
+    for setting, write, value in (("DATASET_MEAN", write_mean, mean),
+                                  ("MEAN_IMAGE", write_mean_image, pixel_mean)):
+        if getattr(config, setting) is not None:
+            temporary = staging.path(getattr(config, setting))
+            with naming_errors(temporary):
+                write(temporary, value)
+            hashes[setting] = sha256_file(temporary)
+    manifest = new_manifest(config=config,
+                            created=staging.started_at.isoformat(timespec="seconds"),
+                            mean=mean, mean_sha256=hashes["DATASET_MEAN"],
+                            mean_image_sha256=hashes.get("MEAN_IMAGE"), **fields)
+    manifest["build_seconds"] = round(time.monotonic() - staging.started, 3)
+    staging.commit(manifest)
+    return manifest
 
 
 def format_summary(manifest: dict[str, Any], max_reasons: int = 20) -> str:
-    """People's summary of a build: per split ``listed N = written W + skipped S``."""
-    width = max(len(name) for name in SPLITS)
+    """People's summary of a build: per split ``listed N = written W + skipped S`` and the
+    skipped files (CIFAR: the images and their official split), where validation comes
+    from, the mean."""
+    build, cifar = manifest["build"], manifest["builder"] == "cifar"
     lines = []
+    if cifar:
+        lines.append(f"{build['dataset']}{' (FAKE data)' if build.get('fake') else ''}: "
+                     f"{manifest['num_classes']} classes, PNG records of 32x32 images")
     for name in SPLITS:
         entry = manifest["splits"][name]
-        lines.append(f"{name + ':':<{width + 1}} listed {entry['listed']} = written "
-                     f"{entry['written']} + skipped {len(entry['skipped'])}")
+        lines.append(f"{name + ':':<6} " + (
+            f"{entry['written']} images (from the official {entry['source']} split)" if cifar
+            else f"listed {entry['listed']} = written {entry['written']} + skipped "
+                 f"{len(entry['skipped'])}"))
     for name in SPLITS:
         skipped = manifest["splits"][name]["skipped"]
         if skipped:
@@ -382,7 +283,6 @@ def format_summary(manifest: dict[str, Any], max_reasons: int = 20) -> str:
             lines += [f"  {item['path']}: {item['reason']}" for item in skipped[:max_reasons]]
             if len(skipped) > max_reasons:
                 lines.append(f"  ... and {len(skipped) - max_reasons} more (see the manifest)")
-    build = manifest.get("build", {})
     for name, ignored in build.get("folders", {}).get("ignored", {}).items():
         if ignored["count"]:
             lines.append(f"ignored in {name}/ (not listed: not image files): "
@@ -395,11 +295,13 @@ def format_summary(manifest: dict[str, Any], max_reasons: int = 20) -> str:
                       "train": f"validation: {validation['size']} training images held "
                                f"out, stratified, seed {validation.get('seed')}"
                       }[validation["source"]])
-    mean = manifest["mean"]
-    lines.append(f"mean R={mean['R']:.3f} G={mean['G']:.3f} B={mean['B']:.3f} "
-                 f"(training set, {manifest['resize']}px shorter side)"
-                 + (f"; per-pixel mean image {manifest['mean_image_file']}"
-                    if manifest.get("mean_image_file") else ""))
+    mean, image = f"mean {rgb_text(manifest['mean'])}", manifest["mean_image_file"]
+    built = f"built in {manifest['build_seconds']:.1f} s"
+    if cifar:
+        lines.append(f"{mean}; per-pixel mean image {image}; {built}")
+        return "\n".join(lines)
+    lines.append(f"{mean} (training set, {manifest['resize']}px shorter side)"
+                 + (f"; per-pixel mean image {image}" if image else ""))
     lines.append(f"labels: {manifest['label_order']} order, {manifest['num_classes']} classes; "
-                 f"built in {manifest['build_seconds']:.1f} s")
+                 f"{built}")
     return "\n".join(lines)

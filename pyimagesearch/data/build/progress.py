@@ -10,7 +10,8 @@ logger = logging.getLogger(__name__)
 
 
 class Progress:
-    """A tqdm bar when stderr is a terminal, otherwise a log line every ``interval`` s."""
+    """A tqdm bar when stderr is a terminal, otherwise a log line every ``interval`` s; a
+    context that closes the bar."""
 
     def __init__(self, total: int, description: str, interval: float = 30.0) -> None:
         self.total = total
@@ -39,3 +40,9 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,27 +1,33 @@
-"""Datasets written under temporary names and committed all at once, manifest last.
+"""A dataset written under temporary names and committed all at once, the manifest last.
 
-Every file of a dataset build goes to ``<name>.partial-<pid>`` beside its final name;
-when everything is written and flushed, the old manifest is removed, the files are
-renamed into place and the new manifest goes last: the folder holds either the previous
-complete dataset or the new one, and a folder without a manifest reads as incomplete.
-``remove_stale_partials`` clears what a killed build left.
+Every file of a build goes to ``<name>.partial-<pid>`` beside its final name; the commit
+renames them into place, the manifest last, so a folder holds either the previous complete
+dataset or the new one. How and why, and what a failure leaves: docs/data.md.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pyimagesearch.data.build.workers import BuildError
 from pyimagesearch.data.dataset import manifest_text
 from pyimagesearch.data.records.format import naming_errors
+from pyimagesearch.errors import ProjectError
 from pyimagesearch.files import PARTIAL, fsync_path, partial_path
 
 logger = logging.getLogger(__name__)
 
+# What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 def _pid_alive(pid: int) -> bool:
@@ -35,10 +41,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
-    """Delete ``<name>.partial-<pid>`` files that a dead build left beside ``finals``.
-
-    Folders named ``<name>.partial-<pid>.<what>`` go too (im2rec's work folder).
-    """
+    """Delete the ``<name>.partial-<pid>`` files (and ``<name>.partial-<pid>.<what>``
+    folders, im2rec's) that a dead build left beside ``finals``."""
     removed = []
     for final in finals:
         if not final.parent.is_dir():
@@ -55,36 +59,28 @@ def remove_stale_partials(finals: Iterable[Path]) -> list[Path]:
     return removed
 
 
-def temporary_name(final: Path) -> Path:
-    return partial_path(final)
-
-
 class Staging:
-    """Temporary files that become a dataset only all together, when committed.
+    """Temporary files that become a dataset only all together, when committed; until
+    ``touched`` (a final name is about to change) a failure leaves the ``previous`` dataset
+    exactly as it was. ``started``, ``started_at``: when the build began."""
 
-    ``touched`` turns true when the first final name is about to change; until then a
-    failure leaves the previous dataset exactly as it was.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, manifest_file: Path, previous: bool) -> None:
+        self.manifest_file, self.previous = manifest_file, previous
         self.pending: list[tuple[Path, Path]] = []
         self.touched = False
+        self.started, self.started_at = time.monotonic(), datetime.now(timezone.utc)
 
     def path(self, final: str | Path) -> Path:
         final = Path(final)
         final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = temporary_name(final)
+        temporary = partial_path(final)
         self.pending.append((temporary, final))
         return temporary
 
-    def final_of(self, temporary: str | Path) -> Path | None:
-        return next((final for temp, final in self.pending if str(temp) == str(temporary)),
-                    None)
-
-    def commit(self, manifest_file: Path, manifest: dict[str, Any]) -> None:
+    def commit(self, manifest: dict[str, Any]) -> None:
         # Every byte, the manifest's included, is written and flushed before any final name
         # changes: a full disk is found here, while the previous dataset is intact.
-        manifest_temporary = self.path(manifest_file)
+        manifest_temporary = self.path(self.manifest_file)
         with naming_errors(manifest_temporary):
             manifest_temporary.write_text(manifest_text(manifest), encoding="utf-8")
         for temporary, _ in self.pending:
@@ -93,17 +89,66 @@ class Staging:
         self.touched = True
         # Drop the old manifest first: if we die half-way through the renames, the folder
         # has no manifest and reads as incomplete rather than as a mix of two builds.
-        manifest_file.unlink(missing_ok=True)
+        self.manifest_file.unlink(missing_ok=True)
         for temporary, final in self.pending:
-            if final != manifest_file:
+            if final != self.manifest_file:
                 os.replace(temporary, final)
         for folder in {final.parent for _, final in self.pending}:
             fsync_path(folder)
-        os.replace(manifest_temporary, manifest_file)  # the manifest last: it marks "done"
-        fsync_path(manifest_file.parent)
+        os.replace(manifest_temporary, self.manifest_file)  # the manifest last: it marks "done"
+        fsync_path(self.manifest_file.parent)
         self.pending.clear()
 
     def discard(self) -> None:
         for temporary, _ in self.pending:
             temporary.unlink(missing_ok=True)
         self.pending.clear()
+
+    def state(self) -> str:
+        """What a failure now leaves in the output folder, for its message."""
+        folder = self.manifest_file.parent
+        if self.touched:
+            return (f"the failure came while renaming the new files into place, so the "
+                    f"dataset in {folder} is incomplete (it has no manifest and will not be "
+                    f"used); run the build again")
+        if self.previous:
+            return (f"nothing was replaced: the previous dataset in {folder} is untouched and "
+                    f"the temporary files were removed")
+        return "nothing final-named was written and the temporary files were removed"
+
+    def write_failure(self, exc: OSError) -> str:
+        """The message of a write that failed: the file, the system's reason, the state."""
+        filename = exc.filename
+        final = next((final for temporary, final in self.pending
+                      if str(temporary) == str(filename)), None)
+        if final is not None:
+            where = f"writing {final} (as {Path(filename).name})"
+        else:
+            where = "writing the dataset" if filename is None else f"writing {filename}"
+        reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc)
+        hint = (": the disk is full, or a quota or a file-size limit (ulimit -f) was reached"
+                if exc.errno in _FULL_ERRNOS else "")
+        return f"{where} failed: {reason}{hint}; {self.state()}"
+
+
+@contextmanager
+def staged(manifest_file: Path, finals: Iterable[Path]) -> Iterator[Staging]:
+    """A :class:`Staging` for a build of ``finals`` and ``manifest_file``.
+
+    What dead builds left beside them is removed first, the temporary files always at the
+    end. A failed write (``OSError``) or a :class:`BuildError` becomes a ``BuildError``
+    that says in which state the output folder is.
+    """
+    finals = [*finals, manifest_file]
+    remove_stale_partials(finals)
+    staging = Staging(manifest_file, manifest_file.is_file())
+    try:
+        yield staging
+    except BuildError as exc:
+        raise BuildError(f"{exc}; {staging.state()}") from exc
+    except ProjectError:  # a file missing or malformed (some are OSErrors too): as it is
+        raise
+    except OSError as exc:
+        raise BuildError(staging.write_failure(exc)) from exc
+    finally:
+        staging.discard()

@@ -1,20 +1,8 @@
 """A pool of worker processes for the build, with a watchdog: results in input order, and a
 worker that dies or hangs stops the build instead of stalling it.
 
-What ``concurrent.futures`` and ``multiprocessing`` do not give on their own:
-
-* a worker process that dies (killed, out of memory, a crash in a decoder) is reported at
-  once as :class:`WorkerError`, naming the images it was given;
-* a worker that hangs is detected: no result for the oldest chunk within ``timeout``
-  seconds is a :class:`WorkerError` too; the workers are killed and nothing is left
-  running;
-* Ctrl-C stops the workers (they ignore it; the main process shuts the pool down), and
-  at most a few chunks per worker are in flight, so memory stays flat however long the
-  list is.
-
-A job is a module-level function ``job(settings, item)`` (the workers are spawned, so it
-travels by name); :meth:`ImageWorkers.map` runs it over a sequence of items, in chunks.
-Items name their image by a ``path`` attribute, which messages quote.
+A job is a module-level function ``job(settings, item)`` (workers are spawned, so it travels
+by name) whose items name their image by a ``path`` attribute. Why and how: docs/data.md.
 """
 
 from __future__ import annotations
@@ -77,16 +65,11 @@ def _describe_images(chunk: Sequence[Any]) -> str:
 
 
 class ImageWorkers:
-    """A pool of worker processes that returns results in input order.
+    """A pool of ``workers`` spawned processes (one: the calling process, no watchdog) that
+    returns results in input order and serves several lists and jobs in turn.
 
-    ``workers == 1`` works in the calling process (no pool, no watchdog: a crash there is
-    the build's own crash). Otherwise processes are started with the ``spawn`` method:
-    forking a parent that already runs MXNet's engine or OpenCV's thread pool can
-    deadlock. One pool can serve several lists (and several jobs) in turn.
-
-    A worker that dies (``BrokenProcessPool``) or does not deliver the oldest chunk within
-    ``timeout`` seconds raises :class:`WorkerError` naming the chunk's images; the other
-    workers are killed at once, so nothing is left running.
+    A worker that dies, or does not deliver the oldest chunk within ``timeout`` seconds,
+    raises :class:`WorkerError` naming the chunk's images; the other workers are killed.
     """
 
     def __init__(self, workers: int, timeout: float | None = DEFAULT_WORKER_TIMEOUT) -> None:

@@ -1,18 +1,13 @@
-"""The RecordIO format: MXNet's ``.rec``/``.idx`` pairs, written and read in Python.
+"""MXNet's RecordIO files in Python: ``.rec`` records, the ``.idx`` index, and their errors.
 
-Byte for byte what ``mx.recordio.MXIndexedRecordIO`` writes (a test compares them), and
-the one source of truth for the format: :mod:`pyimagesearch.data.build.packing` and
-:mod:`pyimagesearch.data.build.cifar` write records with :class:`RecordWriter`,
-:mod:`pyimagesearch.data.records.walk` and :mod:`pyimagesearch.data.records.verify` read them with
-:func:`read_record_at` (or :func:`image_bytes_at`).
-
-Why not MXNet's own writer: its C++ writer loses its buffered tail silently when the disk
-fills at ``close()`` (measured: a 9288-byte file comes out as 9000 bytes with no error);
-here every write error is an ``OSError`` naming the file.
+Byte for byte what ``mx.recordio.MXIndexedRecordIO`` writes (a test compares them): the one
+source of truth for the format, for the builders (:class:`RecordWriter`) and the checks
+(:func:`read_record_at`, :func:`read_index`). Why not MXNet's writer: docs/data.md.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-# --- the RecordIO format (dmlc-core recordio.h) --------------------------------------------
+from pyimagesearch.errors import DatasetError
+
 # A record is  magic (uint32) | lrecord (uint32) | data | zero padding to 4 bytes,  all
 # little-endian, where lrecord = cflag << 29 | length. A payload holding the magic word at a
 # 4-aligned position is cut there into parts (cflag 1 first, 2 middle, 3 last; 0 = whole
@@ -32,32 +28,24 @@ MAX_PART_LENGTH = (1 << 29) - 1
 # labels follow the header and the label field is unused.
 IR_FORMAT = "<IfQQ"
 IR_SIZE = struct.calcsize(IR_FORMAT)
+_IDX_LINE = re.compile(rb"\d{1,18}\t\d{1,18}")
 
 
-def lrecord(cflag: int, length: int) -> int:
-    return (cflag << 29) | length
+class RecordError(DatasetError):
+    """A ``.rec``/``.idx`` pair is damaged or does not fit its manifest.
 
+    ``kind``: what is wrong (the kinds are listed in docs/data.md); ``path``: the file to
+    blame, ``line`` the 1-based line when it is the ``.idx``; ``idx_line``: the ``.idx``
+    line of the record involved, whichever file is blamed; ``record_id``: the record's id
+    (the ``.idx`` key, which is the ``.lst`` index).
+    """
 
-def frame_record(payload: bytes) -> bytes:
-    """The bytes that ``dmlc::RecordIOWriter::WriteRecord`` writes for ``payload``."""
-    if len(payload) > MAX_PART_LENGTH:
-        raise ValueError(f"a RecordIO record holds at most {MAX_PART_LENGTH} bytes, "
-                         f"not {len(payload)}")
-    # The magic word counts only at 4-aligned positions: compare whole words (a third of
-    # the cost of bytes.find on JPEG data, and this runs once per record).
-    words = np.frombuffer(payload, dtype="<u4", count=len(payload) // 4)
-    parts = []
-    start = 0
-    for found in (4 * np.flatnonzero(words == RECORDIO_MAGIC)).tolist():
-        parts.append(struct.pack("<II", RECORDIO_MAGIC, lrecord(2 if start else 1,
-                                                                found - start)))
-        parts.append(payload[start:found])
-        start = found + 4
-    tail = len(payload) - start
-    parts.append(struct.pack("<II", RECORDIO_MAGIC, lrecord(3 if start else 0, tail)))
-    parts.append(payload[start:])
-    parts.append(b"\0" * (-tail % 4))
-    return b"".join(parts)
+    def __init__(self, kind: str, message: str, path: str | Path, line: int | None = None,
+                 record_id: int | None = None, idx_line: int | None = None) -> None:
+        self.kind = kind
+        self.record_id = record_id
+        self.idx_line = line if idx_line is None else idx_line
+        super().__init__(message, path, line)
 
 
 class RecordFormatError(ValueError):
@@ -69,23 +57,35 @@ class RecordFormatError(ValueError):
         super().__init__(message)
 
 
+# --- records ---------------------------------------------------------------------------------
+def frame_record(payload: bytes) -> bytes:
+    """The bytes that ``dmlc::RecordIOWriter::WriteRecord`` writes for ``payload``."""
+    if len(payload) > MAX_PART_LENGTH:
+        raise ValueError(f"a RecordIO record holds at most {MAX_PART_LENGTH} bytes, "
+                         f"not {len(payload)}")
+    # The magic word counts only at 4-aligned positions: compare whole words (a third of
+    # the cost of bytes.find on JPEG data, and this runs once per record).
+    words = np.frombuffer(payload, dtype="<u4", count=len(payload) // 4)
+    parts = []
+    start = 0
+    for found in (4 * np.flatnonzero(words == RECORDIO_MAGIC)).tolist():
+        cflag = 2 if start else 1
+        parts += [struct.pack("<II", RECORDIO_MAGIC, (cflag << 29) | (found - start)),
+                  payload[start:found]]
+        start = found + 4
+    tail = len(payload) - start
+    cflag = 3 if start else 0
+    parts += [struct.pack("<II", RECORDIO_MAGIC, (cflag << 29) | tail), payload[start:],
+              b"\0" * (-tail % 4)]
+    return b"".join(parts)
+
+
 def read_record_at(buffer: memoryview | bytes, offset: int) -> tuple[bytes, int, int]:
-    """Read the record starting at ``offset`` of a ``.rec``'s bytes.
-
-    Returns
-    -------
-    payload : bytes
-        The record's data, parts joined as ``dmlc::RecordIOReader::NextRecord`` joins them.
-    end : int
-        Offset just after the record (where the next one starts).
-    parts : int
-        1 for an ordinary record, more when the payload held the magic word.
-
-    Raises
-    ------
-    RecordFormatError
-        ``kind`` is ``"misaligned"``, ``"no_magic"``, ``"truncated"`` or ``"bad_cflag"``.
-    """
+    """``(payload, end, parts)`` of the record at ``offset`` of a ``.rec``'s bytes: the
+    parts joined as ``dmlc::RecordIOReader::NextRecord`` joins them, where the next record
+    starts, and how many parts (1 unless the payload held the magic word). Raises
+    :class:`RecordFormatError` (``"misaligned"``, ``"no_magic"``, ``"truncated"``,
+    ``"bad_cflag"``)."""
     size = len(buffer)
     pieces: list[bytes] = []
     position, parts = offset, 0
@@ -132,6 +132,11 @@ def image_bytes_at(buffer: memoryview | bytes, offset: int) -> bytes:
     return payload[IR_SIZE + 4 * flag:]
 
 
+def pack_header(label: float, record_id: int) -> bytes:
+    """``mx.recordio.pack(IRHeader(0, label, record_id, 0), b"")``."""
+    return struct.pack(IR_FORMAT, 0, float(label), int(record_id), 0)
+
+
 @contextmanager
 def naming_errors(path: str | Path) -> Iterator[None]:
     """Give ``OSError`` s raised by writes on an open file (which carry no name) the name."""
@@ -146,8 +151,8 @@ def naming_errors(path: str | Path) -> Iterator[None]:
 class RecordWriter:
     """Write a ``.rec``/``.idx`` pair as ``mx.recordio.MXIndexedRecordIO(idx, rec, "w")`` does.
 
-    ``.idx`` lines are ``<key>\\t<offset>\\n``. Write errors (disk full, ``ulimit -f``) are
-    ``OSError`` naming the file, at ``write`` or at ``close`` (see the module docstring).
+    ``.idx`` lines are ``<key>\\t<offset>\\n``. A write error (disk full, ``ulimit -f``) is an
+    ``OSError`` naming the file, at ``write`` or at ``close``.
     """
 
     def __init__(self, rec_path: str | Path, idx_path: str | Path) -> None:
@@ -183,11 +188,56 @@ class RecordWriter:
         self.close()
 
 
-def pack_header(label: float, record_id: int) -> bytes:
-    """``mx.recordio.pack(IRHeader(0, label, record_id, 0), b"")``."""
-    return struct.pack(IR_FORMAT, 0, float(label), int(record_id), 0)
+# --- the .idx: one "<record id><TAB><byte offset>" line per record ---------------------------
+def _index_is_well_formed(data: bytes) -> bool:
+    """``data`` is ``(<digits>\t<digits>\n)*`` with 1-18 digits per field (vectorised)."""
+    raw = np.frombuffer(data, np.uint8)
+    digit = (raw >= ord("0")) & (raw <= ord("9"))
+    separators = np.flatnonzero(~digit)
+    kinds = raw[separators]
+    widths = np.diff(separators, prepend=-1) - 1  # digits before each separator
+    return bool(len(separators) % 2 == 0 and (kinds[0::2] == ord("\t")).all()
+                and (kinds[1::2] == ord("\n")).all()
+                and ((widths >= 1) & (widths <= 18)).all())
 
 
-def idx_path_for(rec_path: str | Path) -> Path:
-    """``train.rec`` -> ``train.idx``, the convention of im2rec and ImageRecordIter."""
-    return Path(rec_path).with_suffix(".idx")
+def read_index(idx_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ``.idx``'s record ids and offsets (``int64`` arrays, in file order).
+
+    Raises :class:`RecordError` at the first line that is not two numbers, repeats an id
+    or does not increase the offset.
+    """
+    with open(idx_path, "rb") as handle:
+        data = handle.read()
+    if not data:
+        empty = np.zeros(0, np.int64)
+        return empty, empty
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    if not _index_is_well_formed(data):
+        for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+            if not _IDX_LINE.fullmatch(line):
+                text = line[:60].decode("ascii", "replace")
+                raise RecordError("bad_idx_line", f"malformed index line {text!r}: expected "
+                                  f"'<record id><TAB><offset>' (the .idx is damaged or is "
+                                  f"not an MXNet index)", idx_path, number)
+    values = np.fromstring(data.decode("ascii"), dtype=np.int64, sep=" ")
+    keys, offsets = values[0::2], values[1::2]
+    order = np.argsort(keys, kind="stable")
+    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if repeated.size:
+        # The earliest line that repeats an id, and where that id first appeared.
+        second = order[repeated + 1]
+        at = int(second.min())
+        first = int(order[repeated[np.argmin(second)]])
+        raise RecordError("duplicate_id", f"record id {keys[at]} appears again (first at "
+                          f"line {first + 1}): the .idx is damaged", idx_path, at + 1,
+                          int(keys[at]))
+    backwards = np.flatnonzero(offsets[1:] <= offsets[:-1])
+    if backwards.size:
+        at = int(backwards[0]) + 1
+        raise RecordError(
+            "offset_order", f"record id {keys[at]}: offset {offsets[at]} does not come "
+            f"after the previous line's {offsets[at - 1]}; offsets must increase (the "
+            f".idx is damaged or belongs to another .rec)", idx_path, at + 1, int(keys[at]))
+    return keys, offsets

@@ -1,11 +1,8 @@
 """MXNet ``.lst`` image lists: ``index<TAB>label<TAB>path``, one image per line.
 
-This is the format that MXNet's ``im2rec.py`` reads and ``mx.io.ImageRecordIter``
-accepts as ``path_imglist``. Paths are relative to the image root (``IMAGES_PATH``), with
-``/`` separators, and must stay inside it: an absolute path, a ``..`` component, a
-backslash or a NUL byte is refused (:func:`unsafe_path_reason`), because the path is
-joined to the root and opened. The index becomes the record's id (``IRHeader.id``), so
-any record can be traced back to its line.
+What ``im2rec.py`` reads and ``ImageRecordIter`` accepts as ``path_imglist``. Paths are
+relative to the image root, ``/``-separated, and must stay inside it; the index becomes the
+record's id (``IRHeader.id``), so any record can be traced back to its line.
 """
 
 from __future__ import annotations
@@ -14,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyimagesearch.data.dataset import DatasetError
+import numpy as np
+
+from pyimagesearch.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -27,10 +26,8 @@ class ListEntry:
 
 
 def unsafe_path_reason(path: str) -> str | None:
-    """Why ``path`` may not be joined to the image root, or None if it may.
-
-    Symbolic links are not resolved: a dataset folder may legitimately be a link farm.
-    """
+    """Why ``path`` may not be joined to the image root and opened, or None if it may
+    (symbolic links are followed: a dataset folder may be a link farm)."""
     if not path:
         return "is empty"
     if "\0" in path:
@@ -44,12 +41,39 @@ def unsafe_path_reason(path: str) -> str | None:
     return None
 
 
+def parse_int(text: str, what: str, path: str | Path, line: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise DatasetError(f"{what} is not an integer: {text!r}", path, line) from None
+
+
+def check_unique(seen: dict, key: object, what: str, path: str | Path, line: int) -> None:
+    """Note that ``key`` is on ``line``; a key seen before is a ``DatasetError``."""
+    if key in seen:
+        raise DatasetError(f"{what} duplicated (first at line {seen[key]})", path, line)
+    seen[key] = line
+
+
 def make_entries(paths: Sequence[str], labels: Sequence[int]) -> list[ListEntry]:
     """Number (path, label) pairs 0, 1, 2, ... in the given order."""
     if len(paths) != len(labels):
         raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
     return [ListEntry(index, int(label), path)
             for index, (path, label) in enumerate(zip(paths, labels))]
+
+
+def split_entries(train: tuple[Sequence[str], Sequence[int]],
+                  val: tuple[Sequence[str], Sequence[int]],
+                  test: tuple[Sequence[str], Sequence[int]],
+                  seed: int) -> dict[str, list[ListEntry]]:
+    """The three lists from (paths, labels), the training list shuffled once with ``seed``:
+    ImageRecordIter reads records in chunks (and in contiguous parts per distributed
+    worker), so class-sorted records would give class-sorted batches."""
+    paths, labels = train
+    order = np.random.RandomState(seed).permutation(len(paths))
+    return {"train": make_entries([paths[i] for i in order], [labels[i] for i in order]),
+            "val": make_entries(*val), "test": make_entries(*test)}
 
 
 def format_entry(entry: ListEntry) -> str:
@@ -59,11 +83,7 @@ def format_entry(entry: ListEntry) -> str:
 
 
 def write_list(path: str | Path, entries: Iterable[ListEntry]) -> int:
-    """Write entries to ``path`` (replacing it) and return how many were written.
-
-    The caller chooses the name; ``build_imagenet`` writes to a temporary name and renames
-    the file into place once the whole dataset is complete.
-    """
+    """Write entries to ``path`` (replacing it); return how many were written."""
     count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         for entry in entries:
@@ -73,12 +93,11 @@ def write_list(path: str | Path, entries: Iterable[ListEntry]) -> int:
 
 
 def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntry]:
-    """Read a ``.lst`` file, rejecting malformed and duplicated lines by line number.
+    """Read a ``.lst`` file; ``DatasetError`` names the line of anything malformed or
+    duplicated, a path that leaves the image root, and an empty list.
 
-    Labels may be written as integers or as im2rec's floats (``3.000000``); they must be
-    whole, non-negative numbers (below ``num_classes`` if given) because ImageNet has one
-    class per image. Image paths must stay inside the image root (see the module doc).
-    An empty list is an error.
+    Labels may be integers or im2rec's floats (``3.000000``), but whole and ``>= 0`` (below
+    ``num_classes`` if given): one class per image.
     """
     try:
         with open(path, encoding="utf-8") as handle:
@@ -98,11 +117,7 @@ def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntr
         if len(fields) != 3 or not fields[2].strip():
             raise DatasetError("expected 'index<TAB>label<TAB>path'", path, number)
         index_text, label_text, image = (field.strip() for field in fields)
-        try:
-            index = int(index_text)
-        except ValueError:
-            raise DatasetError(f"index is not an integer: {index_text!r}",
-                               path, number) from None
+        index = parse_int(index_text, "index", path, number)
         try:
             value = float(label_text)
         except ValueError:
@@ -119,14 +134,8 @@ def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntr
         if reason:
             raise DatasetError(f"image path {image!r} {reason}; paths are relative to the "
                                f"image root and must stay inside it", path, number)
-        if index in index_line:
-            raise DatasetError(f"index {index} duplicated (first at line {index_line[index]})",
-                               path, number)
-        if image in path_line:
-            raise DatasetError(f"{image} duplicated (first at line {path_line[image]})",
-                               path, number)
-        index_line[index] = number
-        path_line[image] = number
+        check_unique(index_line, index, f"index {index}", path, number)
+        check_unique(path_line, image, image, path, number)
         entries.append(ListEntry(index, int(value), image))
     if not entries:
         raise DatasetError("list file is empty", path)

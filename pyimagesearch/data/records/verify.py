@@ -1,28 +1,9 @@
-"""Check a ``.rec``/``.idx`` pair before MXNet's C++ iterator reads it.
+"""Check a ``.rec``/``.idx`` pair before MXNet's C++ iterator reads it, and a whole dataset
+for ``verify_records.py``.
 
-``mx.io.ImageRecordIter`` trusts its files: on a truncated ``.rec`` it aborts the whole
-process (uncatchable from Python), a stale or short ``.idx`` gives ``bad_alloc`` or a
-silent count mismatch, and ``SoftmaxCrossEntropyLoss`` maps an out-of-range label onto a
-valid class without a word. :func:`verify_split` checks both files first and raises
-:class:`~pyimagesearch.data.records.errors.RecordError` naming the file, the ``.idx`` line,
-the record id and what is wrong:
-
-* every ``.idx`` line is ``<id><TAB><offset>``; ids are unique; offsets strictly
-  increase (:mod:`pyimagesearch.data.records.index`);
-* offsets are multiples of 4 and lie inside the ``.rec``; at every offset a RecordIO
-  record starts (magic ``0xced7230a``, then ``lrecord = cflag << 29 | length``, data
-  padded to 4 bytes; multi-part records, which MXNet writes when a payload holds the
-  magic word, are followed part by part) and fits in the file; the records tile the
-  ``.rec`` exactly; each record's ``IRHeader`` (``flag, label, id, id2``; struct ``IfQQ``)
-  has the id the ``.idx`` gives it and a whole label in ``[0, num_classes)`` (``flag > 0``:
-  every label of the array) (:mod:`pyimagesearch.data.records.walk`);
-* the count, and the file sizes (and with ``check_hash`` the SHA-256s), match the
-  manifest; with ``decode`` every image decodes with OpenCV, as the iterator decodes it,
-  to 3 channels and at least ``min_side`` pixels on its shorter side.
-
-The structure walk is fast enough for every train and test start (about 5 s warm and 30 s
-cold for ImageNet's 1.28 M training records); hashing and decoding read every byte and are
-for the ``verify_records.py`` command, through :func:`check_splits`.
+:func:`verify_split` raises :class:`~pyimagesearch.data.records.format.RecordError` naming the
+file, the ``.idx`` line, the record id and what is wrong; what it checks and why (MXNet's
+iterator aborts the process on such files): docs/data.md.
 """
 
 from __future__ import annotations
@@ -38,11 +19,9 @@ from typing import Any
 import numpy as np
 
 from pyimagesearch.config import Settings
-from pyimagesearch.data.dataset import DatasetError, check_dataset, split_records
+from pyimagesearch.data.dataset import DatasetError, check_dataset, idx_path, split_records
 from pyimagesearch.data.images import stored_image_problem
-from pyimagesearch.data.records.errors import RecordError
-from pyimagesearch.data.records.format import image_bytes_at
-from pyimagesearch.data.records.index import read_index
+from pyimagesearch.data.records.format import RecordError, image_bytes_at, read_index
 from pyimagesearch.data.records.walk import IndexedRec, mapped_file, walk_records
 from pyimagesearch.files import sha256_file
 
@@ -121,23 +100,12 @@ def verify_split(rec_path: str | Path, idx_path: str | Path,
                  threads: int | None = None) -> VerifyResult:
     """Check one ``.rec``/``.idx`` pair; raise :class:`RecordError` at the first problem.
 
-    Parameters
-    ----------
-    rec_path, idx_path : path
-        The pair, as ``mx.io.ImageRecordIter`` would be given it.
-    expected_count : int, optional
-        Records the manifest says were written (default: ``manifest_entry["count"]``).
-    num_classes : int, optional
-        Labels must lie in ``[0, num_classes)``; without it only ``>= 0`` and whole.
-    decode : bool
-        Also decode every image (reads every byte: minutes on ImageNet).
-    manifest_entry : dict, optional
-        The split's manifest entry: ``rec_bytes``/``idx_bytes`` are checked, and with
-        ``check_hash`` also ``rec_sha256``/``idx_sha256``.
-    min_side : int, optional
-        With ``decode``: the smallest shorter side allowed (the manifest's ``resize``).
-    threads : int, optional
-        Decoding threads (default: the CPU count, at most 8).
+    ``expected_count``: the records the manifest says were written (default: the count of
+    ``manifest_entry``); ``num_classes``: labels must lie in ``[0, num_classes)`` (without
+    it: whole and ``>= 0``); ``decode``: decode every image too (reads every byte), each
+    with a shorter side of at least ``min_side``, in ``threads`` threads (default: the CPU
+    count, at most 8); ``manifest_entry``: the split's entry, whose sizes (and with
+    ``check_hash`` SHA-256s) the files must have.
     """
     started = time.monotonic()
     rec, idx = str(rec_path), str(idx_path)
@@ -176,12 +144,6 @@ def verify_split(rec_path: str | Path, idx_path: str | Path,
                         seconds=time.monotonic() - started)
 
 
-def _split_paths(config: Settings, split: str) -> tuple[str, str]:
-    """The ``.rec`` and ``.idx`` of ``split`` as the config names them."""
-    rec = str(split_records(config, split))
-    return rec, str(Path(rec).with_suffix(".idx"))
-
-
 def _summary(result: VerifyResult) -> str:
     """One line for people: counts, per-class spread, what was checked, time."""
     counts = list(result.label_counts)
@@ -203,8 +165,7 @@ def _contract_summary(config: Settings, check_hash: bool = False) -> str:
     """The dataset contract's checks (manifest, classes, stored size, mean; with
     ``check_hash`` the mean file's SHA-256 too), as one line; ``DatasetError`` if not met."""
     manifest = check_dataset(config, ()).manifest
-    if check_hash and manifest.get("mean_sha256") and \
-            sha256_file(config.DATASET_MEAN) != manifest["mean_sha256"]:
+    if check_hash and sha256_file(config.DATASET_MEAN) != manifest["mean_sha256"]:
         raise DatasetError(f"SHA-256 differs from the mean file built with these records "
                            f"({manifest['path']})", config.DATASET_MEAN)
     return (f"OK  {manifest['num_classes']} classes ({manifest['label_order']} order), "
@@ -227,10 +188,8 @@ class DatasetReport:
     def lines(self) -> list[str]:
         """One line per check, as ``verify_records.py`` prints them."""
         width = max(len(split) for split in (*self.splits, "dataset")) + 1
-        if isinstance(self.contract, DatasetError):
-            lines = [f"{'dataset:':<{width}} FAILED {self.contract}"]
-        else:
-            lines = [f"{'dataset:':<{width}} {self.contract}"]
+        failed = "FAILED " if isinstance(self.contract, DatasetError) else ""
+        lines = [f"{'dataset:':<{width}} {failed}{self.contract}"]
         for split, outcome in self.splits.items():
             if isinstance(outcome, DatasetError):
                 kind = getattr(outcome, "kind", "error")
@@ -249,11 +208,11 @@ def check_splits(config: Settings, manifest: dict[str, Any], splits: Sequence[st
     except DatasetError as exc:
         report = DatasetReport(exc)
     for split in splits:
-        rec, idx = _split_paths(config, split)
+        rec = split_records(config, split)
         entry = manifest["splits"][split]
         try:
             report.splits[split] = verify_split(
-                rec, idx, int(entry["count"]), config.NUM_CLASSES, decode=decode,
+                rec, idx_path(rec), int(entry["count"]), config.NUM_CLASSES, decode=decode,
                 manifest_entry=entry, check_hash=check_hash,
                 min_side=int(manifest["resize"]) if decode else None)
         except DatasetError as exc:

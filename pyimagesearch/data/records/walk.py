@@ -1,23 +1,15 @@
-"""The structure and header checks of one ``.rec`` against its ``.idx``.
+"""The structure and header checks of a ``.rec`` against its ``.idx``, all records at once.
 
-:func:`walk_records` reads every record's RecordIO header and ``IRHeader`` through
-``mmap`` with NumPy gathers, with no per-record Python (only the rare multi-part or
-label-array records take a Python path), so it can run at every train and test start.
-Each check below is one function that finds its first offending record; the earliest
-record with a problem is reported (ties: the order of :data:`_CHECKS`), as a
-:class:`~pyimagesearch.data.records.errors.RecordError` naming the file to blame, the
-``.idx`` line and the record id.
-
-Measured on 100,000 records: 0.09 s for 2 KB records and 0.4 s for ImageNet-sized ones
-(110 KB, an 11 GB file) from the page cache; 2.3-2.5 s for the latter from a cold virtual
-disk (one 4 KB page per record, read by 16 threads).
+:func:`walk_records` reads every RecordIO header and ``IRHeader`` through ``mmap`` with NumPy
+gathers (only multi-part and label-array records take a Python path), fast enough for every
+train and test start (figures in docs/data.md), and reports the earliest damaged record.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -25,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pyimagesearch.data.records.errors import RecordError
 from pyimagesearch.data.records.format import (
     IR_FORMAT,
     IR_SIZE,
     MAX_PART_LENGTH,
     RECORDIO_MAGIC,
+    RecordError,
     RecordFormatError,
     read_record_at,
 )
@@ -59,12 +51,8 @@ def mapped_file(path: str, size: int) -> Iterator[memoryview | bytes]:
 
 
 def _prefetch(words: np.ndarray, positions: np.ndarray) -> None:
-    """Touch the page of every record header from several threads.
-
-    From a cold page cache the walk is one 4 KB read per record; NumPy releases the GIL in
-    its gathers, so threads keep many reads in flight (measured: 100,000 records of 110 KB
-    from a cold virtual disk, 8.8 s with one thread, 2.3-2.5 s with 16).
-    """
+    """Touch the page of every record header from several threads: from a cold page cache
+    the walk is one 4 KB read per record, and NumPy's gathers release the GIL."""
     if len(positions) < _PREFETCH_MIN:
         return
     chunks = np.array_split(positions, _PREFETCH_THREADS * 4)
@@ -93,283 +81,190 @@ class IndexedRec:
         return RecordError(kind, message, self.rec, None, int(self.keys[i]), idx_line=i + 1)
 
 
-@dataclass
+def _mask(n: int, records: Iterable[int]) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    mask[list(records)] = True
+    return mask
+
+
 class _Headers:
     """What the walk read at every ``.idx`` offset (arrays of one entry per record)."""
 
-    misaligned: np.ndarray      # offset not a multiple of 4
-    beyond_end: np.ndarray      # aligned, but no room for a RecordIO header
-    no_magic: np.ndarray        # room for a header, but no magic word
-    bad_cflag: np.ndarray       # the offset is inside a multi-part record
-    truncated: np.ndarray       # a one-part record that runs past the file's end
-    multi_error: dict[int, RecordFormatError]   # multi-part records that are broken
-    multipart: int              # multi-part records that are whole
-    end: np.ndarray             # offset after each record
-    previous_end: np.ndarray    # where each record should start
-    whole: np.ndarray           # a whole record starts at the offset
-    first_length: np.ndarray    # payload bytes available for the IRHeader
-    readable: np.ndarray        # whole and long enough for the IRHeader
-    flag: np.ndarray            # IRHeader fields of the readable records
-    label: np.ndarray
-    header_id: np.ndarray
-    label_arrays: dict[int, bytes]  # flag > 0: the float32 labels' bytes (maybe short)
+    def __init__(self, rec: IndexedRec) -> None:
+        n, size, offsets = rec.n, rec.size, rec.offsets
+        words = np.frombuffer(rec.buffer, dtype="<u4", count=size // 4)
 
-    @property
-    def plain(self) -> np.ndarray:
-        """Readable records with one label in the header (``flag == 0``)."""
-        return self.readable & (self.flag == 0)
+        def gather(selected: np.ndarray, word_offset: int, dtype: str = "<u4") -> np.ndarray:
+            values = np.zeros(n, dtype)
+            values[selected] = words[offsets[selected] // 4 + word_offset].view(dtype)
+            return values
 
+        self.misaligned = offsets % 4 != 0
+        has_head = ~self.misaligned & (offsets + 8 <= size)
+        self.beyond_end = ~self.misaligned & ~has_head  # no room for a RecordIO header
+        at_head = np.flatnonzero(has_head)
+        _prefetch(words, offsets[at_head] // 4)
+        magic, word = gather(at_head, 0), gather(at_head, 1)
+        self.no_magic = has_head & (magic != RECORDIO_MAGIC)
+        started = has_head & ~self.no_magic
+        cflag = word >> 29
+        self.bad_cflag = started & (cflag > 1)  # the offset is inside a multi-part record
+        length = (word & MAX_PART_LENGTH).astype(np.int64)
+        single = started & (cflag == 0)
+        self.end = offsets + 8 + ((length + 3) & ~3)  # offset after each record
+        self.truncated = single & (self.end > size)  # a one-part record cut off
 
-def _read_headers(rec: IndexedRec) -> _Headers:
-    n, size, offsets = rec.n, rec.size, rec.offsets
-    words = np.frombuffer(rec.buffer, dtype="<u4", count=size // 4)
+        # Multi-part records (rare): their parts are followed in Python.
+        self.multi_error: dict[int, RecordFormatError] = {}
+        heads: dict[int, bytes] = {}
+        for i in np.flatnonzero(started & (cflag == 1)).tolist():
+            try:
+                heads[i], self.end[i], _ = read_record_at(rec.buffer, int(offsets[i]))
+            except RecordFormatError as exc:
+                self.multi_error[i] = exc
+        self.multipart = len(heads)  # multi-part records that are whole
+        self.previous_end = np.concatenate([[0], self.end[:-1]])  # where each should start
+        self.whole = (single & ~self.truncated) | _mask(n, heads)
 
-    def gather(selected: np.ndarray, word_offset: int, dtype: str = "<u4") -> np.ndarray:
-        values = np.zeros(n, dtype)
-        values[selected] = words[offsets[selected] // 4 + word_offset].view(dtype)
-        return values
+        # IRHeader of every whole record (flag, label, id), from the record's first part;
+        # multi-part records take theirs from the joined payload.
+        self.first_length = np.where(single, length, 0)  # bytes available for the IRHeader
+        for i, payload in heads.items():
+            self.first_length[i] = len(payload)
+        self.readable = self.whole & (self.first_length >= IR_SIZE)
+        direct = np.flatnonzero(self.readable & single)
+        self.flag = gather(direct, 2)
+        self.label = gather(direct, 3, "<f4").astype(np.float64)
+        self.header_id = gather(direct, 4).astype(np.uint64) | (
+            gather(direct, 5).astype(np.uint64) << np.uint64(32))
+        for i, payload in heads.items():
+            if len(payload) >= IR_SIZE:
+                self.flag[i], self.label[i], self.header_id[i], _ = struct.unpack_from(
+                    IR_FORMAT, payload)
+        self.plain = self.readable & (self.flag == 0)  # one label in the header
 
-    misaligned = offsets % 4 != 0
-    has_head = ~misaligned & (offsets + 8 <= size)
-    at_head = np.flatnonzero(has_head)
-    _prefetch(words, offsets[at_head] // 4)
-    magic, word = gather(at_head, 0), gather(at_head, 1)
-    no_magic = has_head & (magic != RECORDIO_MAGIC)
-    started = has_head & ~no_magic
-    cflag = word >> 29
-    length = (word & MAX_PART_LENGTH).astype(np.int64)
-    single = started & (cflag == 0)
-    end = offsets + 8 + ((length + 3) & ~3)
-    truncated = single & (end > size)
-
-    # Multi-part records (rare): their parts are followed in Python.
-    multi_error: dict[int, RecordFormatError] = {}
-    heads: dict[int, bytes] = {}
-    for i in np.flatnonzero(started & (cflag == 1)).tolist():
-        try:
-            heads[i], end[i], _ = read_record_at(rec.buffer, int(offsets[i]))
-        except RecordFormatError as exc:
-            multi_error[i] = exc
-    in_heads = np.zeros(n, bool)
-    in_heads[list(heads)] = True
-    whole = (single & ~truncated) | in_heads
-
-    # IRHeader of every whole record (flag, label, id), from the record's first part;
-    # multi-part records take theirs from the joined payload.
-    first_length = np.where(single, length, 0)
-    for i, payload in heads.items():
-        first_length[i] = len(payload)
-    readable = whole & (first_length >= IR_SIZE)
-    direct = np.flatnonzero(readable & single)
-    flag = gather(direct, 2)
-    label = gather(direct, 3, "<f4").astype(np.float64)
-    header_id = gather(direct, 4).astype(np.uint64) | (
-        gather(direct, 5).astype(np.uint64) << np.uint64(32))
-    for i, payload in heads.items():
-        if len(payload) >= IR_SIZE:
-            flag[i], label[i], header_id[i], _ = struct.unpack_from(IR_FORMAT, payload)
-
-    label_arrays = {}
-    for i in np.flatnonzero(readable & (flag > 0)).tolist():
-        count = int(flag[i])
-        if i in heads:
-            label_arrays[i] = heads[i][IR_SIZE:IR_SIZE + 4 * count]
-        else:
-            start = int(offsets[i]) + 8 + IR_SIZE
-            label_arrays[i] = bytes(rec.buffer[start:min(start + 4 * count,
-                                                         start - IR_SIZE + int(first_length[i]))])
-    return _Headers(
-        misaligned=misaligned, beyond_end=~misaligned & ~has_head, no_magic=no_magic,
-        bad_cflag=started & (cflag > 1), truncated=truncated, multi_error=multi_error,
-        multipart=len(heads), end=end, previous_end=np.concatenate([[0], end[:-1]]),
-        whole=whole, first_length=first_length, readable=readable, flag=flag, label=label,
-        header_id=header_id, label_arrays=label_arrays)
-
-
-# --- the checks: each returns (first offending record, its error) before ``stop``, or None --
-Found = tuple[int, RecordError] | None
-
-
-def _first(mask: np.ndarray, stop: int) -> int | None:
-    hits = np.flatnonzero(mask[:stop])
-    return int(hits[0]) if hits.size else None
-
-
-def _check_alignment(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.misaligned, stop)
-    if i is None:
-        return None
-    return i, rec.error("misaligned_idx", i, f"{rec.where(i)}: misaligned .idx offset: "
-                        f"{rec.offsets[i]} is not a multiple of 4, so no record can start "
-                        f"there (the .idx is damaged)", blame_idx=True)
-
-
-def _check_inside_file(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.beyond_end, stop)
-    if i is None:
-        return None
-    offset = int(rec.offsets[i])
-    if offset < rec.size:
-        detail = f"the file ends at {rec.size} bytes, inside this record's header"
-    else:
-        detail = f"the record would start at or after the end of the file ({rec.size} bytes)"
-    return i, rec.error("truncated_rec", i, f"truncated .rec: {rec.where(i)}: {detail}; "
-                        f"this record and the {rec.n - i - 1} after it are missing (an "
-                        f"interrupted copy or build, or an .idx of a longer .rec)")
-
-
-def _check_magic(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.no_magic, stop)
-    if i is None:
-        return None
-    return i, rec.error("stale_idx", i, f"stale .idx: {rec.where(i)}: no record starts at "
-                        f"offset {rec.offsets[i]} of {rec.rec_name} (no RecordIO magic "
-                        f"there): the .idx does not belong to this .rec (an index from "
-                        f"another build?)", blame_idx=True)
-
-
-def _check_record_start(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.bad_cflag, stop)
-    if i is None:
-        return None
-    return i, rec.error("stale_idx", i, f"stale .idx: {rec.where(i)}: offset "
-                        f"{rec.offsets[i]} is in the middle of a multi-part record of "
-                        f"{rec.rec_name}, not at a record start: the .idx does not belong "
-                        f"to this .rec", blame_idx=True)
-
-
-def _check_multipart(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    broken = [i for i in headers.multi_error if i < stop]
-    if not broken:
-        return None
-    i = min(broken)
-    exc = headers.multi_error[i]
-    kind = "truncated_rec" if exc.kind == "truncated" else "damaged_rec"
-    what = "truncated .rec" if kind == "truncated_rec" else "damaged multi-part record"
-    return i, rec.error(kind, i, f"{what}: {rec.where(i)}: {exc}")
-
-
-def _check_complete(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.truncated, stop)
-    if i is None:
-        return None
-    return i, rec.error("truncated_rec", i, f"truncated .rec: {rec.where(i)} is cut off: it "
-                        f"needs bytes up to offset {headers.end[i]} but the file ends at "
-                        f"{rec.size}; it and the {rec.n - i - 1} record(s) after it are lost "
-                        f"(an interrupted copy or build): copy the file again or rebuild")
-
-
-def _check_tiling(rec: IndexedRec, headers: _Headers, context: _Context, stop: int) -> Found:
-    """Each whole record starts where the previous one ends."""
-    i = _first(headers.whole & (rec.offsets != headers.previous_end), stop)
-    if i is None:
-        return None
-    offset, previous_end = int(rec.offsets[i]), int(headers.previous_end[i])
-    if offset < previous_end:
-        return i, rec.error("stale_idx", i, f"stale .idx: {rec.where(i)}: offset {offset} "
-                            f"lies inside the previous record, which ends at {previous_end}: "
-                            f"the .idx does not belong to this .rec", blame_idx=True)
-    gap = offset - previous_end
-    before = f"record id {rec.keys[i - 1]}" if i else "the start of the file"
-    expected = context.expected_count
-    short = expected is not None and rec.n < expected
-    kind = "short_idx" if short else "stale_idx"
-    because = (f"short .idx: it lists {rec.n} records, the manifest {expected}" if short
-               else "stale .idx")
-    return i, rec.error(kind, i, f"{because}: {gap} bytes of {rec.rec_name} between "
-                        f"{before} (ending at {previous_end}) and {rec.where(i)} are in no "
-                        f".idx line (records missing from the index)", blame_idx=True)
-
-
-def _check_header_room(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.whole & ~headers.readable, stop)
-    if i is None:
-        return None
-    return i, rec.error("short_record", i, f"{rec.where(i)} holds {headers.first_length[i]} "
-                        f"bytes, fewer than the {IR_SIZE}-byte IRHeader: not an image record")
-
-
-def _check_header_id(rec: IndexedRec, headers: _Headers, _: _Context, stop: int) -> Found:
-    i = _first(headers.readable & (headers.header_id != rec.keys.astype(np.uint64)), stop)
-    if i is None:
-        return None
-    return i, rec.error("id_mismatch", i, f"header id mismatch: {rec.where(i)}: the record "
-                        f"there has id {headers.header_id[i]} in its IRHeader: the .idx is "
-                        f"from another build (stale index)")
-
-
-def _label_error(rec: IndexedRec, i: int, kind: str, value: float, num_classes: int | None,
-                 which: str = "") -> RecordError:
-    if kind == "label_not_integral":
-        problem = f"label {value!r}{which} is not a whole number (one class per image)"
-    else:
-        bound = "0" if num_classes is None else f"[0, {num_classes})"
-        problem = (f"label {value:g}{which} lies outside {bound} (NUM_CLASSES); the loss "
-                   f"would silently map it onto a valid class")
-    return rec.error(kind, i, f"{rec.where(i)}: {problem}")
-
-
-def _not_integral(label: np.ndarray) -> np.ndarray:
-    return ~(np.isfinite(label) & (label == np.floor(label)))
-
-
-def _check_label_integral(rec: IndexedRec, headers: _Headers, context: _Context,
-                          stop: int) -> Found:
-    i = _first(headers.plain & _not_integral(headers.label), stop)
-    if i is None:
-        return None
-    return i, _label_error(rec, i, "label_not_integral", float(headers.label[i]),
-                           context.num_classes)
-
-
-def _check_label_range(rec: IndexedRec, headers: _Headers, context: _Context,
-                       stop: int) -> Found:
-    label = headers.label
-    outside = label < 0
-    if context.num_classes is not None:
-        outside |= label >= context.num_classes
-    i = _first(headers.plain & ~_not_integral(label) & outside, stop)
-    if i is None:
-        return None
-    return i, _label_error(rec, i, "label_range", float(label[i]), context.num_classes)
-
-
-def _check_label_arrays(rec: IndexedRec, headers: _Headers, context: _Context,
-                        stop: int) -> Found:
-    """flag > 0: ``flag`` float32 labels follow the header; check each of them."""
-    for i, raw in sorted(headers.label_arrays.items()):
-        if i >= stop:
-            return None
-        count = int(headers.flag[i])
-        if len(raw) < 4 * count:
-            return i, rec.error("short_record", i, f"{rec.where(i)} is too short for the "
-                                f"{count} labels its IRHeader announces")
-        for position, value in enumerate(np.frombuffer(raw, "<f4").tolist()):
-            if not (np.isfinite(value) and float(value).is_integer()):
-                kind = "label_not_integral"
-            elif value < 0 or (context.num_classes is not None
-                               and value >= context.num_classes):
-                kind = "label_range"
+        # flag > 0: the bytes of the float32 labels that follow the header (maybe short).
+        self.label_arrays = {}
+        for i in np.flatnonzero(self.readable & (self.flag > 0)).tolist():
+            count = int(self.flag[i])
+            if i in heads:
+                self.label_arrays[i] = heads[i][IR_SIZE:IR_SIZE + 4 * count]
             else:
-                continue
-            return i, _label_error(rec, i, kind, value, context.num_classes,
-                                   f" (label {position + 1} of {count})")
+                start = int(offsets[i]) + 8 + IR_SIZE
+                stop = min(start + 4 * count, start - IR_SIZE + int(self.first_length[i]))
+                self.label_arrays[i] = bytes(rec.buffer[start:stop])
+
+
+# --- the checks ---------------------------------------------------------------------------------
+# A check: the records it finds damaged, the error's kind, whether the .idx is to blame, and
+# the message for record i. The earliest damaged record is reported; ties go to the first check.
+_Check = tuple[np.ndarray, str, bool, Callable[[int], str]]
+
+
+def _label_kind(value: float, num_classes: int | None) -> str | None:
+    if not (np.isfinite(value) and float(value).is_integer()):
+        return "label_not_integral"
+    if value < 0 or (num_classes is not None and value >= num_classes):
+        return "label_range"
     return None
 
 
-@dataclass(frozen=True)
-class _Context:
-    """What the checks know besides the files."""
+def _label_text(kind: str, value: float, num_classes: int | None, which: str = "") -> str:
+    if kind == "label_not_integral":
+        return f"label {value!r}{which} is not a whole number (one class per image)"
+    bound = "0" if num_classes is None else f"[0, {num_classes})"
+    return (f"label {value:g}{which} lies outside {bound} (NUM_CLASSES); the loss would "
+            f"silently map it onto a valid class")
 
-    num_classes: int | None
-    expected_count: int | None
+
+def _label_array_problems(headers: _Headers,
+                          num_classes: int | None) -> dict[int, tuple[str, str]]:
+    """flag > 0: ``flag`` float32 labels follow the header; each array's first problem, as
+    (kind, what follows the record's name in the message)."""
+    found = {}
+    for i, raw in headers.label_arrays.items():
+        count = int(headers.flag[i])
+        if len(raw) < 4 * count:
+            found[i] = ("short_record", f" is too short for the {count} labels its IRHeader "
+                        f"announces")
+            continue
+        for position, value in enumerate(np.frombuffer(raw, "<f4").tolist()):
+            kind = _label_kind(value, num_classes)
+            if kind:
+                which = f" (label {position + 1} of {count})"
+                found[i] = kind, f": {_label_text(kind, value, num_classes, which)}"
+                break
+    return found
 
 
-_CHECKS: tuple[Callable[[IndexedRec, _Headers, _Context, int], Found], ...] = (
-    _check_alignment, _check_inside_file, _check_magic, _check_record_start,
-    _check_multipart, _check_complete, _check_tiling, _check_header_room, _check_header_id,
-    _check_label_integral, _check_label_range, _check_label_arrays,
-)
+def _checks(rec: IndexedRec, h: _Headers, num_classes: int | None,
+            expected: int | None) -> list[_Check]:
+    where, offsets, n, size, name = rec.where, rec.offsets, rec.n, rec.size, rec.rec_name
+    multi_truncated = {i for i, exc in h.multi_error.items() if exc.kind == "truncated"}
+    integral = np.isfinite(h.label) & (h.label == np.floor(h.label))
+    outside = h.label < 0
+    if num_classes is not None:
+        outside |= h.label >= num_classes
+    short = expected is not None and n < expected
+    arrays = _label_array_problems(h, num_classes)
+
+    def gap(i: int) -> str:
+        before = f"record id {rec.keys[i - 1]}" if i else "the start of the file"
+        because = f"short .idx: it lists {n} records, the manifest {expected}" if short \
+            else "stale .idx"
+        return (f"{because}: {offsets[i] - h.previous_end[i]} bytes of {name} between "
+                f"{before} (ending at {h.previous_end[i]}) and {where(i)} are in no .idx line "
+                f"(records missing from the index)")
+
+    def beyond_end(i: int) -> str:
+        detail = (f"the file ends at {size} bytes, inside this record's header"
+                  if offsets[i] < size else
+                  f"the record would start at or after the end of the file ({size} bytes)")
+        return (f"truncated .rec: {where(i)}: {detail}; this record and the {n - i - 1} after "
+                f"it are missing (an interrupted copy or build, or an .idx of a longer .rec)")
+
+    checks: list[_Check] = [
+        (h.misaligned, "misaligned_idx", True, lambda i: (
+            f"{where(i)}: misaligned .idx offset: {offsets[i]} is not a multiple of 4, so no "
+            f"record can start there (the .idx is damaged)")),
+        (h.beyond_end, "truncated_rec", False, beyond_end),
+        (h.no_magic, "stale_idx", True, lambda i: (
+            f"stale .idx: {where(i)}: no record starts at offset {offsets[i]} of {name} (no "
+            f"RecordIO magic there): the .idx does not belong to this .rec (an index from "
+            f"another build?)")),
+        (h.bad_cflag, "stale_idx", True, lambda i: (
+            f"stale .idx: {where(i)}: offset {offsets[i]} is in the middle of a multi-part "
+            f"record of {name}, not at a record start: the .idx does not belong to this .rec")),
+        (_mask(n, multi_truncated), "truncated_rec", False,
+         lambda i: f"truncated .rec: {where(i)}: {h.multi_error[i]}"),
+        (_mask(n, set(h.multi_error) - multi_truncated), "damaged_rec", False,
+         lambda i: f"damaged multi-part record: {where(i)}: {h.multi_error[i]}"),
+        (h.truncated, "truncated_rec", False, lambda i: (
+            f"truncated .rec: {where(i)} is cut off: it needs bytes up to offset {h.end[i]} "
+            f"but the file ends at {size}; it and the {n - i - 1} record(s) after it are lost "
+            f"(an interrupted copy or build): copy the file again or rebuild")),
+        # Each whole record starts where the previous one ends.
+        (h.whole & (offsets < h.previous_end), "stale_idx", True, lambda i: (
+            f"stale .idx: {where(i)}: offset {offsets[i]} lies inside the previous record, "
+            f"which ends at {h.previous_end[i]}: the .idx does not belong to this .rec")),
+        (h.whole & (offsets > h.previous_end), "short_idx" if short else "stale_idx", True,
+         gap),
+        (h.whole & ~h.readable, "short_record", False, lambda i: (
+            f"{where(i)} holds {h.first_length[i]} bytes, fewer than the {IR_SIZE}-byte "
+            f"IRHeader: not an image record")),
+        (h.readable & (h.header_id != rec.keys.astype(np.uint64)), "id_mismatch", False,
+         lambda i: (f"header id mismatch: {where(i)}: the record there has id "
+                    f"{h.header_id[i]} in its IRHeader: the .idx is from another build "
+                    f"(stale index)")),
+        (h.plain & ~integral, "label_not_integral", False, lambda i: (
+            f"{where(i)}: {_label_text('label_not_integral', float(h.label[i]), num_classes)}")),
+        (h.plain & integral & outside, "label_range", False, lambda i: (
+            f"{where(i)}: {_label_text('label_range', float(h.label[i]), num_classes)}")),
+    ]
+    for kind in ("short_record", "label_not_integral", "label_range"):
+        found = [i for i, (problem, _) in arrays.items() if problem == kind]
+        checks.append((_mask(n, found), kind, False, lambda i: where(i) + arrays[i][1]))
+    return checks
 
 
 def _check_tail(rec: IndexedRec, headers: _Headers, expected: int | None) -> None:
@@ -405,14 +300,14 @@ class WalkResult:
 def walk_records(rec: IndexedRec, num_classes: int | None,
                  expected_count: int | None) -> WalkResult:
     """Raise the first problem in file order (:class:`RecordError`); else the labels."""
-    headers = _read_headers(rec)
-    context = _Context(num_classes, expected_count)
-    first: Found = None
-    for check in _CHECKS:
-        found = check(rec, headers, context, rec.n if first is None else first[0])
-        if found is not None:
-            first = found
+    headers = _Headers(rec)
+    first = None
+    for mask, kind, blame_idx, message in _checks(rec, headers, num_classes, expected_count):
+        hits = np.flatnonzero(mask[:rec.n if first is None else first[0]])
+        if hits.size:
+            first = int(hits[0]), kind, blame_idx, message
     if first is not None:
-        raise first[1]
+        i, kind, blame_idx, message = first
+        raise rec.error(kind, i, message(i), blame_idx)
     _check_tail(rec, headers, expected_count)
     return WalkResult(labels=headers.label[headers.plain], multipart=headers.multipart)

@@ -1,11 +1,8 @@
-"""CIFAR-10 and CIFAR-100 read from their official distribution files (either layout,
-detected from the folder's contents; see :mod:`pyimagesearch.data.sources.cifar_format`), and the
-stratified train/validation split.
+"""CIFAR-10 and CIFAR-100 read from their official files (either layout, found from the
+folder's contents), and the stratified train/validation split.
 
-Python-layout pickles go through the restricted unpickler of
-:mod:`data.sources.cifar_pickle`; :mod:`data.sources.cifar_writer` produces
-both layouts byte-for-byte in the official structure, so tests, end-to-end runs and the
-demo exercise this same reader a real download goes through.
+Python-layout pickles go through the restricted unpickler of :mod:`.cifar_pickle`; the fake
+data of :mod:`.cifar_writer` goes through this same reader (docs/data.md).
 """
 
 from __future__ import annotations
@@ -55,8 +52,7 @@ def _python_entry(batch: dict[str, Any], key: str, path: Path) -> Any:
                                "is it the right dataset and split?") from None
 
 
-def _read_python_batch(path: Path, label_sets: Sequence[LabelSet]
-                       ) -> tuple[np.ndarray, list[np.ndarray]]:
+def _read_python_batch(path: Path, label_set: LabelSet) -> tuple[np.ndarray, np.ndarray]:
     batch = read_cifar_pickle(path)
     data = _python_entry(batch, "data", path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
@@ -64,24 +60,20 @@ def _read_python_batch(path: Path, label_sets: Sequence[LabelSet]
         raise CifarFormatError(
             f"{path}: 'data' must be a uint8 array of shape (N, {PIXELS}), got "
             f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}")
-    labels = []
-    for label_set in label_sets:
-        raw = _python_entry(batch, label_set.batch_key, path)
-        values = np.asarray(raw)
-        if values.ndim != 1 or (values.size and values.dtype.kind not in "iu"):
-            raise CifarFormatError(f"{path}: {label_set.batch_key!r} must be a list of ints, "
-                                   f"got {values.dtype} with shape {values.shape}")
-        if len(values) != len(data):
-            raise CifarFormatError(f"{path}: {len(values)} {label_set.batch_key} for "
-                                   f"{len(data)} images in 'data'")
-        values = values.astype(np.int64)
-        _check_range(values, label_set.num_classes, path, label_set.batch_key)
-        labels.append(values)
-    return to_hwc(data), labels
+    values = np.asarray(_python_entry(batch, label_set.batch_key, path))
+    if values.ndim != 1 or (values.size and values.dtype.kind not in "iu"):
+        raise CifarFormatError(f"{path}: {label_set.batch_key!r} must be a list of ints, "
+                               f"got {values.dtype} with shape {values.shape}")
+    if len(values) != len(data):
+        raise CifarFormatError(f"{path}: {len(values)} {label_set.batch_key} for "
+                               f"{len(data)} images in 'data'")
+    values = values.astype(np.int64)
+    _check_range(values, label_set.num_classes, path, label_set.batch_key)
+    return to_hwc(data), values
 
 
-def _read_binary_batch(path: Path, label_bytes: int, label_sets: Sequence[LabelSet]
-                       ) -> tuple[np.ndarray, list[np.ndarray]]:
+def _read_binary_batch(path: Path, label_bytes: int,
+                       label_set: LabelSet) -> tuple[np.ndarray, np.ndarray]:
     record = label_bytes + PIXELS
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:
@@ -93,13 +85,10 @@ def _read_binary_batch(path: Path, label_bytes: int, label_sets: Sequence[LabelS
             f"record {index} is truncated ({raw.size - index * record} of {record} bytes); "
             "re-extract the official archive")
     records = raw.reshape(-1, record)
-    labels = []
-    for label_set in label_sets:
-        values = records[:, label_set.column].astype(np.int64)
-        what = label_set.batch_key.rstrip("s").replace("_", " ")  # "fine label"
-        _check_range(values, label_set.num_classes, path, what)
-        labels.append(values)
-    return to_hwc(records[:, label_bytes:]), labels
+    values = records[:, label_set.column].astype(np.int64)
+    what = label_set.batch_key.rstrip("s").replace("_", " ")  # "fine label"
+    _check_range(values, label_set.num_classes, path, what)
+    return to_hwc(records[:, label_bytes:]), values
 
 
 def _decode_names(names: Any, path: Path, key: str) -> list[str]:
@@ -133,12 +122,11 @@ def _has_files(folder: Path, layout: Layout) -> bool:
 
 def locate_cifar(root: str | os.PathLike[str], dataset: str = "cifar10",
                  layout: str = "auto") -> tuple[Path, str]:
-    """Find the extracted folder of ``dataset`` and its layout ("python" or "binary").
+    """The extracted folder of ``dataset`` and its layout ("python" or "binary").
 
-    ``root`` may be the extracted folder itself (under any name: it is recognised by
-    its files) or its parent holding ``cifar-10-batches-py``, ``cifar-10-batches-bin``,
-    ``cifar-100-python`` or ``cifar-100-binary``. With ``layout="auto"`` and both
-    layouts present, the binary one wins: it is read without unpickling anything.
+    ``root`` is that folder (under any name: its files say what it is) or its parent, where
+    the official folder names are looked for. With ``layout="auto"`` and both layouts
+    present, the binary one wins: it is read without unpickling anything.
     """
     check_choice("dataset", dataset, DATASETS)
     check_choice("layout", layout, (*LAYOUTS, "auto"))
@@ -173,18 +161,12 @@ def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: st
                label: str = "fine", layout: str = "auto") -> CifarSplit:
     """Read one split of CIFAR-10 or CIFAR-100 from the official python or binary files.
 
-    Parameters
-    ----------
-    root : the extracted folder or its parent (see ``locate_cifar``).
-    dataset : "cifar10" or "cifar100".
-    split : "train" (50,000 images, in file order) or "test" (10,000).
-    label : "fine" (CIFAR-10's labels, CIFAR-100's 100 classes) or "coarse" (CIFAR-100's
-        20 superclasses).
-    layout : "auto" (detect), "python" or "binary".
-
-    Raises ``CifarFilesMissing`` naming the expected files, ``CifarFormatError`` naming the
-    file (and record) that does not fit the format, ``UnsafePickleError`` for a pickle
-    that references anything but numpy arrays.
+    ``root``: see :func:`locate_cifar`; ``split``: ``"train"`` (50,000 images, in file
+    order) or ``"test"``; ``label``: ``"fine"`` (CIFAR-10's labels, CIFAR-100's 100
+    classes) or ``"coarse"`` (CIFAR-100's 20 superclasses); ``layout``: ``"auto"``,
+    ``"python"`` or ``"binary"``. Raises ``CifarFilesMissing`` naming the expected files,
+    ``CifarFormatError`` naming the file (and record) that does not fit the format,
+    ``UnsafePickleError`` for a pickle that references anything but numpy arrays.
     """
     check_choice("split", split, SPLITS)
     check_choice("label", label, LABEL_KINDS)
@@ -205,10 +187,10 @@ def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: st
     images, labels = [], []
     for name in files:
         if kind == "python":
-            batch_images, (batch_labels,) = _read_python_batch(folder / name, [label_set])
+            batch_images, batch_labels = _read_python_batch(folder / name, label_set)
         else:
-            batch_images, (batch_labels,) = _read_binary_batch(folder / name,
-                                                               spec.label_bytes, [label_set])
+            batch_images, batch_labels = _read_binary_batch(folder / name, spec.label_bytes,
+                                                            label_set)
         images.append(batch_images)
         labels.append(batch_labels)
     result = CifarSplit(np.concatenate(images), np.concatenate(labels), class_names)
@@ -217,18 +199,11 @@ def load_cifar(root: str | os.PathLike[str], dataset: str = "cifar10", split: st
     return result
 
 
-# ---------------------------------------------------------------------------------------
-# The train/validation split
-
-
 def train_val_indices(labels: np.ndarray | Sequence[int], val_size: int = 5000,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified, reproducible split of ``range(len(labels))`` into (train, val) indices.
-
-    Each class gives ``val_size * count / N`` images to validation, rounded by largest
-    remainder (ties to the lower class) so the sizes add up to ``val_size`` exactly. Both
-    index arrays are sorted, i.e. keep file order; shuffling is the iterator's job.
-    """
+    """Stratified, reproducible split of ``range(len(labels))`` into sorted (train, val)
+    indices: each class gives ``val_size * count / N`` images, rounded by largest remainder
+    (ties to the lower class) so that they add up to ``val_size`` exactly."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
         raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} "

@@ -1,17 +1,7 @@
 """The two layouts of Krizhevsky's CIFAR-10 and CIFAR-100 archives, and the arrays they hold.
 
-The dataset page (https://www.cs.toronto.edu/~kriz/cifar.html) ships each dataset in two
-layouts:
-
-- python: pickles written by Python 2's cPickle (protocol 2), one dict per file with
-  byte-string keys (``b"data"``, ``b"labels"`` or ``b"fine_labels"``/``b"coarse_labels"``,
-  ``b"filenames"``, ``b"batch_label"``); ``data`` is a uint8 array (N, 3072) holding the
-  red plane, then green, then blue, each 32x32 row-major.
-- binary: fixed-size records, one or two label bytes (CIFAR-100: coarse, then fine)
-  followed by the same 3072 pixel bytes; class names in text files, one per line.
-
-:mod:`data.sources.cifar` reads them, :mod:`data.sources.cifar_writer` writes
-them; both take the file names, label sets and class names from here.
+File names, label sets and class names for the reader (:mod:`.cifar`) and the writer
+(:mod:`.cifar_writer`); the layouts are described in docs/data.md.
 """
 
 from __future__ import annotations
@@ -127,7 +117,6 @@ class CifarFilesMissing(DatasetError, FileNotFoundError):
     """The CIFAR files are not where the config says (the message names what is missing)."""
 
 
-
 @dataclass(frozen=True)
 class CifarSplit:
     """One split ready for training: images (N, 32, 32, 3) uint8 RGB (HWC), labels (N,)
@@ -201,8 +190,6 @@ def check_label_array(labels: Any, count: int, num_classes: int, what: str) -> N
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
 
 
 def to_hwc(flat: np.ndarray) -> np.ndarray:

@@ -1,17 +1,6 @@
-"""The embedded demo: a miniature ILSVRC2015 tree made of scikit-learn's handwritten digits.
-
-``sklearn.datasets.load_digits`` ships 1,797 8x8 digits inside the package, so the demo
-needs no download. Each digit becomes a ``DEMO_IMAGE_SIZE`` RGB JPEG, light ink on a dark
-ground whose colours vary per image but keep R > G > B on average, so a swapped channel
-order shows up in the mean. The tree uses exactly the real layout and file formats
-(see DESIGN.md): ten classes with made-up WordNet ids and devkit-style names, listed in
-``map_clsloc.txt`` in digit order, which is *not* sorted WordNet-id order, so the two
-``LABEL_ORDER`` settings give different labels, as on real ImageNet.
-
-The tree is written into a temporary folder beside ``BASE_PATH`` and renamed into place
-when complete, with a stamp file (``.demo_dataset.json``) recording the parameters and
-every file's size; a second run with the same parameters finds it complete and does
-nothing.
+"""The embedded demos: a miniature ILSVRC2015 tree made of scikit-learn's handwritten digits
+(:func:`write_demo_dataset`), or for image-folder configs a tree of real photographs
+(:mod:`.sample_photos`). Written once, deterministic given ``DEMO_SEED``: docs/data.md.
 """
 
 from __future__ import annotations
@@ -29,8 +18,9 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.images import encode_jpeg
 from pyimagesearch.data.sources.sample_photos import write_photo_demo
-from pyimagesearch.files import PARTIAL
+from pyimagesearch.files import PARTIAL, partial_path
 
 logger = logging.getLogger(__name__)
 
@@ -137,17 +127,13 @@ def _write_tree(root: Path, config: Settings, parameters: dict[str, Any]) -> dic
     train, val, blacklist = _plan(config, targets)
     layout = {name: root / rel for name, rel in parameters["layout"].items()}
     size = int(config.DEMO_IMAGE_SIZE)
-    quality = [cv2.IMWRITE_JPEG_QUALITY, DEMO_JPEG_QUALITY]
     colour_rng = np.random.RandomState(int(config.DEMO_SEED) + 1)
     # Colours are drawn in sample order, so an image looks the same whichever split it is in.
     rendered = [render_digit(images[i], size, colour_rng) for i in range(len(images))]
 
     def save(path: Path, rgb: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
-        if not ok:  # pragma: no cover
-            raise RuntimeError(f"cannot encode {path}")
-        path.write_bytes(buffer.tobytes())
+        path.write_bytes(encode_jpeg(rgb, DEMO_JPEG_QUALITY))
 
     train_lines = []
     for number, sample in enumerate(sorted(train, key=lambda i: (DIGIT_CLASSES[targets[i]][0],
@@ -191,14 +177,10 @@ def _is_complete(base: Path, stamp: dict[str, Any] | None, parameters: dict[str,
                                for rel, size in files.items())
 
 
-def _counts(base: Path, parameters: dict[str, Any]) -> tuple[int, int, int]:
-    layout = parameters["layout"]
-
-    def lines(name: str) -> int:
-        text = (base / layout[name]).read_text(encoding="utf-8")
-        return len(text.splitlines())
-
-    return lines("TRAIN_LIST"), lines("VAL_LIST"), lines("VAL_BLACKLIST")
+def _counts(base: Path, parameters: dict[str, Any]) -> list[int]:
+    """Lines of the training list, the validation list and the blacklist."""
+    return [len((base / parameters["layout"][name]).read_text(encoding="utf-8").splitlines())
+            for name in ("TRAIN_LIST", "VAL_LIST", "VAL_BLACKLIST")]
 
 
 def _remove_leftovers(base: Path) -> None:
@@ -218,11 +200,8 @@ def _remove_leftovers(base: Path) -> None:
 
 
 def write_demo_dataset(config: Settings) -> DemoResult:
-    """Write the digits mini-ILSVRC tree at ``config.BASE_PATH`` unless it is already there.
-
-    Deterministic given ``DEMO_SEED`` (same seed, same bytes). Refuses to replace a
-    ``BASE_PATH`` that this function did not write.
-    """
+    """Write the digits mini-ILSVRC tree at ``config.BASE_PATH`` unless it is already there
+    (same seed, same bytes); a ``BASE_PATH`` that this function did not write is refused."""
     config.require(*_FIELDS)
     if int(config.NUM_CLASSES) != len(DIGIT_CLASSES):
         raise ConfigError(f"{config.source}: the digits demo has "
@@ -233,39 +212,35 @@ def write_demo_dataset(config: Settings) -> DemoResult:
     _remove_leftovers(base)
 
     stamp = _read_stamp(base)
-    if _is_complete(base, stamp, parameters):
-        train, val, blacklisted = _counts(base, parameters)
-        return DemoResult(base, False, len(DIGIT_CLASSES), train, val, blacklisted)
-    if base.exists() and stamp is None:
+    created = not _is_complete(base, stamp, parameters)
+    if created and base.exists() and stamp is None:
         raise DatasetError("exists but was not written by build_demo_dataset.py; move it away "
                            "or point the config (DIGITS_HOME) elsewhere", base)
-
-    temporary = base.parent / f".{base.name}{PARTIAL}{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        files = _write_tree(temporary, config, parameters)
-        new_stamp = {"parameters": parameters, "files": files}
-        (temporary / STAMP_NAME).write_text(json.dumps(new_stamp, indent=1) + "\n",
-                                            encoding="utf-8")
-        if base.exists():
-            # An older demo tree with other parameters: swap, then delete it.
-            logger.info("replacing %s (made with other parameters)", base)
-            old = base.parent / f".{base.name}{_OLD}{os.getpid()}"
-            os.rename(base, old)
-            os.rename(temporary, base)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(temporary, base)
-    finally:
+    if created:
+        temporary = partial_path(base, hidden=True)
         shutil.rmtree(temporary, ignore_errors=True)
-    train, val, blacklisted = _counts(base, parameters)
-    return DemoResult(base, True, len(DIGIT_CLASSES), train, val, blacklisted)
+        try:
+            files = _write_tree(temporary, config, parameters)
+            new_stamp = {"parameters": parameters, "files": files}
+            (temporary / STAMP_NAME).write_text(json.dumps(new_stamp, indent=1) + "\n",
+                                                encoding="utf-8")
+            if base.exists():
+                # An older demo tree with other parameters: swap, then delete it.
+                logger.info("replacing %s (made with other parameters)", base)
+                old = base.parent / f".{base.name}{_OLD}{os.getpid()}"
+                os.rename(base, old)
+                os.rename(temporary, base)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(temporary, base)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return DemoResult(base, created, len(DIGIT_CLASSES), *_counts(base, parameters))
 
 
 def write_demo(config: Settings) -> str:
-    """The demo tree ``config`` asks for, as ``build_demo_dataset.py`` writes it: the digits
-    mini-ILSVRC, or for ``DATASET_LAYOUT = "folders"`` a tree of real photographs
-    (:mod:`pyimagesearch.data.sources.sample_photos`). Returns the summary to print."""
+    """The demo tree ``config`` asks for (photographs for ``DATASET_LAYOUT = "folders"``),
+    as ``build_demo_dataset.py`` writes it; returns the summary to print."""
     if config.DATASET_LAYOUT == "folders":
         return write_photo_demo(config)
     return write_demo_dataset(config).summary()

@@ -1,32 +1,8 @@
 """An image-folder tree as a build's split lists: ``<root>/<split>/<class>/<image>``.
 
-How most people hold their own data (Imagenette, Kaggle's ImageNet layout, exports of
-labelling tools, the public JPEG re-encoding of CIFAR-10)::
-
-    FOLDER_ROOT/train/<class>/<image>      required
-    FOLDER_ROOT/test/<class>/<image>       required
-    FOLDER_ROOT/val/<class>/<image>        optional
-
-- **Labels.** Classes are the sorted folder names of ``train/`` (label 0 first), or the
-  config's ``FOLDER_CLASSES`` in its order; the manifest records which. A class folder in
-  ``val/`` or ``test/`` that ``train/`` lacks is an error (a mislabelled tree), unless
-  ``FOLDER_CLASSES`` leaves it out on purpose; folders it leaves out are ignored
-  everywhere.
-- **Validation.** ``val/`` when the tree has it; otherwise ``VAL_SIZE`` training images
-  are held out, stratified by class and drawn with ``VAL_SPLIT_SEED``
-  (:func:`pyimagesearch.data.sources.cifar.train_val_indices`, the same split CIFAR's 45k/5k
-  uses); ``VAL_SIZE = 0`` validates on the test images.
-- **What is listed.** Every file whose name ends in an image suffix (any case): whether it
-  decodes is the build's business, so a broken one is skipped *and listed* there
-  (``listed = written + skipped``). Anything else (hidden files, other suffixes, nested
-  folders, files beside the class folders) is not listed but *ignored*, and reported by
-  path and reason in the manifest. A file name with a tab, a newline or a backslash
-  cannot go into a ``.lst`` and is an error naming it.
-- **Order.** The test and validation lists follow the sorted file names; the training
-  list is shuffled once with ``VAL_SPLIT_SEED`` (class-sorted records would give
-  class-sorted chunks to ImageRecordIter and to distributed workers).
-
-:func:`pyimagesearch.data.build.builder.build_dataset` does the rest as for the ILSVRC tree.
+``train/`` and ``test/`` are required, ``val/`` optional (else validation is held out of the
+training images). Labels follow the sorted class folders of ``train/`` or ``FOLDER_CLASSES``;
+files that are not images are ignored and reported. The rules in full: docs/data.md.
 """
 
 from __future__ import annotations
@@ -42,7 +18,7 @@ import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError
-from pyimagesearch.data.records.lists import ListEntry, make_entries, unsafe_path_reason
+from pyimagesearch.data.records.lists import ListEntry, split_entries, unsafe_path_reason
 from pyimagesearch.data.sources.cifar import train_val_indices
 
 logger = logging.getLogger(__name__)
@@ -100,11 +76,11 @@ def _check_name(relative: str, root: Path) -> None:
 
 
 class ImageFolderSource:
-    """The split lists of ``<FOLDER_ROOT>/<split>/<class>/<image>`` (see the module doc).
+    """The split lists of ``<FOLDER_ROOT>/<split>/<class>/<image>``.
 
-    Raises :class:`DatasetError` (naming the folder or file) for a tree without
-    ``train/`` or ``test/``, a class without training images, an unknown class folder, or
-    a file name that a list cannot hold; :class:`ConfigError` when ``NUM_CLASSES`` or
+    Raises :class:`DatasetError` (naming the folder or file) for a tree without ``train/``
+    or ``test/``, a class without training images, an unknown class folder, or a file name
+    that a list cannot hold; :class:`ConfigError` when ``NUM_CLASSES`` or
     ``FOLDER_CLASSES`` do not fit the tree.
     """
 
@@ -212,13 +188,12 @@ class ImageFolderSource:
     def split_lists(self) -> dict[str, list[ListEntry]]:
         train, test = self.scanned["train"], self.scanned["test"]
         val_size, seed = int(self.config.VAL_SIZE), int(self.config.VAL_SPLIT_SEED)
+        training = train.paths, train.labels
         if "val" in self.scanned:
-            val_paths, val_labels = self.scanned["val"].paths, self.scanned["val"].labels
-            train_paths, train_labels = train.paths, train.labels
-            self.validation = {"source": "val", "size": len(val_paths)}
+            validating = self.scanned["val"].paths, self.scanned["val"].labels
+            self.validation = {"source": "val", "size": len(validating[0])}
         elif val_size == 0:
-            val_paths, val_labels = test.paths, test.labels
-            train_paths, train_labels = train.paths, train.labels
+            validating = test.paths, test.labels
             self.validation = {"source": "test", "size": len(test.paths),
                                "note": "VAL_SIZE = 0 and no val/ folder: the validation "
                                        "records are a copy of the test records, so "
@@ -229,21 +204,15 @@ class ImageFolderSource:
                                   f"out of {len(train.paths)} training images")
             train_idx, val_idx = train_val_indices(np.asarray(train.labels, dtype=np.int64),
                                                    val_size, seed)
-            train_paths = [train.paths[i] for i in train_idx]
-            train_labels = [train.labels[i] for i in train_idx]
-            val_paths = [train.paths[i] for i in val_idx]
-            val_labels = [train.labels[i] for i in val_idx]
+            training = [train.paths[i] for i in train_idx], [train.labels[i] for i in train_idx]
+            validating = [train.paths[i] for i in val_idx], [train.labels[i] for i in val_idx]
             self.validation = {
                 "source": "train", "size": val_size, "seed": seed,
                 "method": "pyimagesearch.data.sources.cifar.train_val_indices (stratified)",
-                "val_paths_sha256": hashlib.sha256("\n".join(val_paths).encode()).hexdigest()}
-        order = np.random.RandomState(seed).permutation(len(train_paths))
-        return {
-            "train": make_entries([train_paths[i] for i in order],
-                                  [train_labels[i] for i in order]),
-            "val": make_entries(val_paths, val_labels),
-            "test": make_entries(test.paths, test.labels),
-        }
+                "val_paths_sha256": hashlib.sha256(
+                    "\n".join(validating[0]).encode()).hexdigest()}
+        # The training list's order is drawn with the same seed.
+        return split_entries(training, validating, (test.paths, test.labels), seed)
 
     def description(self) -> dict[str, Any]:
         if not self.validation:
@@ -256,7 +225,6 @@ class ImageFolderSource:
                             "class_counts": {split: scanned.class_counts(len(self.classes))
                                              for split, scanned in self.scanned.items()},
                             "ignored": ignored},
-                # The training list's order is drawn with the same seed.
                 "validation": dict(self.validation)}
 
     def fingerprints(self) -> dict[str, Any]:

@@ -1,20 +1,9 @@
 """Read the ILSVRC2015 CLS-LOC devkit into (path, label) lists, as the book's ImageNetHelper.
 
-The raw tree (see DESIGN.md)::
-
-    Data/CLS-LOC/train/<wnid>/<wnid>_<n>.JPEG
-    Data/CLS-LOC/val/ILSVRC2012_val_<8 digits>.JPEG
-    ImageSets/CLS-LOC/train_cls.txt      "<wnid>/<wnid>_<n> <running index>"
-    ImageSets/CLS-LOC/val.txt            "ILSVRC2012_val_<8 digits> <running index>"
-    devkit/data/map_clsloc.txt           "<wnid> <1-based class id> <human name>"
-    devkit/data/ILSVRC2015_clsloc_validation_ground_truth.txt   1-based class id per line
-    devkit/data/ILSVRC2015_clsloc_validation_blacklist.txt      1-based val indices to drop
-
-Differences from the book's helper: paths are returned relative to ``IMAGES_PATH`` with
-``/`` separators (MXNet ``.lst`` files name images relative to a root, so a dataset folder
-can move), every devkit file is validated with errors that name the file and line, the
-label order is selectable (``LABEL_ORDER``), and the test split is carved out here,
-stratified and seeded, instead of in the build script with scikit-learn.
+Paths are relative to ``IMAGES_PATH``, every devkit file is validated with errors that name
+the file and line, the label order is selectable (``LABEL_ORDER``), and the test split is
+carved out here, stratified and seeded. The tree and the differences from the book's helper:
+docs/data.md.
 """
 
 from __future__ import annotations
@@ -29,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.records.lists import check_unique, parse_int
+from pyimagesearch.errors import DatasetError
 from pyimagesearch.files import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -76,12 +66,11 @@ _FOREIGN_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"
 
 
 def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, stripped text) for every line of a devkit file.
+    """(1-based line number, stripped text) of every line of a devkit file.
 
-    Trailing blank lines are tolerated (every real file ends with a newline); a blank
-    line in the middle is an error, because the ground truth is aligned by position.
-    A UTF-8 byte-order mark (what some Windows editors put first) is read as what it is,
-    not as part of the first line; a UTF-16 or UTF-32 file is refused naming its mark.
+    Trailing blank lines are tolerated; a blank line in the middle is an error (the ground
+    truth is aligned by position). A UTF-8 byte-order mark is skipped; a UTF-16 or UTF-32
+    file is refused naming its mark.
     """
     try:
         with open(path, "rb") as handle:
@@ -112,30 +101,14 @@ def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield number, text
 
 
-def _parse_int(text: str, what: str, path: str | Path, line: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise DatasetError(f"{what} is not an integer: {text!r}", path, line) from None
-
-
 class ImageNetHelper:
     """Turn an ILSVRC2015 devkit into training, validation and test (path, label) lists.
 
-    Parameters
-    ----------
-    config : module
-        A config module with ``IMAGES_PATH``, ``WORD_IDS``, ``TRAIN_LIST``, ``VAL_LIST``,
-        ``VAL_LABELS``, ``VAL_BLACKLIST``, ``NUM_CLASSES`` and optionally
-        ``LABEL_ORDER`` (default ``"map_clsloc"``), ``NUM_TEST_IMAGES`` and
-        ``TEST_SPLIT_SEED``.
-
-    Attributes
-    ----------
-    classes : list of ClassInfo
-        Every class, ordered by label.
-    label_mappings : dict
-        WordNet id -> 0-based label (the book's ``labelMappings``).
+    ``config`` names the devkit files (``WORD_IDS``, ``TRAIN_LIST``, ``VAL_LIST``,
+    ``VAL_LABELS``, ``VAL_BLACKLIST``), ``IMAGES_PATH`` and ``NUM_CLASSES``, and may set
+    ``LABEL_ORDER``, ``NUM_TEST_IMAGES`` and ``TEST_SPLIT_SEED``. ``classes``: every
+    :class:`ClassInfo`, by label; ``label_mappings``: WordNet id -> 0-based label (the
+    book's ``labelMappings``).
     """
 
     def __init__(self, config: Settings) -> None:
@@ -163,18 +136,12 @@ class ImageNetHelper:
             wnid, raw_id, name = fields
             if not _WNID.fullmatch(wnid):
                 raise DatasetError(f"not a WordNet id: {wnid!r}", path, number)
-            class_id = _parse_int(raw_id, "class id", path, number)
+            class_id = parse_int(raw_id, "class id", path, number)
             if not 1 <= class_id <= num_classes:
                 raise DatasetError(f"class id {class_id} is outside 1..{num_classes} "
                                    f"(NUM_CLASSES)", path, number)
-            if wnid in wnid_line:
-                raise DatasetError(f"WordNet id {wnid} duplicated (first at line "
-                                   f"{wnid_line[wnid]})", path, number)
-            if class_id in id_line:
-                raise DatasetError(f"class id {class_id} duplicated (first at line "
-                                   f"{id_line[class_id]})", path, number)
-            wnid_line[wnid] = number
-            id_line[class_id] = number
+            check_unique(wnid_line, wnid, f"WordNet id {wnid}", path, number)
+            check_unique(id_line, class_id, f"class id {class_id}", path, number)
             rows.append((wnid, class_id, name))
         if len(rows) != num_classes:
             raise DatasetError(f"lists {len(rows)} classes but NUM_CLASSES is {num_classes}",
@@ -195,15 +162,8 @@ class ImageNetHelper:
 
     # --- training and validation lists -----------------------------------------------
     def build_training_set(self) -> tuple[list[str], list[int]]:
-        """Every image that ``train_cls.txt`` lists, with its label.
-
-        Returns
-        -------
-        paths : list of str
-            ``train/<wnid>/<wnid>_<n>.JPEG``, relative to ``IMAGES_PATH``.
-        labels : list of int
-            0-based labels.
-        """
+        """Every image that ``train_cls.txt`` lists (``train/<wnid>/<wnid>_<n>.JPEG``,
+        relative to ``IMAGES_PATH``), and its 0-based label."""
         path = self.config.TRAIN_LIST
         paths: list[str] = []
         labels: list[int] = []
@@ -216,15 +176,12 @@ class ImageNetHelper:
             if match is None or match.group(2).startswith("."):
                 raise DatasetError(f"expected '<wnid>/<image id>' (an image id naming a file "
                                    f"in the class folder), got {fields[0]!r}", path, number)
-            _parse_int(fields[1], "running index", path, number)
+            parse_int(fields[1], "running index", path, number)
             wnid = match.group(1)
             if wnid not in self.label_mappings:
                 raise DatasetError(f"unknown WordNet id {wnid} (not in "
                                    f"{Path(self.config.WORD_IDS).name})", path, number)
-            if fields[0] in seen:
-                raise DatasetError(f"{fields[0]} duplicated (first at line {seen[fields[0]]})",
-                                   path, number)
-            seen[fields[0]] = number
+            check_unique(seen, fields[0], fields[0], path, number)
             paths.append(f"train/{fields[0]}.JPEG")
             labels.append(self.label_mappings[wnid])
         if not paths:
@@ -246,7 +203,7 @@ class ImageNetHelper:
         path = self.config.VAL_LABELS
         labels = []
         for number, text in _numbered_lines(path):
-            class_id = _parse_int(text, "class id", path, number)
+            class_id = parse_int(text, "class id", path, number)
             if class_id not in self._label_of_class_id:
                 raise DatasetError(f"class id {class_id} is outside 1..{len(self.classes)}",
                                    path, number)
@@ -254,11 +211,8 @@ class ImageNetHelper:
         return labels
 
     def read_validation_names(self) -> list[str]:
-        """Image names from ``val.txt``; the running index must count 1, 2, 3, ...
-
-        The ground truth and the blacklist refer to validation images by position, so a
-        list that skips or repeats an index would silently misalign every label after it.
-        """
+        """Image names from ``val.txt``; the running index must count 1, 2, 3, ... (the
+        ground truth and the blacklist refer to images by position)."""
         path = self.config.VAL_LIST
         names = []
         seen: dict[str, int] = {}
@@ -267,17 +221,14 @@ class ImageNetHelper:
             if len(fields) != 2:
                 raise DatasetError("expected '<image name> <running index>'", path, number)
             name, raw_index = fields
-            index = _parse_int(raw_index, "running index", path, number)
+            index = parse_int(raw_index, "running index", path, number)
             if index != number:
                 raise DatasetError(f"running index {index} where {number} was expected",
                                    path, number)
             if "/" in name or "\\" in name or name.startswith("."):
                 raise DatasetError(f"image name must be a plain file name (no folder), got "
                                    f"{name!r}", path, number)
-            if name in seen:
-                raise DatasetError(f"{name} duplicated (first at line {seen[name]})",
-                                   path, number)
-            seen[name] = number
+            check_unique(seen, name, name, path, number)
             names.append(name)
         return names
 
@@ -286,26 +237,16 @@ class ImageNetHelper:
         path = self.config.VAL_BLACKLIST
         indices: dict[int, int] = {}
         for number, text in _numbered_lines(path):
-            index = _parse_int(text, "validation index", path, number)
+            index = parse_int(text, "validation index", path, number)
             if not 1 <= index <= num_val:
                 raise DatasetError(f"validation index {index} is outside 1..{num_val}",
                                    path, number)
-            if index in indices:
-                raise DatasetError(f"validation index {index} duplicated (first at line "
-                                   f"{indices[index]})", path, number)
-            indices[index] = number
+            check_unique(indices, index, f"validation index {index}", path, number)
         return set(indices)
 
     def build_validation_set(self) -> tuple[list[str], list[int]]:
-        """Validation images and labels from the ground truth, minus the blacklist.
-
-        Returns
-        -------
-        paths : list of str
-            ``val/ILSVRC2012_val_<8 digits>.JPEG``, relative to ``IMAGES_PATH``.
-        labels : list of int
-            0-based labels.
-        """
+        """Validation images (``val/ILSVRC2012_val_<8 digits>.JPEG``, relative to
+        ``IMAGES_PATH``) and their 0-based labels from the ground truth, minus the blacklist."""
         names = self.read_validation_names()
         labels = self.read_validation_labels()
         if len(labels) != len(names):
@@ -326,22 +267,9 @@ class ImageNetHelper:
     # --- the book's test split -------------------------------------------------------
     def split_test_set(self, paths: Sequence[str], labels: Sequence[int],
                        num_test: int | None = None, seed: int | None = None) -> TestSplit:
-        """Carve a stratified, seeded test split out of the training set.
-
-        Each class gives up a share of ``num_test`` proportional to its size (largest
-        remainders get the rounding; no class gives up its last image), and which images
-        go is drawn with ``numpy.random.RandomState(seed)``. Both halves keep the input
-        order, so the split depends only on the lists, ``num_test`` and ``seed``.
-
-        Parameters
-        ----------
-        paths, labels : sequences
-            The training set (from :meth:`build_training_set`).
-        num_test : int, optional
-            Defaults to the config's ``NUM_TEST_IMAGES``.
-        seed : int, optional
-            Defaults to the config's ``TEST_SPLIT_SEED`` (42 if absent).
-        """
+        """Carve a stratified, seeded test split out of the training set (``paths``,
+        ``labels``): ``num_test`` images (default ``NUM_TEST_IMAGES``) drawn with
+        ``RandomState(seed)`` (default ``TEST_SPLIT_SEED``), how: docs/data.md."""
         if num_test is None:
             self.config.require("NUM_TEST_IMAGES")
             num_test = int(self.config.NUM_TEST_IMAGES)
@@ -386,10 +314,8 @@ class ImageNetHelper:
 
 
 def _allocate(total: int, sizes: dict[int, int]) -> dict[int, int]:
-    """Split ``total`` over classes in proportion to ``sizes`` (largest remainder method).
-
-    A class never gets all of its members: at least one stays for training.
-    """
+    """Split ``total`` over classes in proportion to ``sizes`` (largest remainder method),
+    leaving every class at least one member for training."""
     count = sum(sizes.values())
     exact = {label: total * size / count for label, size in sizes.items()}
     quotas = {label: min(int(share), sizes[label] - 1) for label, share in exact.items()}

@@ -1,49 +1,28 @@
 """Where a build's split lists come from: the ILSVRC devkit or an image-folder tree.
 
-:func:`pyimagesearch.data.build.builder.build_dataset` packs records, computes the mean and writes
-the manifest the same way whatever the raw dataset looks like; what differs is only how
-the train/val/test lists, the classes and the provenance are read. A :class:`SplitSource`
-gives exactly that, and ``DATASET_LAYOUT`` picks one:
-
-- ``"ilsvrc"``: the raw ILSVRC2015 tree through :class:`ImageNetHelper` (the book's);
-- ``"folders"``: ``<FOLDER_ROOT>/<split>/<class>/<image>``
-  (:class:`pyimagesearch.data.sources.folders.ImageFolderSource`).
+The build packs, averages and writes the manifest the same way whatever the raw dataset
+looks like; a :class:`SplitSource` gives what differs (the lists, the classes, their
+provenance), and ``DATASET_LAYOUT`` picks one: ``"ilsvrc"`` or ``"folders"``.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-import numpy as np
-
 from pyimagesearch.config import ConfigError, Settings
-from pyimagesearch.data.records.lists import ListEntry, make_entries
+from pyimagesearch.data.records.lists import ListEntry, split_entries
 from pyimagesearch.data.sources.folders import ImageFolderSource
 from pyimagesearch.data.sources.imagenethelper import ImageNetHelper
 
 
 class SplitSource(Protocol):
-    """What a raw dataset gives a build.
+    """What a raw dataset gives a build."""
 
-    Attributes
-    ----------
-    builder : str
-        The manifest's ``builder``: ``"ilsvrc"`` or ``"folders"``.
-    classes : list of dict
-        One dict per class, ordered by label, with at least ``label`` and ``name``.
-    label_order : str
-        How labels were numbered (recorded in the manifest).
-    image_root : str
-        The folder the lists' paths are relative to.
-    required_fields : tuple of str
-        Settings this source reads (checked before any work).
-    """
-
-    builder: str
-    classes: list[dict[str, Any]]
-    label_order: str
-    image_root: str
-    required_fields: tuple[str, ...]
+    builder: str  # the manifest's "builder": "ilsvrc" or "folders"
+    classes: list[dict[str, Any]]  # by label, each with at least "label" and "name"
+    label_order: str  # how labels were numbered (recorded in the manifest)
+    image_root: str  # the folder the lists' paths are relative to
+    required_fields: tuple[str, ...]  # settings it reads, checked before any work
 
     def split_lists(self) -> dict[str, list[ListEntry]]:
         """The train, val and test lists, the training list in a shuffled order."""
@@ -82,12 +61,8 @@ class IlsvrcSource:
 
 
 def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
-    """The train, val and test lists of the book: test carved out of train, train shuffled.
-
-    The training list is shuffled once here, with ``TEST_SPLIT_SEED``: ImageRecordIter
-    reads a record file in chunks (and in contiguous parts per worker in distributed
-    training), so class-sorted records would give class-sorted batches.
-    """
+    """The book's train, val and test lists: test carved out of train, and train shuffled,
+    both with ``TEST_SPLIT_SEED``."""
     seed = int(helper.config.TEST_SPLIT_SEED)
     train_paths, train_labels = helper.build_training_set()
     val_paths, val_labels = helper.build_validation_set()
@@ -95,13 +70,8 @@ def make_split_lists(helper: ImageNetHelper) -> dict[str, list[ListEntry]]:
     if not split.test_paths:
         raise ConfigError(f"{helper.config.source}: NUM_TEST_IMAGES is 0, so the "
                           f"test split would be empty (the book carves 50 per class)")
-    order = np.random.RandomState(seed).permutation(len(split.train_paths))
-    return {
-        "train": make_entries([split.train_paths[i] for i in order],
-                              [split.train_labels[i] for i in order]),
-        "val": make_entries(val_paths, val_labels),
-        "test": make_entries(split.test_paths, split.test_labels),
-    }
+    return split_entries((split.train_paths, split.train_labels), (val_paths, val_labels),
+                         (split.test_paths, split.test_labels), seed)
 
 
 def split_source(config: Settings) -> SplitSource:

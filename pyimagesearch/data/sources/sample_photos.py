@@ -1,19 +1,8 @@
 """A small image-folder tree of real photographs, from the two that scikit-learn ships.
 
-``sklearn.datasets.load_sample_images()`` holds two 640x427 photographs (a temple in
-China, a flower), so real-photo data needs no download. Each photo gives two classes, its
-upper and its lower half; an image is a random square crop of a half, shrunk to
-``image_size``. The photos are cut into vertical stripes one crop wide, and training
-and test crops come from alternate stripes: the two splits share no pixel, so test
-accuracy measures what was learned about the scenes, not memorised crops. There is no
-``val/`` folder (the build carves validation out of ``train/``).
-
-    <root>/train/<class>/<n>.jpg    classes: china_lower, china_upper, flower_lower, flower_upper
-    <root>/test/<class>/<n>.jpg
-
-The tree is written beside ``root`` under a temporary name and renamed into place when
-complete, with a stamp file recording its parameters; asked again with the same
-parameters, :func:`write_photo_folders` finds it and writes nothing.
+Each photo gives two classes (its upper and lower half), each image a random square crop of
+a half; training and test crops come from alternate vertical stripes, so the splits share no
+pixel. No ``val/`` folder. Written once per parameters: docs/data.md.
 """
 
 from __future__ import annotations
@@ -29,6 +18,7 @@ import numpy as np
 
 from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import DatasetError
+from pyimagesearch.data.images import encode_jpeg
 from pyimagesearch.files import partial_path
 
 STAMP_NAME = ".sample_photos.json"
@@ -90,11 +80,7 @@ def _write_tree(folder: Path, tree: PhotoTree) -> None:
                 target = folder / split / f"{photo}_{half}"
                 target.mkdir(parents=True, exist_ok=True)
                 for number, crop in enumerate(_crops(part, mine, count, tree, rng)):
-                    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR),
-                                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-                    if not ok:  # pragma: no cover - OpenCV only fails on bad arguments
-                        raise RuntimeError("cv2.imencode failed")
-                    (target / f"{number:04d}.jpg").write_bytes(data.tobytes())
+                    (target / f"{number:04d}.jpg").write_bytes(encode_jpeg(crop, JPEG_QUALITY))
     (folder / STAMP_NAME).write_text(json.dumps(asdict(tree)) + "\n", encoding="utf-8")
 
 
