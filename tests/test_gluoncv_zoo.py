@@ -63,6 +63,18 @@ def zoo_run(tiny_dataset_config, tmp_path_factory) -> tuple[Path, Path]:
     return config, train_run(config, folder / "run", "zoo", end_epoch=1)
 
 
+def test_a_misspelt_model_param_is_refused_naming_the_known_ones():
+    """The zoo's constructors take **kwargs and ignore what they do not know."""
+    with pytest.raises(ConfigError) as info:
+        get_model("gluoncv:resnet18_v1b", num_classes=4, dep_stem=True)
+    message = str(info.value)
+    assert "MODEL_PARAMS key 'dep_stem' is not an argument" in message
+    assert "did you mean 'deep_stem'?" in message
+    net = get_model("gluoncv:resnet18_v1", num_classes=4, thumbnail=True)
+    assert net.net.features[0]._kwargs["kernel"] == (3, 3)  # the CIFAR-sized stem
+    get_model("gluoncv:resnet18_v1b", num_classes=4, deep_stem=True, final_drop=0.1)
+
+
 def test_zoo_network_trains_with_the_health_monitor(zoo_run):
     _, run = zoo_run
     log = parse_health_lines(run / "training_0.log")

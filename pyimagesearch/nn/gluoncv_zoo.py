@@ -9,7 +9,9 @@ networks do: docs/networks.md). Otherwise the network is GluonCV's own, forward 
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
+import sys
 import warnings
 
 from mxnet.gluon import nn
@@ -32,6 +34,41 @@ def _model_zoo():
         warnings.simplefilter("ignore")  # GluonCV warns about optional packages on import
         from gluoncv import model_zoo
     return model_zoo
+
+
+def _named(function: object) -> set[str]:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def _keywords(zoo: object, name: str, net: nn.HybridBlock) -> set[str]:
+    """Every argument name the zoo's factory for ``name`` can pass on: its own, those of
+    the functions of its module it calls, and those of the network's constructors."""
+    factory = zoo.model_zoo._models[name]
+    module = sys.modules[factory.__module__]
+    names, seen, queue = set(), set(), [factory]
+    while queue:
+        function = queue.pop()
+        if function in seen:
+            continue
+        seen.add(function)
+        names |= _named(function)
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        for called in set(re.findall(r"\b(\w+)\(", source)):
+            candidate = getattr(module, called, None)
+            if inspect.isfunction(candidate) and candidate.__module__ == module.__name__:
+                queue.append(candidate)
+    for cls in type(net).__mro__:
+        if cls in (nn.HybridBlock, nn.Block, object):
+            break
+        names |= _named(cls.__init__)
+    return names - {"self"}
 
 
 def _feature_trunk(net: nn.HybridBlock) -> nn.HybridSequential | None:
@@ -80,6 +117,16 @@ class ZooNetwork(nn.HybridBlock):
                 raise ZooNetworkError(f"{PREFIX}{name} does not take these arguments "
                                       f"(classes={num_classes}, MODEL_PARAMS {kwargs}): "
                                       f"{exc}") from None
+        # The zoo's constructors swallow unknown keywords (**kwargs): a misspelt one would
+        # silently build the default network.
+        known_keywords = _keywords(zoo, name.lower(), self.net)
+        unknown = sorted(set(kwargs) - known_keywords)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known_keywords, n=1, cutoff=0.6)
+            raise ZooNetworkError(
+                f"{PREFIX}{name}: MODEL_PARAMS key {unknown[0]!r} is not an argument of its "
+                f"constructor" + (f"; did you mean {close[0]!r}?" if close else "")
+                + f"; it takes {', '.join(sorted(known_keywords - {'pretrained'}))}")
 
     @property
     def features(self) -> nn.HybridSequential | None:
