@@ -270,5 +270,5 @@ ARGUMENT_KINDS: dict[str, Kind] = {
     "--top": POSITIVE,
     "--parity-images": POSITIVE,
     "--tolerance": Number(low=0, low_open=True),
-    "--require-rank1": PROBABILITY,
+    "--require-rank1": Number(low=0),
 }
