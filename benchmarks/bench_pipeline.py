@@ -60,11 +60,8 @@ def captured_stderr():
 
 
 def decode_threads_used(factory, config, info, batch: int) -> int | None:
-    """Decode threads the iterators made by ``factory`` really start, summed over them.
-
-    ``ImageRecordIter`` is made verbose for one probe, so each one it creates logs
-    "use N threads for decoding" (on stderr, from C++), whatever the factory passes.
-    """
+    """Decode threads the iterators made by ``factory`` really start, summed: each
+    ``ImageRecordIter``, made verbose for one probe, logs "use N threads for decoding"."""
     import mxnet as mx
 
     original = mx.io.ImageRecordIter

@@ -108,24 +108,15 @@ def forward_flops(net: gluon.HybridBlock, size: int, channels: int = 3) -> int:
     return total
 
 
-class WaitTimer:
-    """A data iterator that adds up the time its consumer spends blocked in ``next()``."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.seconds, self.first = inner, 0.0, None
-
-    def __iter__(self) -> "WaitTimer":
-        return self
-
-    def __next__(self):
+def timed_batches(inner, waits: list[float]):
+    """``inner``'s batches; the time its consumer waits in each ``next()`` goes to ``waits``."""
+    while True:
         tic = time.perf_counter()
-        try:
-            return next(self.inner)
-        finally:
-            waited = time.perf_counter() - tic
-            self.seconds += waited
-            if self.first is None:
-                self.first = waited
+        batch = next(inner, None)
+        waits.append(time.perf_counter() - tic)
+        if batch is None:
+            return
+        yield batch
 
 
 def write_records(folder: Path, count: int, size: int, classes: int) -> RecordSplit:
@@ -215,7 +206,8 @@ def whole_loop(setup: TrainingSetup, config, info: DatasetInfo, batch: int, epoc
     else:
         source = ProcessIter(training_iterator_params(config, info, batch, epoch, seed=0),
                              f"benchmark epoch {epoch}")
-    data_iter = WaitTimer(source)
+    waits: list[float] = []
+    data_iter = timed_batches(source, waits)
     created = time.perf_counter() - tic
     progress = EpochProgress(epoch)
     train_epoch(setup, data_iter, epoch, StopFlag(), progress)
@@ -225,8 +217,8 @@ def whole_loop(setup: TrainingSetup, config, info: DatasetInfo, batch: int, epoc
     save_checkpoint(setup.net, setup.trainer, folder, "bench", epoch + 1, {})
     seconds = time.perf_counter() - tic
     return LoopTiming(img_s=progress.samples / seconds,
-                      wait_fraction=(created + data_iter.seconds) / seconds,
-                      first_batch_s=created + (data_iter.first or 0.0),
+                      wait_fraction=(created + sum(waits)) / seconds,
+                      first_batch_s=created + (waits[0] if waits else 0.0),
                       per_epoch_s=created + (seconds - (trained - tic)),
                       within_epoch_img_s=progress.samples / (trained - tic - created))
 

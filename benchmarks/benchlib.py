@@ -149,11 +149,8 @@ def child_env(**changes: str | None) -> dict[str, str]:
 
 def run_json_child(command: list[str], env: dict[str, str], timeout: float,
                    quiet: bool = False) -> dict[str, Any]:
-    """Run a child that prints one JSON object as its last stdout line; return it.
-
-    Its stderr passes through, or with ``quiet`` is kept for the error: a failure raises
-    with the child's last lines (``quiet``: its last line naming an error).
-    """
+    """The JSON object a child prints as its last line; a failure raises with its last lines
+    (``quiet``: its stderr kept, and its last line naming an error)."""
     done = subprocess.run(command, env=env, cwd=REPO_ROOT, timeout=timeout, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE if quiet else None)
     lines = done.stdout.strip().splitlines()
@@ -271,13 +268,9 @@ def write_config(path: Path, base: Path, output: Path, classes: int, threads: in
 def make_training_dataset(folder: Path, *, images: int, classes: int, image_size: int,
                           resize: int, base_config: str, overrides: dict[str, Any],
                           tree: Path | None = None) -> Path:
-    """A built record dataset of photo-like JPEGs and a config for it; returns the config.
-
-    The config is ``from <base_config> import *`` (a real config's network, recipe,
-    augmentation, health and thread settings), the generated tree's paths, ``RESIZE``, then
-    ``overrides``. Images are ``image_size`` x 3/4 (``write_tree``); ``tree``: an existing
-    ILSVRC2015 folder to build instead.
-    """
+    """Records of ``write_tree``'s images (or of ``tree``) built by our build path, and their
+    config: ``from <base_config> import *`` (a real config's recipe, augmentation, health
+    and thread settings), the tree's paths, ``RESIZE``, then ``overrides``."""
     from pyimagesearch.config import load_config
     from pyimagesearch.data.build import build_dataset
 

@@ -68,11 +68,8 @@ def kind_of(operator: str) -> str:
 
 
 def operator_totals(stats: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Operator name -> {"count", "total_ms"} from ``mx.profiler.dumps(format="json")``.
-
-    The aggregate JSON is {"Time": {domain: {name: {"Count", "Total", ...}}}, "Unit": ...};
-    the operator domain holds the executed operators (imperative ones and those inside the
-    hybridized graph alike)."""
+    """Operator name -> {"count", "total_ms"} from the profiler's aggregate JSON, whose
+    operator domain holds every operator run (imperative and inside hybridized graphs)."""
     found: dict[str, dict[str, float]] = {}
     for domain, entries in (stats.get("Time") or {}).items():
         if "operator" not in domain.lower():

@@ -330,12 +330,6 @@ def figure(value: float | None, unit: str) -> str:
     return f"{num(value)} {unit}"
 
 
-def requirement(t: dict[str, Any]) -> str:
-    sign = "<=" if t["at_most"] else ">="
-    return f"{sign} {figure(t['required'], t['unit']).lstrip('+')}" if t["limit"] else \
-        f"{sign} {t['required']:g}"
-
-
 def peer_rate(entry: dict | None, digits: int = 1) -> str:
     """A peer's ``median (min-max)``, from its own field names."""
     return spread(entry and {"median": entry["img_s"], "min": entry["img_s_min"],
@@ -383,7 +377,9 @@ def target_blocks(results: dict, found: list) -> list:
     rows = [[t["target"] + (f" ({t['detail']})" if t["detail"] else ""), t["measures"],
              figure(t["ours"], t["unit"]), "" if t["limit"] else figure(t["reference"], t["unit"]),
              # three digits: 0.949 must not read as a 0.95 that failed
-             "" if t["limit"] else num(t["ratio"], 3), requirement(t),
+             "" if t["limit"] else num(t["ratio"], 3), ("<= " if t["at_most"] else ">= ") + (
+                 figure(t["required"], t["unit"]).lstrip("+") if t["limit"]
+                 else f"{t['required']:g}"),
              {True: "**met**", False: "**not met**", None: "not measured"}[t["met"]]]
             for t in found]
     return [Table(["target", "measures", "ours", "reference", "ratio", "required", ""], rows, 2),
@@ -684,13 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     results["peak_used"] = dict(zip(("gflops", "backend"), machine_peak(results)))
     benchlib.write_json(args.json, results)
     md.write_text(render(results, found))
-    for t in found:
-        run.say(f"target ({t['measures']}): {t['target']}: "
-                + (figure(t["ours"], t["unit"]) if t["limit"] else f"ratio {num(t['ratio'], 3)}")
-                + f" ({requirement(t)}) "
-                + {True: "met", False: "NOT met", None: "not measured"}[t["met"]])
-    for name, failure in run.failures.items():
-        run.say(f"FAILED {name}: {failure}")
+    for line in [*(summary_blocks(results, found) or [[]])[0],
+                 *(f"FAILED {name}: {failure}" for name, failure in run.failures.items())]:
+        run.say(line)
     run.say(f"wrote {md} and {args.json}")
     return 1 if run.failures else 0
 
