@@ -4,7 +4,7 @@ the kinds of the command-line flags that stand for settings."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from pyimagesearch.runtime import usable_cores
@@ -84,9 +84,45 @@ AUGMENTATION_FIELDS: dict[str, Kind] = {
     "random_l": Integer(low=0, high=255), "pad": Integer(low=0),
     "fill_value": Integer(low=0, high=255), "inter_method": Integer(low=0, high=10),
 }
-# The health monitor's and the plateau detector's defaults, over which HEALTH and PLATEAU go.
-HEALTH_DEFAULTS: dict[str, Any] = {"interval": 100, "dead_fraction": 0.99, "patience": 3}
-PLATEAU_DEFAULTS: dict[str, Any] = {"metric": "rank1", "min_delta": 0.005, "patience": 5}
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The health monitor (``HEALTH`` goes over these): a check every ``interval`` updates;
+    a warning after ``patience`` checks in a row whose zero fraction exceeds
+    ``dead_fraction``."""
+
+    interval: int = 100
+    dead_fraction: float = 0.99
+    patience: int = 3
+
+    def describe(self) -> str:
+        return (f"every {self.interval} updates (loss, grad-norm, zero-fraction of the last "
+                f"feature map); warns when zero-fraction > {self.dead_fraction:g} for "
+                f"{self.patience} checks in a row; stops on a non-finite loss")
+
+
+@dataclass(frozen=True)
+class PlateauSettings:
+    """The plateau detector (``PLATEAU`` goes over these): a warning after ``patience``
+    epochs whose ``metric`` did not beat the best by ``min_delta``."""
+
+    metric: str = "rank1"
+    min_delta: float = 0.005
+    patience: int = 5
+
+    def describe(self) -> str:
+        return (f"warns when validation {self.metric.replace('rank', 'rank-')} has not "
+                f"improved by {self.min_delta:g} for {self.patience} epochs at one learning "
+                f"rate")
+
+
+def describe_watcher(line: str, name: str, settings: HealthSettings | PlateauSettings | None
+                     ) -> str:
+    """The log line saying how a run is watched (the report finds it by ``line``)."""
+    return f"{line} off ({name} = None)" if settings is None else f"{line} {settings.describe()}"
+
+
 HEALTH_FIELDS: dict[str, Kind] = {
     "interval": POSITIVE, "dead_fraction": PROBABILITY, "patience": POSITIVE,
 }
@@ -238,7 +274,7 @@ SETTINGS: tuple[Setting, ...] = (
             group=_TRAIN, operational=True),
     Setting("PLATEAU", Optional(Record(PLATEAU_FIELDS, what="a dict (metric, min_delta, "
                                        "patience)")),
-            f"plateau detector over its defaults ({', '.join(map(str, PLATEAU_DEFAULTS.values()))}"
+            f"plateau detector over its defaults ({', '.join(map(str, astuple(PlateauSettings())))}"
             "): warns when the validation "
             "metric has not improved by min_delta for patience epochs; None turns it off",
             default={}, group=_TRAIN, operational=True),

@@ -60,30 +60,6 @@ def _bounds(low: float | None, high: float | None, low_open: bool = False) -> st
 
 
 @dataclass(frozen=True)
-class Integer(Kind):
-    low: int | None = None
-    high: int | None = None
-
-    def check(self, value: Any) -> int:
-        if not _is_int(value):
-            raise SettingError(f"must be {self.describe()}")
-        if (self.low is not None and value < self.low) or \
-                (self.high is not None and value > self.high):
-            raise SettingError(f"must be {self.describe()}")
-        return int(value)
-
-    def describe(self) -> str:
-        bounds = _bounds(self.low, self.high)
-        return f"an integer {bounds}" if bounds else "an integer"
-
-    def parse(self, text: str) -> Any:
-        try:
-            return int(text)
-        except ValueError:
-            return text
-
-
-@dataclass(frozen=True)
 class Number(Kind):
     """A finite real number; integers are accepted (``1`` for ``1.0``)."""
 
@@ -91,25 +67,36 @@ class Number(Kind):
     high: float | None = None
     low_open: bool = False
 
-    def check(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
+    def _fits(self, value: Any) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float)) \
+            and math.isfinite(value)
+
+    def check(self, value: Any) -> Any:
+        too_low = self._fits(value) and self.low is not None and (
+            value <= self.low if self.low_open else value < self.low)
+        if not self._fits(value) or too_low or (self.high is not None and value > self.high):
             raise SettingError(f"must be {self.describe()}")
-        too_low = self.low is not None and (value <= self.low if self.low_open
-                                            else value < self.low)
-        if too_low or (self.high is not None and value > self.high):
-            raise SettingError(f"must be {self.describe()}")
-        return float(value)
+        return type(self).convert(value)
 
     def describe(self) -> str:
         bounds = _bounds(self.low, self.high, self.low_open)
-        return f"a number {bounds}" if bounds else "a finite number"
+        return f"{self.noun} {bounds}" if bounds else self.bare
 
     def parse(self, text: str) -> Any:
         try:
-            return float(text)
+            return type(self).convert(text)
         except ValueError:
             return text
+
+    convert, noun, bare = float, "a number", "a finite number"
+
+
+@dataclass(frozen=True)
+class Integer(Number):
+    def _fits(self, value: Any) -> bool:
+        return _is_int(value)
+
+    convert, noun, bare = int, "an integer", "an integer"
 
 
 @dataclass(frozen=True)

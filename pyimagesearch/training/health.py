@@ -17,18 +17,8 @@ from mxnet.gluon import nn
 from pyimagesearch.config import Settings
 from pyimagesearch.nn.layers import GlobalAvgPool
 from pyimagesearch.run.logs import NUMBER
-from pyimagesearch.settings.declared import HEALTH_DEFAULTS
+from pyimagesearch.settings.declared import HealthSettings, describe_watcher
 from pyimagesearch.training.loop import StepContext, StepObserver, TrainingDiverged
-
-
-@dataclass(frozen=True)
-class HealthSettings:
-    """``interval``: updates between checks; a warning after ``patience`` checks in a row
-    whose zero fraction exceeds ``dead_fraction``."""
-
-    interval: int = HEALTH_DEFAULTS["interval"]
-    dead_fraction: float = HEALTH_DEFAULTS["dead_fraction"]
-    patience: int = HEALTH_DEFAULTS["patience"]
 
 
 def health_settings(config: Settings) -> HealthSettings | None:
@@ -41,12 +31,7 @@ MONITOR_LINE = "Health monitor:"
 
 
 def describe_health(settings: HealthSettings | None) -> str:
-    """One line for the training log saying how the run is watched."""
-    if settings is None:
-        return f"{MONITOR_LINE} off (HEALTH = None)"
-    return (f"{MONITOR_LINE} every {settings.interval} updates (loss, grad-norm, zero-fraction "
-            f"of the last feature map); warns when zero-fraction > {settings.dead_fraction:g} "
-            f"for {settings.patience} checks in a row; stops on a non-finite loss")
+    return describe_watcher(MONITOR_LINE, "HEALTH", settings)
 
 
 def observers_from_config(config: Settings) -> list[StepObserver]:

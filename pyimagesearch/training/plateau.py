@@ -14,7 +14,7 @@ from typing import Any
 
 from pyimagesearch.scoring import LOSS, RANK1, RANK5
 from pyimagesearch.settings import Settings
-from pyimagesearch.settings.declared import PLATEAU_DEFAULTS
+from pyimagesearch.settings.declared import PlateauSettings, describe_watcher
 
 # The metric names of PLATEAU, and the keys the loop's validation metrics use.
 METRIC_KEYS = {"rank1": RANK1, "rank5": RANK5, "loss": LOSS}
@@ -22,15 +22,6 @@ METRIC_NAMES = {"rank1": "rank-1", "rank5": "rank-5", "loss": "loss"}
 
 # (epoch to resume from, learning rate) -> the command that does it.
 ResumeCommand = Callable[[int, float], str]
-
-
-@dataclass(frozen=True)
-class PlateauSettings:
-    """Warn after ``patience`` epochs whose ``metric`` did not beat the best by ``min_delta``."""
-
-    metric: str = PLATEAU_DEFAULTS["metric"]
-    min_delta: float = PLATEAU_DEFAULTS["min_delta"]
-    patience: int = PLATEAU_DEFAULTS["patience"]
 
 
 def plateau_settings(config: Settings) -> PlateauSettings | None:
@@ -43,12 +34,7 @@ DETECTOR_LINE = "Plateau detector:"
 
 
 def describe_plateau(settings: PlateauSettings | None) -> str:
-    """One line for the training log saying how the run is watched."""
-    if settings is None:
-        return f"{DETECTOR_LINE} off (PLATEAU = None)"
-    return (f"{DETECTOR_LINE} warns when validation {METRIC_NAMES[settings.metric]} has not "
-            f"improved by {settings.min_delta:g} for {settings.patience} epochs at one "
-            f"learning rate")
+    return describe_watcher(DETECTOR_LINE, "PLATEAU", settings)
 
 
 def default_resume_command(epoch: int, lr: float) -> str:
