@@ -9,7 +9,6 @@ uninterrupted one would (why, and how augmentation is seeded: docs/data.md).
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 from typing import Any
 
@@ -18,8 +17,6 @@ import mxnet as mx
 from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import DatasetError, DatasetInfo, RecordSplit
 from pyimagesearch.runtime import usable_cores
-
-logger = logging.getLogger(__name__)
 
 
 class Normalizer:

@@ -4,15 +4,12 @@ and the batch sizes that follow from them.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mxnet as mx
 
 from pyimagesearch.settings import ConfigError
-
-logger = logging.getLogger(__name__)
 
 
 class DeviceError(ConfigError):

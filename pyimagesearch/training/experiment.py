@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -60,8 +59,6 @@ from pyimagesearch.training.plateau import (
     plateau_settings,
 )
 from pyimagesearch.training.resume import check_start, restore, run_differences
-
-logger = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("TRAIN_MX_REC", "VAL_MX_REC", "DATASET_MEAN", "NUM_CLASSES", "INPUT_SIZE",
                    "BATCH_SIZE", "NUM_DEVICES", "MODEL", "RECIPE")
