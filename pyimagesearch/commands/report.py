@@ -10,7 +10,7 @@ from pyimagesearch.reporting.run_report import write_report
 from pyimagesearch.scoring import RANK1, RANK5
 
 
-def build_parser() -> argparse.ArgumentParser:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write one self-contained HTML report of a training run.")
     add_run_arguments(parser)
@@ -18,11 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default=None,
                         help="the HTML file (default DIR/NAME-report.html); the PNGs go "
                              "beside it")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     return run(lambda: report(args))
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import mxnet as mx
 from mxnet import autograd, gluon
@@ -152,8 +152,7 @@ def format_dying_line(epoch: int, batch: int, details: str) -> str:
     return f"Epoch[{epoch}] Batch [{batch}]\tWarning: network is dying: {details}"
 
 
-@dataclass(frozen=True)
-class HealthCheck:
+class HealthCheck(NamedTuple):
     epoch: int
     batch: int
     loss: float
@@ -161,15 +160,13 @@ class HealthCheck:
     zero_fraction: float
 
 
-@dataclass(frozen=True)
-class DyingWarning:
+class DyingWarning(NamedTuple):
     epoch: int
     batch: int
     details: str
 
 
-@dataclass(frozen=True)
-class HealthLog:
+class HealthLog(NamedTuple):
     checks: list[HealthCheck]
     warnings: list[DyingWarning]
 
