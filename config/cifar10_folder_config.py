@@ -16,6 +16,7 @@ build reads only its train/, val/ and test/ folders).
 import os
 from os import path
 
+from config import dataset_files
 from config.cifar10_resnet_config import *  # noqa: F403
 
 _IMAGES = os.environ.get("CIFAR10_IMAGES", "/raid/datasets/cifar10-images")
@@ -31,14 +32,9 @@ VAL_SIZE = 5000         # the paper's 45k/5k split (the tree has no val/ folder)
 VAL_SPLIT_SEED = 0
 
 MX_OUTPUT = path.join(_RECORDS, "split_45k_5k")
-TRAIN_MX_LIST = path.join(MX_OUTPUT, "train.lst")
-VAL_MX_LIST = path.join(MX_OUTPUT, "val.lst")
-TEST_MX_LIST = path.join(MX_OUTPUT, "test.lst")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
-MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
+(TRAIN_MX_LIST, VAL_MX_LIST, TEST_MX_LIST, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC,
+ DATASET_MEAN, MEAN_IMAGE) = dataset_files(
+    MX_OUTPUT, MX_OUTPUT, "cifar10_mean.json")
 RESIZE = 32             # stored as they are
 RECORD_ENCODING = "png"
 BUILD_SCRIPT = "build_imagenet.py"

@@ -16,6 +16,8 @@ import math
 import os
 from os import path
 
+from config import dataset_files
+
 # --- dataset ------------------------------------------------------------------------
 # The folder holding cifar-10-batches-py/ (or cifar-10-batches-bin/), or that folder itself.
 _CIFAR_HOME = os.environ.get("CIFAR_HOME", "/raid/datasets/cifar10")
@@ -33,12 +35,10 @@ VAL_SIZE = 5000
 VAL_SPLIT_SEED = 0
 
 MX_OUTPUT = path.join(_CIFAR_HOME, "rec", "split_45k_5k")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
 # Per-pixel mean (3x32x32, MXNet .nd), subtracted on the device instead of DATASET_MEAN.
-MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
+(_, _, _, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC, DATASET_MEAN,
+ MEAN_IMAGE) = dataset_files(
+    MX_OUTPUT, MX_OUTPUT, "cifar10_mean.json")
 RESIZE = 32             # stored as they are (PNG, lossless)
 BUILD_SCRIPT = "build_cifar.py"   # named in "rebuild" messages
 

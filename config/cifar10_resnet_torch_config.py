@@ -1,4 +1,4 @@
-"""CIFAR-10 ResNets as the Torch reproduction of issue 5 (gcr/torch-residual-networks) trains them.
+"""CIFAR-10 ResNets as the Torch reproduction (gcr/torch-residual-networks) trains them.
 
 200 epochs of SGD 0.1, divided by 10 at epochs 80 and 160 (its README says "then to 0.01 at
 160 epochs", read here as 0.001; its train-cifar.lua makes that drop at epoch 120), on all
@@ -13,19 +13,18 @@ the split differ.
 
 from os import path
 
+from config import dataset_files
 from config.cifar10_resnet_config import *  # noqa: F403
 from config.cifar10_resnet_config import CIFAR_ROOT
 
 VAL_SIZE = 0            # train on 50k; the val records are a copy of the test records
 MX_OUTPUT = path.join(CIFAR_ROOT, "rec", "full_50k")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
-MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
+(_, _, _, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC, DATASET_MEAN,
+ MEAN_IMAGE) = dataset_files(
+    MX_OUTPUT, MX_OUTPUT, "cifar10_mean.json")
 
 RECIPE = {"base": "paper-cifar-resnet", "name": "torch-cifar-resnet",
-          "source": "Torch reproduction of He et al. 2016 cited in issue 5: 200 epochs, /10 at 80 and 160",
+          "source": "Torch reproduction of He et al. 2016 (gcr/torch-residual-networks): 200 epochs, /10 at 80 and 160",
           "num_epochs": 200, "schedule": {"kind": "multi_step", "factor": 0.1, "at_epochs": [80, 160]}}
 _WARMUP_RECIPE = {**RECIPE, "name": "torch-cifar-resnet-warmup",
                   "warmup": {"updates": 400, "begin_lr": 0.001}}

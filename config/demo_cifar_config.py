@@ -10,6 +10,7 @@ Everything else is the paper config with a short schedule.
 import os
 from os import path
 
+from config import dataset_files
 from config.cifar10_resnet_config import *  # noqa: F403
 from config.cifar10_resnet_config import RECIPE
 
@@ -21,11 +22,9 @@ NUM_TEST_IMAGES = 100
 VAL_SIZE = 100
 
 MX_OUTPUT = path.join(CIFAR_ROOT, "rec")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "cifar10_mean.json")
-MEAN_IMAGE = path.join(MX_OUTPUT, "cifar10_mean.nd")
+(_, _, _, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC, DATASET_MEAN,
+ MEAN_IMAGE) = dataset_files(
+    MX_OUTPUT, MX_OUTPUT, "cifar10_mean.json")
 
 BATCH_SIZE = 32
 RECIPE = {**RECIPE, "name": "demo-cifar-resnet", "num_epochs": 6,

@@ -16,6 +16,8 @@ INPUT_SIZE, and pick a model and recipe.
 import os
 from os import path
 
+from config import dataset_files
+
 _REPO = path.dirname(path.dirname(path.abspath(__file__)))
 _HOME = os.environ.get("PHOTOS_HOME", path.join(_REPO, "datasets", "photos"))
 
@@ -30,13 +32,9 @@ DEMO_IMAGE_SIZE = 32    # side of the photo crops build_demo_dataset.py writes
 DEMO_SEED = 0
 
 MX_OUTPUT = path.join(_HOME, "rec")
-TRAIN_MX_LIST = path.join(MX_OUTPUT, "train.lst")
-VAL_MX_LIST = path.join(MX_OUTPUT, "val.lst")
-TEST_MX_LIST = path.join(MX_OUTPUT, "test.lst")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "photos_mean.json")
+(TRAIN_MX_LIST, VAL_MX_LIST, TEST_MX_LIST, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC,
+ DATASET_MEAN, _) = dataset_files(
+    MX_OUTPUT, MX_OUTPUT, "photos_mean.json")
 RESIZE = 32
 RECORD_ENCODING = "jpeg"
 ENCODING_QUALITY = 95

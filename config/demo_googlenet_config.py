@@ -9,18 +9,12 @@ relative to the repository root unless DIGITS_HOME says otherwise.
 import os
 from os import path
 
+from config import dataset_files, ilsvrc_tree
+
 _REPO = path.dirname(path.dirname(path.abspath(__file__)))
 MX_OUTPUT = os.environ.get("DIGITS_HOME", path.join(_REPO, "datasets", "digits"))
-BASE_PATH = path.join(MX_OUTPUT, "ILSVRC2015")
-IMAGES_PATH = path.join(BASE_PATH, "Data", "CLS-LOC")
-IMAGE_SETS_PATH = path.join(BASE_PATH, "ImageSets", "CLS-LOC")
-DEVKIT_PATH = path.join(BASE_PATH, "devkit", "data")
-
-WORD_IDS = path.join(DEVKIT_PATH, "map_clsloc.txt")
-TRAIN_LIST = path.join(IMAGE_SETS_PATH, "train_cls.txt")
-VAL_LIST = path.join(IMAGE_SETS_PATH, "val.txt")
-VAL_LABELS = path.join(DEVKIT_PATH, "ILSVRC2015_clsloc_validation_ground_truth.txt")
-VAL_BLACKLIST = path.join(DEVKIT_PATH, "ILSVRC2015_clsloc_validation_blacklist.txt")
+(BASE_PATH, IMAGES_PATH, IMAGE_SETS_PATH, DEVKIT_PATH, WORD_IDS, TRAIN_LIST, VAL_LIST,
+ VAL_LABELS, VAL_BLACKLIST) = ilsvrc_tree(MX_OUTPUT)
 
 NUM_CLASSES = 10
 NUM_TEST_IMAGES = 30 * NUM_CLASSES
@@ -34,13 +28,9 @@ DEMO_BLACKLIST_SIZE = 12
 DEMO_IMAGE_SIZE = 64
 DEMO_SEED = 7
 
-TRAIN_MX_LIST = path.join(MX_OUTPUT, "lists", "train.lst")
-VAL_MX_LIST = path.join(MX_OUTPUT, "lists", "val.lst")
-TEST_MX_LIST = path.join(MX_OUTPUT, "lists", "test.lst")
-TRAIN_MX_REC = path.join(MX_OUTPUT, "rec", "train.rec")
-VAL_MX_REC = path.join(MX_OUTPUT, "rec", "val.rec")
-TEST_MX_REC = path.join(MX_OUTPUT, "rec", "test.rec")
-DATASET_MEAN = path.join(MX_OUTPUT, "rec", "digits_mean.json")
+(TRAIN_MX_LIST, VAL_MX_LIST, TEST_MX_LIST, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC,
+ DATASET_MEAN, _) = dataset_files(
+    path.join(MX_OUTPUT, "lists"), path.join(MX_OUTPUT, "rec"), "digits_mean.json")
 
 RESIZE = 64
 ENCODING_QUALITY = 95

@@ -14,6 +14,7 @@ residual scaling and the channel widths are the real ones.
 
 from os import path
 
+from config import dataset_files
 from config.demo_googlenet_config import (  # noqa: F401  (the config's public fields)
     BASE_PATH,
     DEMO_BLACKLIST_SIZE,
@@ -36,13 +37,9 @@ from config.demo_googlenet_config import (  # noqa: F401  (the config's public f
 )
 
 _RECORDS = path.join(MX_OUTPUT, "rec80")
-TRAIN_MX_LIST = path.join(_RECORDS, "lists", "train.lst")
-VAL_MX_LIST = path.join(_RECORDS, "lists", "val.lst")
-TEST_MX_LIST = path.join(_RECORDS, "lists", "test.lst")
-TRAIN_MX_REC = path.join(_RECORDS, "train.rec")
-VAL_MX_REC = path.join(_RECORDS, "val.rec")
-TEST_MX_REC = path.join(_RECORDS, "test.rec")
-DATASET_MEAN = path.join(_RECORDS, "digits_mean.json")
+(TRAIN_MX_LIST, VAL_MX_LIST, TEST_MX_LIST, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC,
+ DATASET_MEAN, _) = dataset_files(
+    path.join(_RECORDS, "lists"), _RECORDS, "digits_mean.json")
 
 RESIZE = 80             # 80 -> 75 is close to the reproductions' 328 -> 299
 ENCODING_QUALITY = 95

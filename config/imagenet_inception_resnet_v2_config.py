@@ -12,6 +12,7 @@ these go to ``$IMAGENET_HOME/rec328``:
 import os
 from os import path
 
+from config import dataset_files
 from config.imagenet_googlenet_config import (  # noqa: F401  (the config's public fields)
     BASE_PATH,
     DEVKIT_PATH,
@@ -31,13 +32,9 @@ from config.imagenet_googlenet_config import (  # noqa: F401  (the config's publ
 
 # --- lists, records and mean of this experiment: their own folder --------------------
 _RECORDS = path.join(MX_OUTPUT, "rec328")
-TRAIN_MX_LIST = path.join(_RECORDS, "lists", "train.lst")
-VAL_MX_LIST = path.join(_RECORDS, "lists", "val.lst")
-TEST_MX_LIST = path.join(_RECORDS, "lists", "test.lst")
-TRAIN_MX_REC = path.join(_RECORDS, "train.rec")
-VAL_MX_REC = path.join(_RECORDS, "val.rec")
-TEST_MX_REC = path.join(_RECORDS, "test.rec")
-DATASET_MEAN = path.join(_RECORDS, "imagenet_mean.json")
+(TRAIN_MX_LIST, VAL_MX_LIST, TEST_MX_LIST, TRAIN_MX_REC, VAL_MX_REC, TEST_MX_REC,
+ DATASET_MEAN, _) = dataset_files(
+    path.join(_RECORDS, "lists"), _RECORDS, "imagenet_mean.json")
 
 # Shorter side stored at 328, aspect kept; both public reproductions resized to 328x328
 # (square), so their center 299 crop sees a slightly different window.
