@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import Settings, load_config
+from pyimagesearch.config import Settings
 from pyimagesearch.data.dataset import read_manifest as read_dataset_manifest
-from pyimagesearch.errors import CheckpointError, ConfigError, DatasetError
+from pyimagesearch.errors import CheckpointError, DatasetError
 from pyimagesearch.evaluation.evaluate import ResultNotSaved, evaluate_checkpoint
-from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest
+from pyimagesearch.run.checkpoints import latest_checkpoint, read_manifest, recorded_config
 from pyimagesearch.run.logs import read_metrics
 from pyimagesearch.run.paths import SEED_FOLDER, metrics_jsonl_path, result_path
 
@@ -137,16 +137,6 @@ def last_k_errors(val_errors: dict[int, float], k: int) -> list[float]:
     return [val_errors[e] for e in sorted(val_errors)[-k:]]
 
 
-def _config_for(manifest: dict[str, Any], config: Settings | None) -> Settings:
-    """The config to evaluate with: the one given, else the run's own (its snapshot's file)."""
-    if config is not None:
-        return config
-    source = manifest.get("config", {}).get("__source__")
-    if source and (Path(source).is_file() or "/" not in source):
-        return load_config(source)
-    raise ConfigError(f"the run's config {source!r} is not here; pass --config")
-
-
 def _dataset_is_fake(manifest: dict[str, Any]) -> bool:
     """Whether the run's dataset manifest (named in its checkpoint) says the data is fake."""
     path = manifest.get("dataset", {}).get("manifest")
@@ -185,7 +175,7 @@ def collect_run(folder: str | Path, prefix: str, k: int = 5, config: Settings | 
     elif evaluate_missing:
         logger.info("evaluating %s epoch %d on the test split", folder, epoch)
         try:
-            scored = evaluate_checkpoint(_config_for(manifest, config), str(folder), prefix,
+            scored = evaluate_checkpoint(recorded_config(manifest, config), str(folder), prefix,
                                          epoch, "test", cpu_contexts, gpus=gpus)
         except ResultNotSaved as exc:  # a read-only folder: use the figures all the same
             logger.warning("%s", exc)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pyimagesearch.config import ConfigError, Settings, load_config
+from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import (
     SCOPE_PREPROCESSING,
     DatasetInfo,
@@ -19,7 +18,7 @@ from pyimagesearch.data.dataset import (
     check_dataset,
 )
 from pyimagesearch.inference.preprocess import ClassName, Preprocessing, classes_from_manifest
-from pyimagesearch.run.checkpoints import read_manifest, resolve_epoch
+from pyimagesearch.run.checkpoints import read_manifest, recorded_config, resolve_epoch
 from pyimagesearch.run.paths import checkpoint_name
 
 logger = logging.getLogger(__name__)
@@ -53,17 +52,6 @@ class CheckpointSource:
         return self.dataset.manifest_file
 
 
-def run_config(manifest: dict[str, Any], config: str | Settings | None) -> Settings:
-    """``config`` if given (name, path or settings), else the config file the run recorded."""
-    if config:
-        return load_config(config)
-    source = manifest.get("config", {}).get("__source__")
-    if source and source.endswith(".py") and Path(source).is_file():
-        return load_config(source)
-    raise ConfigError(f"the checkpoint's config {source or '(not recorded)'} is not there; "
-                      f"pass --config")
-
-
 def check_fits(manifest: dict[str, Any], config: Settings) -> None:
     """Refuse a config whose crop size or network differs from the checkpoint's."""
     identity = manifest.get("identity", {})
@@ -85,7 +73,7 @@ def describe_checkpoint(checkpoints: str, prefix: str, epoch: int | str,
     """
     epoch = resolve_epoch(checkpoints, prefix, epoch)
     manifest = read_manifest(checkpoints, prefix, epoch)
-    settings = run_config(manifest, config)
+    settings = recorded_config(manifest, config)
     check_fits(manifest, settings)
     dataset = check_dataset(settings, ())
     notes = check_checkpoint_dataset(manifest, dataset,

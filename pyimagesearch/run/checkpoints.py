@@ -19,7 +19,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from pyimagesearch.errors import CheckpointError
+from pyimagesearch.config import load_config
+from pyimagesearch.errors import CheckpointError, ConfigError
 from pyimagesearch.files import atomic_write_text, commit_file, fsync_path, sha256_file
 from pyimagesearch.run.mxnet_checkpoints import (
     build_from_mxnet_checkpoint,
@@ -266,6 +267,20 @@ def _manifest_problem(manifest: Any, epoch: int) -> str | None:
     if not all(type(c) is int and 0 <= c <= updates for c in counts):
         return f"optimizer_state's update counts do not fit num_update {updates}"
     return None
+
+
+def recorded_config(manifest: dict[str, Any], config: str | Settings | None = None
+                    ) -> Settings:
+    """``config`` if given (a module name, a path or settings), else the config the run
+    recorded in its checkpoint."""
+    if config:
+        return load_config(config)
+    source = manifest.get("config", {}).get("__source__")
+    if isinstance(source, str) and (Path(source).is_file() if source.endswith(".py")
+                                    else "/" not in source):
+        return load_config(source)
+    raise ConfigError(f"the checkpoint's config {source or '(not recorded)'} is not there; "
+                      f"pass --config")
 
 
 def load_exported_params(net: gluon.Block, path: str | Path) -> None:

@@ -17,8 +17,7 @@ from mxnet import autograd, gluon
 
 from pyimagesearch.config import ConfigError, Settings
 from pyimagesearch.data.dataset import DatasetError, check_dataset
-from pyimagesearch.nn import get_model
-from pyimagesearch.nn.build import build_network, initializer, model_params
+from pyimagesearch.nn.build import build_network
 from pyimagesearch.training.devices import select_contexts, visible_gpus
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -102,16 +101,13 @@ def _relative(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def network_without_dropout(config: Settings, contexts: list[mx.Context]) -> gluon.HybridBlock:
     """The config's network, initialized alike on every context, its dropout rates at 0."""
-    net = get_model(config.MODEL, **model_params(config))
-    mx.random.seed(int(config.SEED))
-    net.initialize(initializer(config), ctx=contexts)
+    net = build_network(config, contexts, int(config.SEED))
 
     def no_dropout(block: gluon.Block) -> None:
         if isinstance(block, gluon.nn.Dropout):
-            block._rate = 0.0  # read by Dropout.hybrid_forward, before hybridize builds the graph
+            block._rate = 0.0  # read by Dropout.hybrid_forward when the graph is first built
 
     net.apply(no_dropout)
-    net.hybridize(static_alloc=True, static_shape=True)
     return net
 
 
