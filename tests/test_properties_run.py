@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import mxnet as mx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from mxnet import gluon
 
-from pyimagesearch.errors import ProjectError
+from pyimagesearch.errors import CheckpointError, ProjectError
+from pyimagesearch.files import sha256_file
+from pyimagesearch.run.checkpoints import load_exported_params, read_manifest
 from pyimagesearch.run.logs import (
     MAX_EPOCH,
     EpochRecord,
@@ -31,6 +37,13 @@ from pyimagesearch.run.logs import (
     read_metrics,
     stitch_logs,
 )
+from pyimagesearch.run.optimizer_state import (
+    StateError,
+    load_optimizer_state,
+    save_optimizer_state,
+)
+from pyimagesearch.run.paths import checkpoint_paths
+from pyimagesearch.run.symbolic_import import load_symbolic_checkpoint
 from pyimagesearch.scoring import METRIC_NAMES
 
 # Small and few: the whole file stays within seconds on a busy 2-core machine.
@@ -285,3 +298,304 @@ def test_metrics_and_logs_of_one_run_stitch_alike_and_a_cut_file_loses_only_its_
         data = metrics.read_bytes()
         metrics.write_bytes(data[:int(cut * len(data))])
         assert all(record in written for record in read_metrics(metrics))
+
+
+# --- checkpoint JSON --------------------------------------------------------------------------
+def checkpoint_files(tmp: Path, epoch: int = 3) -> dict:
+    """Tiny stand-ins for a checkpoint's files, and the manifest that describes them."""
+    files = {}
+    for kind, name in (("symbol", "net-symbol.json"), ("params", f"net-{epoch:04d}.params"),
+                       ("states", f"net-{epoch:04d}.states")):
+        (tmp / name).write_bytes(kind.encode())
+        files[kind] = {"file": name, "bytes": len(kind), "sha256": sha256_file(tmp / name)}
+    return {"format": 1, "epoch": epoch, "prefix": "net", "num_update": 12, "files": files,
+            "optimizer_state": {"optimizer": "sgd", "num_update": 12,
+                                "index_update_count": {"0": 12, "1": 12}}}
+
+
+ENTRY_EDITS = st.one_of(
+    st.tuples(st.sampled_from(["file", "bytes", "sha256"]), JSON_VALUES),
+    st.tuples(st.just("file"), st.sampled_from(["net-0002.params", "net-symbol.json", ".",
+                                                "..", "a/b", "net-0003.params\x00"])))
+MANIFEST_EDITS = st.lists(st.one_of(
+    st.tuples(st.just("top"), st.sampled_from(["epoch", "num_update", "files", "optimizer_state",
+                                               "format"]), JSON_VALUES),
+    st.tuples(st.just("top"), st.just("epoch"), st.sampled_from([3.0, True, "3", 3 + 2**64])),
+    st.tuples(st.sampled_from(["symbol", "params", "states"]), ENTRY_EDITS),
+    st.tuples(st.just("counts"), st.text(max_size=4), st.one_of(st.integers(-2, 14),
+                                                                 JSON_VALUES)),
+    st.tuples(st.just("state"), st.sampled_from(["num_update", "on_servers",
+                                                 "index_update_count"]), JSON_VALUES),
+), max_size=3)
+
+
+def edited_manifest(manifest: dict, edits: list) -> dict:
+    for where, *change in edits:
+        state = manifest.get("optimizer_state")
+        target = {"top": manifest, "state": state,
+                  "counts": state.get("index_update_count") if isinstance(state, dict) else None,
+                  }.get(where, manifest.get("files"))
+        if where in ("symbol", "params", "states") and isinstance(target, dict):
+            target, change = target.get(where), change[0]
+        if isinstance(target, dict):
+            target[change[0]] = change[1]
+    return manifest
+
+
+def accepted_manifest_fits(manifest: dict, tmp: Path) -> None:
+    """What a reader of an accepted manifest may trust."""
+    assert type(manifest["epoch"]) is int and manifest["epoch"] == 3
+    for kind, entry in manifest["files"].items():
+        assert entry["file"] == checkpoint_paths(tmp, "net", 3)[kind].name
+        assert (tmp / entry["file"]).read_bytes() == kind.encode()
+    counts = manifest.get("optimizer_state", {}).get("index_update_count", {})
+    assert all(key.isdigit() and key.isascii() and int(key) < 2**31 for key in counts)
+
+
+@PROPERTY
+@given(edits=MANIFEST_EDITS, raw=st.one_of(st.none(), st.binary(max_size=40),
+                                          st.sampled_from([b"[" * 100_000,
+                                                           b'{"epoch": ' + b"3" * 5000 + b"}"])))
+@example(edits=[("top", "epoch", 3.0)], raw=None)
+@example(edits=[("params", ("file", "net-0002.params"))], raw=None)
+@example(edits=[("counts", "x", 1)], raw=None)
+@example(edits=[], raw=b"[" * 100_000)
+@example(edits=[], raw=b'{"epoch": ' + b"3" * 5000 + b"}")
+def test_any_checkpoint_manifest_reads_or_is_refused_naming_it(edits, raw):
+    with folder() as tmp:
+        manifest = checkpoint_files(tmp)
+        (tmp / "net-0002.params").write_bytes(b"params")  # another checkpoint's, verifying
+        manifest_file = tmp / "net-0003.json"
+        if raw is None:
+            text = json.dumps(edited_manifest(manifest, edits))
+            manifest_file.write_text(text)
+        else:
+            manifest_file.write_bytes(raw)
+        try:
+            accepted_manifest_fits(read_manifest(tmp, "net", 3), tmp)
+        except CheckpointError as error:
+            refused_naming(error, tmp)
+
+
+# --- .params and .states files ----------------------------------------------------------------
+def tiny_net() -> gluon.HybridBlock:
+    """Convolution, batch norm and a dense layer under fixed names, run once."""
+    net = gluon.nn.HybridSequential(prefix="t_")
+    with net.name_scope():
+        net.add(gluon.nn.Conv2D(2, 3, in_channels=1), gluon.nn.BatchNorm(in_channels=2),
+                gluon.nn.Dense(3, in_units=2 * 4 * 4))
+    net.initialize()
+    net.hybridize()
+    net(mx.nd.zeros((1, 1, 6, 6)))
+    return net
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    """A tiny network's checkpoint as MXNet writes it: t-symbol.json and t-0001.params."""
+    folder = tmp_path_factory.mktemp("exported")
+    tiny_net().export(str(folder / "t"), epoch=1)
+    return folder
+
+
+ARRAY_NAMES = st.one_of(st.sampled_from(["arg:t_conv0_weight", "arg:t_conv0_bias",
+                                         "aux:t_batchnorm0_running_mean", "t_dense0_weight",
+                                         "aux:t_conv0_weight", "0/0", "1/0", "2/1", "9/0"]),
+                        st.text(max_size=6))
+ARRAYS = st.dictionaries(
+    ARRAY_NAMES, st.tuples(st.lists(st.integers(0, 5), min_size=1, max_size=3),
+                           st.sampled_from(["float32", "float16", "float64", "int32", "uint8",
+                                            "int8", "int64", "bool"]),
+                           st.sampled_from([0.5, float("nan"), 1e30])),
+    max_size=4)
+
+
+@st.composite
+def array_file(draw, original: bytes | None = None) -> bytes:
+    """Bytes for an ``mx.nd.save`` file: arrays of any name, shape and type, or a real file
+    or those arrays with bytes flipped, cut or inserted; or random bytes."""
+    choice = draw(st.integers(0, 3))
+    if choice == 0:
+        return draw(st.binary(max_size=64))
+    if choice == 1 and original is not None:
+        data = original
+    else:
+        with folder() as tmp:
+            arrays = {name: mx.nd.full(tuple(shape), value, dtype=dtype)
+                      for name, (shape, dtype, value) in draw(ARRAYS).items()}
+            mx.nd.save(str(tmp / "a"), arrays)
+            data = (tmp / "a").read_bytes()
+    for _ in range(draw(st.integers(0, 2))):
+        at = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from(["cut", "insert", "flip"]))
+        if edit == "cut":
+            data = data[:at]
+        elif edit == "insert":
+            data = data[:at] + draw(st.binary(min_size=1, max_size=9)) + data[at:]
+        elif at < len(data):
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+    return data
+
+
+# Files that once made mx.nd.load allocate gigabytes (a 36-byte file of the oldest layout
+# declaring 2**27 dimensions: 1.8 GB and seconds; 2**30: beyond this machine's memory), fail
+# with a many-line message, or end in a Python traceback after MXNet had read them.
+_HEAD = (0x112).to_bytes(8, "little") + bytes(8)
+_V2 = (0xF993FAC9).to_bytes(4, "little")
+HUGE_COUNT = _HEAD + (10**12).to_bytes(8, "little")
+LEGACY_HUGE_NDIM = _HEAD + (1).to_bytes(8, "little") + (2**27).to_bytes(4, "little")
+EMPTY_ARRAY = _HEAD + (1).to_bytes(8, "little") + _V2 + bytes(8) + bytes(8)
+NOT_UTF8_NAME = (_HEAD + (1).to_bytes(8, "little") + _V2 + bytes(4) + (1).to_bytes(4, "little")
+                 + (1).to_bytes(8, "little") + (1).to_bytes(4, "little") + bytes(8) + bytes(4)
+                 + (1).to_bytes(8, "little") + (1).to_bytes(8, "little") + b"\xff")
+
+
+@PROPERTY
+@given(data=st.data())
+@example(data=None)
+def test_any_params_file_loads_into_the_network_or_is_refused_naming_it(exported, data):
+    original = (exported / "t-0001.params").read_bytes()
+    net = tiny_net()
+    with folder() as tmp:
+        path = tmp / "t-0001.params"
+        contents = [HUGE_COUNT, LEGACY_HUGE_NDIM, EMPTY_ARRAY, NOT_UTF8_NAME] if data is None \
+            else [data.draw(array_file(original))]
+        for content in contents:
+            path.write_bytes(content)
+            try:
+                load_exported_params(net, path)
+            except CheckpointError as error:
+                refused_naming(error, path)
+                continue
+            saved = {k.split(":", 1)[-1]: v for k, v in mx.nd.load(str(path)).items()}
+            for name, param in net.collect_params().items():
+                assert param.data().shape == saved[name].shape
+
+
+@pytest.fixture(scope="module")
+def saved_state(tmp_path_factory) -> tuple[Path, dict]:
+    """The optimizer state of a tiny network after one SGD step, and its counters."""
+    net = tiny_net()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    with mx.autograd.record():
+        loss = net(mx.nd.ones((2, 1, 6, 6))).sum()
+    loss.backward()
+    trainer.step(2)
+    path = tmp_path_factory.mktemp("state") / "t-0001.states"
+    return path, save_optimizer_state(trainer, str(path))
+
+
+@PROPERTY
+@given(data=st.data())
+@example(data=None)
+def test_any_states_file_loads_into_the_trainer_or_is_refused_naming_it(saved_state, data):
+    original, counters = saved_state
+    net = tiny_net()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
+    with folder() as tmp:
+        path = tmp / "t-0001.states"
+        contents = [HUGE_COUNT, LEGACY_HUGE_NDIM, EMPTY_ARRAY, NOT_UTF8_NAME] if data is None \
+            else [data.draw(array_file(original.read_bytes()))]
+        for content in contents:
+            path.write_bytes(content)
+            try:
+                load_optimizer_state(trainer, str(path), counters)
+            except StateError as error:
+                refused_naming(error, path)
+                continue
+            assert trainer._optimizer.num_update == counters["num_update"]
+
+
+# --- MXNet symbol JSON ------------------------------------------------------------------------
+OPS = st.one_of(st.sampled_from(["null", "Convolution", "BatchNorm", "FullyConnected",
+                                 "_copy", "_mul_scalar", "Flatten", "load", "save", "__class__",
+                                 "NoSuchOp"]), st.text(max_size=5))
+ATTR_VALUES = st.one_of(st.sampled_from(["3", "(3, 3)", "(1,)", "()", "(", "True", "1e-3",
+                                         "abc", "(2, (3", "-1", "99999999999"]),
+                        st.text(max_size=6))
+NODE_EDITS = st.one_of(
+    st.tuples(st.just("op"), OPS),
+    st.tuples(st.just("name"), st.one_of(st.text(max_size=5), JSON_VALUES)),
+    st.tuples(st.just("inputs"), st.one_of(
+        st.lists(st.lists(st.integers(-3, 12), max_size=3), max_size=3), JSON_VALUES)),
+    st.tuples(st.just("attrs"), st.one_of(st.dictionaries(
+        st.sampled_from(["kernel", "stride", "pad", "eps", "num_filter", "num_hidden",
+                         "fix_gamma", "no_bias", "name", "scalar"]), ATTR_VALUES),
+        JSON_VALUES)),
+)
+
+
+@st.composite
+def symbol_json(draw, original: dict) -> bytes:
+    """A real symbol JSON with nodes edited (operator, name, inputs, attributes), or any
+    JSON, or bytes."""
+    choice = draw(st.integers(0, 5))
+    if choice == 0:
+        return draw(st.binary(max_size=40))
+    if choice == 1:
+        return json.dumps(draw(JSON_VALUES)).encode()
+    graph = json.loads(json.dumps(original))
+    nodes = graph["nodes"]
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(st.integers(0, len(nodes) - 1))
+        key, value = draw(NODE_EDITS)
+        nodes[index][key] = value
+    if draw(st.booleans()):
+        nodes.insert(draw(st.integers(0, len(nodes))), draw(JSON_VALUES))
+    return json.dumps(graph).encode()
+
+
+def node_of(graph: dict, op: str) -> dict:
+    return next(node for node in graph["nodes"] if node["op"] == op)
+
+
+def with_chain(graph: dict, links: int, loop: bool = False) -> bytes:
+    """The graph and a dense layer reading the convolution's weight through ``links``
+    copies, or through a copy that reads itself."""
+    nodes = graph["nodes"]
+    source = next(k for k, node in enumerate(nodes) if node["name"] == "t_conv0_weight")
+    for _ in range(links):
+        nodes.append({"op": "_copy", "name": f"copy{len(nodes)}",
+                      "inputs": [[len(nodes) if loop else source, 0, 0]]})
+        source = len(nodes) - 1
+    nodes.append({"op": "FullyConnected", "name": "extra", "inputs": [[source, 0, 0]],
+                  "attrs": {"num_hidden": "3"}})
+    return json.dumps(graph).encode()
+
+
+def with_attribute(op: str, key: str, value: Any) -> Callable[[dict], bytes]:
+    def edit(graph: dict) -> bytes:
+        node_of(graph, op).setdefault("attrs", {})[key] = value
+        return json.dumps(graph).encode()
+    return edit
+
+
+@PROPERTY
+@given(data=st.data())
+@example(data=json.dumps({"nodes": [1, "x"]}).encode())
+@example(data=b"[" * 100_000)
+@example(data=lambda graph: with_chain(graph, 1, loop=True))
+@example(data=lambda graph: with_chain(graph, 5000))
+@example(data=with_attribute("Convolution", "kernel", "3"))
+@example(data=with_attribute("BatchNorm", "eps", "abc"))
+@example(data=with_attribute("Convolution", "stride", ["2", "2"]))
+def test_any_symbol_file_maps_onto_the_network_or_is_refused_naming_it(exported, data):
+    original = json.loads((exported / "t-symbol.json").read_text())
+    if isinstance(data, bytes):
+        content = data
+    elif callable(data):
+        content = data(original)
+    else:
+        content = data.draw(symbol_json(original))
+    net = tiny_net()
+    with folder() as tmp:
+        (tmp / "t-0001.params").write_bytes((exported / "t-0001.params").read_bytes())
+        (tmp / "t-symbol.json").write_bytes(content)
+        try:
+            line = load_symbolic_checkpoint(net, tmp, "t", 1, data_shape=(1, 1, 6, 6))
+        except CheckpointError as error:
+            message = str(error)
+            assert "\n" not in message and (str(tmp / "t-symbol.json") in message
+                                            or str(tmp / "t-0001.params") in message), message
+            return
+        assert line.startswith("8 arrays")
