@@ -24,10 +24,12 @@ _DEVICE_TYPES = (1, 2, 3, 5)  # cpu, gpu, cpu_pinned, cpu_shared
 
 
 class _Misfit(Exception):
-    """What does not fit: completes "not an array file MXNet wrote (...)"."""
+    """What does not fit: completes "not an array file MXNet wrote: "."""
 
 
 class _Walk:
+    """A reader of the file's layout that never reads or skips past its end."""
+
     def __init__(self, handle: BinaryIO, size: int) -> None:
         self.handle, self.size = handle, size
 
@@ -42,12 +44,13 @@ class _Walk:
             raise _Misfit(f"{what} declares {count:,} bytes, past the file's end")
         self.handle.seek(count, 1)
 
-    def dims(self, ndim: int, dims: str, what: str) -> tuple[int, ...]:
+    def dims(self, ndim: int, code: str, what: str) -> tuple[int, ...]:
+        """``ndim`` sizes of the struct ``code``, none negative."""
         if ndim < 0:
             raise _Misfit(f"{what} has {ndim} dimensions")
-        shape = self.read(f"<{ndim}{dims}", what) if ndim else ()
+        shape = self.read(f"<{ndim}{code}", what) if ndim else ()
         if any(d < 0 for d in shape):
-            raise _Misfit(f"{what} has the shape {shape}")
+            raise _Misfit(f"{what} has a negative size")
         return shape
 
 

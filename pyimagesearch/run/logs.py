@@ -24,6 +24,7 @@ from pyimagesearch.errors import ProjectError
 from pyimagesearch.files import write_all, write_failure
 from pyimagesearch.run.paths import LOG_NAME
 from pyimagesearch.scoring import METRIC_NAMES
+from pyimagesearch.settings.schedules import finite_number
 
 # A number as the log lines print it (nan and inf included). Each way of reading a run of
 # digits is unique, so a line that fails to match costs linear time, not quadratic.
@@ -184,14 +185,14 @@ def _count(text: str, limit: int, what: str, path: Path, line: int | None = None
     return int(text)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """The file's complete lines, numbered; bytes that are not UTF-8 are replaced. A last
+def _lines(path: Path, whole: bool = True) -> Iterator[tuple[int, str]]:
+    """The file's lines, numbered; bytes that are not UTF-8 are replaced. ``whole``: a last
     line without its newline was cut short (a crash, a copy in progress), anywhere: its
     number may have lost digits, so it is left out."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
-                if line.endswith("\n"):
+                if line.endswith("\n") or not whole:
                     yield number, line.rstrip("\n")
     except OSError as exc:
         raise LogReadError(path, f"cannot be read ({exc.strerror or exc})") from None
@@ -316,16 +317,7 @@ def append_metrics(path: str | Path, record: dict[str, Any]) -> None:
         os.close(descriptor)
 
 
-def _finite(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond any float
-        return False
-
-
-def _epoch_number(value: Any, most: int = MAX_EPOCH) -> bool:
+def _whole(value: Any, most: int = MAX_EPOCH) -> bool:
     return type(value) is int and 0 <= value <= most
 
 
@@ -335,20 +327,20 @@ def _record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return f"{reprlib.repr(record)} is not an epoch's record (a JSON object)"
     epoch = record.get("epoch")
-    if not _epoch_number(epoch):
+    if not _whole(epoch):
         return f"epoch {reprlib.repr(epoch)} is not an epoch number up to {MAX_EPOCH:,}"
-    if not _epoch_number(start := record.get("start_epoch", epoch), epoch):
+    if not _whole(start := record.get("start_epoch", epoch), epoch):
         return f"start_epoch {reprlib.repr(start)} is not an epoch up to the record's {epoch}"
     for name in ("num_update", "skipped_steps"):
-        if record.get(name) is not None and not _epoch_number(record[name], 2**63):
+        if record.get(name) is not None and not _whole(record[name], 2**63):
             return f"{name} {reprlib.repr(record[name])} is not a count"
     for name in ("lr", "time", "samples_per_sec"):
-        if record.get(name) is not None and not _finite(record[name]):
+        if record.get(name) is not None and not finite_number(record[name]):
             return f"{name} {reprlib.repr(record[name])} is not a finite number"
     for name in ("train", "val"):
         metrics = record.get(name)
         if metrics is not None and not (isinstance(metrics, dict) and all(
-                value is None or _finite(value) for value in metrics.values())):
+                value is None or finite_number(value) for value in metrics.values())):
             return f"{name} {reprlib.repr(metrics)} is not a set of named numbers"
     if not isinstance(record.get("run"), (str, type(None))):
         return f"run {reprlib.repr(record['run'])} is not a start's time stamp"
@@ -361,7 +353,8 @@ def _stitch_metrics(path: str | Path) -> tuple[dict[int, dict[str, Any]], list[R
     by_epoch: dict[int, dict[str, Any]] = {}
     restarts: list[Restart] = []
     current_run = None
-    for number, line in _lines(path):
+    # JSON shows a cut of its own: a record cut anywhere but after its last brace fails.
+    for number, line in _lines(path, whole=False):
         try:
             record = json.loads(line)
         except (ValueError, RecursionError):

@@ -184,8 +184,10 @@ def graph_slots(graph: dict[str, Any], parameters: set[str],
                 shapes: dict[str, tuple[int, ...]]) -> list[Slot]:
     """The parameter slots of a symbol JSON, in its topological (node) order.
 
-    ``parameters`` are the variable names that hold parameters (everything else, such as
-    ``data`` and ``softmax_label``, is an input); ``shapes`` gives each one's shape.
+    ``graph`` is a network's own or one :func:`read_symbolic_checkpoint` accepted (each input
+    an earlier node). ``parameters`` are the variable names that hold parameters (everything
+    else, such as ``data`` and ``softmax_label``, is an input); ``shapes`` gives each one's
+    shape.
     """
     nodes = graph["nodes"]
 
