@@ -256,7 +256,7 @@ def _manifest_problem(manifest: Any, epoch: int, names: dict[str, str]) -> str |
             return f"the {kind} entry of 'files' is not a file name, size and SHA-256"
         if name != names[kind]:
             # The file checked would not be the file loaded.
-            return f"the {kind} entry of 'files' names {name!r}, not {names[kind]}"
+            return f"the {kind} entry of 'files' names {reprlib.repr(name)}, not {names[kind]}"
     updates, state = manifest.get("num_update"), manifest.get("optimizer_state")
     if updates is None and state is None:
         return None  # no optimizer: a checkpoint written by other code
