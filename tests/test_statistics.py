@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -36,11 +37,14 @@ def fake_run(folder, prefix, seed, val_accuracies, test_accuracy=None, depth=20,
                        {"epoch": epoch, "start_epoch": 0, "run": "r",
                         "train": METRICS, "val": {**METRICS, "accuracy": accuracy}})
     last = len(val_accuracies)
-    for name in (f"{prefix}-symbol.json", f"{prefix}-{last:04d}.params",
-                 f"{prefix}-{last:04d}.states"):
+    files = {"symbol": f"{prefix}-symbol.json", "params": f"{prefix}-{last:04d}.params",
+             "states": f"{prefix}-{last:04d}.states"}
+    for name in files.values():
         (folder / name).write_bytes(b"")
     (folder / f"{prefix}-{last:04d}.json").write_text(json.dumps({
-        "seed": seed, "recipe": {"name": "paper-cifar-resnet"}, "files": {},
+        "epoch": last, "seed": seed, "recipe": {"name": "paper-cifar-resnet"},
+        "files": {kind: {"file": name, "bytes": 0, "sha256": hashlib.sha256().hexdigest()}
+                  for kind, name in files.items()},
         "identity": {"model_params": {"depth": depth, "num_classes": 10,
                                       "shortcut": shortcut, "variant": variant}}}))
     if test_accuracy is not None:

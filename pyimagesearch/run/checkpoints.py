@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import time
 import warnings
 from pathlib import Path
@@ -22,6 +23,7 @@ from mxnet import gluon
 from pyimagesearch.config import load_config
 from pyimagesearch.errors import CheckpointError, ConfigError
 from pyimagesearch.files import atomic_write_text, commit_file, fsync_path, sha256_file
+from pyimagesearch.run.array_files import load_arrays, unprefixed
 from pyimagesearch.run.mxnet_checkpoints import (
     build_from_mxnet_checkpoint,
     is_mxnet_checkpoint,
@@ -207,7 +209,7 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
         listing = ", ".join(str(e) for e in existing) if existing else "none"
         raise CheckpointError(f"no checkpoint {paths['manifest'].name} in {folder}; "
                               f"complete checkpoints of {prefix!r} there: {listing}")
-    manifest = _read_json(paths["manifest"], epoch)
+    manifest = _read_json(paths, epoch)
     if verify:
         for kind, entry in manifest["files"].items():
             if kind in skip:
@@ -223,26 +225,31 @@ def read_manifest(folder: str | Path, prefix: str, epoch: int, verify: bool = Tr
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_INDEX = re.compile(r"[0-9]{1,9}")  # a parameter's index, as the optimizer's counters key it
 
 
-def _read_json(path: Path, epoch: int) -> dict[str, Any]:
+def _read_json(paths: dict[str, Path], epoch: int) -> dict[str, Any]:
     """A checkpoint manifest, its fields checked against each other and the file's name: a
     reader trusts nothing in a file that may have been edited or damaged."""
+    path = paths["manifest"]
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
-    problem = _manifest_problem(manifest, epoch)
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError: not UTF-8, not JSON, or an integer of over 4,300 digits.
+        reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+        raise CheckpointError(f"{path}: unreadable manifest ({reason})") from None
+    problem = _manifest_problem(manifest, epoch, {kind: p.name for kind, p in paths.items()})
     if problem:
         raise CheckpointError(f"{path}: {problem}; the manifest was edited or is damaged")
     return manifest
 
 
-def _manifest_problem(manifest: Any, epoch: int) -> str | None:
+def _manifest_problem(manifest: Any, epoch: int, names: dict[str, str]) -> str | None:
+    """What disagrees in a manifest of checkpoint ``epoch`` whose files are ``names``."""
     if not isinstance(manifest, dict):
         return "not a JSON object"
-    if manifest.get("epoch") != epoch or isinstance(manifest.get("epoch"), bool):
-        return f"epoch {manifest.get('epoch')!r} where its name says {epoch}"
+    if type(manifest.get("epoch")) is not int or manifest["epoch"] != epoch:
+        return f"epoch {reprlib.repr(manifest.get('epoch'))} where its name says {epoch}"
     files = manifest.get("files")
     if not isinstance(files, dict) or not {"symbol", "params"} <= set(files) \
             or not set(files) <= set(CHECKPOINT_FILES):
@@ -253,6 +260,9 @@ def _manifest_problem(manifest: Any, epoch: int) -> str | None:
                 and type(entry.get("bytes")) is int and entry["bytes"] >= 0
                 and isinstance(entry.get("sha256"), str) and _SHA256.fullmatch(entry["sha256"])):
             return f"the {kind} entry of 'files' is not a file name, size and SHA-256"
+        if name != names[kind]:
+            # The file checked would not be the file loaded.
+            return f"the {kind} entry of 'files' names {reprlib.repr(name)}, not {names[kind]}"
     updates, state = manifest.get("num_update"), manifest.get("optimizer_state")
     if updates is None and state is None:
         return None  # no optimizer: a checkpoint written by other code
@@ -263,8 +273,9 @@ def _manifest_problem(manifest: Any, epoch: int) -> str | None:
     if not state.get("on_servers") and state.get("num_update") != updates:
         return (f"num_update {updates} disagrees with the optimizer state's "
                 f"{state.get('num_update')!r}")
-    counts = state["index_update_count"].values()
-    if not all(type(c) is int and 0 <= c <= updates for c in counts):
+    counts = state["index_update_count"]
+    if not all(_INDEX.fullmatch(k) and type(c) is int and 0 <= c <= updates
+               for k, c in counts.items()):
         return f"optimizer_state's update counts do not fit num_update {updates}"
     return None
 
@@ -285,11 +296,8 @@ def recorded_config(manifest: dict[str, Any], config: str | Settings | None = No
 
 def load_exported_params(net: gluon.Block, path: str | Path) -> None:
     """Load an ``export``-ed ``.params`` file (``arg:``/``aux:`` names) into a Gluon block."""
-    try:
-        saved = mx.nd.load(str(path))
-    except mx.base.MXNetError as exc:
-        raise CheckpointError(f"{path}: not a readable parameter file ({exc})") from exc
-    arrays = {name.split(":", 1)[-1]: array for name, array in saved.items()}
+    saved = load_arrays(path, "parameter file", CheckpointError)
+    arrays = unprefixed(saved, path, CheckpointError)
     params = net.collect_params()
     missing = sorted(set(params.keys()) - set(arrays))
     extra = sorted(set(arrays) - set(params.keys()))

@@ -14,6 +14,7 @@ from mxnet import gluon
 from pyimagesearch.config import Settings
 from pyimagesearch.files import atomic_write_text, sha256_file
 from pyimagesearch.nn.build import build_network
+from pyimagesearch.run.array_files import LIST_MAGIC
 from pyimagesearch.run.optimizer_state import start_optimizer_at
 from pyimagesearch.run.paths import (
     checkpoint_name,
@@ -29,7 +30,6 @@ from pyimagesearch.run.symbolic_import import load_symbolic_checkpoint
 logger = logging.getLogger(__name__)
 
 KIND = "mxnet"  # the manifest stand-in's "format"
-ND_LIST_MAGIC = (0x112).to_bytes(8, "little")  # the first bytes of an mx.nd.save file
 
 
 def mxnet_symbol_file(folder: str | Path, prefix: str) -> Path:
@@ -63,7 +63,7 @@ def is_mxnet_checkpoint(folder: str | Path, prefix: str, epoch: int) -> bool:
 def _array_file(path: Path) -> bool:
     """Written by ``mx.nd.save`` (as the project saves optimizer state), not pickled."""
     with open(path, "rb") as handle:
-        return handle.read(8) == ND_LIST_MAGIC
+        return handle.read(8) == LIST_MAGIC.to_bytes(8, "little")
 
 
 def mxnet_checkpoint_epochs(folder: str | Path, prefix: str) -> list[int]:

@@ -15,6 +15,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from pyimagesearch.errors import ProjectError
+from pyimagesearch.run.array_files import load_arrays
 
 
 class StateError(ProjectError, ValueError):
@@ -98,12 +99,7 @@ def load_optimizer_state(trainer: gluon.Trainer, path: str, counters: dict[str, 
     if counters.get("optimizer") != expected:
         raise StateError(f"{path}: saved for optimizer {counters.get('optimizer')!r}, "
                          f"the recipe uses {expected!r}")
-    try:
-        arrays = mx.nd.load(path)
-    except mx.base.MXNetError as exc:
-        raise StateError(f"{path}: not a readable optimizer-state file ({exc})") from exc
-    if not isinstance(arrays, dict):
-        raise StateError(f"{path}: expected named arrays")
+    arrays = load_arrays(path, "optimizer-state file", StateError)
     used: set[str] = set()
     params = trainer._params
     for device, updater in enumerate(_updaters(trainer)):

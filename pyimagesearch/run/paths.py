@@ -19,6 +19,7 @@ CHECKPOINT_FILES = ("symbol", "params", "states", "manifest")
 # A save writes ".NAME.tmp<pid>-symbol.json", ".NAME.tmp<pid>-0001.params", ... then renames.
 _SAVE_STEM = ".{prefix}.tmp"
 LOG_GLOB = "training_*.log"
+_METRICS_SUFFIX = "-metrics.jsonl"
 LOG_NAME = re.compile(r"training_(\d+)(?:\.(\d+))?\.log$")  # start epoch, repeat
 
 
@@ -100,7 +101,12 @@ def figure_path(folder: str | Path, title: str, curve: str) -> Path:
 
 def metrics_jsonl_path(checkpoints: str | Path, prefix: str) -> Path:
     """One JSON line per epoch: the run's machine record."""
-    return Path(checkpoints) / f"{prefix}-metrics.jsonl"
+    return Path(checkpoints) / f"{prefix}{_METRICS_SUFFIX}"
+
+
+def metrics_files(checkpoints: str | Path) -> list[Path]:
+    """The metrics file of every prefix in a run folder."""
+    return sorted(Path(checkpoints).glob(f"*{_METRICS_SUFFIX}"))
 
 
 def log_path(checkpoints: str | Path, start_epoch: int, worker: int | None = None) -> Path:

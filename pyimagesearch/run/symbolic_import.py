@@ -16,6 +16,7 @@ import mxnet as mx
 from mxnet import gluon
 
 from pyimagesearch.errors import CheckpointError
+from pyimagesearch.run.array_files import load_arrays, unprefixed
 from pyimagesearch.run.paths import checkpoint_paths
 
 # Operators that only rescale or copy a parameter on its way to the operator using it.
@@ -76,20 +77,17 @@ def read_symbolic_checkpoint(folder: str | Path, prefix: str, epoch: int,
                                   f"{symbol_file.name} and {params_file.name})")
     try:
         graph = json.loads(symbol_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{symbol_file}: not an MXNet symbol file ({exc})") from exc
-    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
-        raise CheckpointError(f"{symbol_file}: not an MXNet symbol file (no graph nodes)")
-    try:
-        saved = mx.nd.load(str(params_file))
-    except mx.base.MXNetError as exc:
-        message = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"{params_file}: not a readable parameter file ({message})") \
-            from exc
-    if not isinstance(saved, dict) or not saved:
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+        raise CheckpointError(f"{symbol_file}: not an MXNet symbol file ({reason})") from None
+    problem = _graph_problem(graph)
+    if problem is not None:
+        raise CheckpointError(f"{symbol_file}: not an MXNet symbol file ({problem})")
+    saved = load_arrays(params_file, "parameter file", CheckpointError)
+    if not saved:
         raise CheckpointError(f"{params_file}: holds no named arrays (MXNet checkpoints name "
                               f"them arg:<name> and aux:<name>)")
-    arrays = {name.split(":", 1)[-1]: array for name, array in saved.items()}
+    arrays = unprefixed(saved, params_file, CheckpointError)
     variables = {node["name"] for node in graph["nodes"] if node["op"] == "null"}
     strangers = sorted(set(arrays) - variables)
     if strangers:
@@ -100,9 +98,40 @@ def read_symbolic_checkpoint(folder: str | Path, prefix: str, epoch: int,
     return SymbolicCheckpoint(symbol_file, params_file, graph, arrays)
 
 
+def _graph_problem(graph: Any) -> str | None:
+    """What keeps a symbol JSON from being what :func:`graph_slots` reads: nodes with an
+    operator, a name, string attributes, and inputs that are earlier nodes (the topological
+    order MXNet writes, which also rules out cycles)."""
+    if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+        return "no graph nodes"
+    for index, node in enumerate(graph["nodes"]):
+        if not (isinstance(node, dict) and isinstance(node.get("op"), str)
+                and isinstance(node.get("name"), str) and isinstance(node.get("inputs"), list)):
+            return f"node {index} lacks an operator, a name or its inputs"
+        if not all(isinstance(source, list) and source and type(source[0]) is int
+                   and 0 <= source[0] < index for source in node["inputs"]):
+            return f"node {index} ({node['name']!r}) has inputs that are not earlier nodes"
+        attrs = _attributes(node)
+        if not isinstance(attrs, dict) or not all(isinstance(key, str) and isinstance(value, str)
+                                                  for key, value in attrs.items()):
+            return f"node {index} ({node['name']!r}) has attributes that are not strings"
+    return None
+
+
+def _attributes(node: dict[str, Any]) -> Any:
+    return node.get("attrs", node.get("param", {})) or {}
+
+
+@functools.lru_cache(maxsize=1)
+def _operators() -> frozenset[str]:
+    return frozenset(mx.operator.get_all_registered_operators())
+
+
 @functools.lru_cache(maxsize=256)
 def _input_names(op: str, attrs: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     """The operator's input names in order (``data, weight, bias``), from MXNet itself."""
+    if op not in _operators():  # a file's "op" picks a function of MXNet's: operators only
+        return ()
     factory = getattr(mx.sym, op, None) or getattr(mx.sym._internal, op, None)
     if factory is None:
         return ()
@@ -136,7 +165,8 @@ def _settings(op: str, attrs: dict[str, str]) -> tuple[tuple[str, Any], ...]:
     defaults = COMPARED_SETTINGS.get(op)
     if defaults is None:
         return ()
-    dims = len(_value(attrs.get("kernel", "()")) or ()) or 2
+    kernel = _value(attrs.get("kernel", "()"))
+    dims = len(kernel) if isinstance(kernel, tuple) and kernel else 2
     normalized = []
     for key, default in defaults.items():
         value = _value(attrs[key]) if key in attrs else default
@@ -144,7 +174,7 @@ def _settings(op: str, attrs: dict[str, str]) -> tuple[tuple[str, Any], ...]:
             value = tuple(value) if isinstance(value, tuple) and value else (default,) * dims
             if len(value) == 1:
                 value = value * dims
-        if key == "eps":
+        if key == "eps" and isinstance(value, (int, float)):
             value = float(f"{float(value):.6g}")  # 1e-3 written as 0.0010000000474974513
         normalized.append((key, value))
     return tuple(normalized)
@@ -154,26 +184,26 @@ def graph_slots(graph: dict[str, Any], parameters: set[str],
                 shapes: dict[str, tuple[int, ...]]) -> list[Slot]:
     """The parameter slots of a symbol JSON, in its topological (node) order.
 
-    ``parameters`` are the variable names that hold parameters (everything else, such as
-    ``data`` and ``softmax_label``, is an input); ``shapes`` gives each one's shape.
+    ``graph`` is a network's own or one :func:`read_symbolic_checkpoint` accepted (each input
+    an earlier node). ``parameters`` are the variable names that hold parameters (everything
+    else, such as ``data`` and ``softmax_label``, is an input); ``shapes`` gives each one's
+    shape.
     """
     nodes = graph["nodes"]
 
     def parameter_behind(index: int) -> str | None:
         node = nodes[index]
-        if node["op"] == "null":
-            return node["name"] if node["name"] in parameters else None
-        if node["op"] in PASS_THROUGH and len(node["inputs"]) == 1:
-            return parameter_behind(node["inputs"][0][0])
-        return None
+        while node["op"] in PASS_THROUGH and len(node["inputs"]) == 1:
+            node = nodes[node["inputs"][0][0]]
+        return node["name"] if node["op"] == "null" and node["name"] in parameters else None
 
     slots = []
     for node in nodes:
         if node["op"] == "null" or node["op"] in PASS_THROUGH:
             continue
-        attrs = node.get("attrs", node.get("param", {})) or {}
+        attrs = _attributes(node)
         names: tuple[str, ...] | None = None
-        for position, (source, _, _) in enumerate(node["inputs"]):
+        for position, (source, *_) in enumerate(node["inputs"]):
             variable = parameter_behind(source)
             if variable is None:
                 continue

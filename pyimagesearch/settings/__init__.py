@@ -139,7 +139,8 @@ def argument_type(flag: str) -> Callable[[str], Any]:
         try:
             return kind.check(kind.parse(text))
         except SettingError as exc:
-            raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
+            shown = text if text.isprintable() and len(text) <= 80 else _short(text)
+            raise argparse.ArgumentTypeError(f"{shown}: {exc}") from None
 
     convert.__name__ = flag.lstrip("-").replace("-", "_")
     return convert

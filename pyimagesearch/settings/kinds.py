@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import abc
 import difflib
-import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pyimagesearch.settings.recipes import RecipeError, recipe_from_data
+from pyimagesearch.settings.schedules import finite_number
 
 
 class SettingError(ValueError):
@@ -68,8 +69,7 @@ class Number(Kind):
     low_open: bool = False
 
     def _fits(self, value: Any) -> bool:
-        return not isinstance(value, bool) and isinstance(value, (int, float)) \
-            and math.isfinite(value)
+        return finite_number(value)
 
     def check(self, value: Any) -> Any:
         too_low = self._fits(value) and self.low is not None and (
@@ -115,7 +115,9 @@ class Choice(Kind):
     values: tuple[Any, ...]
 
     def check(self, value: Any) -> Any:
-        if isinstance(value, bool) or value not in self.values:
+        # Compared with values of their own type only: == of an array would be an array.
+        if isinstance(value, bool) or not any(isinstance(value, type(choice)) and value == choice
+                                              for choice in self.values):
             raise SettingError(f"must be {self.describe()}")
         return value
 
@@ -209,7 +211,7 @@ class Table(Kind):
 
 @dataclass(frozen=True)
 class Items(Kind):
-    """A list (or tuple) of distinct values of one kind, kept as a tuple."""
+    """A list (or tuple) of distinct values of one kind (hashable ones), kept as a tuple."""
 
     item: Kind
     what: str = "a list"
@@ -220,7 +222,7 @@ class Items(Kind):
             raise SettingError(f"must be {self.describe()}")
         checked = [_inside(f"item {position} = {item!r}", self.item.check, item)
                    for position, item in enumerate(value)]
-        duplicated = sorted({repr(x) for x in checked if checked.count(x) > 1})
+        duplicated = sorted(repr(x) for x, count in Counter(checked).items() if count > 1)
         if duplicated:
             raise SettingError(f"lists {duplicated[0]} more than once")
         return tuple(checked)
@@ -272,7 +274,7 @@ class Epoch(Kind):
     """A checkpoint's epoch, or ``"last"``: the newest that verifies."""
 
     def check(self, value: Any) -> Any:
-        if value == "last" or (_is_int(value) and value >= 0):
+        if (isinstance(value, str) and value == "last") or (_is_int(value) and value >= 0):
             return value
         raise SettingError(f"must be {self.describe()}")
 

@@ -12,7 +12,6 @@ it reproduces. Nothing here imports MXNet: configs and their checks stay light.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -26,6 +25,7 @@ from pyimagesearch.settings.schedules import (
     ScheduleSpec,
     StepDecay,
     Warmup,
+    finite_number,
     schedule_from_data,
     warmup_from_data,
 )
@@ -63,8 +63,10 @@ class Recipe:
     num_devices: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise RecipeError(f"recipe name must be a non-empty string, not {self.name!r}")
+        # Every message names the recipe: a line break in its name would split them.
+        if not isinstance(self.name, str) or not self.name or not self.name.isprintable():
+            raise RecipeError(f"recipe name must be a non-empty printable string, "
+                              f"not {self.name!r}")
         if self.optimizer not in OPTIMIZERS:
             raise RecipeError(f"recipe {self.name}: optimizer must be one of "
                               f"{', '.join(OPTIMIZERS)}, not {self.optimizer!r}")
@@ -76,18 +78,36 @@ class Recipe:
                                        ("momentum", self.momentum, 0, 1)):
             if value is None and what == "momentum":
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value < low \
-                    or (high is not None and value >= high):
+            if not finite_number(value) or value < low or (high is not None and value >= high):
                 bound = f">= {low}" + (f" and < {high}" if high is not None else "")
                 raise RecipeError(f"recipe {self.name}: {what} must be a number {bound}, "
                                   f"not {value!r}")
+        self._check_reference_fields()
         try:
             object.__setattr__(self, "schedule", schedule_from_data(self.schedule))
             object.__setattr__(self, "warmup", warmup_from_data(self.warmup))
             self.schedule_spec()
         except ScheduleError as exc:
             raise RecipeError(f"recipe {self.name}: {exc}") from None
+
+    def _check_reference_fields(self) -> None:
+        """Fields nothing checks later: the optimizer's extra arguments go to MXNet as they
+        are, and the others into messages and reports."""
+        params = self.optimizer_params
+        if not isinstance(params, Mapping) or not all(
+                isinstance(key, str) and key.isidentifier()
+                and (isinstance(value, bool) or finite_number(value))
+                for key, value in params.items()):
+            raise RecipeError(f"recipe {self.name}: optimizer_params must map argument names "
+                              f"to numbers or True/False, not {params!r}")
+        if not isinstance(self.source, str):
+            raise RecipeError(f"recipe {self.name}: source must be a string, "
+                              f"not {self.source!r}")
+        for what, value in (("batch_per_device", self.batch_per_device),
+                            ("num_devices", self.num_devices)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise RecipeError(f"recipe {self.name}: {what} must be None or an integer "
+                                  f">= 1, not {value!r}")
 
     def schedule_spec(self, overrides: tuple = ()) -> ScheduleSpec:
         return ScheduleSpec(base_lr=self.base_lr, schedule=self.schedule,
@@ -240,10 +260,9 @@ RECIPES = {recipe.name: recipe for recipe in (
 
 def preset(name: str) -> Recipe:
     """The preset recipe ``name``, or an error listing the presets."""
-    try:
-        return RECIPES[name]
-    except KeyError:
-        raise RecipeError(f"unknown recipe {name!r}; presets: {', '.join(RECIPES)}") from None
+    if not isinstance(name, str) or name not in RECIPES:
+        raise RecipeError(f"unknown recipe {name!r}; presets: {', '.join(RECIPES)}")
+    return RECIPES[name]
 
 
 def recipe_from_data(data: Any) -> Recipe:
@@ -256,7 +275,7 @@ def recipe_from_data(data: Any) -> Recipe:
     if not isinstance(data, Mapping):
         raise RecipeError(f"a recipe is a preset name or a dict, not {data!r}")
     known = {f.name for f in fields(Recipe)}
-    unknown = sorted(set(data) - known - {"base"})
+    unknown = sorted(set(data) - known - {"base"}, key=str)
     if unknown:
         raise RecipeError(f"unknown recipe field {unknown[0]!r}; fields: base, "
                           f"{', '.join(sorted(known))}")

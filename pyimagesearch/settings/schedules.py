@@ -33,6 +33,9 @@ class EpochTable:
     table: dict[int, float]
 
     def __post_init__(self) -> None:
+        if not isinstance(self.table, Mapping):
+            raise ScheduleError(f"learning-rate table must be a dict {{epoch: lr}}, "
+                                f"not {self.table!r}")
         if 0 not in self.table:
             raise ScheduleError(f"learning-rate table {self.table} must start at epoch 0")
         for epoch, lr in self.table.items():
@@ -62,9 +65,14 @@ class StepDecay:
         _check_factor(self.factor)
         if (self.every_updates is None) == (self.every_epochs is None):
             raise ScheduleError("step_decay needs exactly one of every_updates, every_epochs")
-        period = self.every_updates if self.every_updates is not None else self.every_epochs
-        if isinstance(period, bool) or not isinstance(period, (int, float)) or not period > 0:
-            raise ScheduleError(f"step_decay period must be positive, not {period!r}")
+        # Updates are whole (a fraction would be cut off); an infinite period would stop the
+        # scheduler at its first update.
+        counted = self.every_updates is not None
+        period = self.every_updates if counted else self.every_epochs
+        if not (finite_number(period) and period > 0
+                and (not counted or float(period).is_integer())):
+            what = "a whole number" if counted else "a number"
+            raise ScheduleError(f"step_decay period must be {what} > 0, not {period!r}")
 
     def rate(self, base_lr: float, update: int, per_epoch: int) -> float:
         """``base * factor ** floor((k - 1) / step)``: MXNet's FactorScheduler, stateless."""
@@ -167,9 +175,18 @@ class ScheduleSpec:
         return warmup.begin_lr + (scheduled - warmup.begin_lr) * update / warmup.updates
 
 
+def finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite, also as a float (10**400 is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_rate(value: Any, what: str, allow_zero: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not finite_number(value) or value < 0 or (value == 0 and not allow_zero):
         raise ScheduleError(f"{what} must be a number {'>=' if allow_zero else '>'} 0, "
                             f"not {value!r}")
 
@@ -185,7 +202,7 @@ _KINDS: dict[str, type] = {"constant": Constant, "epoch_table": EpochTable,
 
 def _from_fields(cls: type, data: Mapping[str, Any], what: str) -> Any:
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
         raise ScheduleError(f"{what}: unknown key {unknown[0]!r}; known keys: "
                             f"{', '.join(sorted(known)) or 'none'}")
@@ -199,7 +216,8 @@ def schedule_from_data(data: Any) -> Schedule:
     """A schedule from its plain-data form (module docstring), or an already built one."""
     if isinstance(data, (Constant, EpochTable, StepDecay, MultiStep)):
         return data
-    if not isinstance(data, Mapping) or data.get("kind") not in _KINDS:
+    if not isinstance(data, Mapping) or not isinstance(data.get("kind"), str) \
+            or data["kind"] not in _KINDS:
         raise ScheduleError(f"a schedule is a dict with 'kind' one of {', '.join(_KINDS)}, "
                             f"not {data!r}")
     rest = {key: value for key, value in data.items() if key != "kind"}
