@@ -17,7 +17,9 @@ from pyimagesearch.run.checkpoints import (
     load_exported_params,
     read_manifest,
 )
+from pyimagesearch.run.mxnet_checkpoints import KIND as MXNET_KIND
 from pyimagesearch.run.optimizer_state import load_optimizer_state, start_optimizer_at
+from pyimagesearch.run.paths import checkpoint_paths
 from pyimagesearch.settings import SETTINGS
 
 # Settings that change how a run is watched or fed, not what it computes; the recipes are
@@ -44,13 +46,17 @@ def check_start(checkpoints: str, prefix: str, start_epoch: int,
         return None
     skip = ("states",) if reset_optimizer else ()
     try:
-        return read_manifest(checkpoints, prefix, start_epoch,
-                             skip=skip)
+        manifest = read_manifest(checkpoints, prefix, start_epoch, skip=skip)
     except CheckpointError as exc:
         if "states" in str(exc) and not reset_optimizer:
             raise CheckpointError(f"{exc}; to resume with fresh optimizer state (momentum "
                                   f"from zero) pass --reset-optimizer") from None
         raise
+    if manifest.get("format") != MXNET_KIND and "num_update" not in manifest:
+        raise CheckpointError(f"{checkpoint_paths(checkpoints, prefix, start_epoch)['manifest']}"
+                              f" records no update count, so the schedule cannot continue "
+                              f"from it")
+    return manifest
 
 
 def _canonical(value: Any) -> Any:
