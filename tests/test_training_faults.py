@@ -114,6 +114,7 @@ def test_a_changed_dataset_is_refused(faults_config, one_epoch, tmp_path, capsys
     (lambda m: m["optimizer_state"].update(num_update=1), "disagrees with the optimizer state's"),
     (lambda m: m["files"]["params"].update(file="../net-0001.params"), "the params entry"),
     (lambda m: m.pop("files"), "'files' does not list"),
+    (lambda m: [m.pop("num_update"), m.pop("optimizer_state")], "records no update count"),
 ])
 def test_a_hand_edited_checkpoint_manifest_is_refused_naming_it(faults_config, one_epoch,
                                                                 tmp_path, capsys, edit,
@@ -126,7 +127,7 @@ def test_a_hand_edited_checkpoint_manifest_is_refused_naming_it(faults_config, o
     capsys.readouterr()
     assert train(faults_config, run, "--start-epoch", 1, "--end-epoch", 2) == 2
     err = capsys.readouterr().err
-    assert f"{manifest_file}: " in err and problem in err and "edited or is damaged" in err
+    assert str(manifest_file) in err and problem in err
     assert not (run / "net-0002.json").exists()
 
 
