@@ -242,6 +242,9 @@ def test_shared_memory_that_cannot_be_had_is_a_clear_error(data):
     assert multiprocessing.active_children() == []
 
 
+# A trainer's loop as the training loop watches for signals: Python's own handler raises
+# KeyboardInterrupt wherever the main thread is, and one that lands in a finalizer (MXNet's
+# NDArray.__del__, run for every batch dropped) is lost (tests/test_interrupts.py).
 CTRL_C_SCRIPT = """
 import sys
 import pyimagesearch
@@ -249,15 +252,19 @@ from pyimagesearch.config import load_config
 from pyimagesearch.data.decoder import EpochDecoders
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import training_iterator_params
+from pyimagesearch.training.loop import stop_on_signals
 
 if __name__ == "__main__":
     config = load_config(sys.argv[1])
     info = check_dataset(config, ("train",))
     params = lambda epoch: training_iterator_params(config, info, 8, epoch, seed=5)
-    with EpochDecoders(params, None, range(10**6)) as decoders:
+    with stop_on_signals() as stop, \\
+            EpochDecoders(params, None, range(10**6), stopping=stop.requested) as decoders:
         for epoch in range(10**6):
             for batch in decoders.train(epoch):
                 print("batch", flush=True)
+                if stop.requested():
+                    raise KeyboardInterrupt
 """
 
 

@@ -45,7 +45,7 @@ from pyimagesearch.training.distribution import (
     scaled_schedule,
 )
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
-from pyimagesearch.training.loop import TrainingSetup, fit
+from pyimagesearch.training.loop import TrainingSetup, fit, stop_on_ctrl_c
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
 from pyimagesearch.training.plateau import (
@@ -145,6 +145,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
 
 def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | None,
            console: bool, held: ExitStack) -> dict[str, Any]:
+    stop = held.enter_context(stop_on_ctrl_c())  # the run's one flag, from start-up to close
     config.require(*REQUIRED_FIELDS)
     recipe = request.recipe or config.RECIPE
     end_epoch = request.end_epoch if request.end_epoch is not None else recipe.num_epochs
@@ -278,8 +279,8 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
         train_params(request.start_epoch)
         val_params = (evaluation_iterator_params(config, info, "val", local_batch)
                       if cluster.is_main else None)
-        with EpochDecoders(train_params, val_params,
-                           range(request.start_epoch, end_epoch)) as decoders:
+        with EpochDecoders(train_params, val_params, range(request.start_epoch, end_epoch),
+                           config.DECODE_TIMEOUT, stop.requested) as decoders:
             return fit(
                 setup, request.start_epoch, end_epoch,
                 make_train_iter=decoders.train, make_val_iter=decoders.validation,
@@ -287,6 +288,6 @@ def _train(config: Settings, request: RunRequest, contexts: list[mx.Context] | N
                 lr_at=lambda epoch: lr_at_epoch_start(spec, per_epoch, epoch),
                 checkpoint=description,
                 metrics_path=str(metrics_jsonl_path(request.checkpoints, request.prefix)),
-                checkpoints=request.checkpoints, prefix=request.prefix)
+                checkpoints=request.checkpoints, prefix=request.prefix, stop=stop)
     finally:
         log.close()
