@@ -11,6 +11,18 @@ import os
 import signal
 import sys
 
+# Set by data.decoder.start_server (to its pid) for the fork server it starts: there SIGINT
+# and SIGTERM are ignored from before MXNet's import (seconds), and what it forks inherits it.
+DECODING_SERVER_VARIABLE = "PYIMAGESEARCH_DECODING_SERVER"
+
+
+def ignore_signals_in_decoding_server() -> None:
+    """In the decoding processes' fork server only: a Ctrl-C to the process group is the
+    trainer's to handle (it stops them), never theirs to die of."""
+    if os.environ.pop(DECODING_SERVER_VARIABLE, None) == str(os.getppid()):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
 
 def usable_cores() -> int:
     try:

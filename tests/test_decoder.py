@@ -1,23 +1,34 @@
 """Decoding in a process per epoch (pyimagesearch.data.decoder): the very batches the trainer's
-own iterators give, clear errors, and no process or shared memory left behind."""
+own iterators give, clear errors, bounded waits, and no process or shared memory left behind."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
 
 from pyimagesearch.config import load_config
+from pyimagesearch.data import decoder
 from pyimagesearch.data.dataset import check_dataset
-from pyimagesearch.data.decoder import DecoderError, EpochDecoders, ProcessIter
+from pyimagesearch.data.decoder import (
+    STOP_GRACE,
+    DecoderError,
+    DecodingStopped,
+    EpochDecoders,
+    ProcessIter,
+    SlotLayout,
+    segment_prefix,
+)
 from pyimagesearch.data.iterators import (
     evaluation_iterator_params,
     record_iterator,
@@ -46,8 +57,23 @@ def assert_same(got, expected) -> None:
         assert pad == pad_e
 
 
-def shared_memory_names() -> set[str]:
-    return {p.name for p in SHM.glob("psm_*")} if SHM.is_dir() else set()
+def shared_memory_names(pid: int | None = None) -> set[str]:
+    """The shared memory in /dev/shm that process ``pid`` (this one) created: another
+    program's, or another test run's, is none of these tests' business."""
+    prefix = segment_prefix(os.getpid() if pid is None else pid)
+    return {p.name for p in SHM.glob(f"{prefix}*")} if SHM.is_dir() else set()
+
+
+@pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm")
+def test_shared_memory_names_tell_the_process_that_made_them():
+    memory = decoder._create_shared_memory(4096, "a test")
+    try:
+        assert shared_memory_names() == {memory.name}  # what the checks below look for
+        assert len(memory.name) <= 14
+    finally:
+        memory.close()
+        memory.unlink()
+    assert shared_memory_names() == set()
 
 
 def test_a_process_decodes_exactly_what_the_iterators_give_in_the_trainer(data):
@@ -113,6 +139,90 @@ def test_a_process_that_dies_or_fails_raises_a_clear_error(data, tmp_path):
     assert multiprocessing.active_children() == []
 
 
+def stalled_after_one_batch(params, **options) -> ProcessIter:
+    """A process stopped (SIGSTOP: a hung network read, a frozen container) after its first
+    batch; with one slot it cannot have decoded more than the next."""
+    decoded = ProcessIter(params, "training epoch 0", slots=1, **options)
+    next(decoded)
+    os.kill(decoded.process.pid, signal.SIGSTOP)
+    return decoded
+
+
+def test_a_stalled_process_is_reported_in_one_line_within_the_deadline(data):
+    config, info = data
+    decoded = stalled_after_one_batch(training_iterator_params(config, info, 8, 0, seed=5),
+                                      timeout=0.1)  # 0.1 s x 32 images
+    began = time.monotonic()
+    try:
+        with pytest.raises(DecoderError) as caught:
+            for _ in decoded:
+                pass
+    finally:
+        decoded.close()  # also kills a stopped process
+    assert 3.2 <= time.monotonic() - began < 3.2 + 60
+    assert re.fullmatch(r"the process decoding training epoch 0 \(pid \d+, stopped\) has sent "
+                        r"nothing for \d+ s \(DECODE_TIMEOUT 0.1 s x 32 images\): it is "
+                        r"stopped or hung; check that the records' filesystem answers and that "
+                        r"the machine is not frozen or swamped \(or raise DECODE_TIMEOUT\); "
+                        r"resume from the last checkpoint", str(caught.value))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_trainer_that_is_stopping_gives_a_stalled_process_seconds(data):
+    config, info = data
+    stopping = [False]
+    decoded = stalled_after_one_batch(training_iterator_params(config, info, 8, 0, seed=5),
+                                      stopping=lambda: stopping[0])
+    stopping[0] = True
+    began = time.monotonic()
+    try:
+        with pytest.raises(DecodingStopped, match="the process decoding training epoch 0"):
+            for _ in decoded:
+                pass
+    finally:
+        decoded.close()
+    assert STOP_GRACE <= time.monotonic() - began < STOP_GRACE + 60  # not the 64 s deadline
+    assert multiprocessing.active_children() == []
+
+
+def test_closing_while_a_traceback_holds_a_batch_is_clean(data, monkeypatch):
+    """A Ctrl-C inside next() leaves a slot's pixels referenced by the traceback's frames;
+    closing the iterator then must neither fail nor leave anything behind."""
+    config, info = data
+    decoded = ProcessIter(training_iterator_params(config, info, 8, 0, seed=5), "epoch 0")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(decoder.mx.nd, "array", interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        next(decoded)
+    decoded.close()
+    assert caught.value.__traceback__ is not None  # still holding the frames
+    assert multiprocessing.active_children() == []
+    assert shared_memory_names() == set()
+
+
+def test_too_little_shared_memory_says_what_the_run_needs_and_how_to_get_it(data,
+                                                                             monkeypatch):
+    config, info = data
+    params = lambda epoch: training_iterator_params(config, info, 8, epoch, seed=5)  # noqa: E731
+    validation = evaluation_iterator_params(config, info, "val", 8)
+    statvfs = os.statvfs
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=4, f_frsize=4096)
+                        if str(path) == str(SHM) else statvfs(path))  # 16 KiB free
+    needs = [SlotLayout.of(p[0]).total_bytes for p in (params(0), validation)]
+    with pytest.raises(DecoderError) as caught, EpochDecoders(params, validation,
+                                                             range(3)) as decoders:
+        decoders.train(0)
+    assert str(caught.value) == (
+        f"/dev/shm has 0.02 MiB free, but decoding needs {needs[0] / 2**20:.2f} MiB of shared "
+        f"memory for the batches of training epoch 0, and the run "
+        f"{2 * sum(needs) / 2**20:.2f} MiB at once (the batches of this epoch, the next and "
+        f"validation): give the container more (docker run --shm-size=64m) or lower "
+        f"BATCH_SIZE")
+    assert multiprocessing.active_children() == []
+
+
 def test_shared_memory_that_cannot_be_had_is_a_clear_error(data):
     """A file-size limit (ulimit -f) also limits shared memory: refused by name, no crash."""
     import resource
@@ -132,6 +242,9 @@ def test_shared_memory_that_cannot_be_had_is_a_clear_error(data):
     assert multiprocessing.active_children() == []
 
 
+# A trainer's loop as the training loop watches for signals: Python's own handler raises
+# KeyboardInterrupt wherever the main thread is, and one that lands in a finalizer (MXNet's
+# NDArray.__del__, run for every batch dropped) is lost (tests/test_interrupts.py).
 CTRL_C_SCRIPT = """
 import sys
 import pyimagesearch
@@ -139,15 +252,19 @@ from pyimagesearch.config import load_config
 from pyimagesearch.data.decoder import EpochDecoders
 from pyimagesearch.data.dataset import check_dataset
 from pyimagesearch.data.iterators import training_iterator_params
+from pyimagesearch.training.loop import stop_on_signals
 
 if __name__ == "__main__":
     config = load_config(sys.argv[1])
     info = check_dataset(config, ("train",))
     params = lambda epoch: training_iterator_params(config, info, 8, epoch, seed=5)
-    with EpochDecoders(params, None, range(10**6)) as decoders:
+    with stop_on_signals() as stop, \\
+            EpochDecoders(params, None, range(10**6), stopping=stop.requested) as decoders:
         for epoch in range(10**6):
             for batch in decoders.train(epoch):
                 print("batch", flush=True)
+                if stop.requested():
+                    raise KeyboardInterrupt
 """
 
 
@@ -166,7 +283,6 @@ def group_members(group: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")
 @pytest.mark.parametrize("how", ["ctrl-c to the group", "SIGKILL to the trainer"])
 def test_no_process_or_shared_memory_outlives_the_trainer(tiny_dataset_config, how):
-    before = shared_memory_names()
     process = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(tiny_dataset_config)],
                                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True,
@@ -188,4 +304,4 @@ def test_no_process_or_shared_memory_outlives_the_trainer(tiny_dataset_config, h
     finally:
         if group_members(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
-    assert shared_memory_names() <= before
+    assert shared_memory_names(process.pid) == set()

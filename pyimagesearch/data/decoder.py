@@ -1,34 +1,7 @@
-"""Record iterators that run in a child process, one process per epoch, batches handed over
-through shared memory.
-
-MXNet 1.9.1's ``ImageRecordIter`` keeps about 9 MiB for every instance created at 224 px
-and never gives it back (apache/mxnet#15218; ``benchmarks/PROFILE.md``), and exact resume
-needs new iterators every epoch (``data.iterators``): over 90 epochs a training process
-would grow by gigabytes. Here each epoch's iterators live in a process of their own that
-exits when the epoch is over, and the leak goes with it. The process builds exactly the
-iterators the trainer would have built (the same ``ImageRecordIter`` parameters, seeds
-included), so batches, order and augmentation are bit for bit the same.
-
-- **Processes** are forked by multiprocessing's fork server, a clean process that has
-  imported MXNet once: a new one costs milliseconds rather than the seconds of an MXNet
-  import, and never inherits the trainer's threads or a GPU context. ``EpochDecoders``
-  starts the next epoch's processes when an epoch begins, so their start and first
-  batches are ready by the time they are needed. As with every multiprocessing start
-  method but fork, each process imports the trainer's script (not as ``__main__``), so a
-  script that trains must keep its work under ``if __name__ == "__main__":`` (ours do;
-  the build's worker processes need it too). Where there is no fork server (Windows)
-  the processes are spawned, each importing MXNet: slower to start, the same batches.
-- **Hand-over**: a few batch-sized slots of shared memory; the process decodes into a
-  free slot and says which, the trainer copies the slot into an ``NDArray`` and gives the
-  slot back. Its name is unlinked as soon as the process has attached it, so nothing is
-  left in ``/dev/shm`` whatever happens later (multiprocessing's resource tracker removes
-  it if the trainer dies before that).
-- **Signals**: the processes ignore SIGINT and SIGTERM, which a terminal or a job
-  scheduler sends to the whole process group: the trainer finishes its step, stops, and
-  closes them. They also exit on their own when the trainer is gone (their pipe closes).
-- **Failures**: a Python error in the process (a bad parameter, MXNet's own error) comes
-  back as its message; a process that dies (killed, out of memory, a crash in the
-  decoder) is reported with its exit status; both raise ``DecoderError``.
+"""Each epoch's record iterators in a process of their own (MXNet 1.9's ImageRecordIter
+leaks every instance), batches handed over through shared memory, every wait bounded
+(``DECODE_TIMEOUT``), a stall or a dead process one ``DecoderError`` line. How and why:
+docs/data.md, "Decoding processes".
 """
 
 from __future__ import annotations
@@ -38,7 +11,10 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import secrets
 import signal
+import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,17 +25,34 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
+from pyimagesearch import settings
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.iterators import record_iterator
-from pyimagesearch.runtime import describe_returncode
+from pyimagesearch.runtime import DECODING_SERVER_VARIABLE, describe_returncode
 
 # Batches a process may have decoded ahead of the trainer (besides MXNet's own prefetch).
 SLOTS = 3
 _ALIGN = 64
+# Seconds per image of a batch that a wait may last (DECODE_TIMEOUT), counted for at
+# least MIN_IMAGES images: a process's start costs the same for any batch.
+DEFAULT_TIMEOUT: float = settings.default("DECODE_TIMEOUT")
+MIN_IMAGES = 32
+# Once the trainer is stopping, a process has this long to answer: a healthy one needs a
+# fraction of it, and a stalled one must not hold up a Ctrl-C.
+STOP_GRACE = 5.0
+_POLL = 0.1  # seconds between looks at stopping()
 
 
 class DecoderError(DatasetError):
-    """A decoding process failed or died."""
+    """A decoding process failed, died or stalled."""
+
+
+class DecodingStopped(Exception):
+    """The trainer is stopping and a decoding process did not answer within ``STOP_GRACE``."""
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,10 @@ class SlotLayout:
     @property
     def slot_bytes(self) -> int:
         return _aligned(_aligned(self._data_bytes) + math.prod(self.label_shape) * 4)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.slots * self.slot_bytes
 
     def views(self, buffer: memoryview) -> list[tuple[np.ndarray, np.ndarray]]:
         """(pixels, labels) arrays of every slot, over ``buffer``."""
@@ -115,14 +112,18 @@ def start_server() -> None:
         return
     context.set_forkserver_preload([__name__])
     from multiprocessing import forkserver
-    forkserver.ensure_running()
+    os.environ[DECODING_SERVER_VARIABLE] = str(os.getpid())
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(DECODING_SERVER_VARIABLE, None)
 
 
 def _serve(conn: multiprocessing.connection.Connection, params: list[dict[str, Any]],
            memory_name: str, layout: SlotLayout) -> None:
     """The decoding process: attach the slots, decode into them, exit when told or orphaned."""
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)  # the trainer stops us (see module doc)
+        signal.signal(signum, signal.SIG_IGN)  # spawned (no fork server): the trainer stops us
     memory = shared_memory.SharedMemory(memory_name)
     try:
         conn.send(("ready",))
@@ -160,16 +161,25 @@ def _decode(conn: multiprocessing.connection.Connection, params: list[dict[str, 
 
 def _shutdown(process: multiprocessing.process.BaseProcess,
               conn: multiprocessing.connection.Connection, memory: shared_memory.SharedMemory,
-              unlinked: list[bool], views: list[tuple[np.ndarray, np.ndarray]]) -> None:
+              unlinked: list[bool], views: list[tuple[np.ndarray, np.ndarray]],
+              until: list[float]) -> None:
     views.clear()  # numpy arrays over the memory keep it from closing
     conn.close()  # the process exits when it notices (at once unless it is decoding)
-    if process.pid is not None:
-        process.join(2)
+    if process.pid is not None:  # None: never started, or its start is stuck in the server
+        process.join(max(until[0] - time.monotonic(), 0) if until else 2)
         if process.is_alive():
-            process.kill()
-            process.join()
-        process.close()
-    memory.close()
+            process.kill()  # also a stopped process
+            process.join(5)  # its exit status comes from the fork server, which may be stuck
+        if process.exitcode is not None:
+            process.close()
+    try:
+        memory.close()
+    except BufferError:
+        # A traceback still holds a view of a slot (an interrupt inside next()): drop our
+        # references, and the mapping goes with the last view. (SharedMemory has no public
+        # way; its __del__ would otherwise fail the same way, "Exception ignored".)
+        memory._buf = memory._mmap = None  # type: ignore[attr-defined]
+        memory.close()
     _unlink(memory, unlinked)
 
 
@@ -186,27 +196,60 @@ def _exit_in_words(code: int | None) -> str:
         f"exited with {describe_returncode(code)}"
 
 
-def _create_shared_memory(size: int, label: str) -> shared_memory.SharedMemory:
+def segment_prefix(pid: int) -> str:
+    """How the names of the shared memory that process ``pid`` creates begin (at most 14
+    characters in all, as on BSD)."""
+    return f"psm{pid:x}_"
+
+
+def _size(size: int) -> str:
+    return f"{size / 2**20:.{2 if size < 10 * 2**20 else 1}f} MiB"
+
+
+def _create_shared_memory(size: int, label: str,
+                          run_needs: int | None = None) -> shared_memory.SharedMemory:
     """The batch slots; a shared-memory folder too small for them is a clear error.
 
     tmpfs lets a file grow past the space it has and the process then dies of SIGBUS on
     its first write (a container's default 64 MiB ``/dev/shm`` is the usual cause), so
-    the free space is checked before, not discovered after.
+    the free space is checked before, not discovered after. ``run_needs``: what the run
+    holds at once (this epoch's processes, the next's and validation), for the message.
     """
-    need = f"{size / 2**20:.1f} MiB of shared memory for the batches of {label}"
+    need = f"{_size(size)} of shared memory for the batches of {label}"
     folder = Path("/dev/shm")
     if folder.is_dir():
         stats = os.statvfs(folder)
         free = stats.f_bavail * stats.f_frsize
         if free < size:
-            raise DecoderError(f"{folder} has {free / 2**20:.1f} MiB free, but decoding needs "
-                               f"{need}; enlarge it (docker run --shm-size=1g) or lower "
-                               f"BATCH_SIZE")
+            total = max(size, run_needs or 0)
+            suggested = -(-2 * total // 2**26) * 64  # MiB: room to spare, in 64 MiB steps
+            raise DecoderError(
+                f"{folder} has {_size(free)} free, but decoding needs {need}, and the run "
+                f"{_size(total)} at once (the batches of this epoch, the next and "
+                f"validation): give the container more (docker run "
+                f"--shm-size={suggested}m) or lower BATCH_SIZE")
+    while True:
+        try:
+            return shared_memory.SharedMemory(f"{segment_prefix(os.getpid())}"
+                                              f"{secrets.token_hex(2)}", create=True, size=size)
+        except FileExistsError:
+            continue  # another of ours has the name
+        except OSError as exc:
+            raise DecoderError(f"could not create {need}: {exc.strerror or exc} (a full "
+                               f"{folder}, or a file-size limit: ulimit -f)") from None
+
+
+_STATES = {"T": "stopped", "t": "stopped", "D": "waiting on a disk or network filesystem",
+           "R": "running", "S": "sleeping", "Z": "exited"}
+
+
+def _state(pid: int | None) -> str:
+    """``, stopped`` and the like, read from /proc (empty where there is none)."""
     try:
-        return shared_memory.SharedMemory(create=True, size=size)
-    except OSError as exc:
-        raise DecoderError(f"could not create {need}: {exc.strerror or exc} (a full "
-                           f"{folder}, or a file-size limit: ulimit -f)") from None
+        code = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+    return f", {_STATES.get(code, code)}"
 
 
 class ProcessIter(mx.io.DataIter):
@@ -214,37 +257,38 @@ class ProcessIter(mx.io.DataIter):
 
     Batches are ``uint8`` (or the parameters' dtype) NDArrays on the CPU with the labels
     and ``pad`` of the iterator itself. Like the iterators it replaces it cannot be reset;
-    ``close()`` stops the process (also when the object is collected).
+    ``close()`` stops the process (also when the object is collected). ``timeout`` and
+    ``stopping`` bound the waits (module doc); ``run_needs`` is what the run holds in
+    shared memory at once, for the message when there is too little.
     """
 
-    def __init__(self, params: list[dict[str, Any]], label: str, slots: int = SLOTS) -> None:
+    def __init__(self, params: list[dict[str, Any]], label: str, slots: int = SLOTS,
+                 timeout: float = DEFAULT_TIMEOUT, stopping: Callable[[], bool] = _never,
+                 run_needs: int | None = None) -> None:
         self.layout = SlotLayout.of(params[0], slots)
         super().__init__(self.layout.data_shape[0])
-        self.label = label
+        self.label, self.timeout, self.stopping = label, timeout, stopping
         self._done = False
-        memory = _create_shared_memory(self.layout.slots * self.layout.slot_bytes, label)
+        memory = _create_shared_memory(self.layout.total_bytes, label, run_needs)
         unlinked = [False]
+        start_server()
         context = _context()
         self._conn, child_conn = context.Pipe()
         self.process = context.Process(target=_serve, name=f"decode {label}",
                                        args=(child_conn, params, memory.name, self.layout))
         self._views: list[tuple[np.ndarray, np.ndarray]] = []
+        self._until: list[float] = []  # when _close_all's shared time to exit ends
         self._finalizer = weakref.finalize(self, _shutdown, self.process, self._conn, memory,
-                                           unlinked, self._views)
+                                           unlinked, self._views, self._until)
         try:
-            self.process.start()
-        except Exception as exc:
-            self.close()
-            raise DecoderError(f"could not start the decoding process for {label}: "
-                               f"{exc}") from None
-        finally:
-            child_conn.close()
-        try:
+            self._start()
             self._receive("ready")
         except BaseException:
+            self._until[:] = [0.0]  # a process that failed its start gets no time to exit
             self.close()
             raise
         finally:
+            child_conn.close()
             _unlink(memory, unlinked)
         self._views.extend(self.layout.views(memory.buf))
 
@@ -256,10 +300,56 @@ class ProcessIter(mx.io.DataIter):
     def provide_label(self) -> list[mx.io.DataDesc]:
         return [mx.io.DataDesc("softmax_label", self.layout.label_shape, np.float32)]
 
+    def _start(self) -> None:
+        """``process.start()`` in a thread: through the fork server it waits for the server
+        to fork, which a stopped server never does."""
+        failure: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                self.process.start()
+            except BaseException as exc:  # handed to the waiting thread
+                failure.append(exc)
+
+        def started(seconds: float) -> bool:
+            starter.join(seconds)
+            return not starter.is_alive()
+
+        starter = threading.Thread(target=start, name=f"start {self.process.name}", daemon=True)
+        starter.start()
+        self._wait(started)
+        if failure:
+            raise DecoderError(f"could not start the decoding process for {self.label}: "
+                               f"{failure[0]}") from None
+
+    def _wait(self, done: Callable[[float], bool]) -> None:
+        """Until ``done(seconds)``, which blocks at most that long, says so; a stall (the
+        deadline) raises DecoderError, ``stopping()`` for STOP_GRACE DecodingStopped."""
+        images = max(self.batch_size, MIN_IMAGES)
+        start = time.monotonic()
+        stopping_since = None
+        while not done(_POLL):
+            now = time.monotonic()
+            if stopping_since is None and self.stopping():
+                stopping_since = now
+            if stopping_since is not None and now - stopping_since >= STOP_GRACE:
+                raise DecodingStopped(f"gave up waiting for the process decoding {self.label}")
+            if now - start >= self.timeout * images:
+                pid = self.process.pid
+                who = (f"the process decoding {self.label} (pid {pid}{_state(pid)})"
+                       if pid is not None else
+                       f"the fork server, starting the process decoding {self.label},")
+                raise DecoderError(
+                    f"{who} has sent nothing for {now - start:.0f} s (DECODE_TIMEOUT "
+                    f"{self.timeout:g} s x {images} images): it is stopped or hung; check that "
+                    f"the records' filesystem answers and that the machine is not frozen or "
+                    f"swamped (or raise DECODE_TIMEOUT); resume from the last checkpoint")
+
     def _receive(self, expected: str | None = None) -> tuple:
+        handles = [self._conn, self.process.sentinel]
         try:
-            ready = multiprocessing.connection.wait([self._conn, self.process.sentinel])
-            if self._conn in ready:
+            self._wait(lambda seconds: bool(multiprocessing.connection.wait(handles, seconds)))
+            if self._conn.poll():
                 message = self._conn.recv()
                 if message[0] == "error":
                     raise DecoderError(f"decoding {self.label} failed: {message[1]}")
@@ -297,15 +387,25 @@ class ProcessIter(mx.io.DataIter):
         self._finalizer()
 
 
+def _close_all(iterators: list[ProcessIter]) -> None:
+    """Close ``iterators`` together: their processes share the 2 s they have to exit (a
+    stopped one never does, and is killed)."""
+    until = time.monotonic() + 2
+    for data_iter in iterators:
+        data_iter._conn.close()  # each process exits when it notices
+        data_iter._until[:] = [until]
+    for data_iter in iterators:
+        data_iter.close()
+
+
 @dataclass
 class _Epoch:
     train: ProcessIter
     validation: ProcessIter | None
 
-    def close(self) -> None:
-        self.train.close()
-        if self.validation is not None:
-            self.validation.close()
+    @property
+    def iterators(self) -> list[ProcessIter]:
+        return [self.train] + ([self.validation] if self.validation is not None else [])
 
 
 class EpochDecoders:
@@ -315,22 +415,33 @@ class EpochDecoders:
     (``training_iterator_params``, ``evaluation_iterator_params``); ``validation_params``
     None means this process does not validate (a distributed worker other than 0).
     ``train(epoch)`` and ``validation()`` are what ``fit`` calls; an epoch's processes are
-    closed when the next epoch begins, and all of them by ``close()``.
+    closed when the next epoch begins, and all of them by ``close()``. ``timeout`` and
+    ``stopping``: see :class:`ProcessIter`.
     """
 
     def __init__(self, train_params: Callable[[int], list[dict[str, Any]]],
-                 validation_params: list[dict[str, Any]] | None, epochs: range) -> None:
+                 validation_params: list[dict[str, Any]] | None, epochs: range,
+                 timeout: float = DEFAULT_TIMEOUT,
+                 stopping: Callable[[], bool] = _never) -> None:
         self.train_params, self.validation_params, self.epochs = (train_params,
                                                                   validation_params, epochs)
+        self.timeout, self.stopping = timeout, stopping
         self._epochs: dict[int, _Epoch] = {}
         self._current: int | None = None
         start_server()
 
     def _start(self, epoch: int) -> _Epoch:
-        train = ProcessIter(self.train_params(epoch), f"training epoch {epoch}")
+        params = self.train_params(epoch)
+        per_epoch = [params] + ([self.validation_params] if self.validation_params else [])
+        options: dict[str, Any] = {
+            "timeout": self.timeout, "stopping": self.stopping,
+            "run_needs": sum(SlotLayout.of(p[0]).total_bytes for p in per_epoch)
+            * min(len(self.epochs), 2)}
+        train = ProcessIter(params, f"training epoch {epoch}", **options)
         try:
             validation = (None if self.validation_params is None else
-                          ProcessIter(self.validation_params, f"validation after epoch {epoch}"))
+                          ProcessIter(self.validation_params, f"validation after epoch {epoch}",
+                                      **options))
         except BaseException:
             train.close()
             raise
@@ -338,8 +449,8 @@ class EpochDecoders:
 
     def train(self, epoch: int) -> ProcessIter:
         """Epoch ``epoch``'s training batches; starts the next epoch's processes."""
-        for old in [e for e in self._epochs if e < epoch]:
-            self._epochs.pop(old).close()
+        done = [e for e in self._epochs if e < epoch]
+        _close_all([it for e in done for it in self._epochs.pop(e).iterators])
         if epoch not in self._epochs:
             self._epochs[epoch] = self._start(epoch)
         self._current = epoch
@@ -356,8 +467,8 @@ class EpochDecoders:
         return current.validation
 
     def close(self) -> None:
-        while self._epochs:
-            self._epochs.popitem()[1].close()
+        _close_all([it for epoch in self._epochs.values() for it in epoch.iterators])
+        self._epochs.clear()
 
     def __enter__(self) -> EpochDecoders:
         return self

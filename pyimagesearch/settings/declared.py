@@ -251,6 +251,10 @@ SETTINGS: tuple[Setting, ...] = (
             "ones; --gpus picks others)", default=1, group=_TRAIN),
     Setting("DECODE_THREADS", POSITIVE, "threads decoding training images", default=2,
             group=_TRAIN, operational=True),
+    Setting("DECODE_TIMEOUT", Number(low=0, low_open=True), "seconds per image of a batch "
+            "that a decoding process may take to deliver it, its start included (counted for "
+            "at least 32 images), before the run stops as stalled", default=2.0, group=_TRAIN,
+            operational=True),
     Setting("AUGMENTATION", Record(AUGMENTATION_FIELDS, what="a dict of ImageRecordIter "
                                    "augmentation parameters"),
             "random crop, mirror, rotation, ... as ImageRecordIter names them", default={},

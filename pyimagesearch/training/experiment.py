@@ -48,7 +48,7 @@ from pyimagesearch.training.distribution import (
     scaled_schedule,
 )
 from pyimagesearch.training.health import describe_health, health_settings, observers_from_config
-from pyimagesearch.training.loop import TrainingSetup, fit
+from pyimagesearch.training.loop import StopFlag, TrainingSetup, fit, stop_on_ctrl_c
 from pyimagesearch.training.lr_schedulers import lr_at_epoch_start
 from pyimagesearch.training.optimizers import create_optimizer
 from pyimagesearch.training.plateau import (
@@ -110,8 +110,9 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
           console: bool = True) -> dict[str, Any]:
     """Train (or resume) a run as the config and the request say; return the last epoch's
     record. The run holds its folder's lock throughout (in a distributed run, worker 0)."""
-    config.require(*REQUIRED_FIELDS)
     with ExitStack() as held:
+        stop = held.enter_context(stop_on_ctrl_c())  # the run's one flag, from start-up to close
+        config.require(*REQUIRED_FIELDS)
         plan = plan_run(config, request, contexts, held)
         net, trainer = build_trainer(config, request, plan)
         description = describe_run(config, request, plan)
@@ -119,7 +120,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
         log = held.enter_context(open_log(config, request, plan, console))
         log_start(log, config, request, plan, net, restored, differences)
         setup = training_setup(config, request, plan, net, trainer, log)
-        with epoch_decoders(config, request, plan) as decoders:
+        with epoch_decoders(config, request, plan, stop) as decoders:
             return fit(setup, request.start_epoch, plan.end_epoch,
                        make_train_iter=decoders.train, make_val_iter=decoders.validation,
                        val_images=plan.info.splits["val"].count,
@@ -128,7 +129,7 @@ def train(config: Settings, request: RunRequest, contexts: list[mx.Context] | No
                        checkpoint=description,
                        metrics_path=str(metrics_jsonl_path(request.checkpoints,
                                                            request.prefix)),
-                       checkpoints=request.checkpoints, prefix=request.prefix)
+                       checkpoints=request.checkpoints, prefix=request.prefix, stop=stop)
 
 
 def plan_run(config: Settings, request: RunRequest, contexts: list[mx.Context] | None,
@@ -295,7 +296,8 @@ def training_setup(config: Settings, request: RunRequest, plan: RunPlan,
         mixed_precision=plan.dtype == "float16", log_fingerprints=cluster.distributed)
 
 
-def epoch_decoders(config: Settings, request: RunRequest, plan: RunPlan) -> EpochDecoders:
+def epoch_decoders(config: Settings, request: RunRequest, plan: RunPlan,
+                   stop: StopFlag) -> EpochDecoders:
     """Each epoch's iterators, decoding in a process of their own (see data.decoder)."""
     cluster, batch = plan.cluster, plan.batches.per_process
 
@@ -308,7 +310,8 @@ def epoch_decoders(config: Settings, request: RunRequest, plan: RunPlan) -> Epoc
     train_params(request.start_epoch)
     val_params = (evaluation_iterator_params(config, plan.info, "val", batch)
                   if cluster.is_main else None)
-    return EpochDecoders(train_params, val_params, range(request.start_epoch, plan.end_epoch))
+    return EpochDecoders(train_params, val_params, range(request.start_epoch, plan.end_epoch),
+                         config.DECODE_TIMEOUT, stop.requested)
 
 
 def epoch_observers(config: Settings, request: RunRequest) -> list[PlateauObserver]:

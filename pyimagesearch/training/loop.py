@@ -9,7 +9,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +20,7 @@ from mxnet import autograd, gluon
 from mxnet.contrib import amp
 
 from pyimagesearch.data.dataset import DatasetChanged
+from pyimagesearch.data.decoder import DecodingStopped
 from pyimagesearch.errors import EXIT_DIVERGED, ProjectError
 from pyimagesearch.run.checkpoints import CheckpointError, nonfinite_weights, save_checkpoint
 from pyimagesearch.run.logs import LogWriteError, TrainingLog, append_metrics
@@ -86,35 +87,55 @@ class StopFlag:
     weights of that step are saved). During a checkpoint save (``saving``) the save is
     finished first, since it takes seconds and a run stopped without it loses the epoch;
     a third signal abandons the save (its files, without a manifest, do not count).
+    Before the loop (``starting``) there is nothing to finish: every signal raises
+    ``KeyboardInterrupt``, and ``fit`` raises it again should a finalizer have swallowed
+    it. After the loop (``closing``) signals are only noted: the run is closing anyway.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, starting: bool = False) -> None:
         self.signum: int | None = None
+        self.starting = starting
+        self.closing = False
         self.saving = False
         self.repeated_while_saving = False
         self.forced = False  # a KeyboardInterrupt was raised; later signals are ignored
 
     def __call__(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
+        first = self.signum is None
+        if first:
             self.signum = signum
-        elif self.forced:
+        if self.starting:
+            raise KeyboardInterrupt
+        if first or self.forced or self.closing:
             return
-        elif self.saving and not self.repeated_while_saving:
+        if self.saving and not self.repeated_while_saving:
             self.repeated_while_saving = True
         else:
             self.forced = True
             raise KeyboardInterrupt
 
+    def requested(self) -> bool:
+        return self.signum is not None
+
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopFlag]:
-    flag = StopFlag()
-    previous = {sig: signal.signal(sig, flag) for sig in (signal.SIGINT, signal.SIGTERM)}
+def stop_on_signals(flag: StopFlag | None = None,
+                    signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+                    ) -> Iterator[StopFlag]:
+    """``flag`` (a new one if None) handles ``signals`` inside the block."""
+    flag = flag or StopFlag()
+    previous = {sig: signal.signal(sig, flag) for sig in signals}
     try:
         yield flag
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def stop_on_ctrl_c() -> AbstractContextManager[StopFlag]:
+    """The start-up's flag, for SIGINT (SIGTERM keeps its default until ``fit``): pass it to
+    ``fit``, and its ``requested`` to whatever waits in between."""
+    return stop_on_signals(StopFlag(starting=True), (signal.SIGINT,))
 
 
 @dataclass
@@ -249,7 +270,12 @@ def train_epoch(setup: TrainingSetup, data_iter: mx.io.DataIter, epoch: int,
     def upcoming(index: int) -> tuple[mx.io.DataBatch, list, list] | None:
         if setup.max_batches is not None and index >= setup.max_batches:
             return None
-        batch = next(batches, None)
+        try:
+            batch = next(batches, None)
+        except DecodingStopped:
+            if index == 0:
+                raise
+            return None  # stopping: the step under way finishes, and the check below stops
         return None if batch is None else (batch, *split_batch(batch, setup.contexts,
                                                                 setup.normalize))
 
@@ -359,26 +385,35 @@ def fit(setup: TrainingSetup, start_epoch: int, end_epoch: int,
         make_train_iter: Callable[[int], mx.io.DataIter],
         make_val_iter: Callable[[], mx.io.DataIter],
         val_images: int, lr_at: Callable[[int], float], checkpoint: dict[str, Any],
-        metrics_path: str, checkpoints: str, prefix: str) -> dict[str, Any]:
+        metrics_path: str, checkpoints: str, prefix: str,
+        stop: StopFlag | None = None) -> dict[str, Any]:
     """Train epochs ``start_epoch .. end_epoch - 1``, validating and checkpointing each.
 
     ``checkpoint`` is the run's description merged into every checkpoint manifest.
     Returns the last epoch's metrics record. A log line or metrics record that cannot be
     written stops the run (:class:`WriteFailed`), as a checkpoint that cannot be saved does.
+    ``stop``: the start-up's flag (:func:`stop_on_ctrl_c`), which handles both signals here.
     """
-    state = _FitState(start_epoch if start_epoch > 0 else None, EpochProgress(start_epoch))
+    stop = stop or StopFlag()
+    if stop.requested():
+        raise KeyboardInterrupt  # the start-up's, which a finalizer swallowed
+    state = _FitState(start_epoch if start_epoch > 0 else None, EpochProgress(start_epoch),
+                      stop)
     try:
         return _fit_epochs(setup, start_epoch, end_epoch, make_train_iter, make_val_iter,
                            val_images, lr_at, checkpoint, metrics_path, checkpoints, prefix,
                            state)
     except LogWriteError as exc:
         raise WriteFailed(f"{exc}; the run stopped", state.last_saved) from None
-    except KeyboardInterrupt:
-        # A second signal outside a save: the step was cut short and nothing of it saved.
-        raise TrainingInterrupted(state.stop.signum or signal.SIGINT, state.progress.epoch,
+    except (KeyboardInterrupt, DecodingStopped):
+        # A second signal outside a save: the step was cut short and nothing of it saved;
+        # or a decoding process did not answer once the run was stopping.
+        raise TrainingInterrupted(stop.signum or signal.SIGINT, state.progress.epoch,
                                   state.progress.batch, state.last_saved,
                                   "a repeated signal stopped the run at once"
-                                  if state.stop.forced else "") from None
+                                  if stop.forced else "") from None
+    finally:
+        stop.closing = True
 
 
 def _fit_epochs(setup: TrainingSetup, start_epoch: int, end_epoch: int,
@@ -390,8 +425,8 @@ def _fit_epochs(setup: TrainingSetup, start_epoch: int, end_epoch: int,
     record: dict[str, Any] = {}
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S") + f"-{id(setup):x}"
     setup.updates = int(setup.trainer.optimizer.num_update)  # restored by a resume
-    with stop_on_signals() as stop:
-        state.stop = stop
+    with stop_on_signals(state.stop) as stop:
+        stop.starting = False
         for epoch in range(start_epoch, end_epoch):
             progress = state.progress = EpochProgress(epoch)
             lr = lr_at(epoch)
