@@ -27,6 +27,7 @@ from pyimagesearch.data.dataset import (
     SPLITS,
     DatasetError,
     idx_path,
+    manifest_checksum,
     manifest_path,
     new_manifest,
     rgb_text,
@@ -254,6 +255,7 @@ def commit_dataset(config: Settings, staging: Staging, *, mean: dict[str, float]
                             mean=mean, mean_sha256=hashes["DATASET_MEAN"],
                             mean_image_sha256=hashes.get("MEAN_IMAGE"), **fields)
     manifest["build_seconds"] = round(time.monotonic() - staging.started, 3)
+    manifest["checksum"] = manifest_checksum(manifest)
     staging.commit(manifest)
     return manifest
 
