@@ -202,8 +202,8 @@ def png16(rgb: np.ndarray) -> bytes:
 def test_extreme_images_are_handled_or_reported(tmp_path):
     tree = make_ilsvrc_tree(tmp_path / "ILSVRC2015")
     rng = np.random.RandomState(3)
-    path = {n: tree.train[n][0] for n in range(7)}
-    colour = {n: tree.colours[tree.train[n][1]] for n in range(7)}
+    path = {n: tree.train[n][0] for n in range(8)}
+    colour = {n: tree.colours[tree.train[n][1]] for n in range(8)}
     writes = {
         0: jpeg_bytes(tree_image(colour[0], 1, 60000, rng)),          # 1x60000: absurd
         1: jpeg_bytes(tree_image(colour[1], 1, 1, rng)),              # 1x1: enlarged
@@ -212,18 +212,22 @@ def test_extreme_images_are_handled_or_reported(tmp_path):
         4: png16(np.full((30, 40), 200, np.uint8)),                   # 16-bit gray
         5: png_header_only(20000, 20000),                             # 400 megapixels
         6: jpeg_bytes(tree_image(colour[6], 19, 1, rng)),             # 19:1, under the limit
+        7: jpeg_bytes(tree_image(colour[7], 40, 30, rng))[:-2],       # 2 GiB, see below
     }
     for n, data in writes.items():
         (tree.images / path[n]).write_bytes(data)
+    os.truncate(tree.images / path[7], 2 << 30)  # sparse: decided from its size, never read
     config = load_config(str(write_config(tmp_path / "c.py", tree.base, tmp_path / "out")))
     manifest = build_dataset(config)
 
     skipped = {item["path"]: item["reason"] for split in SPLITS
                for item in manifest["splits"][split]["skipped"]}
-    assert set(skipped) == {path[0], path[5]}
+    assert set(skipped) == {path[0], path[5], path[7]}
     assert skipped[path[0]].startswith("extreme aspect ratio (1x60000 px, 6e+04:1, above the "
                                        "20:1 limit")
     assert skipped[path[5]].startswith("too large (Image size (400000000 pixels) exceeds")
+    assert skipped[path[7]].startswith("too large (a file of 2,147,483,648 bytes, above the "
+                                       "1,610,612,730 that an image within Pillow's")
 
     stored = {}
     for split in ("train", "test"):

@@ -33,6 +33,18 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 DEFAULT_MAX_ASPECT_RATIO: float = settings.default("BUILD_MAX_ASPECT_RATIO")
 
 
+# The most bytes a pixel of an image file takes (docs/data.md): 8 for four 16-bit channels, the
+# widest pixel Pillow reads, and 1 more for headers, metadata and data that does not compress.
+_FILE_BYTES_PER_PIXEL = 9
+
+
+def max_image_file_bytes() -> int | None:
+    """The largest file an image within Pillow's decompression-bomb limit can be (Pillow
+    refuses above twice ``MAX_IMAGE_PIXELS``); None when the limit is switched off."""
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else 2 * pixels * _FILE_BYTES_PER_PIXEL
+
+
 class UnreadableImage(Exception):
     """A listed file that cannot become a record; ``str(exc)`` is the reason."""
 
@@ -254,6 +266,13 @@ def read_image_bytes(path: str | Path) -> bytes:
             raise UnreadableImage("not a regular file")
         if info.st_size == 0:
             raise UnreadableImage("empty file")
+        limit = max_image_file_bytes()
+        if limit is not None and info.st_size > limit:
+            pixels = limit // _FILE_BYTES_PER_PIXEL
+            raise UnreadableImage(
+                f"too large (a file of {info.st_size:,} bytes, above the {limit:,} that an image "
+                f"within Pillow's decompression-bomb limit of {pixels:,} pixels can take; "
+                f"not read)")
         data = os.read(descriptor, info.st_size)
         while len(data) < info.st_size:  # a read may return less (signals, huge files)
             chunk = os.read(descriptor, info.st_size - len(data))
