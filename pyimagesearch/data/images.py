@@ -213,18 +213,55 @@ def _decode_with_pillow(data: bytes, draft_size: int | None,
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+# TIFF tags that say what Pillow's mode does not: bits per sample, and the sample format
+# (1 unsigned, 2 signed, 3 float).
+_BITS_PER_SAMPLE, _SAMPLE_FORMAT = 258, 339
+
+
+def _tiff_tag(image: Image.Image, tag: int) -> int | None:
+    value = (getattr(image, "tag_v2", None) or {}).get(tag)
+    return value[0] if isinstance(value, tuple) and value else value
+
+
+def _gray_levels(image: Image.Image) -> np.ndarray:
+    """8-bit levels of a gray image of wider samples (modes I;16*, I, F), their range
+    scaled, not clipped as Pillow's convert("L") clips (the rules: docs/data.md)."""
+    values = np.asarray(image)
+    if image.mode == "I" and _tiff_tag(image, _SAMPLE_FORMAT) in (None, 1) \
+            and _tiff_tag(image, _BITS_PER_SAMPLE) == 32:
+        values = values.view(np.uint32)  # Pillow reads unsigned 32-bit samples as signed
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise UnreadableImage("float samples that are NaN or infinite")
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16"):
+        bits = _tiff_tag(image, _BITS_PER_SAMPLE) or 16  # 12-bit TIFFs stay 0..4095
+        black, white = 0.0, float(2 ** min(bits, 16) - 1)
+    else:
+        # Floats in 0..1 or 0..255, integers in 0..65535 (16-bit data, which Pillow gives as
+        # I); anything else (signed or 32-bit samples) has no nominal white: its own range.
+        whites = (1.0, 255.0, 65535.0) if image.mode == "F" else (65535.0,)
+        white = next((w for w in whites if low >= 0 and high <= w), None)
+        black, white = (0.0, white) if white is not None else (low, high)
+    scale = 255.0 / (white - black) if white > black else 0.0
+    return np.clip((values - black) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode == "RGB":
         return np.asarray(image)
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        # 16-bit (or float) grayscale: Pillow's convert("L") clips instead of scaling.
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode != "F" or values.max(initial=0) > 255:
-            values = values / 257.0
-        gray = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+    if image.mode.startswith("I") or image.mode == "F":
+        return np.repeat(_gray_levels(image)[:, :, None], 3, axis=2)
+    if image.mode == "L" and _tiff_tag(image, _SAMPLE_FORMAT) == 2:
+        # Signed 8-bit samples, which Pillow reads as unsigned: -128..127 -> 0..255.
+        gray = (np.asarray(image).view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    # CMYK, L, LA, P, PA, RGBA, YCbCr, ...; alpha is dropped as OpenCV and PIL loaders do.
-    return np.asarray(image.convert("RGB"))
+    # CMYK, L, LA, P, PA, RGBA, YCbCr, LAB, ...; alpha is dropped as OpenCV and PIL loaders do.
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError as exc:  # a mode without a conversion
+        raise UnreadableImage(f"image mode {image.mode} cannot be converted to RGB "
+                              f"({exc})") from None
 
 
 def decode_bgr(data: bytes, draft_size: int | None = None,
