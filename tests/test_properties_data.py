@@ -197,8 +197,8 @@ def test_a_manifest_edited_and_resealed_is_consistent_or_refused(manifest):
 
 @PROPERTY
 @given(st.binary(max_size=100) | json_values.map(lambda v: json.dumps(v).encode())
-       | st.fixed_dictionaries({key: json_values | st.floats() for key in "RGB"}).map(
-           lambda v: json.dumps(v).encode()))
+       | st.fixed_dictionaries({key: json_values | st.floats() | st.sampled_from(
+           [10 ** 400, -(10 ** 400), "1"]) for key in "RGB"}).map(lambda v: json.dumps(v).encode()))
 def test_any_bytes_as_a_mean_file(data):
     with scratch() as folder:
         path = folder / "mean.json"
@@ -609,6 +609,14 @@ def test_pinned_a_per_pixel_mean_that_declares_a_huge_array(tmp_path):
     path.write_bytes(bytes(head))
     with pytest.raises(DatasetError, match="another layout, type or shape"):
         load_mean_image(path)
+
+
+def test_pinned_a_mean_file_holding_an_integer_beyond_any_float(tmp_path):
+    # math.isfinite(10 ** 400) raised an OverflowError traceback.
+    path = tmp_path / "mean.json"
+    path.write_text(json.dumps({"R": 10 ** 400, "G": 1.0, "B": 2.0}))
+    with pytest.raises(DatasetError, match="mean file lacks a finite number for 'R'"):
+        load_mean(path)
 
 
 def test_pinned_list_lines_that_a_list_cannot_hold(tmp_path):

@@ -100,8 +100,11 @@ def _mean_problem(value: Any) -> str | None:
         return "is not a JSON object"
     for key in RGB:
         number = value.get(key)
-        if isinstance(number, bool) or not isinstance(number, (int, float)) \
-                or not math.isfinite(number):
+        try:
+            finite = not isinstance(number, bool) and math.isfinite(number)
+        except (TypeError, OverflowError):  # not a number, or an integer beyond any float
+            finite = False
+        if not finite:
             return f"lacks a finite number for {key!r}"
     return None
 
@@ -248,8 +251,8 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
     if num_classes != len(classes):
         return f"num_classes is {num_classes} but it lists {len(classes)} classes"
     for label, info in enumerate(classes):
-        if not isinstance(info, dict) or info.get("label") != label \
-                or not isinstance(info.get("name"), str):
+        if not isinstance(info, dict) or not _is_count(info.get("label")) \
+                or info["label"] != label or not isinstance(info.get("name"), str):
             return f"classes[{label}] is not {{'label': {label}, 'name': ...}}"
     for name in SPLITS:
         entry = manifest["splits"].get(name)
