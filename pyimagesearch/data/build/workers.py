@@ -1,5 +1,6 @@
-"""A pool of worker processes for the build, with a watchdog: results in input order, and a
-worker that dies or hangs stops the build instead of stalling it.
+"""A pool of worker processes for the build, with a watchdog: results in input order, a
+worker that dies or hangs stops the build instead of stalling it, and an interrupt or a
+failure stops the workers within seconds.
 
 A job is a module-level function ``job(settings, item)`` (workers are spawned, so it travels
 by name) whose items name their image by a ``path`` attribute. Why and how: docs/data.md.
