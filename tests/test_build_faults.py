@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -146,6 +148,96 @@ def test_dead_or_hung_worker_fails_the_build_and_keeps_the_dataset(tmp_path, mod
              seconds=60)
 
 
+# --- Ctrl-C and SIGTERM -----------------------------------------------------------------------
+# A worker that takes an hour over one image, in Python (where it can act on the build's stop
+# request) or with every signal blocked, as in a decoder's C code (it has to be killed).
+SLOW_WORKER = """
+import os, signal, sys, time
+sys.path.insert(0, {repo!r})
+from pyimagesearch.data.build import packing
+
+if __name__ == "__mp_main__":
+    original = packing._process_one
+
+    def slow(settings, entry):
+        if entry.path == {trigger!r}:
+            if {stuck!r}:
+                signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            open(os.path.join({events!r}, "busy"), "w").close()
+            time.sleep(3600)
+        return original(settings, entry)
+
+    packing._process_one = slow
+
+if __name__ == "__main__":
+    import build_imagenet
+    sys.exit(build_imagenet.main(["--config", {config!r}]))
+"""
+
+
+def start_slow_build(tmp_path: Path, stuck: bool) -> tuple[subprocess.Popen, Path, dict, str]:
+    """A build over a previous dataset in ``tmp_path / "out"`` whose first image keeps a
+    worker busy; returns the process (its own session) once the worker is busy on it, the
+    output folder and its files before, and the marker that the build's processes carry."""
+    tree = make_ilsvrc_tree(tmp_path / "ILSVRC2015")
+    out = tmp_path / "out"
+    build_dataset(load_config(str(write_config(tmp_path / "c.py", tree.base, out))))
+    before = files_of(out)
+    config = write_config(tmp_path / "workers.py", tree.base, out, BUILD_THREADS=2)
+    trigger = make_split_lists(ImageNetHelper(load_config(str(config))))["train"][0].path
+    events = tmp_path / "events"
+    events.mkdir()
+    script = tmp_path / "slow_build.py"
+    script.write_text(SLOW_WORKER.format(repo=str(REPO_ROOT), trigger=trigger, stuck=stuck,
+                                         events=str(events), config=str(config)))
+    process = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True,
+                               env={**os.environ, "BUILD_FAULT_TEST": str(tmp_path)})
+    wait_for((events / "busy").exists, "a worker busy with the slow image", process=process)
+    return process, out, before, f"BUILD_FAULT_TEST={tmp_path}"
+
+
+@pytest.mark.parametrize(("signum", "stuck"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                               (signal.SIGTERM, True)])
+def test_an_interrupt_stops_the_build_within_seconds_and_cleans_up(tmp_path, signum, stuck):
+    process, out, before, marker = start_slow_build(tmp_path, stuck)
+    try:
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signum)  # Ctrl-C: the terminal signals the whole group
+        else:
+            process.send_signal(signum)  # kill PID: the build's own process only
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=120)  # the old build waited for the image
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    if signum == signal.SIGINT:
+        assert process.returncode == 130, err
+        assert err.endswith("\ninterrupted: temporary files removed, nothing replaced\n")
+    else:
+        assert process.returncode == 143, err
+        assert err.endswith(f"interrupted by SIGTERM; nothing was replaced: the previous "
+                            f"dataset in {out / 'rec'} is untouched and the temporary files "
+                            f"were removed\n")
+    assert "Traceback" not in err
+    assert took < 60, f"{took:.1f} s to stop"
+    assert files_of(out) == before  # no temporary or lock file left, nothing replaced
+    wait_for(lambda: not running_with(marker), "end of every process of the build",
+             seconds=60)
+
+
+def test_the_workers_of_a_killed_build_die_with_it(tmp_path):
+    process, out, _, marker = start_slow_build(tmp_path, stuck=False)
+    process.kill()  # SIGKILL: no cleanup is possible, the workers must not wait forever
+    process.communicate()
+    wait_for(lambda: not running_with(marker), "the workers to die with the build",
+             seconds=60)
+    assert [p.name for p in out.rglob("*.partial-*")]  # what the next build removes
+
+
 # --- a full disk -------------------------------------------------------------------------------
 DISK_FULL = """
 import resource, signal, sys
@@ -202,8 +294,8 @@ def png16(rgb: np.ndarray) -> bytes:
 def test_extreme_images_are_handled_or_reported(tmp_path):
     tree = make_ilsvrc_tree(tmp_path / "ILSVRC2015")
     rng = np.random.RandomState(3)
-    path = {n: tree.train[n][0] for n in range(7)}
-    colour = {n: tree.colours[tree.train[n][1]] for n in range(7)}
+    path = {n: tree.train[n][0] for n in range(8)}
+    colour = {n: tree.colours[tree.train[n][1]] for n in range(8)}
     writes = {
         0: jpeg_bytes(tree_image(colour[0], 1, 60000, rng)),          # 1x60000: absurd
         1: jpeg_bytes(tree_image(colour[1], 1, 1, rng)),              # 1x1: enlarged
@@ -212,18 +304,22 @@ def test_extreme_images_are_handled_or_reported(tmp_path):
         4: png16(np.full((30, 40), 200, np.uint8)),                   # 16-bit gray
         5: png_header_only(20000, 20000),                             # 400 megapixels
         6: jpeg_bytes(tree_image(colour[6], 19, 1, rng)),             # 19:1, under the limit
+        7: jpeg_bytes(tree_image(colour[7], 40, 30, rng))[:-2],       # 2 GiB, see below
     }
     for n, data in writes.items():
         (tree.images / path[n]).write_bytes(data)
+    os.truncate(tree.images / path[7], 2 << 30)  # sparse: decided from its size, never read
     config = load_config(str(write_config(tmp_path / "c.py", tree.base, tmp_path / "out")))
     manifest = build_dataset(config)
 
     skipped = {item["path"]: item["reason"] for split in SPLITS
                for item in manifest["splits"][split]["skipped"]}
-    assert set(skipped) == {path[0], path[5]}
+    assert set(skipped) == {path[0], path[5], path[7]}
     assert skipped[path[0]].startswith("extreme aspect ratio (1x60000 px, 6e+04:1, above the "
                                        "20:1 limit")
     assert skipped[path[5]].startswith("too large (Image size (400000000 pixels) exceeds")
+    assert skipped[path[7]].startswith("too large (a file of 2,147,483,648 bytes, above the "
+                                       "1,610,612,730 that an image within Pillow's")
 
     stored = {}
     for split in ("train", "test"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pyimagesearch.data.dataset import (
     check_dataset,
     identity_digest,
     load_manifest,
+    manifest_checksum,
     manifest_path,
     manifest_text,
 )
@@ -304,3 +306,85 @@ def test_a_rebuild_under_a_running_training_stops_it(tmp_path):
     # Every checkpoint names the dataset it was really trained on.
     assert {read_manifest(folder, "net", e)["dataset"]["identity"]["digest"]
             for e in epochs} == {trained}
+
+
+# --- a manifest edited by hand: refused whatever field was edited --------------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One dataset of the tiny tree (no training): the original of the copies edited below."""
+    root = tmp_path_factory.mktemp("edits")
+    make_ilsvrc_tree(root / "ILSVRC2015", classes=4, train_per_class=10, val_per_class=3,
+                     blacklist=(5,))
+    return build(root, "data")
+
+
+def edit_manifest(config_path: str, change, reseal: bool = False) -> Path:
+    """Apply ``change`` to the manifest of ``config_path``'s dataset; ``reseal``: recompute
+    its identity and checksum, as someone who knows the format would."""
+    path = manifest_path(load_config(config_path))
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    if reseal:
+        manifest["identity"] = identity_digest(manifest)
+        manifest["checksum"] = manifest_checksum(manifest)
+    path.write_text(manifest_text(manifest))
+    return path
+
+
+def set_field(keys: str, value):
+    def change(manifest):
+        *parents, last = keys.split(".")
+        for key in parents:
+            manifest = manifest[key]
+        manifest[last] = value
+    return change
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_classes", 6, "num_classes is 6 but it lists 4 classes"),
+    ("splits.train.written", 999, "splits.train.count is 32 but splits.train.written is 999"),
+    ("splits.val.listed", 50, "splits.val.listed is 50, not written 11 + skipped 0"),
+    ("splits.test.class_counts", [8, 0, 0, 0], "its contents do not match its checksum"),
+    ("mean_sha256", "0" * 64, "its contents do not match its checksum"),
+    ("created", "2020-01-01T00:00:00+00:00", "its contents do not match its checksum"),
+    ("resize", "32", "resize is not a whole number >= 1: '32'"),
+])
+def test_a_manifest_edited_by_hand_is_refused_whatever_the_field(built, tmp_path, capsys,
+                                                                 field, value, message):
+    path = copy_of(built, tmp_path)
+    if field == "num_classes":  # the config agrees with the edit, as in the report
+        config_with(path, path, NUM_CLASSES=6)
+    manifest = edit_manifest(path, set_field(field, value))
+    with pytest.raises(DatasetError, match="edited after the build, or is damaged: "
+                                           + re.escape(message)):
+        check_dataset(load_config(path))
+    capsys.readouterr()
+    assert verify_records.main(["--config", path, "--hash"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {manifest}: dataset manifest was edited")
+    assert train_googlenet.main(["--config", path, "--checkpoints", str(tmp_path / "out"),
+                                 "--prefix", "net"]) == 2
+    assert not (tmp_path / "out" / "net-0001.json").exists()
+
+
+def test_counts_resealed_by_hand_must_still_agree_with_the_index(built, tmp_path):
+    path = copy_of(built, tmp_path)
+
+    def grow_train(manifest):
+        entry = manifest["splits"]["train"]
+        entry["count"] = entry["written"] = entry["listed"] = entry["written"] + 4
+        entry["class_counts"][0] += 4
+    edit_manifest(path, grow_train, reseal=True)
+    config = load_config(path)
+    assert load_manifest(config)["splits"]["train"]["count"] == 36  # consistent in itself
+    with pytest.raises(DatasetError, match=r"train.idx: the index lists 32 records where the "
+                                           r"manifest .* says 36"):
+        check_dataset(config)
+
+
+def test_a_manifest_without_a_checksum_is_still_read_and_still_checked(built, tmp_path):
+    path = copy_of(built, tmp_path)
+    edit_manifest(path, lambda manifest: manifest.pop("checksum"))
+    assert check_dataset(load_config(path)).splits["train"].count == 32
+    edit_manifest(path, set_field("num_classes", 5))
+    with pytest.raises(DatasetError, match="num_classes is 5 but it lists 4 classes"):
+        check_dataset(load_config(path))

@@ -5,6 +5,7 @@ rule agree with what they replace."""
 from __future__ import annotations
 
 import io
+import os
 import random
 
 import cv2
@@ -18,7 +19,9 @@ from pyimagesearch.data.images import (
     _decode_with_pillow,
     decode_image,
     jpeg_layout,
+    max_image_file_bytes,
     plain_jpeg,
+    prepare_stored_image,
     resize_shorter,
 )
 
@@ -137,3 +140,39 @@ def test_resize_uses_area_from_2x_linear_below_and_cubic_to_enlarge():
         expected = cv2.resize(image, ours.shape[1::-1], interpolation=interpolation)
         assert ours.shape[0] == shorter
         np.testing.assert_array_equal(ours, expected)
+
+
+def test_a_file_larger_than_any_image_is_decided_from_its_size_without_reading_it(
+        tmp_path, monkeypatch):
+    path = tmp_path / "huge.jpg"
+    path.write_bytes(jpeg_bytes(textured(64, 48))[:-2])  # starts like a JPEG ...
+    os.truncate(path, 2 << 30)  # ... and goes on for 2 GiB (sparse: nothing is written)
+    requested = []
+
+    def read(descriptor: int, size: int) -> bytes:
+        requested.append(size)
+        if size > 1 << 20:  # what the build did: read it all (176 s, 4.3 GB at the peak)
+            raise AssertionError(f"asked to read {size} bytes")
+        return real_read(descriptor, size)
+
+    real_read = os.read
+    monkeypatch.setattr(os, "read", read)
+    limit = max_image_file_bytes()
+    assert limit == 2 * Image.MAX_IMAGE_PIXELS * 9 == 1_610_612_730
+    with pytest.raises(UnreadableImage, match=(
+            r"^too large \(a file of 2,147,483,648 bytes, above the 1,610,612,730 that an "
+            r"image within Pillow's decompression-bomb limit of 178,956,970 pixels can take; "
+            r"not read\)$")):
+        prepare_stored_image(path, 32, 90)
+    assert requested == []
+    monkeypatch.setattr(os, "read", real_read)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the bound follows Pillow's limit
+    assert max_image_file_bytes() == 18_000
+    small = tmp_path / "small.jpg"
+    small.write_bytes(jpeg_bytes(textured(20, 20)))
+    assert prepare_stored_image(small, 16, 90).data
+    os.truncate(small, 18_001)
+    with pytest.raises(UnreadableImage, match=r"^too large \(a file of 18,001 bytes, above "
+                                              r"the 18,000 that an image within Pillow's "
+                                              r"decompression-bomb limit of 2,000 pixels"):
+        prepare_stored_image(small, 16, 90)

@@ -5,6 +5,9 @@ ignored files reported, --strict, lossless PNG and the per-pixel mean, clear err
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import TREE_COLOURS, jpeg_bytes, odd_file_bytes, tree_image
+from conftest import DEADLINE, REPO_ROOT, TREE_COLOURS, jpeg_bytes, odd_file_bytes, tree_image
 
 import build_imagenet
 from pyimagesearch.config import ConfigError, load_config
@@ -239,3 +242,57 @@ def test_a_tree_that_cannot_give_a_dataset_is_one_clear_error(tmp_path, damage, 
         build(tmp_path, root, **overrides)
     path = write_folder_config(tmp_path / "cli.py", root, tmp_path / "cli", **overrides)
     assert build_imagenet.main(["--config", str(path)]) == 2
+
+
+# --- names and sizes a tree can have -------------------------------------------------------
+def run_build(config: Path) -> subprocess.CompletedProcess:
+    """``build_imagenet.py`` in its own process, its output as bytes (a name that is not
+    UTF-8 must come out readable, whatever the terminal's encoding)."""
+    return subprocess.run([sys.executable, "build_imagenet.py", "--config", str(config)],
+                          cwd=REPO_ROOT, capture_output=True, timeout=DEADLINE,
+                          env={**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+
+
+@pytest.mark.parametrize("packer", ["project", "im2rec"])
+def test_a_file_name_that_is_not_utf8_is_one_line_naming_it(tmp_path, packer):
+    root = tmp_path / "tree"
+    write_folder_tree(root, {"train": 2, "test": 1})
+    folder = os.fsencode(root / "train" / "apple")
+    os.rename(folder + b"/000.jpg", folder + b"/caf\xe9.jpg")  # Latin-1, as old zip archives
+    config = write_folder_config(tmp_path / "c.py", root, tmp_path / "out", VAL_SIZE=0,
+                                 PACKER=packer)
+    result = run_build(config)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.decode() == (
+        f"error: {root}: file name 'train/apple/caf\\xe9.jpg' is not UTF-8 (as in old zip "
+        f"archives), which a .lst file cannot hold; rename it (convmv converts such names)\n")
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_an_ignored_file_whose_name_is_not_utf8_is_reported_readably(tmp_path):
+    root = tmp_path / "tree"
+    write_folder_tree(root, {"train": 2, "test": 1})
+    (root / "train" / "apple" / "notes.txt").write_text("x\n")
+    folder = os.fsencode(root / "train" / "apple")
+    os.rename(folder + b"/notes.txt", folder + b"/not\xe9s.txt")
+    result = run_build(write_folder_config(tmp_path / "c.py", root, tmp_path / "out",
+                                           VAL_SIZE=0))
+    assert result.returncode == 0, result.stderr
+    assert "e.g. train/apple/not\\xe9s.txt: not an image file name" in result.stdout.decode()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["build"]["folders"]["ignored"]["train"]["files"] == [
+        {"path": "train/apple/not\\xe9s.txt", "reason": "not an image file name (suffix '.txt')"}]
+
+
+def test_a_val_size_that_empties_a_class_names_val_size_and_the_classes(tmp_path):
+    root = tmp_path / "tree"
+    write_folder_tree(root, {"train": 1, "test": 1})  # one training image per class
+    with pytest.raises(ConfigError, match=r"VAL_SIZE = 2 holds out every training image of 2 "
+                                          r"class\(es\): apple \(1 image\(s\)\), mango \(1 "
+                                          r"image\(s\)\); a class cannot be learned"):
+        build(tmp_path, root, VAL_SIZE=2)
+    assert not (tmp_path / "out").exists()
+    path = write_folder_config(tmp_path / "cli.py", root, tmp_path / "cli", VAL_SIZE=2)
+    result = run_build(path)
+    assert result.returncode == 2 and b"VAL_SIZE = 2 holds out" in result.stderr
+    assert b"listed, all skipped" not in result.stderr

@@ -13,6 +13,8 @@ import logging
 import math
 import os
 import platform
+import re
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,9 @@ SPLIT_SETTINGS = {"train": ("TRAIN_MX_LIST", "TRAIN_MX_REC"),
                   "test": ("TEST_MX_LIST", "TEST_MX_REC")}
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 2
-_SPLIT_KEYS = ("listed", "written", "count", "skipped", "rec", "idx", "rec_bytes",
-               "rec_sha256", "idx_bytes", "idx_sha256")
-_TOP_KEYS = ("builder", "label_order", "num_classes", "classes", "resize", "mean", "splits",
-             "identity")
+RGB = ("R", "G", "B")
+# A mean file the build writes is under 100 bytes; a larger one is not a mean file.
+MEAN_FILE_LIMIT = 1 << 20
 
 
 class DatasetChanged(DatasetError):
@@ -72,32 +73,56 @@ def split_records(config: Settings, split: str) -> Path:
 
 
 # --- means -------------------------------------------------------------------------------------
+def _read_json(path: str | Path, what: str, missing: str,
+               limit: int | None = None) -> tuple[bytes, Any]:
+    """The bytes and the JSON value of a file; :class:`DatasetError` names it and says why
+    it cannot be read (``missing``: what an absent file means; ``limit``: the most bytes
+    such a file can have)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(-1 if limit is None else limit + 1)
+    except FileNotFoundError:
+        raise DatasetError(f"{what} not found{missing}", path) from None
+    except OSError as exc:
+        raise DatasetError(f"{what} cannot be read ({exc})", path) from None
+    if limit is not None and len(raw) > limit:
+        raise DatasetError(f"{what} is larger than {limit} bytes: not one the build writes",
+                           path)
+    try:
+        return raw, json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deeply
+        raise DatasetError(f"{what} cannot be read ({exc})", path) from None
+
+
+def _mean_problem(value: Any) -> str | None:
+    """Why ``value`` is not a ``{"R", "G", "B"}`` mean of finite numbers, or None."""
+    if not isinstance(value, dict):
+        return "is not a JSON object"
+    for key in RGB:
+        number = value.get(key)
+        try:
+            finite = not isinstance(number, bool) and math.isfinite(number)
+        except (TypeError, OverflowError):  # not a number, or an integer beyond any float
+            finite = False
+        if not finite:
+            return f"lacks a finite number for {key!r}"
+    return None
+
+
 def write_mean(path: str | Path, mean: dict[str, float]) -> None:
     """Write the book's mean file: ``{"R": ..., "G": ..., "B": ...}``."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump({key: float(mean[key]) for key in ("R", "G", "B")}, handle, indent=2)
+        json.dump({key: float(mean[key]) for key in RGB}, handle, indent=2)
         handle.write("\n")
 
 
 def load_mean(path: str | Path) -> dict[str, float]:
     """Read a mean file written by :func:`write_mean` (or by the book's build script)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise DatasetError("mean file not found", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"mean file cannot be read ({exc})", path) from None
-    if not isinstance(data, dict):
-        raise DatasetError("mean file is not a JSON object", path)
-    mean = {}
-    for key in ("R", "G", "B"):
-        value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise DatasetError(f"mean file lacks a finite number for {key!r}", path)
-        mean[key] = float(value)
-    return mean
+    _, data = _read_json(path, "mean file", "", MEAN_FILE_LIMIT)
+    problem = _mean_problem(data)
+    if problem:
+        raise DatasetError(f"mean file {problem}", path)
+    return {key: float(data[key]) for key in RGB}
 
 
 def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
@@ -107,19 +132,49 @@ def write_mean_image(path: str | Path, mean: np.ndarray) -> None:
     mx.nd.save(str(path), {"mean_img": mx.nd.array(mean, dtype="float32")})
 
 
+# What MXNet 1.9 writes for one dense float32 CPU array of shape (3, H, W) named "mean_img":
+# the list header (magic 0x112, reserved, array count), the array (magic 0xF993FAC9, storage
+# type 0, ndim and the int64 dims, CPU context 1/0, type 0 = float32, the data), the names.
+_ND_HEAD = struct.Struct("<QQQIiIqqqiii")
+_ND_NAME = b"mean_img"
+_ND_TAIL = struct.pack("<QQ", 1, len(_ND_NAME)) + _ND_NAME
+# Any side beyond this is not a mean image (CIFAR's is 32).
+_ND_MAX_SIDE = 1 << 14
+
+
 def load_mean_image(path: str | Path) -> np.ndarray:
-    """The (3, H, W) float32 mean image of a :func:`write_mean_image` file."""
-    import mxnet as mx
+    """The (3, H, W) float32 mean image of a :func:`write_mean_image` file.
+
+    Parsed here, not by ``mx.nd.load``, which on a damaged file can hang, exhaust memory or
+    fail with a traceback: the header is checked before its sizes are trusted.
+    """
+    def refuse(why: str) -> DatasetError:
+        return DatasetError(f"per-pixel mean cannot be read ({why}); it is not a (3, H, W) "
+                            f"'mean_img' file of the build", path)
 
     try:
-        arrays = mx.nd.load(str(path))
-    except mx.base.MXNetError as exc:
-        raise DatasetError(f"per-pixel mean cannot be read ({str(exc).splitlines()[0]})",
-                           path) from None
-    if not isinstance(arrays, dict) or "mean_img" not in arrays \
-            or arrays["mean_img"].ndim != 3 or arrays["mean_img"].shape[0] != 3:
-        raise DatasetError("per-pixel mean file holds no (3, H, W) 'mean_img' array", path)
-    return arrays["mean_img"].asnumpy().astype(np.float32)
+        with open(path, "rb") as handle:
+            head = handle.read(_ND_HEAD.size)
+            if len(head) < _ND_HEAD.size:
+                raise refuse(f"{len(head)} bytes")
+            (magic, _, arrays, array_magic, storage, ndim, channels, height, width,
+             device, _, dtype) = _ND_HEAD.unpack(head)
+            if (magic, arrays, array_magic, storage, ndim, channels, device, dtype) \
+                    != (0x112, 1, 0xF993FAC9, 0, 3, 3, 1, 0) \
+                    or not (0 < height <= _ND_MAX_SIDE and 0 < width <= _ND_MAX_SIDE):
+                raise refuse("another layout, type or shape")
+            size = 3 * height * width * 4
+            data, tail = handle.read(size), handle.read(len(_ND_TAIL) + 1)
+    except FileNotFoundError:
+        raise DatasetError("per-pixel mean not found", path) from None
+    except OSError as exc:
+        raise refuse(str(exc)) from None
+    if len(data) < size or tail != _ND_TAIL:
+        raise refuse("truncated, or not one array named 'mean_img'")
+    mean = np.frombuffer(data, "<f4").reshape(3, height, width).astype(np.float32)
+    if not np.isfinite(mean).all():
+        raise refuse("it holds NaN or infinite values")
+    return mean
 
 
 # --- the manifest --------------------------------------------------------------------------------
@@ -137,9 +192,88 @@ def _relative(path: str | Path, folder: Path) -> str:
     return os.path.relpath(Path(path).resolve(), folder)
 
 
-def _missing_split_keys(splits: dict[str, Any]) -> list[str]:
-    return [f"splits.{name}.{key}" for name in SPLITS for key in _SPLIT_KEYS
-            if key not in splits.get(name, {})]
+def _is_count(value: Any) -> bool:
+    """A whole number >= 0 (JSON's true and false are not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch("[0-9a-f]{64}", value) is not None
+
+
+# Every field a reader of the manifest acts on, and what it must be (docs/data.md).
+_TEXT = (lambda v: isinstance(v, str), "text")
+_COUNT = (_is_count, "a whole number >= 0")
+_SHA256 = (_is_sha256, "a SHA-256 in hex")
+_TOP_FIELDS = {
+    "builder": _TEXT, "label_order": _TEXT, "num_classes": _COUNT,
+    "classes": (lambda v: isinstance(v, list), "a list"),
+    "resize": (lambda v: _is_count(v) and v > 0, "a whole number >= 1"),
+    "encoding": (lambda v: v in ("jpeg", "png"), "'jpeg' or 'png'"),
+    "quality": (lambda v: v is None or _is_count(v), "a whole number or null"),
+    "mean": (lambda v: _mean_problem(v) is None, "{'R', 'G', 'B'} finite numbers"),
+    "mean_sha256": _SHA256,
+    "mean_image_sha256": (lambda v: v is None or _is_sha256(v), "a SHA-256 or null"),
+    "splits": (lambda v: isinstance(v, dict), "an object"),
+    "identity": _SHA256,
+}
+_SPLIT_FIELDS = {
+    "listed": _COUNT, "written": _COUNT, "count": _COUNT, "rec": _TEXT, "idx": _TEXT,
+    "skipped": (lambda v: isinstance(v, list) and all(
+        isinstance(item, dict) and isinstance(item.get("path"), str)
+        and isinstance(item.get("reason"), str) for item in v), "a list of {path, reason}"),
+    "rec_bytes": _COUNT, "idx_bytes": _COUNT, "rec_sha256": _SHA256, "idx_sha256": _SHA256,
+}
+_OPTIONAL_SPLIT_FIELDS = {
+    "class_counts": (lambda v: isinstance(v, list) and all(map(_is_count, v)),
+                     "a list of whole numbers >= 0"),
+}
+
+
+def _field_problem(fields: dict[str, Any], rules: dict[str, tuple[Any, str]], where: str,
+                   required: bool = True) -> str | None:
+    for key, (valid, what) in rules.items():
+        if key not in fields:
+            if required:
+                return f"lacks {where}{key}"
+        elif not valid(fields[key]):
+            return f"{where}{key} is not {what}: {str(fields[key])[:60]!r}"
+    return None
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What shows that a manifest is not as its build wrote it (a field missing or of the
+    wrong type, counts that do not add up, classes not numbered by label), or None."""
+    problem = _field_problem(manifest, _TOP_FIELDS, "")
+    if problem:
+        return problem
+    classes, num_classes = manifest["classes"], manifest["num_classes"]
+    if num_classes != len(classes):
+        return f"num_classes is {num_classes} but it lists {len(classes)} classes"
+    for label, info in enumerate(classes):
+        if not isinstance(info, dict) or not _is_count(info.get("label")) \
+                or info["label"] != label or not isinstance(info.get("name"), str):
+            return f"classes[{label}] is not {{'label': {label}, 'name': ...}}"
+    for name in SPLITS:
+        entry = manifest["splits"].get(name)
+        if not isinstance(entry, dict):
+            return f"lacks splits.{name}"
+        where = f"splits.{name}."
+        problem = (_field_problem(entry, _SPLIT_FIELDS, where)
+                   or _field_problem(entry, _OPTIONAL_SPLIT_FIELDS, where, required=False))
+        if problem:
+            return problem
+        written, skipped = entry["written"], len(entry["skipped"])
+        if entry["count"] != written:
+            return f"{where}count is {entry['count']} but {where}written is {written}"
+        if entry["listed"] != written + skipped:
+            return (f"{where}listed is {entry['listed']}, not written {written} + skipped "
+                    f"{skipped}")
+        counts = entry.get("class_counts")
+        if counts is not None and (len(counts) != num_classes or sum(counts) != written):
+            return (f"{where}class_counts ({len(counts)} classes, {sum(counts)} records) "
+                    f"do not fit num_classes {num_classes} and written {written}")
+    return None
 
 
 def split_entry(config: Settings, split: str, temporary: dict[str, Path], *, listed: int,
@@ -171,11 +305,8 @@ def new_manifest(*, builder: str, config: Settings, created: str, label_order: s
                  mean_image_sha256: str | None, splits: dict[str, dict[str, Any]],
                  build: dict[str, Any], sources: dict[str, Any]) -> dict[str, Any]:
     """The manifest every builder writes (schema in docs/data.md): ``splits`` come from
-    :func:`split_entry`, the SHA-256s are of the mean files as written, and
-    ``build_seconds`` is left for the caller."""
-    missing = _missing_split_keys(splits)
-    if missing:
-        raise ValueError(f"manifest lacks {', '.join(missing)}")
+    :func:`split_entry`, the SHA-256s are of the mean files as written; ``build_seconds``
+    and the ``checksum`` (:func:`manifest_checksum`, last) are left for the caller."""
     folder = manifest_path(config).resolve().parent
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
@@ -190,7 +321,7 @@ def new_manifest(*, builder: str, config: Settings, created: str, label_order: s
         "encoding": encoding,
         "quality": quality,
         "input_size": config.INPUT_SIZE,
-        "mean": {key: float(mean[key]) for key in ("R", "G", "B")},
+        "mean": {key: float(mean[key]) for key in RGB},
         "mean_file": _relative(config.DATASET_MEAN, folder),
         "mean_sha256": mean_sha256,
         "mean_image_file": (None if config.MEAN_IMAGE is None
@@ -202,11 +333,23 @@ def new_manifest(*, builder: str, config: Settings, created: str, label_order: s
         "tools": tool_versions(),
     }
     manifest["identity"] = identity_digest(manifest)
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ValueError(f"a builder made a manifest that would be refused: {problem}")
     return manifest
 
 
 def manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2) + "\n"
+
+
+def manifest_checksum(manifest: dict[str, Any]) -> str:
+    """SHA-256 of every field of a manifest but ``checksum`` (canonical JSON): an edit of any
+    field, provenance included, changes it."""
+    content = json.loads(json.dumps(manifest))  # as it reads back: string keys, lists
+    content.pop("checksum", None)
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -217,34 +360,29 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     folder can be moved or mounted elsewhere.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-        manifest = json.loads(raw.decode("utf-8"))
-    except FileNotFoundError:
-        raise DatasetError("dataset manifest not found; the dataset is missing or its build "
-                           "did not finish", path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"dataset manifest cannot be read ({exc})", path) from None
+    raw, manifest = _read_json(path, "dataset manifest", "; the dataset is missing or its "
+                               "build did not finish")
     if not isinstance(manifest, dict):
         raise DatasetError("dataset manifest is not a JSON object", path)
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise DatasetError(f"unsupported manifest format {manifest.get('format')!r} "
+        raise DatasetError(f"unsupported manifest format {repr(manifest.get('format'))[:20]} "
                            f"(this version reads {MANIFEST_FORMAT}); rebuild the dataset", path)
-    splits = manifest.get("splits")
-    missing = [key for key in _TOP_KEYS if key not in manifest]
-    if isinstance(splits, dict):
-        missing += _missing_split_keys(splits)
-    if missing:
-        raise DatasetError(f"dataset manifest lacks {', '.join(missing)}", path)
-    if identity_digest(manifest) != manifest["identity"]:
-        raise DatasetError("dataset manifest was edited after the build: its contents do "
-                           "not match its identity; rebuild the dataset", path)
+    problem = manifest_problem(manifest)
+    if problem is None and identity_digest(manifest) != manifest["identity"]:
+        problem = "its contents do not match its identity"
+    if problem is None and "checksum" in manifest \
+            and manifest["checksum"] != manifest_checksum(manifest):
+        problem = "its contents do not match its checksum"
+    if problem:
+        raise DatasetError(f"dataset manifest was edited after the build, or is damaged: "
+                           f"{problem}; rebuild the dataset", path)
     folder = path.resolve().parent
     manifest["path"] = str(path)
     manifest["sha256"] = hashlib.sha256(raw).hexdigest()
-    for entry in splits.values():
+    for name in SPLITS:
+        entry = manifest["splits"][name]
         for key in ("lst", "rec", "idx"):
-            if key in entry:
+            if isinstance(entry.get(key), str):
                 entry[f"{key}_path"] = os.path.normpath(folder / entry[key])
     return manifest
 
@@ -455,10 +593,15 @@ def check_dataset(config: Settings, splits: tuple[str, ...] = SPLITS) -> Dataset
                 raise DatasetError(f"{size} bytes where the manifest {source} says "
                                    f"{entry[f'{kind}_bytes']}: the file was truncated or "
                                    f"replaced; {hint}", path)
-        if sha256_file(idx) != entry["idx_sha256"]:
+        index = Path(idx).read_bytes()  # tens of MB for ImageNet's training split
+        if hashlib.sha256(index).hexdigest() != entry["idx_sha256"]:
             raise DatasetError(f"the index differs from the one built with these records "
                                f"(SHA-256 against {source}); {hint}", idx)
-        count = int(entry["count"])
+        count, listed = entry["count"], index.count(b"\n")
+        if listed != count:
+            raise DatasetError(f"the index lists {listed} records where the manifest {source} "
+                               f"says {count}: the manifest does not describe these records; "
+                               f"{hint}", idx)
         if count < 1:
             raise DatasetError(f"{split} records are empty; {hint}", rec)
         found[split] = RecordSplit(rec=rec, idx=idx, count=count)

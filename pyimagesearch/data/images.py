@@ -33,6 +33,18 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct
 DEFAULT_MAX_ASPECT_RATIO: float = settings.default("BUILD_MAX_ASPECT_RATIO")
 
 
+# The most bytes a pixel of an image file takes (docs/data.md): 8 for four 16-bit channels, the
+# widest pixel Pillow reads, and 1 more for headers, metadata and data that does not compress.
+_FILE_BYTES_PER_PIXEL = 9
+
+
+def max_image_file_bytes() -> int | None:
+    """The largest file an image within Pillow's decompression-bomb limit can be (Pillow
+    refuses above twice ``MAX_IMAGE_PIXELS``); None when the limit is switched off."""
+    pixels = Image.MAX_IMAGE_PIXELS
+    return None if pixels is None else 2 * pixels * _FILE_BYTES_PER_PIXEL
+
+
 class UnreadableImage(Exception):
     """A listed file that cannot become a record; ``str(exc)`` is the reason."""
 
@@ -201,18 +213,55 @@ def _decode_with_pillow(data: bytes, draft_size: int | None,
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+# TIFF tags that say what Pillow's mode does not: bits per sample, and the sample format
+# (1 unsigned, 2 signed, 3 float).
+_BITS_PER_SAMPLE, _SAMPLE_FORMAT = 258, 339
+
+
+def _tiff_tag(image: Image.Image, tag: int) -> int | None:
+    value = (getattr(image, "tag_v2", None) or {}).get(tag)
+    return value[0] if isinstance(value, tuple) and value else value
+
+
+def _gray_levels(image: Image.Image) -> np.ndarray:
+    """8-bit levels of a gray image of wider samples (modes I;16*, I, F), their range
+    scaled, not clipped as Pillow's convert("L") clips (the rules: docs/data.md)."""
+    values = np.asarray(image)
+    if image.mode == "I" and _tiff_tag(image, _SAMPLE_FORMAT) in (None, 1) \
+            and _tiff_tag(image, _BITS_PER_SAMPLE) == 32:
+        values = values.view(np.uint32)  # Pillow reads unsigned 32-bit samples as signed
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise UnreadableImage("float samples that are NaN or infinite")
+    low, high = float(values.min()), float(values.max())
+    if image.mode.startswith("I;16"):
+        bits = _tiff_tag(image, _BITS_PER_SAMPLE) or 16  # 12-bit TIFFs stay 0..4095
+        black, white = 0.0, float(2 ** min(bits, 16) - 1)
+    else:
+        # Floats in 0..1 or 0..255, integers in 0..65535 (16-bit data, which Pillow gives as
+        # I); anything else (signed or 32-bit samples) has no nominal white: its own range.
+        whites = (1.0, 255.0, 65535.0) if image.mode == "F" else (65535.0,)
+        white = next((w for w in whites if low >= 0 and high <= w), None)
+        black, white = (0.0, white) if white is not None else (low, high)
+    scale = 255.0 / (white - black) if white > black else 0.0
+    return np.clip((values - black) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode == "RGB":
         return np.asarray(image)
-    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
-        # 16-bit (or float) grayscale: Pillow's convert("L") clips instead of scaling.
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode != "F" or values.max(initial=0) > 255:
-            values = values / 257.0
-        gray = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+    if image.mode.startswith("I") or image.mode == "F":
+        return np.repeat(_gray_levels(image)[:, :, None], 3, axis=2)
+    if image.mode == "L" and _tiff_tag(image, _SAMPLE_FORMAT) == 2:
+        # Signed 8-bit samples, which Pillow reads as unsigned: -128..127 -> 0..255.
+        gray = (np.asarray(image).view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
-    # CMYK, L, LA, P, PA, RGBA, YCbCr, ...; alpha is dropped as OpenCV and PIL loaders do.
-    return np.asarray(image.convert("RGB"))
+    # CMYK, L, LA, P, PA, RGBA, YCbCr, LAB, ...; alpha is dropped as OpenCV and PIL loaders do.
+    try:
+        return np.asarray(image.convert("RGB"))
+    except ValueError as exc:  # a mode without a conversion
+        raise UnreadableImage(f"image mode {image.mode} cannot be converted to RGB "
+                              f"({exc})") from None
 
 
 def decode_bgr(data: bytes, draft_size: int | None = None,
@@ -254,6 +303,13 @@ def read_image_bytes(path: str | Path) -> bytes:
             raise UnreadableImage("not a regular file")
         if info.st_size == 0:
             raise UnreadableImage("empty file")
+        limit = max_image_file_bytes()
+        if limit is not None and info.st_size > limit:
+            pixels = limit // _FILE_BYTES_PER_PIXEL
+            raise UnreadableImage(
+                f"too large (a file of {info.st_size:,} bytes, above the {limit:,} that an image "
+                f"within Pillow's decompression-bomb limit of {pixels:,} pixels can take; "
+                f"not read)")
         data = os.read(descriptor, info.st_size)
         while len(data) < info.st_size:  # a read may return less (signals, huge files)
             chunk = os.read(descriptor, info.st_size - len(data))

@@ -27,6 +27,7 @@ from pyimagesearch.data.dataset import (
     SPLITS,
     DatasetError,
     idx_path,
+    manifest_checksum,
     manifest_path,
     new_manifest,
     rgb_text,
@@ -217,7 +218,8 @@ def _check_not_empty(name: str, result: PackResult, classes: list[dict[str, Any]
         # Folders have no WordNet id: n01440764 (label 0, 'tench': 3 listed, all skipped).
         shown = ", ".join(
             (f"{info['wnid']} (label {info['label']}, {info['name']!r}: " if "wnid" in info
-             else f"{info['name']!r} (label {info['label']}: ") + f"{listed} listed, all skipped)"
+             else f"{info['name']!r} (label {info['label']}: ")
+            + (f"{listed} listed, all skipped)" if listed else "none listed)")
             for info, listed in empty[:10])
         more = f" and {len(empty) - 10} more" if len(empty) > 10 else ""
         raise DatasetError(f"{len(empty)} class(es) would have no training record: "
@@ -254,6 +256,7 @@ def commit_dataset(config: Settings, staging: Staging, *, mean: dict[str, float]
                             mean=mean, mean_sha256=hashes["DATASET_MEAN"],
                             mean_image_sha256=hashes.get("MEAN_IMAGE"), **fields)
     manifest["build_seconds"] = round(time.monotonic() - staging.started, 3)
+    manifest["checksum"] = manifest_checksum(manifest)
     staging.commit(manifest)
     return manifest
 

@@ -11,6 +11,8 @@ import errno
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,13 +23,29 @@ from typing import Any
 from pyimagesearch.data.build.workers import BuildError
 from pyimagesearch.data.dataset import manifest_text
 from pyimagesearch.data.records.format import naming_errors
-from pyimagesearch.errors import ProjectError
+from pyimagesearch.errors import EXIT_TERMINATED, ProjectError
 from pyimagesearch.files import PARTIAL, fsync_path, partial_path
 
 logger = logging.getLogger(__name__)
 
 # What a write fails with when the disk (or a quota, or `ulimit -f`) says no more.
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the build is: it unwinds as Ctrl-C does (workers stopped,
+    temporary files removed, locks released)."""
+
+
+class BuildTerminated(ProjectError):
+    """The build stopped on SIGTERM; the message says what it left."""
+
+    exit_status = EXIT_TERMINATED
+    label = ""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _pid_alive(pid: int) -> bool:
@@ -137,18 +155,27 @@ def staged(manifest_file: Path, finals: Iterable[Path]) -> Iterator[Staging]:
 
     What dead builds left beside them is removed first, the temporary files always at the
     end. A failed write (``OSError``) or a :class:`BuildError` becomes a ``BuildError``
-    that says in which state the output folder is.
+    that says in which state the output folder is; SIGTERM unwinds as Ctrl-C does and
+    becomes a :class:`BuildTerminated` that says it.
     """
     finals = [*finals, manifest_file]
-    remove_stale_partials(finals)
-    staging = Staging(manifest_file, manifest_file.is_file())
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
-        yield staging
-    except BuildError as exc:
-        raise BuildError(f"{exc}; {staging.state()}") from exc
-    except ProjectError:  # a file missing or malformed (some are OSErrors too): as it is
-        raise
-    except OSError as exc:
-        raise BuildError(staging.write_failure(exc)) from exc
+        remove_stale_partials(finals)
+        staging = Staging(manifest_file, manifest_file.is_file())
+        try:
+            yield staging
+        except BuildError as exc:
+            raise BuildError(f"{exc}; {staging.state()}") from exc
+        except ProjectError:  # a file missing or malformed (some are OSErrors too): as it is
+            raise
+        except OSError as exc:
+            raise BuildError(staging.write_failure(exc)) from exc
+        except _Terminated:
+            raise BuildTerminated(f"interrupted by SIGTERM; {staging.state()}") from None
+        finally:
+            staging.discard()
     finally:
-        staging.discard()
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)

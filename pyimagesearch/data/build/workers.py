@@ -1,5 +1,6 @@
-"""A pool of worker processes for the build, with a watchdog: results in input order, and a
-worker that dies or hangs stops the build instead of stalling it.
+"""A pool of worker processes for the build, with a watchdog: results in input order, a
+worker that dies or hangs stops the build instead of stalling it, and an interrupt or a
+failure stops the workers within seconds.
 
 A job is a module-level function ``job(settings, item)`` (workers are spawned, so it travels
 by name) whose items name their image by a ``path`` attribute. Why and how: docs/data.md.
@@ -7,15 +8,19 @@ by name) whose items name their image by a ``path`` attribute. Why and how: docs
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import suppress
+from contextlib import contextmanager, suppress
+from types import FrameType
 from typing import Any, TypeVar
 
 import cv2
@@ -27,6 +32,10 @@ from pyimagesearch.errors import EXIT_BUILD_FAILED, ProjectError
 # build is stopped as hung; the config's BUILD_WORKER_TIMEOUT overrides it.
 DEFAULT_WORKER_TIMEOUT: float = settings.default("BUILD_WORKER_TIMEOUT")
 MAX_CHUNK = 32
+# How the build asks its workers to give up their images, and how long one may take to do so
+# before it is killed (one stuck in a decoder's C code cannot act on the request).
+STOP_SIGNAL = signal.SIGUSR1
+STOP_GRACE_SECONDS = 5.0
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -42,19 +51,81 @@ class WorkerError(BuildError):
     """A worker process died or stopped answering."""
 
 
+class _Stopped(BaseException):
+    """Raised in a worker when the build asks it to stop: it gives up the chunk in hand."""
+
+
+_busy = False      # in a worker: running a chunk's jobs
+_stopping = False  # in a worker: the build asked it to stop
+# What a worker must not be interrupted by before its handlers are set (it inherits the
+# mask of the thread that starts it): the build's interrupts, and its stop request.
+_HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, STOP_SIGNAL}
+_PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+
+
 def _run_chunk(job: Callable[[Any, Item], Result], job_settings: Any,
                items: list[Item]) -> list[Result]:
-    return [job(job_settings, item) for item in items]
+    global _busy
+    if _stopping:
+        raise _Stopped
+    _busy = True
+    try:
+        return [job(job_settings, item) for item in items]
+    finally:
+        _busy = False
 
 
-def _init_worker() -> None:
-    # Ctrl-C goes to every process of the terminal's group; only the main process acts on
-    # it (see ImageWorkers.__exit__), a worker interrupted while sending a result would
-    # hang the pool.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    global _stopping
+    _stopping = True
+    # Idle, or sending a result: a worker stopped half-way through a result would hang the
+    # pool, so only a running job is given up (the next chunk is refused at once).
+    if _busy:
+        raise _Stopped
+
+
+def _init_worker(parent: int) -> None:
+    # Ctrl-C goes to every process of the terminal's group, SIGTERM may too; only the main
+    # process acts on them, and stops the workers itself (ImageWorkers.stop).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.signal(STOP_SIGNAL, _stop_requested)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_SIGNALS)
+    # A worker that outlived a killed build would wait for work forever: the kernel kills
+    # it with the build.
+    with suppress(OSError, AttributeError):  # not Linux
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the build died before that
+        os._exit(1)
     # The processes are the parallelism; OpenCV's own threads would oversubscribe cores.
     cv2.setNumThreads(1)
     warnings.simplefilter("ignore")
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (and the stop request) until the block is done, then act on
+    them as they would have acted: a worker started meanwhile inherits them blocked, and a
+    second Ctrl-C cannot interrupt the stopping of the workers."""
+    caught: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = {signum: signal.signal(signum, lambda number, _: caught.append(number))
+                for signum in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
+def _kill(processes: list[multiprocessing.process.BaseProcess]) -> None:
+    for process in processes:
+        with suppress(OSError, ValueError):  # already gone
+            process.kill()
 
 
 def _describe_images(chunk: Sequence[Any]) -> str:
@@ -81,35 +152,43 @@ class ImageWorkers:
         if self.workers > 1:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker)
+                initializer=_init_worker, initargs=(os.getpid(),))
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            # On failure too: queued chunks are cancelled and the few already handed to
-            # workers finish (well under a second). Terminating healthy workers instead can
-            # kill one mid-way through sending a result, and the executor then waits
-            # forever for the rest of that message (hung workers are killed in _kill_workers).
-            executor.shutdown(wait=True, cancel_futures=True)
+    def __exit__(self, kind: type[BaseException] | None, *exc_info: object) -> None:
+        if kind is not None:
+            self.stop()
+        elif self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
-    def _kill_workers(self) -> None:
-        executor = self._executor
+    def stop(self) -> None:
+        """Stop the workers at once (a failure, Ctrl-C, SIGTERM): each gives up its images;
+        one that cannot within :data:`STOP_GRACE_SECONDS` (a hang, a decoder's C code) is
+        killed. Queued chunks are cancelled."""
+        executor, self._executor = self._executor, None
         if executor is None:
             return
-        # The executor keeps its processes in a private dict; there is no public way to
-        # stop a hung one. With every worker dead, the executor marks itself broken and
-        # shutdown() returns at once.
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
-            with suppress(OSError, ValueError):  # already gone
-                process.kill()
-        executor.shutdown(wait=True, cancel_futures=True)
+        with _signals_held():
+            # The executor keeps its processes in a private dict; there is no public way
+            # to stop one. A killed worker breaks the pool, and shutdown() returns.
+            processes = list((getattr(executor, "_processes", None) or {}).values())
+            for process in processes:
+                with suppress(OSError, ValueError):  # already gone
+                    if process.is_alive():
+                        os.kill(process.pid, STOP_SIGNAL)
+            killer = threading.Timer(STOP_GRACE_SECONDS, _kill, [processes])
+            killer.start()
+            try:
+                executor.shutdown(wait=True, cancel_futures=True)
+            finally:
+                killer.cancel()
 
     def _result(self, chunk: list[Item], future: Future[list[Result]]) -> list[Result]:
         try:
             return future.result(timeout=self.timeout)
         except FutureTimeout:
-            self._kill_workers()
+            self.stop()
             raise WorkerError(
                 f"an image worker has not finished {_describe_images(chunk)} within "
                 f"{self.timeout:g} s (BUILD_WORKER_TIMEOUT): a worker hangs or an image takes "
@@ -118,7 +197,7 @@ class ImageWorkers:
             raise self._died(chunk) from exc
 
     def _died(self, chunk: list[Item]) -> WorkerError:
-        self._kill_workers()
+        self.stop()
         return WorkerError(
             f"an image worker process died while the build waited for {_describe_images(chunk)} "
             f"(killed by a signal, out of memory, a crash in an image decoder, or a script "
@@ -137,7 +216,8 @@ class ImageWorkers:
         pending: deque[tuple[list[Item], Future[list[Result]]]] = deque()
         for chunk in chunks:
             try:
-                future = self._executor.submit(_run_chunk, job, job_settings, chunk)
+                with _signals_held():  # submit() may start a worker
+                    future = self._executor.submit(_run_chunk, job, job_settings, chunk)
             except BrokenProcessPool as exc:  # a worker died before we asked for its result
                 raise self._died(pending[0][0] if pending else chunk) from exc
             pending.append((chunk, future))

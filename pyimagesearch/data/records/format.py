@@ -205,10 +205,14 @@ def read_index(idx_path: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``.idx``'s record ids and offsets (``int64`` arrays, in file order).
 
     Raises :class:`RecordError` at the first line that is not two numbers, repeats an id
-    or does not increase the offset.
+    or does not increase the offset, and for a file that cannot be read.
     """
-    with open(idx_path, "rb") as handle:
-        data = handle.read()
+    try:
+        with open(idx_path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise RecordError("missing", f"cannot be read ({exc.strerror or exc})",
+                          idx_path) from None
     if not data:
         empty = np.zeros(0, np.int64)
         return empty, empty

@@ -7,6 +7,7 @@ record's id (``IRHeader.id``), so any record can be traced back to its line.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from pyimagesearch.errors import DatasetError
+
+# An index is a record id, which an .idx line holds in at most 18 digits; a label travels
+# as the float32 of the record's header, exact only below 2**24.
+MAX_INDEX = 10 ** 18 - 1
+MAX_LABEL = 2 ** 24 - 1
+# Numbers as the lists and the devkit write them: ASCII digits (int() would also take
+# "1_0" or Arabic-Indic digits), a label also as im2rec's float ("3.000000").
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?([eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -42,10 +52,9 @@ def unsafe_path_reason(path: str) -> str | None:
 
 
 def parse_int(text: str, what: str, path: str | Path, line: int) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise DatasetError(f"{what} is not an integer: {text!r}", path, line) from None
+    if not _INTEGER.fullmatch(text):
+        raise DatasetError(f"{what} is not an integer: {text[:40]!r}", path, line)
+    return int(text)
 
 
 def check_unique(seen: dict, key: object, what: str, path: str | Path, line: int) -> None:
@@ -77,8 +86,14 @@ def split_entries(train: tuple[Sequence[str], Sequence[int]],
 
 
 def format_entry(entry: ListEntry) -> str:
-    if "\t" in entry.path or "\n" in entry.path:
-        raise ValueError(f"image path contains a tab or newline: {entry.path!r}")
+    """The entry's line; ``ValueError`` for what a line cannot hold, or a reader would read
+    otherwise (it strips each field, as im2rec does)."""
+    if any(bad in entry.path for bad in "\t\n\r") or entry.path != entry.path.strip():
+        raise ValueError(f"image path contains a tab or a line break, or begins or ends with "
+                         f"white space: {entry.path!r}")
+    if not (0 <= entry.index <= MAX_INDEX and 0 <= entry.label <= MAX_LABEL):
+        raise ValueError(f"index {entry.index} or label {entry.label} is outside 0.."
+                         f"{MAX_INDEX} or 0..{MAX_LABEL}: {entry.path!r}")
     return f"{entry.index}\t{entry.label}\t{entry.path}\n"
 
 
@@ -100,8 +115,9 @@ def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntr
     ``num_classes`` if given): one class per image.
     """
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
+        # Lines end at "\n" only, as MXNet reads them (not at "\x0c" or "\u2028").
+        with open(path, encoding="utf-8", newline="") as handle:
+            lines = handle.read().split("\n")
     except FileNotFoundError:
         raise DatasetError("list file not found", path) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -118,15 +134,18 @@ def read_list(path: str | Path, num_classes: int | None = None) -> list[ListEntr
             raise DatasetError("expected 'index<TAB>label<TAB>path'", path, number)
         index_text, label_text, image = (field.strip() for field in fields)
         index = parse_int(index_text, "index", path, number)
-        try:
-            value = float(label_text)
-        except ValueError:
-            raise DatasetError(f"label is not a number: {label_text!r}", path, number) from None
-        if index < 0:
-            raise DatasetError(f"negative index {index}", path, number)
-        if not value.is_integer() or value < 0:
-            raise DatasetError(f"label must be a whole number >= 0, got {label_text!r}",
+        if not _NUMBER.fullmatch(label_text):
+            raise DatasetError(f"label is not a number: {label_text[:40]!r}", path, number)
+        value = float(label_text)
+        if not 0 <= index <= MAX_INDEX:
+            raise DatasetError(f"index {index} is outside 0..{MAX_INDEX} (what an .idx holds)",
                                path, number)
+        if not value.is_integer() or value < 0:
+            raise DatasetError(f"label must be a whole number >= 0, got {label_text[:40]!r}",
+                               path, number)
+        if value > MAX_LABEL:
+            raise DatasetError(f"label {label_text[:40]} is above {MAX_LABEL} (a record header "
+                               f"holds it as a float32)", path, number)
         if num_classes is not None and value >= num_classes:
             raise DatasetError(f"label {label_text} is outside 0..{num_classes - 1} "
                                f"(NUM_CLASSES = {num_classes})", path, number)

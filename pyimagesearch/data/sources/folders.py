@@ -43,6 +43,9 @@ class ScannedSplit:
         return np.bincount(np.asarray(self.labels, dtype=np.int64),
                            minlength=num_classes).tolist()
 
+    def ignore(self, relative: str, reason: str) -> None:
+        self.ignored.append({"path": _shown(relative), "reason": reason})
+
 
 def _listing_sha256(scanned: ScannedSplit, root: Path) -> str:
     """A fingerprint of what was listed: every path with its size (no image is read)."""
@@ -65,7 +68,17 @@ def _entries(folder: Path) -> list[os.DirEntry]:
         raise DatasetError(f"cannot be listed ({exc.strerror or exc})", folder) from None
 
 
+def _shown(relative: str) -> str:
+    """A path as people and UTF-8 text can take it: a byte that is not UTF-8 (a name from an
+    old zip archive, read with Python's surrogate escapes) is shown as ``\\xe9``."""
+    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+
+
 def _check_name(relative: str, root: Path) -> None:
+    if _shown(relative) != relative:
+        raise DatasetError(f"file name '{_shown(relative)}' is not UTF-8 (as in old zip "
+                           f"archives), which a .lst file cannot hold; rename it (convmv "
+                           f"converts such names)", root)
     for bad, what in (("\t", "a tab"), ("\n", "a newline"), ("\r", "a carriage return")):
         if bad in relative:
             raise DatasetError(f"file name {relative!r} contains {what}, which a .lst line "
@@ -137,17 +150,16 @@ class ImageFolderSource:
         for entry in _entries(folder):
             relative = f"{split}/{entry.name}"
             if not entry.is_dir():
-                scanned.ignored.append({"path": relative, "reason": "a file beside the class "
-                                        "folders (images go in <split>/<class>/)"})
+                scanned.ignore(relative, "a file beside the class folders (images go in "
+                                         "<split>/<class>/)")
                 continue
             if entry.name.startswith("."):
-                scanned.ignored.append({"path": relative, "reason": "hidden folder"})
+                scanned.ignore(relative, "hidden folder")
                 continue
             label = self._label_of.get(entry.name)
             if label is None:
                 if self.config.FOLDER_CLASSES is not None:
-                    scanned.ignored.append({"path": relative,
-                                            "reason": "class not in FOLDER_CLASSES"})
+                    scanned.ignore(relative, "class not in FOLDER_CLASSES")
                     continue
                 raise DatasetError(f"class folder {entry.name!r} is not a class of train/ "
                                    f"({len(self.classes)} classes); every split must use "
@@ -182,7 +194,7 @@ class ImageFolderSource:
                 scanned.paths.append(relative)
                 scanned.labels.append(label)
                 continue
-            scanned.ignored.append({"path": relative, "reason": reason})
+            scanned.ignore(relative, reason)
 
     # --- the lists -------------------------------------------------------------------
     def split_lists(self) -> dict[str, list[ListEntry]]:
@@ -204,6 +216,7 @@ class ImageFolderSource:
                                   f"out of {len(train.paths)} training images")
             train_idx, val_idx = train_val_indices(np.asarray(train.labels, dtype=np.int64),
                                                    val_size, seed)
+            self._check_training_kept([train.labels[i] for i in train_idx])
             training = [train.paths[i] for i in train_idx], [train.labels[i] for i in train_idx]
             validating = [train.paths[i] for i in val_idx], [train.labels[i] for i in val_idx]
             self.validation = {
@@ -213,6 +226,19 @@ class ImageFolderSource:
                     "\n".join(validating[0]).encode()).hexdigest()}
         # The training list's order is drawn with the same seed.
         return split_entries(training, validating, (test.paths, test.labels), seed)
+
+    def _check_training_kept(self, kept: list[int]) -> None:
+        """Refuse a ``VAL_SIZE`` that holds out every training image of a class."""
+        counts, labels = self.scanned["train"].class_counts(len(self.classes)), set(kept)
+        emptied = [f"{info['name']} ({counts[info['label']]} image(s))"
+                   for info in self.classes if info["label"] not in labels]
+        if emptied:
+            more = f" and {len(emptied) - 10} more" if len(emptied) > 10 else ""
+            raise ConfigError(
+                f"{self.config.source}: VAL_SIZE = {self.config.VAL_SIZE} holds out every "
+                f"training image of {len(emptied)} class(es): {', '.join(emptied[:10])}{more}; "
+                f"a class cannot be learned without examples: lower VAL_SIZE, or give the tree "
+                f"a val/ folder")
 
     def description(self) -> dict[str, Any]:
         if not self.validation:

@@ -26,10 +26,10 @@ logger = logging.getLogger(__name__)
 
 LABEL_ORDERS = ("map_clsloc", "sorted_wnid")
 
-_WNID = re.compile(r"n\d{8}")
+_WNID = re.compile(r"n[0-9]{8}")
 # "<wnid>/<image id>": exactly one folder, and an image id that is a plain file name, so
 # the path joined to IMAGES_PATH cannot leave it ("n01440764/../../etc/passwd" is refused).
-_TRAIN_ENTRY = re.compile(r"(n\d{8})/([^/\\\s]+)")
+_TRAIN_ENTRY = re.compile(r"(n[0-9]{8})/([^/\\\s]+)")
 
 _REQUIRED_FIELDS = ("IMAGES_PATH", "WORD_IDS", "TRAIN_LIST", "VAL_LIST", "VAL_LABELS",
                     "VAL_BLACKLIST", "NUM_CLASSES")
@@ -86,7 +86,9 @@ def _numbered_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     if data.startswith(codecs.BOM_UTF8):
         logger.info("%s: UTF-8 byte-order mark skipped", path)
     try:
-        lines = data.decode("utf-8-sig").splitlines()
+        # Lines end at "\n" (or "\r\n") only: the ground truth is aligned by position, and
+        # str.splitlines() would also break at "\x85" or "\u2028" inside a line.
+        lines = data.decode("utf-8-sig").split("\n")
     except UnicodeDecodeError as exc:
         raise DatasetError(f"cannot be read ({exc})", path) from None
     while lines and not lines[-1].strip():
