@@ -12,6 +12,7 @@ interrupted run (benchmarks/README.md, "bench_parity.py"). A measurement, never 
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -277,8 +278,7 @@ def results_markdown(report: dict[str, Any], figure: Path, results_md: Path) -> 
     lines += markdown_table(["run", "median", "range", "total (h)"], rows)
     lines += ["## Every difference found between the two sides", "",
               "Found by reading this project's code and `cifar_train.py` with the PyTorch "
-              "defaults it relies on (`/work/data/parity/PEER_RECIPE.md` has the peer's side "
-              "line by line).", ""]
+              "defaults it relies on.", ""]
     lines += markdown_table(["what", "this project", "PyTorch peer", "effect"],
                             [list(row) for row in DIFFERENCES], left=4)
     return "\n".join(lines)
@@ -308,13 +308,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _peer_version() -> str | None:
+def _peer_version(peer_results: Path | None) -> str | None:
+    """The peer's PyTorch: its venv's, else what the finished runs' README names."""
     python = TORCH_VENV / "bin" / "python"
-    if not python.is_file():
-        return None
-    done = subprocess.run([str(python), "-c", "import torch; print(torch.__version__)"],
-                          capture_output=True, text=True)
-    return done.stdout.strip() or None
+    if python.is_file():
+        done = subprocess.run([str(python), "-c", "import torch; print(torch.__version__)"],
+                              capture_output=True, text=True)
+        return done.stdout.strip() or None
+    readme = peer_results / "README.md" if peer_results else None
+    found = re.search(r"PyTorch (\d+\.\d+\.\d+)", readme.read_text()) \
+        if readme and readme.is_file() else None
+    return found.group(1) if found else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": benchlib.machine(), "images": str(images), "config": CONFIG,
               "seeds": args.seeds, "epochs": EPOCHS, "steps": STEPS,
-              "peer_version": _peer_version(), "project": project, "peer": peer,
+              "peer_version": _peer_version(args.peer_results), "project": project, "peer": peer,
               "summary": summarize(project, peer),
               "differences": [dict(zip(("what", "project", "peer", "effect"), row))
                               for row in DIFFERENCES],
