@@ -64,8 +64,10 @@ def write_imagenet_sized(folder: Path, counts: dict[str, int]) -> Path:
         "build": {}, "sources": {}, "tools": {},
         # ImageNet's manifest lists every skipped file; a few hundred is typical.
     }
-    manifest["splits"]["train"]["skipped"] = [
-        {"path": f"train/n{i:08d}/n{i:08d}_{i}.JPEG", "reason": "CMYK JPEG"} for i in range(300)]
+    train = manifest["splits"]["train"]
+    train["skipped"] = [{"path": f"train/n{i:08d}/n{i:08d}_{i}.JPEG", "reason": "CMYK JPEG"}
+                        for i in range(300)]
+    train["listed"] += len(train["skipped"])
     manifest["identity"] = identity_digest(manifest)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     config = folder / "config.py"

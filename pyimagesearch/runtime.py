@@ -14,14 +14,18 @@ import sys
 # Set by data.decoder.start_server (to its pid) for the fork server it starts: there SIGINT
 # and SIGTERM are ignored from before MXNet's import (seconds), and what it forks inherits it.
 DECODING_SERVER_VARIABLE = "PYIMAGESEARCH_DECODING_SERVER"
+SERVER_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def ignore_signals_in_decoding_server() -> None:
     """In the decoding processes' fork server only: a Ctrl-C to the process group is the
-    trainer's to handle (it stops them), never theirs to die of."""
+    trainer's to handle (it stops them), never theirs to die of. The server starts with
+    these signals blocked (data.decoder.start_server): ignored first, then unblocked, one
+    that came meanwhile is dropped."""
     if os.environ.pop(DECODING_SERVER_VARIABLE, None) == str(os.getppid()):
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SERVER_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SERVER_SIGNALS)
 
 
 def usable_cores() -> int:

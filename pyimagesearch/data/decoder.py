@@ -28,7 +28,7 @@ import numpy as np
 from pyimagesearch import settings
 from pyimagesearch.data.dataset import DatasetError
 from pyimagesearch.data.iterators import record_iterator
-from pyimagesearch.runtime import DECODING_SERVER_VARIABLE, describe_returncode
+from pyimagesearch.runtime import DECODING_SERVER_VARIABLE, SERVER_SIGNALS, describe_returncode
 
 # Batches a process may have decoded ahead of the trainer (besides MXNet's own prefetch).
 SLOTS = 3
@@ -111,12 +111,18 @@ def start_server() -> None:
     if context.get_start_method() != "forkserver":
         return
     context.set_forkserver_preload([__name__])
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
     os.environ[DECODING_SERVER_VARIABLE] = str(os.getpid())
+    # Blocked here, a Ctrl-C waits for us (and is not lost); the server starts with the
+    # signals blocked, so one cannot kill it before it ignores them (runtime). The
+    # resource tracker first: starting it unblocks them.
+    resource_tracker.ensure_running()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SERVER_SIGNALS)
     try:
         forkserver.ensure_running()
     finally:
         os.environ.pop(DECODING_SERVER_VARIABLE, None)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _serve(conn: multiprocessing.connection.Connection, params: list[dict[str, Any]],
