@@ -212,3 +212,25 @@ def test_the_fast_convolution_matches_the_reference_evaluators_own():
         got = ReferenceEvaluator(model, new_ops=NEW_OPS).run(None, feeds)[0]
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_without_the_onnx_packages_the_command_says_what_to_install(tiny_run, tmp_path):
+    """A hand-made environment without onnx: one line naming the requirements files."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    blocker = tmp_path / "no_onnx"
+    (blocker / "onnx").mkdir(parents=True)
+    (blocker / "onnx" / "__init__.py").write_text("raise ImportError('No module named onnx')\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "export_onnx.py"), "--checkpoints", str(tiny_run),
+         "--prefix", "net", "--epoch", "last"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+        env={"PYTHONPATH": f"{blocker}:{REPO_ROOT}", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr
+    assert "pip install -r requirements.txt" in lines[0]
+    assert "requirements-export.txt" in lines[0]
