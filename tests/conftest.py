@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -46,6 +47,12 @@ from PIL import Image
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+# Tests press Ctrl-C on the processes they start, as a terminal does. A runner that a script
+# started in the background (`make test &`) has SIGINT ignored, as POSIX shells do for such
+# jobs, and its children would inherit that and rightly never see the Ctrl-C.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # ===================================================================================
 # 1. Tiny ILSVRC2015 trees
